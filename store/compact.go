@@ -1,0 +1,138 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// compactTxBytes bounds each transaction of the copy, so memory stays small.
+const compactTxBytes = 16 << 20
+
+// compactIfBloated compacts the file when it is more than CompactRatio times
+// its live data and the waste is at least CompactMinBytes: bbolt files never
+// shrink on their own, and retention frees pages only for reuse.
+func (s *Store) compactIfBloated() error {
+	fi, err := os.Stat(s.opts.Path)
+	if err != nil {
+		return fmt.Errorf("store: stat: %w", err)
+	}
+	file, used := fi.Size(), s.usedBytes()
+	if float64(file) < s.opts.CompactRatio*float64(used) || file-used < s.opts.CompactMinBytes {
+		return nil
+	}
+	return s.Compact()
+}
+
+// Compact rewrites the store into a new file with only its live data and
+// swaps it in safely: the copy is written next to the store, fsync'd, renamed
+// over the original and the directory fsync'd, so a crash at any point leaves
+// either the old file or the new one, complete. Writes wait while it runs.
+func (s *Store) Compact() error {
+	start := time.Now()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+
+	path := s.opts.Path
+	tmp := path + ".compact"
+	if err := os.Remove(tmp); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("store: compact: remove stale %s: %w", tmp, err)
+	}
+	before, err := fileSize(path)
+	if err != nil {
+		return err
+	}
+	if err := checkFreeSpace(filepath.Dir(path), before); err != nil {
+		return err
+	}
+	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("store: compact: create %s: %w", tmp, err)
+	}
+	if err := bolt.Compact(dst, s.db, compactTxBytes); err != nil {
+		_ = dst.Close()    // the copy is abandoned; its error adds nothing
+		_ = os.Remove(tmp) // best effort; a stale copy is removed next time
+		return fmt.Errorf("store: compact: copy: %w", err)
+	}
+	if err := dst.Close(); err != nil { // bbolt fsyncs every commit; Close releases the lock
+		_ = os.Remove(tmp)
+		return fmt.Errorf("store: compact: close copy: %w", err)
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: compact: close store: %w", err)
+	}
+	renameErr := os.Rename(tmp, path)
+	if renameErr == nil {
+		renameErr = syncDir(filepath.Dir(path))
+	}
+	db, err := openBolt(path, s.opts)
+	if err != nil {
+		return fmt.Errorf("store: compact: reopen: %w", err)
+	}
+	s.db = db
+	if renameErr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("store: compact: swap in the copy: %w", renameErr)
+	}
+	after, _ := fileSize(path) // only for the log line
+	s.log.Info("store: compacted", "before", fmtSize(before), "after", fmtSize(after), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("store: stat: %w", err)
+	}
+	return fi.Size(), nil
+}
+
+// checkFreeSpace refuses a compaction that could fill the disk: the copy may
+// need as much room as the original.
+func checkFreeSpace(dir string, need int64) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("store: compact: statfs %s: %w", dir, err)
+	}
+	if free := int64(st.Bavail) * int64(st.Bsize); free < need+need/10 {
+		return fmt.Errorf("store: compact: %s free in %s, need %s", fmtSize(free), dir, fmtSize(need+need/10))
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close() // the sync error is the one that matters
+		return err
+	}
+	return d.Close()
+}
+
+// maintain runs retention and the compaction check every MaintenanceInterval.
+func (s *Store) maintain() {
+	defer close(s.maintDone)
+	t := time.NewTicker(s.opts.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.maintStop:
+			return
+		case <-t.C:
+			if err := s.applyRetention(); err != nil {
+				s.log.Error("store: retention failed", "err", err)
+			}
+			if err := s.compactIfBloated(); err != nil {
+				s.log.Error("store: compaction failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package store
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestCompactionKeepsEveryReading(t *testing.T) {
+	now := t0.Add(30 * 24 * time.Hour)
+	opts := Options{LocalOnly: true, RetainAge: 24 * time.Hour, Now: func() time.Time { return now }, CompactMinBytes: 1 << 20}
+	s := mustOpen(t, opts)
+	fill(t, s, "old", 60000)
+	keep := make([]Reading, 3000)
+	for i := range keep {
+		keep[i] = Reading{Source: "new", Quantity: "humidity", Value: float64(i), Unit: "%RH", Time: now.Add(-time.Duration(i) * time.Second)}
+	}
+	mustAppend(t, s, keep...)
+	mustDo(t, s.applyRetention())
+	if n := s.Stats().Readings; n != int64(len(keep)) {
+		t.Fatalf("%d readings after retention, want %d", n, len(keep))
+	}
+	before := s.Stats().FileBytes
+
+	// Reopen: Open compacts a file that is mostly free pages.
+	s = reopen(t, s, opts)
+	after := s.Stats().FileBytes
+	if after*2 > before {
+		t.Errorf("file %d bytes after compaction, was %d: expected it to shrink by more than half", after, before)
+	}
+	if _, err := os.Stat(s.Path() + ".compact"); !os.IsNotExist(err) {
+		t.Errorf("temporary compaction file left behind: %v", err)
+	}
+	got, err := s.ReadingsAfter(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(keep) {
+		t.Fatalf("%d readings after compaction, want %d", len(got), len(keep))
+	}
+	for i, r := range got {
+		w := keep[i]
+		if r.Seq != w.Seq || r.Value != w.Value || !r.Time.Equal(w.Time) || r.Source != w.Source || r.Unit != w.Unit {
+			t.Fatalf("reading %d changed by compaction: %v, want %v", i, r, w)
+		}
+	}
+	if n, _ := s.Count(Query{Source: "new", Quantity: "humidity"}); n != len(keep) {
+		t.Errorf("index holds %d after compaction, want %d", n, len(keep))
+	}
+	mustCheck(t, s)
+	// The sequence continues after compaction.
+	r := Reading{Source: "new", Quantity: "humidity", Value: 1, Time: now}
+	rs := []Reading{r}
+	mustAppend(t, s, rs...)
+	if rs[0].Seq != 63001 {
+		t.Errorf("seq after compaction %d, want 63001", rs[0].Seq)
+	}
+	// And an online compaction (no reopen) is safe too.
+	mustDo(t, s.Compact())
+	mustAppend(t, s, r)
+	if n := s.Stats().Readings; n != int64(len(keep))+2 {
+		t.Errorf("%d readings after online compaction, want %d", n, len(keep)+2)
+	}
+	mustCheck(t, s)
+}

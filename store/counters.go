@@ -1,0 +1,86 @@
+package store
+
+import (
+	"maps"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reasons under which dropped readings are counted. Every reading the store
+// accepted and then lost is counted under exactly one of them.
+const (
+	// reasonFullDropOldest: deleted un-uploaded by the drop_oldest policy.
+	reasonFullDropOldest = "full_drop_oldest"
+	// reasonFullRejectNew: queued readings refused by the reject_new policy.
+	reasonFullRejectNew = "full_reject_new"
+	// reasonCommitFailed: queued readings dropped after commits kept failing
+	// and the in-memory carry overflowed.
+	reasonCommitFailed = "commit_failed"
+)
+
+// dropCounter holds drop counts that are not yet in the counters bucket,
+// because the transaction that drops them is the one that failed. The next
+// successful commit persists them.
+type dropCounter struct {
+	mu      sync.Mutex
+	pending map[string]uint64
+}
+
+func (d *dropCounter) init() { d.pending = make(map[string]uint64) }
+
+func (d *dropCounter) add(reason string, n uint64) {
+	if n == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pending[reason] += n
+}
+
+func (d *dropCounter) snapshot() map[string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.pending)
+}
+
+// persist adds the pending counts to tx; forget must follow a successful commit.
+func (d *dropCounter) persist(tx *bolt.Tx) (map[string]uint64, error) {
+	snap := d.snapshot()
+	return snap, addCounters(tx, snap)
+}
+
+// forget removes counts that were persisted.
+func (d *dropCounter) forget(persisted map[string]uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, n := range persisted {
+		d.pending[k] -= n
+		if d.pending[k] == 0 {
+			delete(d.pending, k)
+		}
+	}
+}
+
+func addCounters(tx *bolt.Tx, add map[string]uint64) error {
+	b := tx.Bucket(bCounters)
+	for k, n := range add {
+		if err := putUint(b, []byte(k), getUint(b, []byte(k))+n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Dropped returns how many readings the store has dropped, by reason,
+// including drops not yet persisted because commits are failing.
+func (s *Store) Dropped() (map[string]uint64, error) {
+	out := s.c.drops.snapshot()
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bCounters).ForEach(func(k, v []byte) error {
+			out[string(k)] += getUint(tx.Bucket(bCounters), k)
+			return nil
+		})
+	})
+	return out, err
+}

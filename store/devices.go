@@ -1,0 +1,113 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Device is an MQTT node allowed to publish to the gateway.
+type Device struct {
+	// ID is the MQTT username and the source of the device's readings.
+	ID string `json:"id"`
+	// Name is a display name for technicians.
+	Name string `json:"name"`
+	// PasswordHash is the bcrypt hash of the device's password; the password
+	// itself is never stored.
+	PasswordHash []byte    `json:"password_hash,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	LastSeen     time.Time `json:"last_seen,omitzero"`
+	Online       bool      `json:"online"`
+	// Messages, Readings and Rejected count what the device published, what
+	// was stored of it, and payloads refused as malformed.
+	Messages  uint64 `json:"messages"`
+	Readings  uint64 `json:"readings"`
+	Rejected  uint64 `json:"rejected"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// PutDevice creates or replaces a device and reports whether it was created.
+func (s *Store) PutDevice(d Device) (created bool, err error) {
+	if d.ID == "" || len(d.ID) > MaxSourceLen {
+		return false, fmt.Errorf("store: device id must be 1 to %d bytes", MaxSourceLen)
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDevices)
+		created = b.Get([]byte(d.ID)) == nil
+		v, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(d.ID), v)
+	})
+	return created, err
+}
+
+// UpdateDevice applies fn to the stored device in one transaction.
+func (s *Store) UpdateDevice(id string, fn func(*Device) error) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDevices)
+		d, err := getDevice(b, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&d); err != nil {
+			return err
+		}
+		v, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
+	})
+}
+
+// Device returns the device with the given id, or ErrNotFound.
+func (s *Store) Device(id string) (d Device, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		d, err = getDevice(tx.Bucket(bDevices), id)
+		return err
+	})
+	return d, err
+}
+
+// Devices returns every device, sorted by id.
+func (s *Store) Devices() ([]Device, error) {
+	var out []Device
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bDevices).ForEach(func(k, v []byte) error {
+			var d Device
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("store: device %q is corrupt: %w", k, err)
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteDevice removes a device; its readings stay. ErrNotFound if absent.
+func (s *Store) DeleteDevice(id string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDevices)
+		if b.Get([]byte(id)) == nil {
+			return fmt.Errorf("%w: device %q", ErrNotFound, id)
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+func getDevice(b *bolt.Bucket, id string) (Device, error) {
+	v := b.Get([]byte(id))
+	if v == nil {
+		return Device{}, fmt.Errorf("%w: device %q", ErrNotFound, id)
+	}
+	var d Device
+	if err := json.Unmarshal(v, &d); err != nil {
+		return Device{}, fmt.Errorf("store: device %q is corrupt: %w", id, err)
+	}
+	return d, nil
+}

@@ -1,0 +1,39 @@
+package store
+
+import "errors"
+
+// Errors returned by the store. Callers compare with errors.Is.
+var (
+	// ErrClosed is returned by writes after Close has begun.
+	ErrClosed = errors.New("store: closed")
+
+	// ErrFull is returned when the store reached its hard size cap and the
+	// full-store policy is reject_new.
+	ErrFull = errors.New("store: full")
+
+	// ErrNotFound is returned when a device, batch or dead letter does not exist.
+	ErrNotFound = errors.New("store: not found")
+
+	// ErrInUse is returned by Open when another process holds the file lock.
+	ErrInUse = errors.New("store: file is in use by another process")
+
+	// ErrNotAStore is returned by Open when the file exists but is not a
+	// fieldgate store (another bbolt database, or not bbolt at all).
+	ErrNotAStore = errors.New("store: not a fieldgate store")
+
+	// ErrSchemaTooNew is returned by Open when the file was written by a newer
+	// fieldgate whose schema this binary does not know.
+	ErrSchemaTooNew = errors.New("store: schema is newer than this fieldgate")
+
+	// ErrGatewayMismatch is returned by Open when the configured gateway id
+	// differs from the one the store was created with.
+	ErrGatewayMismatch = errors.New("store: gateway id mismatch")
+
+	// ErrInvalidReading is returned when a reading lacks a source, quantity or
+	// time, or its value is not a finite number.
+	ErrInvalidReading = errors.New("store: invalid reading")
+
+	// ErrOverlap is returned when a batch's bounds overlap a batch already
+	// recorded in the outbox.
+	ErrOverlap = errors.New("store: batch overlaps another batch")
+)

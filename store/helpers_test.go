@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// mustOpen opens a store in a fresh temp dir, closed at the end of the test.
+func mustOpen(tb testing.TB, opts Options) *Store {
+	tb.Helper()
+	if opts.Path == "" {
+		opts.Path = filepath.Join(tb.TempDir(), "fieldgate.db")
+	}
+	s, err := Open(opts)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// reopen closes s and opens its file again with opts (Path filled in).
+func reopen(tb testing.TB, s *Store, opts Options) *Store {
+	tb.Helper()
+	if err := s.Close(); err != nil {
+		tb.Fatalf("Close: %v", err)
+	}
+	opts.Path = s.Path()
+	return mustOpen(tb, opts)
+}
+
+var t0 = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+
+// reading builds a valid reading of source/quantity at t0 + i seconds.
+func reading(source, quantity string, i int, v float64) Reading {
+	return Reading{Source: source, Quantity: quantity, Value: v, Unit: "Cel", Time: t0.Add(time.Duration(i) * time.Second)}
+}
+
+// mustAppend appends rs durably and fails the test on error.
+func mustAppend(tb testing.TB, s *Store, rs ...Reading) {
+	tb.Helper()
+	if err := s.Append(context.Background(), rs...); err != nil {
+		tb.Fatalf("Append: %v", err)
+	}
+}
+
+// fill appends n readings of one series in batches, oldest first.
+func fill(tb testing.TB, s *Store, source string, n int) {
+	tb.Helper()
+	const batch = 5000
+	for i := 0; i < n; i += batch {
+		rs := make([]Reading, 0, batch)
+		for j := i; j < n && j < i+batch; j++ {
+			rs = append(rs, reading(source, "temperature", j, float64(j)))
+		}
+		mustAppend(tb, s, rs...)
+	}
+}
+
+// mustCheck runs bbolt's consistency check.
+func mustCheck(tb testing.TB, s *Store) {
+	tb.Helper()
+	if err := s.Check(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (r Reading) String() string {
+	return fmt.Sprintf("#%d %s/%s=%g%s@%s(%s)", r.Seq, r.Source, r.Quantity, r.Value, r.Unit, r.Time.Format(time.RFC3339Nano), r.Clock)
+}

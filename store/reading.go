@@ -1,0 +1,158 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Clock says whether a reading's time came from a synchronised clock.
+type Clock uint8
+
+const (
+	// ClockSynced marks a reading taken while the system clock was set.
+	ClockSynced Clock = iota
+	// ClockUnsynced marks a reading taken before the clock was synchronised
+	// (a Pi without RTC after a boot with no network): its time may be wrong.
+	ClockUnsynced
+)
+
+// String returns the clock state as written on every interface.
+func (c Clock) String() string {
+	if c == ClockUnsynced {
+		return "unsynced"
+	}
+	return "synced"
+}
+
+// Reading is one measured value of one quantity from one source.
+type Reading struct {
+	// Seq is the gateway-local sequence number, assigned at commit. It is
+	// strictly increasing and never reused, also across restarts.
+	Seq uint64
+	// Source is "i2c1-0x44" for a local sensor or the device id of an MQTT node.
+	Source string
+	// Quantity is what was measured: "temperature", "humidity", "co2", …
+	Quantity string
+	// Value is the measured value in Unit.
+	Value float64
+	// Unit is a SenML unit name (RFC 8428): "Cel", "%RH", "Pa", "ppm".
+	Unit string
+	// Time is when the value was measured.
+	Time time.Time
+	// Clock says whether Time came from a synchronised clock.
+	Clock Clock
+}
+
+// Limits on the strings of a reading, so that one bad publisher cannot bloat
+// the store or its index keys.
+const (
+	MaxSourceLen   = 128
+	MaxQuantityLen = 64
+	MaxUnitLen     = 16
+)
+
+// Validate reports why r cannot be stored, or nil.
+func (r *Reading) Validate() error {
+	switch {
+	case r.Source == "" || len(r.Source) > MaxSourceLen:
+		return fmt.Errorf("%w: source must be 1 to %d bytes, got %d", ErrInvalidReading, MaxSourceLen, len(r.Source))
+	case r.Quantity == "" || len(r.Quantity) > MaxQuantityLen:
+		return fmt.Errorf("%w: quantity must be 1 to %d bytes, got %d", ErrInvalidReading, MaxQuantityLen, len(r.Quantity))
+	case len(r.Unit) > MaxUnitLen:
+		return fmt.Errorf("%w: unit longer than %d bytes", ErrInvalidReading, MaxUnitLen)
+	case !printable(r.Source) || !printable(r.Quantity) || !printable(r.Unit):
+		return fmt.Errorf("%w: source, quantity and unit must be printable UTF-8", ErrInvalidReading)
+	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
+		return fmt.Errorf("%w: value %v is not a finite number", ErrInvalidReading, r.Value)
+	case r.Time.IsZero():
+		return fmt.Errorf("%w: time is missing", ErrInvalidReading)
+	case r.Clock > ClockUnsynced:
+		return fmt.Errorf("%w: unknown clock state %d", ErrInvalidReading, r.Clock)
+	}
+	return nil
+}
+
+// printable reports whether s is valid UTF-8 without control characters
+// (the series key uses NUL as its separator).
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// readingFormat is the first byte of every encoded reading, so that a later
+// schema can add fields without rewriting the file.
+const readingFormat = 1
+
+// encodeReading appends the stored form of r, whose series id is sid, to dst.
+// Source and quantity are interned in the series bucket, so a reading costs
+// about 24 bytes plus its unit.
+func encodeReading(dst []byte, sid uint32, r *Reading) []byte {
+	dst = append(dst, readingFormat, byte(r.Clock))
+	dst = binary.AppendUvarint(dst, uint64(sid))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Time.UnixNano()))
+	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Value))
+	dst = binary.AppendUvarint(dst, uint64(len(r.Unit)))
+	return append(dst, r.Unit...)
+}
+
+// decodeReading parses a stored reading. It returns the series id, which the
+// caller resolves to source and quantity. Unit is copied out of b, which
+// belongs to a bbolt transaction.
+func decodeReading(b []byte, r *Reading) (sid uint32, err error) {
+	if len(b) < 2 || b[0] != readingFormat {
+		return 0, fmt.Errorf("store: reading record: unknown format")
+	}
+	clock := Clock(b[1])
+	if clock > ClockUnsynced {
+		return 0, fmt.Errorf("store: reading record: bad clock state %d", b[1])
+	}
+	b = b[2:]
+	id, n := binary.Uvarint(b)
+	if n <= 0 || id > math.MaxUint32 {
+		return 0, fmt.Errorf("store: reading record: bad series id")
+	}
+	b = b[n:]
+	if len(b) < 16 {
+		return 0, fmt.Errorf("store: reading record: truncated")
+	}
+	ns := int64(binary.BigEndian.Uint64(b))
+	val := math.Float64frombits(binary.BigEndian.Uint64(b[8:]))
+	b = b[16:]
+	ul, n := binary.Uvarint(b)
+	if n <= 0 || ul > MaxUnitLen || uint64(len(b)-n) != ul {
+		return 0, fmt.Errorf("store: reading record: bad unit")
+	}
+	r.Clock = clock
+	r.Time = time.Unix(0, ns).UTC()
+	r.Value = val
+	r.Unit = string(b[n:])
+	return uint32(id), nil
+}
+
+// seqKey is the 8-byte big-endian key of a sequence number.
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+// timeKey maps a time to a uint64 whose unsigned order is the time order,
+// also for times before 1970.
+func timeKey(t time.Time) uint64 {
+	return uint64(t.UnixNano()) ^ (1 << 63)
+}
+
+// indexKey is series id | time | seq: one series' readings in time order.
+func indexKey(sid uint32, t time.Time, seq uint64) []byte {
+	k := make([]byte, 0, 20)
+	k = binary.BigEndian.AppendUint32(k, sid)
+	k = binary.BigEndian.AppendUint64(k, timeKey(t))
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// indexValue holds what a series scan needs without visiting the reading.
+func indexValue(r *Reading) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), math.Float64bits(r.Value))
+	return append(v, byte(r.Clock))
+}

@@ -1,0 +1,182 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// deleteChunk bounds the readings deleted per transaction, so that retention
+// never holds the writer lock for long and commits interleave with it.
+const deleteChunk = 5000
+
+// keyRetentionDeleted counts uploaded readings deleted by retention. They
+// reached the cloud, so they are not drops; the count is kept for the record.
+const keyRetentionDeleted = "retention_deleted"
+
+// span is an inclusive range of sequence numbers.
+type span struct{ first, last uint64 }
+
+// frontScan describes a deletion from the oldest readings on.
+type frontScan struct {
+	max     int                    // delete at most this many
+	limit   uint64                 // never look past this seq
+	stop    func(t time.Time) bool // stop at the first reading for which it is true
+	protect []span                 // sorted, never deleted
+	counter string                 // counters bucket key to add the count to
+}
+
+// deleteFront deletes readings from the oldest on, as described by fs, in
+// transactions of at most deleteChunk readings. It returns how many it deleted.
+func (s *Store) deleteFront(fs frontScan) (int, error) {
+	total := 0
+	for total < fs.max {
+		n, done, err := s.deleteFrontChunk(fs, min(deleteChunk, fs.max-total))
+		total += n
+		if err != nil || done {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		n, done = 0, false
+		readings := tx.Bucket(bReadings)
+		index := tx.Bucket(bIndex)
+		type victim struct {
+			key, idx []byte
+		}
+		var victims []victim
+		c := readings.Cursor()
+		protect := fs.protect
+		k, v := c.First()
+		for k != nil && len(victims) < max {
+			seq := binary.BigEndian.Uint64(k)
+			if seq > fs.limit {
+				break
+			}
+			for len(protect) > 0 && protect[0].last < seq {
+				protect = protect[1:]
+			}
+			if len(protect) > 0 && protect[0].first <= seq {
+				k, v = c.Seek(seqKey(protect[0].last + 1))
+				continue
+			}
+			var r Reading
+			sid, err := decodeReading(v, &r)
+			if err != nil {
+				return fmt.Errorf("store: reading %d: %w", seq, err)
+			}
+			if fs.stop != nil && fs.stop(r.Time) {
+				break
+			}
+			victims = append(victims, victim{key: append([]byte(nil), k...), idx: indexKey(sid, r.Time, seq)})
+			k, v = c.Next()
+		}
+		done = len(victims) < max
+		for _, vi := range victims {
+			if err := readings.Delete(vi.key); err != nil {
+				return err
+			}
+			if err := index.Delete(vi.idx); err != nil {
+				return err
+			}
+		}
+		n = len(victims)
+		if n == 0 {
+			return nil
+		}
+		meta := tx.Bucket(bMeta)
+		if err := putUint(meta, kCount, getUint(meta, kCount)-uint64(n)); err != nil {
+			return err
+		}
+		return addCounters(tx, map[string]uint64{fs.counter: uint64(n)})
+	})
+	if err != nil {
+		return 0, true, fmt.Errorf("store: delete old readings: %w", err)
+	}
+	s.count.Add(-int64(n))
+	return n, done, nil
+}
+
+// uploadedLimit is the highest seq below which every reading was delivered:
+// the outbox cursor, short of the first dead letter (whose readings must stay
+// for a retry). In local-only mode every reading counts as delivered.
+func (s *Store) uploadedLimit(tx *bolt.Tx) uint64 {
+	meta := tx.Bucket(bMeta)
+	if s.opts.LocalOnly {
+		return getUint(meta, kLastSeq)
+	}
+	limit := getUint(meta, kAcked)
+	if k, _ := tx.Bucket(bDeadLetters).Cursor().First(); k != nil {
+		if first := binary.BigEndian.Uint64(k); first <= limit {
+			limit = first - 1
+		}
+	}
+	return limit
+}
+
+// deleteUploaded deletes up to max of the oldest delivered readings.
+func (s *Store) deleteUploaded(max int) (int, error) {
+	if max <= 0 {
+		return 0, nil
+	}
+	var limit uint64
+	if err := s.view(func(tx *bolt.Tx) error { limit = s.uploadedLimit(tx); return nil }); err != nil {
+		return 0, err
+	}
+	return s.deleteFront(frontScan{max: max, limit: limit, counter: keyRetentionDeleted})
+}
+
+// deleteOldestUnuploaded is the drop_oldest policy: it deletes up to max of
+// the oldest readings, sparing those in recorded batches and dead letters (a
+// batch must be resent identically), and counts each as dropped.
+func (s *Store) deleteOldestUnuploaded(max int) (int, error) {
+	var protect []span
+	if err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		protect, err = protectedSpans(tx)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	return s.deleteFront(frontScan{max: max, limit: ^uint64(0), protect: protect, counter: reasonFullDropOldest})
+}
+
+// applyRetention deletes delivered readings older than RetainAge and, while
+// the store's data exceeds RetainBytes, the oldest delivered ones.
+func (s *Store) applyRetention() error {
+	var limit uint64
+	if err := s.view(func(tx *bolt.Tx) error { limit = s.uploadedLimit(tx); return nil }); err != nil {
+		return err
+	}
+	if s.opts.RetainAge > 0 {
+		cutoff := s.opts.Now().Add(-s.opts.RetainAge)
+		n, err := s.deleteFront(frontScan{
+			max: int(^uint(0) >> 1), limit: limit, counter: keyRetentionDeleted,
+			stop: func(t time.Time) bool { return !t.Before(cutoff) },
+		})
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.log.Info("store: retention deleted uploaded readings by age", "deleted", n, "older_than", cutoff.UTC().Format(time.RFC3339))
+		}
+	}
+	if s.opts.RetainBytes > 0 {
+		if over := s.readingsOver(s.usedBytes(), s.opts.RetainBytes); over > 0 {
+			n, err := s.deleteFront(frontScan{max: over, limit: limit, counter: keyRetentionDeleted})
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				s.log.Info("store: retention deleted uploaded readings by size", "deleted", n, "retain_bytes", s.opts.RetainBytes)
+			}
+		}
+	}
+	return nil
+}

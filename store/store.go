@@ -1,0 +1,238 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Bucket and meta key names.
+var (
+	bMeta        = []byte("meta")
+	bReadings    = []byte("readings")
+	bSeries      = []byte("series")
+	bIndex       = []byte("index")
+	bDevices     = []byte("devices")
+	bOutbox      = []byte("outbox")
+	bDeadLetters = []byte("deadletters")
+	bCounters    = []byte("counters")
+
+	allBuckets = [][]byte{bMeta, bReadings, bSeries, bIndex, bDevices, bOutbox, bDeadLetters, bCounters}
+
+	kGatewayID  = []byte("gateway_id")
+	kSchema     = []byte("schema")
+	kLastSeq    = []byte("last_seq")
+	kAcked      = []byte("acked")
+	kCount      = []byte("count")
+	kNextSeries = []byte("next_series")
+)
+
+// Store is an open fieldgate store. Its methods are safe for concurrent use.
+type Store struct {
+	opts      Options
+	log       *slog.Logger
+	gatewayID string
+
+	// dbMu is held for reading around every transaction and for writing
+	// while compaction swaps the file, so no transaction sees a closed DB.
+	dbMu sync.RWMutex
+	db   *bolt.DB
+
+	series seriesCache
+	c      *committer
+
+	lastSeq atomic.Uint64 // highest committed seq
+	count   atomic.Int64  // readings in the store
+
+	maintStop chan struct{}
+	maintDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the store at opts.Path, creating it (and its directory) if it
+// does not exist, runs schema migrations, compacts it if it has grown far
+// beyond its live data, and starts the committer.
+func Open(opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	db, err := openBolt(opts.Path, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, log: opts.Logger, db: db}
+	if err := s.init(); err != nil {
+		_ = db.Close() // the init error is what the caller needs
+		return nil, err
+	}
+	if err := s.compactIfBloated(); err != nil {
+		s.log.Warn("store: compaction at open failed; continuing with the file as it is", "err", err)
+	}
+	s.c = newCommitter(s)
+	s.maintStop = make(chan struct{})
+	s.maintDone = make(chan struct{})
+	go s.maintain()
+	return s, nil
+}
+
+// openBolt opens the bbolt file with fieldgate's options and turns bbolt's
+// errors (and the panics older versions raised on corrupt files) into
+// messages that say what is wrong with the file.
+func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, fmt.Errorf("%w: %s is corrupt (%v)", ErrNotAStore, path, p)
+		}
+	}()
+	db, err = bolt.Open(path, 0o640, opts.boltOptions())
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s (is another fieldgate running?)", ErrInUse, path)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, fmt.Errorf("%w: %s is not a bbolt database or is corrupt: %v", ErrNotAStore, path, err)
+	default:
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+}
+
+// init checks that the file is a fieldgate store (or empty), creates the
+// buckets, migrates the schema and loads the in-memory state.
+func (s *Store) init() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if meta == nil {
+			if err := tx.ForEach(func([]byte, *bolt.Bucket) error { return ErrNotAStore }); err != nil {
+				return fmt.Errorf("%w: %s holds another application's bbolt database", ErrNotAStore, s.opts.Path)
+			}
+			return s.create(tx)
+		}
+		if err := s.migrate(tx); err != nil {
+			return err
+		}
+		id := string(meta.Get(kGatewayID))
+		if s.opts.GatewayID != "" && s.opts.GatewayID != id {
+			return fmt.Errorf("%w: the store at %s belongs to gateway %q, the configuration says %q", ErrGatewayMismatch, s.opts.Path, id, s.opts.GatewayID)
+		}
+		s.gatewayID = id
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		s.lastSeq.Store(getUint(meta, kLastSeq))
+		s.count.Store(int64(getUint(meta, kCount)))
+		return s.series.load(tx)
+	})
+}
+
+// create lays out a new store.
+func (s *Store) create(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("store: create bucket %s: %w", name, err)
+		}
+	}
+	id := s.opts.GatewayID
+	if id == "" {
+		id = newGatewayID()
+	}
+	s.gatewayID = id
+	meta := tx.Bucket(bMeta)
+	if err := meta.Put(kGatewayID, []byte(id)); err != nil {
+		return err
+	}
+	return putUint(meta, kSchema, SchemaVersion)
+}
+
+// newGatewayID returns a random id such as "fg-3f9a0c71d2b4".
+func newGatewayID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return "fg-" + hex.EncodeToString(b[:])
+}
+
+// GatewayID returns the id the store was created with; it is the first half
+// of every reading's cloud-wide identity "{gateway_id}:{seq}".
+func (s *Store) GatewayID() string { return s.gatewayID }
+
+// Path returns the store file's path.
+func (s *Store) Path() string { return s.opts.Path }
+
+// view runs fn in a read transaction.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.View(fn)
+}
+
+// update runs fn in a write transaction, committed and fsync'd on return.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.Update(fn)
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func (s *Store) Check() error {
+	return s.view(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("store: consistency check: %w", err)
+		}
+		return nil
+	})
+}
+
+// Close stops accepting writes, commits everything already queued, stops the
+// maintenance loop and closes the file. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.maintStop)
+		<-s.maintDone
+		err := s.c.close()
+		s.dbMu.Lock()
+		defer s.dbMu.Unlock()
+		s.closeErr = errors.Join(err, s.db.Close())
+	})
+	return s.closeErr
+}
+
+func getUint(b *bolt.Bucket, k []byte) uint64 {
+	v := b.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func putUint(b *bolt.Bucket, k []byte, v uint64) error {
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// fmtSize formats a byte count for messages.
+func fmtSize(n int64) string {
+	const mib = 1 << 20
+	if n >= mib {
+		return strconv.FormatFloat(float64(n)/mib, 'f', 1, 64) + " MiB"
+	}
+	return strconv.FormatInt(n, 10) + " B"
+}
