@@ -1,7 +1,11 @@
 module fieldgate
 
-go 1.25.0
+go 1.26.0
 
-require go.etcd.io/bbolt v1.5.0
+require (
+	go.etcd.io/bbolt v1.5.0
+	golang.org/x/time v0.16.0
+	gopkg.in/yaml.v3 v3.0.1
+)
 
 require golang.org/x/sys v0.45.0 // indirect

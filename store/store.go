@@ -46,8 +46,9 @@ type Store struct {
 
 	// dbMu is held for reading around every transaction and for writing
 	// while compaction swaps the file, so no transaction sees a closed DB.
-	dbMu sync.RWMutex
-	db   *bolt.DB
+	dbMu   sync.RWMutex
+	db     *bolt.DB
+	closed bool // under dbMu: the file is closed, Stats must not touch db
 
 	series seriesCache
 	c      *committer
@@ -211,6 +212,7 @@ func (s *Store) Close() error {
 		err := s.c.close()
 		s.dbMu.Lock()
 		defer s.dbMu.Unlock()
+		s.closed = true
 		s.closeErr = errors.Join(err, s.db.Close())
 	})
 	return s.closeErr

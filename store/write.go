@@ -126,6 +126,9 @@ func (s *Store) usedBytes() int64 {
 	var size int64
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
+	if s.closed {
+		return 0
+	}
 	_ = s.db.View(func(tx *bolt.Tx) error { // a read transaction cannot fail here
 		size = tx.Size()
 		return nil

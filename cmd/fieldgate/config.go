@@ -1,0 +1,202 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"fieldgate/store"
+)
+
+// defaultConfigPath is where the daemon looks for its configuration when no
+// -config flag is given. A missing file there means "embedded defaults".
+const defaultConfigPath = "/etc/fieldgate/config.yaml"
+
+// Config is fieldgate's whole configuration: loaded once at start, validated,
+// and passed down explicitly. Every field has a default (see defaultConfig).
+type Config struct {
+	Gateway GatewayConfig `yaml:"gateway"`
+	// DataDir holds the store. Default $STATE_DIRECTORY (systemd), else
+	// ./fieldgate-data.
+	DataDir         string         `yaml:"data_dir"`
+	Log             LogConfig      `yaml:"log"`
+	Store           StoreConfig    `yaml:"store"`
+	Sensors         []SensorConfig `yaml:"sensors"`
+	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
+}
+
+// GatewayConfig names the gateway.
+type GatewayConfig struct {
+	// ID is the gateway's cloud-wide id. Empty: generated once and kept in
+	// the store. Set: must match the store's.
+	ID string `yaml:"id"`
+	// Name is shown to technicians.
+	Name string `yaml:"name"`
+}
+
+// LogConfig sets how much the daemon logs.
+type LogConfig struct {
+	Level string `yaml:"level"`
+	// StatusInterval is how often a one-line summary is logged (0: never).
+	StatusInterval Duration `yaml:"status_interval"`
+}
+
+// StoreConfig tunes the store; see store.Options for the meaning of each.
+type StoreConfig struct {
+	CommitInterval Duration        `yaml:"commit_interval"`
+	MaxSize        ByteSize        `yaml:"max_size"`
+	FullPolicy     string          `yaml:"full_policy"`
+	Retention      RetentionConfig `yaml:"retention"`
+	CompactRatio   float64         `yaml:"compact_ratio"`
+}
+
+// RetentionConfig bounds how long uploaded readings are kept.
+type RetentionConfig struct {
+	MaxAge  Duration `yaml:"max_age"`
+	MaxSize ByteSize `yaml:"max_size"`
+}
+
+// SensorConfig is one local sensor.
+type SensorConfig struct {
+	Name     string   `yaml:"name"`
+	Driver   string   `yaml:"driver"`
+	Interval Duration `yaml:"interval"`
+}
+
+// defaultConfig returns the embedded defaults. getenv supplies
+// STATE_DIRECTORY, which systemd sets for StateDirectory=.
+func defaultConfig(getenv func(string) string) Config {
+	dataDir := "./fieldgate-data"
+	if sd := getenv("STATE_DIRECTORY"); sd != "" {
+		dataDir, _, _ = strings.Cut(sd, ":") // systemd lists several dirs separated by ':'
+	}
+	return Config{
+		DataDir: dataDir,
+		Log:     LogConfig{Level: "info", StatusInterval: Duration(time.Minute)},
+		Store: StoreConfig{
+			CommitInterval: Duration(time.Second),
+			MaxSize:        store.DefaultMaxBytes,
+			FullPolicy:     string(store.FullDropOldest),
+			Retention:      RetentionConfig{MaxAge: Duration(30 * 24 * time.Hour)},
+			CompactRatio:   2,
+		},
+		ShutdownTimeout: Duration(15 * time.Second),
+	}
+}
+
+// host is what the configuration's defaults and limits depend on.
+type host struct {
+	is32bit bool // the address space limits the store's size
+	hasI2C  bool // an I2C bus exists, so no simulated sensor by default
+}
+
+// detectHost looks at the machine the daemon runs on.
+func detectHost() host {
+	buses, _ := filepath.Glob("/dev/i2c-*") // the pattern is valid
+	return host{is32bit: strconv.IntSize == 32, hasI2C: len(buses) > 0}
+}
+
+// defaultSensors is used when the configuration lists no sensors: a
+// simulated one when the machine has no I2C bus (a laptop, CI), so that the
+// gateway shows live data anywhere.
+func defaultSensors(h host) []SensorConfig {
+	if h.hasI2C {
+		return nil
+	}
+	return []SensorConfig{{Name: "lab", Driver: "sim", Interval: Duration(10 * time.Second)}}
+}
+
+var (
+	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+)
+
+// validate checks every value and returns one message per problem, each
+// naming the key, so that a technician can fix the file in one pass.
+func (c *Config) validate(h host) []fieldError {
+	var errs []fieldError
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fieldError{path, fmt.Sprintf(format, args...)})
+	}
+	if c.Gateway.ID != "" && !idPattern.MatchString(c.Gateway.ID) {
+		add("gateway.id", "%q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Gateway.ID)
+	}
+	if c.DataDir == "" {
+		add("data_dir", "must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.StatusInterval < 0 {
+		add("log.status_interval", "must not be negative")
+	}
+	st := c.Store
+	if d := time.Duration(st.CommitInterval); d < time.Millisecond || d > time.Minute {
+		add("store.commit_interval", "%s: want between 1ms and 1m (it bounds what a crash may lose)", d)
+	}
+	switch {
+	case st.MaxSize < 1<<20:
+		add("store.max_size", "%s: want at least 1MiB", st.MaxSize)
+	case h.is32bit && st.MaxSize > 1536<<20:
+		add("store.max_size", "%s: a 32-bit system can map at most 1.5GiB", st.MaxSize)
+	}
+	if st.FullPolicy != string(store.FullDropOldest) && st.FullPolicy != string(store.FullRejectNew) {
+		add("store.full_policy", "%q: want drop_oldest or reject_new", st.FullPolicy)
+	}
+	if st.Retention.MaxAge < 0 {
+		add("store.retention.max_age", "must not be negative (0 keeps uploaded readings regardless of age)")
+	}
+	if st.Retention.MaxSize < 0 || st.Retention.MaxSize > st.MaxSize {
+		add("store.retention.max_size", "%s: want between 0 and store.max_size (%s)", st.Retention.MaxSize, st.MaxSize)
+	}
+	if st.CompactRatio < 1.2 {
+		add("store.compact_ratio", "%v: want at least 1.2 (compacting a file that is not bloated only wears the SD card)", st.CompactRatio)
+	}
+	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 5*time.Minute {
+		add("shutdown_timeout", "%s: want between 1s and 5m", d)
+	}
+	seen := make(map[string]int)
+	for i, s := range c.Sensors {
+		p := "sensors[" + strconv.Itoa(i) + "]"
+		if !namePattern.MatchString(s.Name) {
+			add(p+".name", "%q: use 1 to 32 lowercase letters, digits, '_' or '-'", s.Name)
+		} else if j, dup := seen[s.Name]; dup {
+			add(p+".name", "%q is already the name of sensors[%d]", s.Name, j)
+		}
+		seen[s.Name] = i
+		if s.Driver != "sim" {
+			add(p+".driver", "unknown driver %q (known: sim)", s.Driver)
+		}
+		if d := time.Duration(s.Interval); d < 100*time.Millisecond || d > 24*time.Hour {
+			add(p+".interval", "%s: want between 100ms and 24h", d)
+		}
+	}
+	return errs
+}
+
+// storeOptions maps the configuration onto the store's options.
+func (c *Config) storeOptions() store.Options {
+	return store.Options{
+		Path:           filepath.Join(c.DataDir, "fieldgate.db"),
+		GatewayID:      c.Gateway.ID,
+		CommitInterval: time.Duration(c.Store.CommitInterval),
+		MaxBytes:       int64(c.Store.MaxSize),
+		FullPolicy:     store.FullPolicy(c.Store.FullPolicy),
+		RetainAge:      time.Duration(c.Store.Retention.MaxAge),
+		RetainBytes:    int64(c.Store.Retention.MaxSize),
+		CompactRatio:   c.Store.CompactRatio,
+		// No uplink exists yet, so nothing would ever be acknowledged:
+		// retention treats every reading as delivered.
+		LocalOnly: true,
+	}
+}
+
+// fieldError is one invalid value.
+type fieldError struct {
+	Path, Msg string
+}

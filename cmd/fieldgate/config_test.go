@@ -1,0 +1,200 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// envMap is a getenv backed by a map.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var laptop = host{is32bit: false, hasI2C: false}
+
+func TestConfigGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file string
+		env  map[string]string
+		host host
+	}{
+		{name: "empty", file: "empty.yaml", host: laptop},
+		{name: "full", file: "full.yaml", host: laptop},
+		{name: "partial", file: "partial.yaml", host: laptop},
+		{name: "missing-on-a-pi", file: "does-not-exist.yaml", host: host{is32bit: true, hasI2C: true},
+			env: map[string]string{"STATE_DIRECTORY": "/var/lib/fieldgate:/var/lib/other"}},
+		{name: "env", file: "partial.yaml", host: laptop, env: map[string]string{
+			"FIELDGATE_STORE_MAX_SIZE":         "128MiB",
+			"FIELDGATE_LOG_LEVEL":              "warn",
+			"FIELDGATE_GATEWAY_NAME":           "Bench: top shelf # 2",
+			"FIELDGATE_STORE_RETENTION_MAX_AGE": "48h",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join("testdata", "config", tc.file)
+			cfg, err := loadConfig(path, false, envMap(tc.env), tc.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := renderConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "config", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("effective config differs from %s:\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+			// What check-config prints must load again to the same config.
+			again, err := loadConfig(writeTemp(t, got), true, envMap(nil), tc.host)
+			if err != nil {
+				t.Fatalf("printed config does not load: %v", err)
+			}
+			if again.Config.Store != cfg.Config.Store || again.Gateway != cfg.Gateway || len(again.Sensors) != len(cfg.Sensors) {
+				t.Errorf("printed config loads differently:\n%+v\n%+v", again.Config, cfg.Config)
+			}
+		})
+	}
+}
+
+func TestConfigRejections(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		env        map[string]string
+		host       host
+		want       []string // each must appear in the error
+	}{
+		{name: "unknown top-level key", yaml: "stroe:\n  max_size: 1GiB\n",
+			want: []string{`:1: unknown key "stroe" (did you mean "store"?)`, "known keys: data_dir, gateway, log, sensors, shutdown_timeout, store"}},
+		{name: "unknown nested key", yaml: "store:\n  max_sise: 1GiB\n",
+			want: []string{`:2: unknown key "store.max_sise" (did you mean "max_size"?)`}},
+		{name: "unknown key in a sensor", yaml: "sensors:\n  - name: a\n    drvier: sim\n",
+			want: []string{`:3: unknown key "sensors[0].drvier" (did you mean "driver"?)`}},
+		{name: "bad duration", yaml: "store:\n  commit_interval: fast\n",
+			want: []string{`line 2: "fast" is not a duration (write it like 500ms, 10s, 5m or 720h)`}},
+		{name: "bad size", yaml: "store:\n  max_size: lots\n",
+			want: []string{`line 2: "lots" is not a size`}},
+		{name: "size too small", yaml: "store:\n  max_size: 512KiB\n",
+			want: []string{`:2: store.max_size: 512KiB: want at least 1MiB`}},
+		{name: "too big for 32-bit", yaml: "store:\n  max_size: 2GiB\n", host: host{is32bit: true},
+			want: []string{`store.max_size: 2GiB: a 32-bit system can map at most 1.5GiB`}},
+		{name: "full policy", yaml: "store:\n  full_policy: drop_newest\n",
+			want: []string{`:2: store.full_policy: "drop_newest": want drop_oldest or reject_new`}},
+		{name: "commit interval", yaml: "store:\n  commit_interval: 0s\n",
+			want: []string{`store.commit_interval: 0s: want between 1ms and 1m`}},
+		{name: "retention larger than store", yaml: "store:\n  max_size: 100MiB\n  retention:\n    max_size: 1GiB\n",
+			want: []string{`:4: store.retention.max_size: 1GiB: want between 0 and store.max_size (100MiB)`}},
+		{name: "negative age", yaml: "store:\n  retention:\n    max_age: -1h\n",
+			want: []string{`store.retention.max_age: must not be negative`}},
+		{name: "compact ratio", yaml: "store:\n  compact_ratio: 1\n",
+			want: []string{`store.compact_ratio: 1: want at least 1.2`}},
+		{name: "not a number", yaml: "store:\n  compact_ratio: lots\n",
+			want: []string{"line 2: cannot unmarshal !!str `lots` into float64"}},
+		{name: "log level", yaml: "log:\n  level: loud\n",
+			want: []string{`:2: log.level: "loud": want debug, info, warn or error`}},
+		{name: "gateway id", yaml: "gateway:\n  id: north pump!\n",
+			want: []string{`gateway.id: "north pump!": use 1 to 64 letters`}},
+		{name: "shutdown timeout", yaml: "shutdown_timeout: 1h\n",
+			want: []string{`shutdown_timeout: 1h0m0s: want between 1s and 5m`}},
+		{name: "sensors", yaml: "sensors:\n  - name: a\n    driver: sim\n    interval: 10s\n  - name: a\n    driver: bme999\n    interval: 10ms\n  - name: Big\n    driver: sim\n    interval: 1s\n",
+			want: []string{
+				`:5: sensors[1].name: "a" is already the name of sensors[0]`,
+				`sensors[1].driver: unknown driver "bme999" (known: sim)`,
+				`sensors[1].interval: 10ms: want between 100ms and 24h`,
+				`:8: sensors[2].name: "Big": use 1 to 32 lowercase letters`,
+			}},
+		{name: "syntax error", yaml: "store:\n  max_size: [1\n", want: []string{"line 1: did not find expected ',' or ']'"}},
+		{name: "two documents", yaml: "data_dir: a\n---\ndata_dir: b\n", want: []string{"line 2: a second YAML document"}},
+		{name: "not a mapping", yaml: "- data_dir\n", want: []string{"line 1: the configuration must be a mapping"}},
+		{name: "bad environment value", yaml: "", env: map[string]string{"FIELDGATE_STORE_MAX_SIZE": "huge", "FIELDGATE_SHUTDOWN_TIMEOUT": "soon"},
+			want: []string{`FIELDGATE_STORE_MAX_SIZE: store.max_size: "huge": "huge" is not a size`, `FIELDGATE_SHUTDOWN_TIMEOUT: shutdown_timeout: "soon"`}},
+		{name: "environment value out of range", yaml: "", env: map[string]string{"FIELDGATE_STORE_FULL_POLICY": "keep"},
+			want: []string{`FIELDGATE_STORE_FULL_POLICY: store.full_policy: "keep": want drop_oldest or reject_new`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(writeTemp(t, tc.yaml), true, envMap(tc.env), tc.host)
+			if err == nil {
+				t.Fatal("configuration accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	if _, err := loadConfig(missing, true, envMap(nil), laptop); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("a named config file that does not exist: %v, want an error", err)
+	}
+	cfg, err := loadConfig(missing, false, envMap(nil), laptop)
+	if err != nil || cfg.Source != "embedded defaults" {
+		t.Errorf("the default path missing: %v, %+v; want embedded defaults", err, cfg)
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{
+		"0": 0, "4096": 4096, "1KiB": 1024, "1.5GiB": 3 << 29, "64 MB": 64e6, "2GB": 2e9, "10B": 10, "1TiB": 1 << 40,
+	} {
+		got, err := parseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1MiB", "1 PB", "1e400", "12 parsecs"} {
+		if _, err := parseByteSize(in); err == nil {
+			t.Errorf("parseByteSize(%q) succeeded", in)
+		}
+	}
+}
+
+func FuzzLoadConfig(f *testing.F) {
+	for _, name := range []string{"full.yaml", "partial.yaml"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "config", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("store: {max_size: [1, 2]}\nsensors: {a: b}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(path, true, envMap(nil), laptop)
+		if err != nil {
+			return
+		}
+		if errs := cfg.validate(laptop); len(errs) > 0 {
+			t.Fatalf("loadConfig accepted an invalid config: %v", errs)
+		}
+	})
+}
+
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"fieldgate/sensors"
+	"fieldgate/store"
+)
+
+// runDaemon opens the components in order, serves until ctx ends (SIGTERM,
+// SIGINT), then stops them in reverse order within the shutdown deadline.
+// stopSignals restores the default signal handling once shutdown begins, so
+// a second Ctrl-C kills a shutdown that hangs.
+func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := configFlags("run", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log.Level, getenv)
+	log.Info("fieldgate starting", "version", version, "config", cfg.Source, "env_overrides", cfg.Env)
+
+	opts := cfg.storeOptions()
+	opts.Logger = log.With("component", "store")
+	st, err := store.Open(opts)
+	if err != nil {
+		return err
+	}
+	entries := sensorEntries(cfg.Sensors)
+	poller := sensors.NewPoller(entries, st, log.With("component", "sensors"))
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); poller.Run(runCtx) }()
+	go func() { defer wg.Done(); logStatus(runCtx, log, st, time.Duration(cfg.Log.StatusInterval)) }()
+
+	stats := st.Stats()
+	log.Info("fieldgate running", "gateway", st.GatewayID(), "store", st.Path(), "readings", stats.Readings, "sensors", len(entries))
+	if len(entries) == 0 {
+		log.Warn("no sensors configured; list them under sensors: in the configuration")
+	}
+
+	<-ctx.Done()
+	stopSignals()
+	log.Info("fieldgate stopping", "deadline", cfg.ShutdownTimeout)
+	cancel()
+	wg.Wait()
+	return closeWithin(time.Duration(cfg.ShutdownTimeout), log, st)
+}
+
+// closeWithin closes the store, which commits what is queued, and gives up
+// after timeout so that a wedged disk cannot hold the process forever.
+func closeWithin(timeout time.Duration, log *slog.Logger, st *store.Store) error {
+	done := make(chan error, 1)
+	go func() { done <- st.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("close store: %w", err)
+		}
+		log.Info("fieldgate stopped", "readings", st.Stats().Readings)
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("shutdown: the store did not close within %s", timeout)
+	}
+}
+
+// sensorEntries builds the poller's entries from the configuration.
+func sensorEntries(cfgs []SensorConfig) []sensors.Entry {
+	out := make([]sensors.Entry, 0, len(cfgs))
+	for _, c := range cfgs {
+		source := "sim-" + c.Name
+		out = append(out, sensors.Entry{
+			Source:   source,
+			Sensor:   sensors.NewSim(sensors.SimOpts{Seed: source}),
+			Interval: time.Duration(c.Interval),
+		})
+	}
+	return out
+}
+
+// logStatus logs a one-line summary every interval: how the store is doing,
+// without a line per reading.
+func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	prev := st.Stats()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := st.Stats()
+		perMin := float64(s.Committed-prev.Committed) / every.Minutes()
+		attrs := []any{"readings", s.Readings, "last_seq", s.LastSeq, "per_min", fmt.Sprintf("%.1f", perMin),
+			"commits", s.Commits - prev.Commits, "used", ByteSize(s.UsedBytes), "file", ByteSize(s.FileBytes)}
+		if s.Err != nil {
+			log.Error("status: commits failing", append(attrs, "since", s.FailingSince, "err", s.Err)...)
+		} else {
+			log.Info("status", attrs...)
+		}
+		prev = s
+	}
+}
