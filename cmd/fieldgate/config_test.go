@@ -30,9 +30,9 @@ func TestConfigGolden(t *testing.T) {
 		{name: "missing-on-a-pi", file: "does-not-exist.yaml", host: host{is32bit: true, hasI2C: true},
 			env: map[string]string{"STATE_DIRECTORY": "/var/lib/fieldgate:/var/lib/other"}},
 		{name: "env", file: "partial.yaml", host: laptop, env: map[string]string{
-			"FIELDGATE_STORE_MAX_SIZE":         "128MiB",
-			"FIELDGATE_LOG_LEVEL":              "warn",
-			"FIELDGATE_GATEWAY_NAME":           "Bench: top shelf # 2",
+			"FIELDGATE_STORE_MAX_SIZE":          "128MiB",
+			"FIELDGATE_LOG_LEVEL":               "warn",
+			"FIELDGATE_GATEWAY_NAME":            "Bench: top shelf # 2",
 			"FIELDGATE_STORE_RETENTION_MAX_AGE": "48h",
 		}},
 	} {
