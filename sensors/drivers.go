@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"fieldgate/sensors/am2320"
 	"fieldgate/sensors/sht3x"
@@ -43,6 +44,9 @@ type Driver struct {
 	// MinTemp and MaxTemp bound the chip's operating range in °C; readings
 	// outside it are physically impossible and rejected.
 	MinTemp, MaxTemp float64
+	// MinInterval is the shortest sensible poll interval (the chip's own
+	// measurement period), if it has one.
+	MinInterval time.Duration
 
 	open func(bus i2c.Bus, addr uint16) (Sensor, error)
 	// identify reads an ID register where the chip has one, and reports
@@ -100,7 +104,7 @@ var drivers = map[string]*Driver{
 	},
 	"am2320": {
 		Name: "am2320", Chip: "Aosong AM2320", Addrs: []uint16{0x5C},
-		Quantities: []string{Temperature, Humidity}, MinTemp: -40, MaxTemp: 80,
+		Quantities: []string{Temperature, Humidity}, MinTemp: -40, MaxTemp: 80, MinInterval: 2 * time.Second,
 		open: func(bus i2c.Bus, addr uint16) (Sensor, error) {
 			d, err := am2320.NewI2C(bus, addr)
 			return envSensor{dev: d, quantities: []string{Temperature, Humidity}}, err
@@ -133,7 +137,7 @@ var drivers = map[string]*Driver{
 	},
 	"scd4x": {
 		Name: "scd4x", Chip: "Sensirion SCD40/SCD41 (CO₂)", Addrs: []uint16{0x62},
-		Quantities: []string{CO2, Temperature, Humidity}, MinTemp: -10, MaxTemp: 60,
+		Quantities: []string{CO2, Temperature, Humidity}, MinTemp: -10, MaxTemp: 60, MinInterval: 5 * time.Second,
 		open: func(bus i2c.Bus, addr uint16) (Sensor, error) {
 			d, err := scd4x.NewI2C(bus, addr)
 			return scdSensor{dev: d}, err

@@ -59,13 +59,6 @@ type RetentionConfig struct {
 	MaxSize ByteSize `yaml:"max_size"`
 }
 
-// SensorConfig is one local sensor.
-type SensorConfig struct {
-	Name     string   `yaml:"name"`
-	Driver   string   `yaml:"driver"`
-	Interval Duration `yaml:"interval"`
-}
-
 // defaultConfig returns the embedded defaults. getenv supplies
 // STATE_DIRECTORY, which systemd sets for StateDirectory=.
 func defaultConfig(getenv func(string) string) Config {
@@ -160,22 +153,7 @@ func (c *Config) validate(h host) []fieldError {
 	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 5*time.Minute {
 		add("shutdown_timeout", "%s: want between 1s and 5m", d)
 	}
-	seen := make(map[string]int)
-	for i, s := range c.Sensors {
-		p := "sensors[" + strconv.Itoa(i) + "]"
-		if !namePattern.MatchString(s.Name) {
-			add(p+".name", "%q: use 1 to 32 lowercase letters, digits, '_' or '-'", s.Name)
-		} else if j, dup := seen[s.Name]; dup {
-			add(p+".name", "%q is already the name of sensors[%d]", s.Name, j)
-		}
-		seen[s.Name] = i
-		if s.Driver != "sim" {
-			add(p+".driver", "unknown driver %q (known: sim)", s.Driver)
-		}
-		if d := time.Duration(s.Interval); d < 100*time.Millisecond || d > 24*time.Hour {
-			add(p+".interval", "%s: want between 100ms and 24h", d)
-		}
-	}
+	validateSensors(c.Sensors, add)
 	return errs
 }
 

@@ -59,6 +59,7 @@ func loadConfig(path string, explicit bool, getenv func(string) string, h host) 
 	if _, listed := where["sensors"]; !listed {
 		lc.Sensors = defaultSensors(h)
 	}
+	fillSensorDefaults(lc.Sensors)
 	lc.Env, err = applyEnv(&lc.Config, getenv, where)
 	if err != nil {
 		return nil, err
@@ -66,15 +67,28 @@ func loadConfig(path string, explicit bool, getenv func(string) string, h host) 
 	if errs := lc.validate(h); len(errs) > 0 {
 		ce := &ConfigError{Source: lc.Source}
 		for _, e := range errs {
-			at := where[e.Path]
-			if at == "" {
-				at = "default"
-			}
+			at := locate(where, e.Path)
 			ce.Problems = append(ce.Problems, fmt.Sprintf("%s: %s: %s", at, e.Path, e.Msg))
 		}
 		return nil, ce
 	}
 	return lc, nil
+}
+
+// locate returns where path (or, for a defaulted value, its nearest
+// parent) was set: "file:line", an environment variable, or "default".
+func locate(where map[string]string, path string) string {
+	for p := path; p != ""; {
+		if at := where[p]; at != "" {
+			return at
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return "default"
 }
 
 // decodeConfig parses one YAML document onto cfg, rejecting unknown keys

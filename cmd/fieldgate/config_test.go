@@ -113,10 +113,49 @@ func TestConfigRejections(t *testing.T) {
 		{name: "sensors", yaml: "sensors:\n  - name: a\n    driver: sim\n    interval: 10s\n  - name: a\n    driver: bme999\n    interval: 10ms\n  - name: Big\n    driver: sim\n    interval: 1s\n",
 			want: []string{
 				`:5: sensors[1].name: "a" is already the name of sensors[0]`,
-				`sensors[1].driver: unknown driver "bme999" (known: sim)`,
+				`sensors[1].driver: unknown driver "bme999" (known: aht20, am2320, bme280, hdc302x, mcp9808, scd4x, sht3x, sht4x, tmp102, sim)`,
 				`sensors[1].interval: 10ms: want between 100ms and 24h`,
 				`:8: sensors[2].name: "Big": use 1 to 32 lowercase letters`,
 			}},
+		{name: "I2C sensors", yaml: `sensors:
+  - name: a
+    driver: sht3x
+    address: 0x80
+    interval: 10s
+  - name: b
+    driver: sht3x
+    address: 0x40
+    interval: 10s
+  - name: c
+    driver: sht4x
+    interval: 10s
+  - name: d
+    driver: sht3x
+    interval: 10s
+    offsets: {temperature: -0.4, pressure: 3}
+  - name: e
+    driver: scd4x
+    interval: 1s
+  - name: f
+    driver: sim
+    bus: 1
+    interval: 10s
+  - name: g
+    driver: tmp102
+    bus: 300
+    interval: 10s
+`,
+			want: []string{
+				`:4: sensors[0].address: 0x80 is out of range: 7-bit I2C addresses run from 0x03 to 0x77`,
+				`:8: sensors[1].address: 0x40: a sht3x answers only at 0x44, 0x45`,
+				`:13: sensors[3].address: bus 1 address 0x44 is already used by sensors[2] (c)`,
+				`:16: sensors[3].offsets.pressure: sht3x does not measure pressure`,
+				`:19: sensors[4].interval: 1s: want between 5s and 24h`,
+				`sensors[5].driver: the simulated sensor has no bus or address; remove them`,
+				`sensors[6].bus: 300: want a bus number from 0 to 255`,
+			}},
+		{name: "bad address", yaml: "sensors:\n  - name: a\n    driver: sht3x\n    address: 0xZZ\n    interval: 10s\n",
+			want: []string{`line 4: "0xZZ" is not an I2C address (write it like 0x44)`}},
 		{name: "syntax error", yaml: "store:\n  max_size: [1\n", want: []string{"line 1: did not find expected ',' or ']'"}},
 		{name: "two documents", yaml: "data_dir: a\n---\ndata_dir: b\n", want: []string{"line 2: a second YAML document"}},
 		{name: "not a mapping", yaml: "- data_dir\n", want: []string{"line 1: the configuration must be a mapping"}},

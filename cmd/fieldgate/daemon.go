@@ -30,14 +30,15 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	entries := sensorEntries(cfg.Sensors)
-	poller := sensors.NewPoller(entries, st, log.With("component", "sensors"))
+	buses := sensors.NewBuses(sensors.OpenHostBus)
+	entries := sensorEntries(cfg.Sensors, buses)
+	poller := sensors.NewPoller(entries, st, sensors.PollerOpts{Logger: log.With("component", "sensors")})
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); poller.Run(runCtx) }()
-	go func() { defer wg.Done(); logStatus(runCtx, log, st, time.Duration(cfg.Log.StatusInterval)) }()
+	go func() { defer wg.Done(); logStatus(runCtx, log, st, poller, time.Duration(cfg.Log.StatusInterval)) }()
 
 	stats := st.Stats()
 	log.Info("fieldgate running", "gateway", st.GatewayID(), "store", st.Path(), "readings", stats.Readings, "sensors", len(entries))
@@ -50,6 +51,9 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	log.Info("fieldgate stopping", "deadline", cfg.ShutdownTimeout)
 	cancel()
 	wg.Wait()
+	if err := buses.Close(); err != nil {
+		log.Warn("closing I2C buses", "err", err)
+	}
 	return closeWithin(time.Duration(cfg.ShutdownTimeout), log, st)
 }
 
@@ -70,23 +74,40 @@ func closeWithin(timeout time.Duration, log *slog.Logger, st *store.Store) error
 	}
 }
 
-// sensorEntries builds the poller's entries from the configuration.
-func sensorEntries(cfgs []SensorConfig) []sensors.Entry {
+// sensorEntries builds the poller's entries from the configuration. I²C
+// sensors open their bus and chip lazily, so one that is missing at start
+// is reported failing and picked up when it appears.
+func sensorEntries(cfgs []SensorConfig, buses *sensors.Buses) []sensors.Entry {
 	out := make([]sensors.Entry, 0, len(cfgs))
 	for _, c := range cfgs {
-		source := "sim-" + c.Name
-		out = append(out, sensors.Entry{
-			Source:   source,
-			Sensor:   sensors.NewSim(sensors.SimOpts{Seed: source}),
-			Interval: time.Duration(c.Interval),
-		})
+		e := sensors.Entry{
+			Name: c.Name, Source: c.source(), Driver: c.Driver,
+			Interval: time.Duration(c.Interval), Offsets: c.Offsets,
+		}
+		if d, ok := sensors.LookupDriver(c.Driver); ok {
+			bus, addr := c.busNum(), uint16(c.Address)
+			e.Bus = fmt.Sprintf("i2c-%d", bus)
+			e.MinTemp, e.MaxTemp = d.MinTemp, d.MaxTemp
+			e.Open = func() (sensors.Sensor, error) {
+				b, err := buses.Get(bus)
+				if err != nil {
+					return nil, err
+				}
+				return d.Open(b, addr)
+			}
+		} else { // sim
+			source := e.Source
+			e.MinTemp, e.MaxTemp = -40, 85
+			e.Open = func() (sensors.Sensor, error) { return sensors.NewSim(sensors.SimOpts{Seed: source}), nil }
+		}
+		out = append(out, e)
 	}
 	return out
 }
 
 // logStatus logs a one-line summary every interval: how the store is doing,
 // without a line per reading.
-func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, every time.Duration) {
+func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *sensors.Poller, every time.Duration) {
 	if every <= 0 {
 		return
 	}
@@ -103,6 +124,15 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, every tim
 		perMin := float64(s.Committed-prev.Committed) / every.Minutes()
 		attrs := []any{"readings", s.Readings, "last_seq", s.LastSeq, "per_min", fmt.Sprintf("%.1f", perMin),
 			"commits", s.Commits - prev.Commits, "used", ByteSize(s.UsedBytes), "file", ByteSize(s.FileBytes)}
+		byState := map[sensors.State]int{}
+		for _, h := range poller.Health() {
+			byState[h.State]++
+		}
+		for _, state := range []sensors.State{sensors.StateOK, sensors.StateDegraded, sensors.StateFailing} {
+			if byState[state] > 0 {
+				attrs = append(attrs, "sensors_"+string(state), byState[state])
+			}
+		}
 		if s.Err != nil {
 			log.Error("status: commits failing", append(attrs, "since", s.FailingSince, "err", s.Err)...)
 		} else {

@@ -71,6 +71,41 @@ func TestRunStoresSimulatedReadingsUntilCancelled(t *testing.T) {
 	assertSimReadings(t, dir, 4)
 }
 
+// TestRunKeepsGoingWithAMissingSensor configures an I2C sensor on a bus this
+// machine does not have: the daemon must say so clearly, report the sensor
+// failing, and keep storing the simulated sensor's readings.
+func TestRunKeepsGoingWithAMissingSensor(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+log:
+  status_interval: 100ms
+sensors:
+  - name: bench
+    driver: sim
+    interval: 100ms
+  - name: cabinet
+    driver: sht3x
+    bus: 97
+    interval: 1s
+`, dir))
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"fieldgate", "-config", cfg}, envMap(nil), &bytes.Buffer{}, &stderr) }()
+	waitFor(t, 10*time.Second, "the sensor failure and a status line", func() bool {
+		out := stderr.String()
+		return strings.Contains(out, "/dev/i2c-97 does not exist") && strings.Contains(out, "sensors_failing=1")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `msg="sensor failed" component=sensors sensor=cabinet kind=open`) {
+		t.Errorf("no clear open failure in the log:\n%s", stderr.String())
+	}
+	assertSimReadings(t, dir, 2)
+}
+
 func TestRunRejectsBadInvocations(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

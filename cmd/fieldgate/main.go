@@ -1,12 +1,13 @@
-// Command fieldgate is the edge gateway daemon: it reads local sensors, keeps
-// every reading durably in its store, and (as the other components land)
-// serves MQTT nodes, the local API and the cloud uplink.
+// Command fieldgate is the edge gateway daemon: it reads local I2C sensors,
+// keeps every reading durably in its store, and (as the other components
+// land) serves MQTT nodes, the local API and the cloud uplink.
 //
 // Usage:
 //
 //	fieldgate [run] [-config FILE]   run the gateway (the default)
 //	fieldgate check-config [-config FILE]
 //	                                 validate and print the effective configuration
+//	fieldgate scan [-bus N]          list I2C devices and print a config snippet
 //	fieldgate version                print version, commit and build date
 package main
 
@@ -35,6 +36,7 @@ const usage = `usage: fieldgate [command] [-config FILE]
 commands:
   run            run the gateway (the default)
   check-config   validate the configuration and print it with defaults filled in
+  scan [-bus N]  list the I2C devices that answer and print a sensors: snippet
   version        print version, commit and build date
 
 The configuration is read from -config, else $FIELDGATE_CONFIG, else
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDaemon(ctx, stop, rest, getenv, stderr)
 	case "check-config":
 		return checkConfig(rest, getenv, stdout, stderr)
+	case "scan":
+		return scan(rest, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help":
