@@ -21,7 +21,7 @@ type SensorConfig struct {
 	// header pins.
 	Bus *int `yaml:"bus,omitempty"`
 	// Address is the chip's 7-bit address; default the driver's first.
-	Address  I2CAddr `yaml:"address,omitempty"`
+	Address  I2CAddr  `yaml:"address,omitempty"`
 	Interval Duration `yaml:"interval"`
 	// Offsets are calibration offsets added per quantity, e.g.
 	// temperature: -0.4 for a sensor that reads warm in its enclosure.
