@@ -59,6 +59,21 @@ func Words(b []byte) ([]uint16, error) {
 	return out, nil
 }
 
+// Measurement checks a 6-byte temperature/humidity frame (temperature word,
+// CRC, humidity word, CRC), the answer of both SHT3x and SHT4x, and returns
+// the converted temperature and the raw humidity word, whose formula differs
+// between the two chips.
+func Measurement(raw []byte) (physic.Temperature, uint16, error) {
+	if len(raw) != 6 {
+		return 0, 0, fmt.Errorf("sensirion: measurement of %d bytes, want 6", len(raw))
+	}
+	w, err := Words(raw)
+	if err != nil {
+		return 0, 0, err
+	}
+	return Temperature(w[0]), w[1], nil
+}
+
 // Temperature converts a raw temperature word: T = -45 °C + 175 °C × raw / 65535,
 // the same formula for SHT3x and SHT4x.
 func Temperature(raw uint16) physic.Temperature {

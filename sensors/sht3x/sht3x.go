@@ -121,16 +121,12 @@ func (d *Dev) Sense(e *physic.Env) error {
 // Decode converts a 6-byte measurement (temperature word, CRC, humidity
 // word, CRC) to temperature and relative humidity.
 func Decode(raw []byte) (physic.Temperature, physic.RelativeHumidity, error) {
-	if len(raw) != 6 {
-		return 0, 0, fmt.Errorf("sht3x: measurement of %d bytes, want 6", len(raw))
-	}
-	w, err := sensirion.Words(raw)
+	t, rh, err := sensirion.Measurement(raw)
 	if err != nil {
 		return 0, 0, err
 	}
 	// RH = 100 % × raw / 65535, in tenth-micro-RH units.
-	rh := physic.RelativeHumidity(int64(w[1]) * int64(100*physic.PercentRH) / 65535)
-	return sensirion.Temperature(w[0]), rh, nil
+	return t, physic.RelativeHumidity(int64(rh) * int64(100*physic.PercentRH) / 65535), nil
 }
 
 // Status reads the status register.

@@ -103,16 +103,12 @@ func (d *Dev) Sense(e *physic.Env) error {
 // The SHT4x humidity formula (-6 %RH + 125 %RH × raw / 65535) can leave
 // 0–100 %; the datasheet says to clip it, which Decode does.
 func Decode(raw []byte) (physic.Temperature, physic.RelativeHumidity, error) {
-	if len(raw) != 6 {
-		return 0, 0, fmt.Errorf("sht4x: measurement of %d bytes, want 6", len(raw))
-	}
-	w, err := sensirion.Words(raw)
+	t, raw16, err := sensirion.Measurement(raw)
 	if err != nil {
 		return 0, 0, err
 	}
-	rh := -6*physic.PercentRH + physic.RelativeHumidity(int64(w[1])*int64(125*physic.PercentRH)/65535)
-	rh = min(max(rh, 0), 100*physic.PercentRH)
-	return sensirion.Temperature(w[0]), rh, nil
+	rh := -6*physic.PercentRH + physic.RelativeHumidity(int64(raw16)*int64(125*physic.PercentRH)/65535)
+	return t, min(max(rh, 0), 100*physic.PercentRH), nil
 }
 
 func (d *Dev) readSerial() (uint32, error) {
