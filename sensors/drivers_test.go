@@ -206,3 +206,47 @@ func TestDriverRejectsWrongAddress(t *testing.T) {
 		t.Fatalf("Open at 0x40: %v", err)
 	}
 }
+
+func TestWrappedDriversReportCorruptAndShortReads(t *testing.T) {
+	for _, tc := range []struct {
+		name, driver string
+		addr         uint16
+		ops          []i2ctest.IO
+		kind         string // what the poller counts it as
+	}{
+		{"aht20 CRC", "aht20", 0x38, []i2ctest.IO{
+			tx(0x38, []byte{0x71}, 0x18),
+			tx(0x38, []byte{0xAC, 0x33, 0x00}), tx(0x38, nil, 0x18, 0x80, 0x00, 0x06, 0x00, 0x00, 0x24),
+		}, FailCRC},
+		{"hdc302x CRC", "hdc302x", 0x44, []i2ctest.IO{
+			tx(0x44, []byte{0x21, 0x30}),
+			tx(0x44, []byte{0xE0, 0x00}, 0x68, 0xc5, 0x52, 0x3b, 0x82, 0x31),
+		}, FailCRC},
+		{"am2320 CRC", "am2320", 0x5C, []i2ctest.IO{
+			tx(0x5C, []byte{0x00}),
+			tx(0x5C, []byte{0x03, 0x00, 0x04}, 0x03, 0x04, 0x01, 0xF4, 0x00, 0xFB, 0xF0, 0x66),
+		}, FailCRC},
+		{"tmp102 short read", "tmp102", 0x48, []i2ctest.IO{
+			tx(0x48, []byte{0x01}, 0x60, 0xA0), tx(0x48, []byte{0x01, 0x60, 0xA0}),
+			tx(0x48, []byte{0x00}, 0x19),
+		}, FailBus},
+		{"mcp9808 NACK on read", "mcp9808", 0x18, []i2ctest.IO{
+			tx(0x18, []byte{0x08, 0x03}), tx(0x18, []byte{0x01, 0x00, 0x00}),
+		}, FailBus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := LookupDriver(tc.driver)
+			s, err := d.Open(&i2ctest.Playback{Ops: tc.ops, DontPanic: true}, tc.addr)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			_, err = s.Read(context.Background())
+			if err == nil {
+				t.Fatal("Read succeeded")
+			}
+			if got := classify(err); got != tc.kind {
+				t.Errorf("%v counted as %q, want %q", err, got, tc.kind)
+			}
+		})
+	}
+}
