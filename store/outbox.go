@@ -137,6 +137,32 @@ func (s *Store) AckBatch(first uint64) error {
 	})
 }
 
+// SplitBatch replaces the recorded batch starting at first with two,
+// [first, mid] and [mid+1, last], in one transaction: the cloud refused it as
+// too large (413), so neither half was ever acknowledged, and both halves are
+// recorded before they are sent, like any batch.
+func (s *Store) SplitBatch(first, mid uint64) error {
+	return s.update(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bOutbox)
+		v := ob.Get(seqKey(first))
+		if v == nil {
+			return fmt.Errorf("%w: no batch starts at %d", ErrNotFound, first)
+		}
+		b, err := decodeBatch(seqKey(first), v)
+		if err != nil {
+			return err
+		}
+		if b.Acked || mid < first || mid >= b.Last {
+			return fmt.Errorf("store: cannot split batch %d-%d at %d", b.First, b.Last, mid)
+		}
+		now := s.opts.Now()
+		if err := ob.Put(seqKey(first), encodeBatch(Batch{First: first, Last: mid, Recorded: now})); err != nil {
+			return err
+		}
+		return ob.Put(seqKey(mid+1), encodeBatch(Batch{First: mid + 1, Last: b.Last, Recorded: now}))
+	})
+}
+
 // DeadLetterBatch moves the batch starting at first to the dead letters with
 // the cloud's status and reason; the cursor may then pass it.
 func (s *Store) DeadLetterBatch(first uint64, status int, reason string) error {

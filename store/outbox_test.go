@@ -104,3 +104,25 @@ func mustDo(tb testing.TB, err error) {
 		tb.Fatal(err)
 	}
 }
+
+func TestSplitBatch(t *testing.T) {
+	s := mustOpen(t, Options{})
+	fill(t, s, "a", 100)
+	mustDo(t, s.RecordBatch(1, 100))
+	mustDo(t, s.SplitBatch(1, 40))
+	st, err := s.Outbox()
+	mustDo(t, err)
+	if len(st.Batches) != 2 || st.Batches[0].Last != 40 || st.Batches[1].First != 41 || st.Batches[1].Last != 100 {
+		t.Fatalf("after split: %+v", st.Batches)
+	}
+	for _, bad := range []uint64{0, 100, 200} {
+		if err := s.SplitBatch(41, bad); err == nil {
+			t.Errorf("split of 41-100 at %d accepted", bad)
+		}
+	}
+	mustDo(t, s.AckBatch(41))
+	mustDo(t, s.AckBatch(1))
+	if st, _ := s.Outbox(); st.Acked != 100 || len(st.Batches) != 0 {
+		t.Fatalf("after acking both halves: %+v", st)
+	}
+}
