@@ -1,0 +1,279 @@
+package uplink
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"fieldgate/store"
+
+	"golang.org/x/time/rate"
+)
+
+// job is one batch to send: recorded in the store before its first send.
+type job struct {
+	first, last uint64
+	deadLetter  bool   // a retry of a dead letter
+	body        []byte // gzip'd JSON, built on first send and reused
+	raw, count  int    // uncompressed size and readings, for stats
+}
+
+// Sender replays the store's outbox to the cloud. Run it once.
+type Sender struct {
+	o     Options
+	st    Store
+	gw    string
+	state *tracker
+
+	// Owned by Run's goroutine.
+	resend      []*job // recorded batches to (re)send, first in line
+	liveNext    uint64 // next seq for the live lane
+	backlogNext uint64 // next seq for the backlog lane
+	boundary    uint64 // backlog is ≤ boundary, live is after it
+	limiter     *rate.Limiter
+	backlogAt   time.Time // the backlog lane may form its next batch then
+	pauseUntil  time.Time
+	failures    int // consecutive retryable failures
+	running     int
+	retryDL     chan *job
+	results     chan outcome
+}
+
+// New returns a sender for st.
+func New(st Store, o Options) (*Sender, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sender{o: o, st: st, gw: st.GatewayID(), state: newTracker(o.Now),
+		retryDL: make(chan *job, 16), results: make(chan outcome, o.InFlight)}
+	if o.BacklogRate > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(o.BacklogRate), max(o.MaxReadings, int(o.BacklogRate)))
+	}
+	return s, nil
+}
+
+// Run sends until ctx ends. Batches recorded by an earlier run that were not
+// acknowledged go first, unchanged; then live readings (those stored after
+// Run started) and the backlog share the in-flight slots, live first.
+func (s *Sender) Run(ctx context.Context) error {
+	ob, err := s.st.Outbox()
+	if err != nil {
+		return fmt.Errorf("uplink: read outbox: %w", err)
+	}
+	for _, b := range ob.Batches {
+		if !b.Acked {
+			s.resend = append(s.resend, &job{first: b.First, last: b.Last})
+		}
+	}
+	s.backlogNext, s.boundary, s.liveNext = ob.Acked+1, ob.LastSeq, ob.LastSeq+1
+	s.o.Logger.Info("uplink starting", "url", s.o.URL, "acked", ob.Acked, "last_seq", ob.LastSeq,
+		"resending", len(s.resend), "dead_letters", len(ob.DeadLetters))
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		s.start(ctx)
+		timer.Reset(s.wake())
+		select {
+		case o := <-s.results:
+			s.running--
+			s.handle(o)
+		case j := <-s.retryDL:
+			s.resend = append([]*job{j}, s.resend...)
+		case <-timer.C:
+		case <-ctx.Done():
+			for ; s.running > 0; s.running-- {
+				<-s.results // requests end with ctx; their batches stay recorded
+			}
+			return nil
+		}
+	}
+}
+
+// wake is how long to sleep when nothing happens: until the pause or the
+// backlog limiter ends, or the next look for new readings.
+func (s *Sender) wake() time.Duration {
+	now := s.o.Now()
+	d := s.o.FlushInterval
+	if s.pauseUntil.After(now) {
+		d = s.pauseUntil.Sub(now)
+	} else if s.backlogAt.After(now) && s.backlogNext <= s.boundary {
+		d = min(d, s.backlogAt.Sub(now))
+	}
+	return max(d, time.Millisecond)
+}
+
+// start launches jobs while slots are free. While the cloud fails, one probe
+// at a time goes out, so an outage costs one request per backoff period.
+func (s *Sender) start(ctx context.Context) {
+	for s.running < s.o.InFlight {
+		if s.o.Now().Before(s.pauseUntil) || (s.failures > 0 && s.running > 0) {
+			return
+		}
+		j, err := s.next()
+		if err != nil {
+			s.o.Logger.Error("uplink: cannot form a batch", "err", err)
+			s.pauseUntil = s.o.Now().Add(s.o.FlushInterval)
+			return
+		}
+		if j == nil {
+			return
+		}
+		s.running++
+		go func() { s.results <- s.send(ctx, j) }()
+		if s.failures > 0 {
+			return
+		}
+	}
+}
+
+// next picks the next job: a recorded batch, else live readings, else the
+// backlog if its rate allows. It records a new batch's bounds first.
+func (s *Sender) next() (*job, error) {
+	if len(s.resend) > 0 {
+		j := s.resend[0]
+		s.resend = s.resend[1:]
+		return j, nil
+	}
+	ob, err := s.st.Outbox()
+	if err != nil {
+		return nil, err
+	}
+	covered := coveredSpans(ob)
+	if s.liveNext <= ob.LastSeq {
+		j, next, err := s.form(s.liveNext, ob.LastSeq, covered)
+		s.liveNext = next
+		if j != nil || err != nil {
+			return j, err
+		}
+	}
+	if s.backlogNext > s.boundary || s.o.Now().Before(s.backlogAt) {
+		return nil, nil
+	}
+	j, next, err := s.form(max(s.backlogNext, ob.Acked+1), s.boundary, covered)
+	s.backlogNext = next
+	if j != nil && s.limiter != nil {
+		r := s.limiter.ReserveN(s.o.Now(), j.count)
+		s.backlogAt = s.o.Now().Add(r.Delay())
+	}
+	return j, err
+}
+
+// span is an inclusive seq range.
+type span struct{ first, last uint64 }
+
+// coveredSpans are the ranges already in a batch (recorded or dead letter),
+// in order: new batches go around them.
+func coveredSpans(ob store.OutboxState) []span {
+	out := make([]span, 0, len(ob.Batches)+len(ob.DeadLetters))
+	for _, b := range ob.Batches {
+		out = append(out, span{b.First, b.Last})
+	}
+	for _, d := range ob.DeadLetters {
+		out = append(out, span{d.First, d.Last})
+	}
+	slices.SortFunc(out, func(a, b span) int {
+		switch {
+		case a.first < b.first:
+			return -1
+		case a.first > b.first:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// form builds and records a batch from the readings in [next, limit] that
+// no recorded batch covers. It returns the new value of next.
+func (s *Sender) form(next, limit uint64, covered []span) (*job, uint64, error) {
+	for next <= limit {
+		hi := limit
+		for _, c := range covered {
+			if c.first <= next && next <= c.last {
+				next = c.last + 1
+			} else if c.first > next && c.first-1 < hi {
+				hi = c.first - 1
+			}
+		}
+		if next > hi {
+			continue
+		}
+		rs, err := s.st.ReadingsAfter(next-1, s.o.MaxReadings)
+		if err != nil {
+			return nil, next, err
+		}
+		n, size := 0, 0
+		for n < len(rs) && rs[n].Seq <= hi {
+			size += readingJSONSize(&rs[n])
+			if n > 0 && size > s.o.MaxBytes {
+				break
+			}
+			n++
+		}
+		if n == 0 {
+			if len(rs) == 0 {
+				return nil, next, nil // nothing stored past next yet
+			}
+			next = hi + 1 // [next, hi] holds no readings (deleted)
+			continue
+		}
+		rs = rs[:n]
+		first, last := rs[0].Seq, rs[n-1].Seq
+		if err := s.st.RecordBatch(first, last); err != nil {
+			return nil, last + 1, fmt.Errorf("record batch %d-%d: %w", first, last, err)
+		}
+		j := &job{first: first, last: last}
+		if err := s.encode(j, rs); err != nil {
+			return nil, last + 1, err
+		}
+		return j, last + 1, nil
+	}
+	return nil, next, nil
+}
+
+func (s *Sender) encode(j *job, rs []store.Reading) error {
+	raw, body, err := encodeBatch(s.gw, j.first, j.last, rs)
+	if err != nil {
+		return err
+	}
+	j.raw, j.body, j.count = raw, body, len(rs)
+	return nil
+}
+
+// load fetches and encodes a recorded batch's readings for its first send
+// in this run.
+func (s *Sender) load(j *job) error {
+	want := int(j.last - j.first + 1)
+	rs, err := s.st.ReadingsAfter(j.first-1, want)
+	if err != nil {
+		return err
+	}
+	for len(rs) > 0 && rs[len(rs)-1].Seq > j.last {
+		rs = rs[:len(rs)-1]
+	}
+	if len(rs) == 0 {
+		return fmt.Errorf("uplink: batch %d-%d holds no readings", j.first, j.last)
+	}
+	return s.encode(j, rs)
+}
+
+// RetryDeadLetter sends the dead-lettered batch starting at first again, as
+// the same request; on success it leaves the dead letters.
+func (s *Sender) RetryDeadLetter(first uint64) error {
+	ob, err := s.st.Outbox()
+	if err != nil {
+		return err
+	}
+	for _, d := range ob.DeadLetters {
+		if d.First == first {
+			s.retryDL <- &job{first: d.First, last: d.Last, deadLetter: true}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no dead letter starts at %d", store.ErrNotFound, first)
+}
+
+// Status returns the uplink's connectivity and backlog.
+func (s *Sender) Status() Status { return s.state.status(s.st) }

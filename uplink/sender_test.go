@@ -1,0 +1,272 @@
+package uplink
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fieldgate/store"
+	"fieldgate/uplink/sink"
+	"fieldgate/uplink/wire"
+)
+
+func TestDrainDeliversEveryReadingOnce(t *testing.T) {
+	st := testStore(t, 2000)
+	sk, srv := cloud(t, "secret")
+	s := running(t, st, fastOptions(srv.URL))
+	drained(t, st, 20*time.Second)
+	exactlyOnce(t, st, sk)
+	stats := sk.Stats()
+	if stats.Batches < 20 || stats.Replays != 0 {
+		t.Errorf("sink stats %+v: want at least 20 batches of ≤100 and no replays", stats)
+	}
+	waitStatus(t, s, func(x Status) bool { return x.State == "online" && x.Backlog == 0 && x.Sent == 2000 })
+}
+
+func TestRequestFollowsTheContract(t *testing.T) {
+	st := testStore(t, 3)
+	var mu sync.Mutex
+	var req *http.Request
+	var body wire.BatchBody
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err == nil {
+			err = json.NewDecoder(zr).Decode(&body)
+		}
+		if err != nil {
+			t.Errorf("body: %v", err)
+		}
+		mu.Lock()
+		req = r
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	o := fastOptions(srv.URL + "/ingest/")
+	o.Version = "1.2.3"
+	running(t, st, o)
+	drained(t, st, 10*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for k, want := range map[string]string{
+		"Authorization":    "Bearer secret",
+		"Idempotency-Key":  "fg-test:1-3",
+		"Content-Type":     "application/json",
+		"Content-Encoding": "gzip",
+		"User-Agent":       "fieldgate/1.2.3 (gateway fg-test)",
+	} {
+		if got := req.Header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if req.Method != http.MethodPut || req.URL.Path != "/ingest/v1/gateways/fg-test/batches/1-3" {
+		t.Errorf("%s %s", req.Method, req.URL.Path)
+	}
+	if body.Gateway != "fg-test" || body.FirstSeq != 1 || body.LastSeq != 3 || len(body.Readings) != 3 ||
+		body.Readings[1] != (wire.ReadingBody{Seq: 2, Source: "esp32-a", Quantity: "temperature", Value: 1, Unit: "Cel", Time: "2026-07-01T12:00:01Z", Clock: "synced"}) {
+		t.Errorf("body %+v", body)
+	}
+}
+
+func TestServerDownThenUpWithoutARetryStorm(t *testing.T) {
+	st := testStore(t, 500)
+	sk, srv := cloud(t, "secret")
+	sk.SetFaults(sink.Faults{Down: true})
+	o := fastOptions(srv.URL)
+	o.BackoffBase, o.BackoffMax = 50*time.Millisecond, 100*time.Millisecond
+	s := running(t, st, o)
+	time.Sleep(time.Second)
+	during := sk.Stats().Requests
+	// One probe at a time, at least ~25 ms apart on average (full jitter of
+	// up to 50–100 ms): far from a storm of InFlight × retries.
+	if during < 2 || during > 60 {
+		t.Errorf("%d requests during a 1 s outage", during)
+	}
+	if x := s.Status(); x.State != "offline" || x.OfflineSince.IsZero() || x.Backlog != 500 || x.LastError == "" {
+		t.Errorf("status during the outage: %+v", x)
+	}
+	sk.SetFaults(sink.Faults{})
+	drained(t, st, 20*time.Second)
+	exactlyOnce(t, st, sk)
+	t.Logf("%d requests during the outage", during)
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	st := testStore(t, 10)
+	var mu sync.Mutex
+	var times []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times = append(times, time.Now())
+		n := len(times)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	running(t, st, fastOptions(srv.URL))
+	drained(t, st, 10*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := times[1].Sub(times[0]); gap < time.Second {
+		t.Errorf("retried %v after a 503 with Retry-After: 1", gap)
+	}
+}
+
+func TestResetAndDroppedResponsesAreResentIdentically(t *testing.T) {
+	st := testStore(t, 3000)
+	sk, srv := cloud(t, "secret")
+	sk.SetFaults(sink.Faults{Reset: 0.2, DropResponse: 0.3})
+	running(t, st, fastOptions(srv.URL))
+	drained(t, st, 30*time.Second)
+	exactlyOnce(t, st, sk)
+	stats := sk.Stats()
+	if stats.Replays == 0 {
+		t.Errorf("no batch was resent after a dropped response: %+v", stats)
+	}
+	t.Logf("sink: %+v", stats)
+}
+
+func TestUnauthorizedPausesUntilTheTokenIsFixed(t *testing.T) {
+	st := testStore(t, 300)
+	sk, srv := cloud(t, "good")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	writeFile(t, tokenFile, "bad\n")
+	o := fastOptions(srv.URL)
+	o.Token, o.TokenFile = "", tokenFile
+	s := running(t, st, o)
+	waitStatus(t, s, func(x Status) bool { return x.State == "unauthorized" && strings.Contains(x.LastError, "401") })
+	time.Sleep(300 * time.Millisecond)
+	if n := sk.Stats().Requests; n > 10 {
+		t.Errorf("%d requests in 300 ms while unauthorized: should probe gently", n)
+	}
+	if len(sk.Readings()) != 0 {
+		t.Fatal("readings accepted with a bad token")
+	}
+	writeFile(t, tokenFile, "good\n")
+	drained(t, st, 10*time.Second)
+	exactlyOnce(t, st, sk)
+}
+
+func TestRefusedBatchGoesToDeadLettersAndSendingContinues(t *testing.T) {
+	st := testStore(t, 1000)
+	sk, srv := cloud(t, "secret")
+	var poisoned atomic.Bool
+	poisoned.Store(true)
+	sk.SetFaults(sink.Faults{Reject: func(r wire.ReadingBody) bool { return poisoned.Load() && r.Seq == 250 }})
+	s := running(t, st, fastOptions(srv.URL))
+	drained(t, st, 20*time.Second) // the cursor passes the dead letter
+	ob, err := st.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ob.DeadLetters) != 1 || ob.DeadLetters[0].First > 250 || ob.DeadLetters[0].Last < 250 || ob.DeadLetters[0].Status != 422 ||
+		!strings.Contains(ob.DeadLetters[0].Reason, "reading 250") {
+		t.Fatalf("dead letters %+v", ob.DeadLetters)
+	}
+	dl := ob.DeadLetters[0]
+	if got := len(sk.Readings()); got != 1000-int(dl.Last-dl.First+1) {
+		t.Errorf("cloud holds %d readings: every batch but the dead letter must flow", got)
+	}
+	// Fixed on the cloud side: retrying the dead letter delivers it.
+	poisoned.Store(false)
+	if err := s.RetryDeadLetter(dl.First); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { ob, _ := st.Outbox(); return len(ob.DeadLetters) == 0 })
+	exactlyOnce(t, st, sk)
+	if err := s.RetryDeadLetter(12345); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("retry of an unknown dead letter: %v", err)
+	}
+}
+
+func TestTooLargeBatchesAreSplit(t *testing.T) {
+	st := testStore(t, 1000)
+	sk, srv := cloud(t, "secret")
+	sk.SetFaults(sink.Faults{MaxReadings: 30})
+	s := running(t, st, fastOptions(srv.URL))
+	drained(t, st, 20*time.Second)
+	exactlyOnce(t, st, sk)
+	if x := s.Status(); x.Splits == 0 || x.DeadLettered != 0 {
+		t.Errorf("status %+v: want splits and no dead letters", x)
+	}
+}
+
+func TestLiveReadingsGoFirst(t *testing.T) {
+	st := testStore(t, 10000)
+	sk, srv := cloud(t, "secret")
+	o := fastOptions(srv.URL)
+	o.BacklogRate = 2000 // the backlog takes ~5 s
+	running(t, st, o)
+	time.Sleep(200 * time.Millisecond)
+	appendN(t, st, 10, 1_000_000) // live readings, seqs 10001–10010
+	waitFor(t, 5*time.Second, func() bool {
+		_, ok := sk.Readings()["fg-test:10010"]
+		return ok
+	})
+	ob, err := st.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ob.Acked >= 10000 {
+		t.Fatalf("the backlog drained before the live readings went out (acked %d)", ob.Acked)
+	}
+	t.Logf("live readings delivered while the backlog stood at %d of 10000", ob.Acked)
+	drained(t, st, 30*time.Second)
+	exactlyOnce(t, st, sk)
+}
+
+func TestRestartResendsRecordedBatchesIdentically(t *testing.T) {
+	st := testStore(t, 500)
+	// A previous run recorded two batches and crashed before sending them.
+	for _, b := range [][2]uint64{{1, 100}, {101, 250}} {
+		if err := st.RecordBatch(b[0], b[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var keys []string
+	sk := sink.New("secret")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		sk.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	o := fastOptions(srv.URL)
+	o.InFlight = 1
+	running(t, st, o)
+	drained(t, st, 10*time.Second)
+	exactlyOnce(t, st, sk)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(keys) < 2 || keys[0] != "fg-test:1-100" || keys[1] != "fg-test:101-250" {
+		t.Errorf("first requests %v: the recorded batches must go first, with their bounds", keys[:min(3, len(keys))])
+	}
+}
+
+func waitStatus(t *testing.T, s *Sender, cond func(Status) bool) {
+	t.Helper()
+	waitFor(t, 10*time.Second, func() bool { return cond(s.Status()) })
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

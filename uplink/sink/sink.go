@@ -1,0 +1,314 @@
+// Package sink is a reference receiver for fieldgate's uplink contract
+// (docs/cloud-api.yaml): it accepts batch PUTs, deduplicates readings by id
+// (gateway:seq), answers a replayed batch with the same result, refuses a
+// batch whose key comes back with a different body (409), and can inject the
+// faults a real network and backend produce.
+//
+// It is a development tool for tests and for trying fieldgate without a
+// cloud, not a cloud backend: everything is kept in memory.
+package sink
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"fieldgate/uplink/wire"
+)
+
+// Faults are injected per request; probabilities are from 0 to 1.
+type Faults struct {
+	// Down closes every connection at once, as a dead backend behind a proxy.
+	Down bool
+	// Unavailable answers 503 with a Retry-After of RetryAfter.
+	Unavailable float64
+	RetryAfter  time.Duration
+	// Reset reads part of the body, then resets the connection.
+	Reset float64
+	// DropResponse stores the batch, then closes the connection without
+	// answering: the sender cannot know the batch arrived.
+	DropResponse float64
+	// Delay answers after this long.
+	Delay time.Duration
+	// MaxReadings > 0 refuses larger batches with 413.
+	MaxReadings int
+	// Reject, when it returns true for a reading, refuses its batch with 422.
+	Reject func(wire.ReadingBody) bool
+}
+
+// Stats counts what the sink saw.
+type Stats struct {
+	Requests  int `json:"requests"`
+	Batches   int `json:"batches"`   // batches accepted (first time)
+	Readings  int `json:"readings"`  // distinct readings stored
+	Replays   int `json:"replays"`   // a batch sent again with the same body
+	Duplicate int `json:"duplicate"` // readings received again (deduplicated)
+	Conflicts int `json:"conflicts"` // same key or id with different content: must stay 0
+	Refused   int `json:"refused"`   // 4xx/5xx answered, faults included
+	BodyBytes int `json:"body_bytes"`
+	RawBytes  int `json:"raw_bytes"`
+}
+
+// Sink is an http.Handler implementing the receiving side of the wire.
+type Sink struct {
+	// Token is the bearer token required; empty accepts any.
+	Token string
+
+	mu       sync.Mutex
+	faults   Faults
+	rng      *rand.Rand
+	batches  map[string][32]byte // idempotency key → body hash
+	readings map[string]wire.ReadingBody
+	received map[string]time.Time // reading id → when it first arrived
+	stats    Stats
+}
+
+// New returns an empty sink requiring token (empty: any).
+func New(token string) *Sink {
+	return &Sink{
+		Token: token, rng: rand.New(rand.NewPCG(1, 2)),
+		batches: map[string][32]byte{}, readings: map[string]wire.ReadingBody{}, received: map[string]time.Time{},
+	}
+}
+
+// SetFaults replaces the faults injected from now on.
+func (s *Sink) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+}
+
+// SetToken changes the token required from now on.
+func (s *Sink) SetToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Token = token
+}
+
+// Stats returns the counts so far.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Readings returns every reading stored, by id ("gateway:seq").
+func (s *Sink) Readings() map[string]wire.ReadingBody {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]wire.ReadingBody, len(s.readings))
+	for k, v := range s.readings {
+		out[k] = v
+	}
+	return out
+}
+
+// Received returns when each reading first arrived, by id.
+func (s *Sink) Received() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.received))
+	for k, v := range s.received {
+		out[k] = v
+	}
+	return out
+}
+
+var batchPath = regexp.MustCompile(`^/v1/gateways/([A-Za-z0-9._-]+)/batches/([0-9]+)-([0-9]+)$`)
+
+// ServeHTTP handles one batch PUT, and GET /stats.
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats()) // a failed write is the client's problem
+		return
+	}
+	s.mu.Lock()
+	s.stats.Requests++
+	f, token := s.faults, s.Token
+	s.mu.Unlock()
+	roll := func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.rng.Float64()
+	}
+
+	m := batchPath.FindStringSubmatch(r.URL.Path)
+	switch {
+	case m == nil:
+		s.refuse(w, http.StatusNotFound, "no such resource: PUT /v1/gateways/{gateway}/batches/{first}-{last}")
+		return
+	case r.Method != http.MethodPut:
+		w.Header().Set("Allow", http.MethodPut)
+		s.refuse(w, http.StatusMethodNotAllowed, "use PUT")
+		return
+	case token != "" && r.Header.Get("Authorization") != "Bearer "+token:
+		s.refuse(w, http.StatusUnauthorized, "bad or missing bearer token")
+		return
+	}
+	if f.Down {
+		s.hangUp(w, false)
+		return
+	}
+	if f.Unavailable > 0 && roll() < f.Unavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Seconds())))
+		s.refuse(w, http.StatusServiceUnavailable, "injected: unavailable")
+		return
+	}
+	if f.Reset > 0 && roll() < f.Reset {
+		_, _ = io.CopyN(io.Discard, r.Body, 100) // part of the body, then cut
+		s.hangUp(w, true)
+		return
+	}
+	gw := m[1]
+	first, _ := strconv.ParseUint(m[2], 10, 64)
+	last, _ := strconv.ParseUint(m[3], 10, 64)
+	raw, body, status, msg := readBody(r)
+	if status != 0 {
+		s.refuse(w, status, msg)
+		return
+	}
+	if msg := check(body, gw, first, last, r.Header.Get("Idempotency-Key")); msg != "" {
+		s.refuse(w, http.StatusBadRequest, msg)
+		return
+	}
+	if f.MaxReadings > 0 && len(body.Readings) > f.MaxReadings {
+		s.refuse(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("at most %d readings per batch", f.MaxReadings))
+		return
+	}
+	if f.Reject != nil {
+		for _, rd := range body.Readings {
+			if f.Reject(rd) {
+				s.refuse(w, http.StatusUnprocessableEntity, fmt.Sprintf("reading %d: rejected", rd.Seq))
+				return
+			}
+		}
+	}
+	if conflict := s.store(gw, first, last, raw, body); conflict {
+		s.refuse(w, http.StatusConflict, "this batch key was received before with a different body")
+		return
+	}
+	if f.DropResponse > 0 && roll() < f.DropResponse {
+		s.hangUp(w, false)
+		return
+	}
+	if f.Delay > 0 {
+		time.Sleep(f.Delay)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"accepted":%d}`+"\n", len(body.Readings))
+}
+
+// readBody gunzips and decodes the body; status is non-zero on failure.
+func readBody(r *http.Request) (raw []byte, body wire.BatchBody, status int, msg string) {
+	if r.Header.Get("Content-Encoding") != "gzip" {
+		return nil, body, http.StatusUnsupportedMediaType, "Content-Encoding must be gzip"
+	}
+	compressed, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		return nil, body, http.StatusBadRequest, "reading body: " + err.Error()
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(compressed))
+	if err != nil {
+		return nil, body, http.StatusBadRequest, "body is not gzip: " + err.Error()
+	}
+	js, err := io.ReadAll(io.LimitReader(zr, 256<<20))
+	if err != nil {
+		return nil, body, http.StatusBadRequest, "body is not gzip: " + err.Error()
+	}
+	if err := json.Unmarshal(js, &body); err != nil {
+		return nil, body, http.StatusBadRequest, "body is not a batch: " + err.Error()
+	}
+	return compressed, body, 0, ""
+}
+
+// check verifies that the body matches its URL and key.
+func check(b wire.BatchBody, gw string, first, last uint64, key string) string {
+	switch {
+	case b.Gateway != gw || b.FirstSeq != first || b.LastSeq != last:
+		return "body's gateway and bounds differ from the URL's"
+	case key != wire.IdempotencyKey(gw, first, last):
+		return "Idempotency-Key differs from the URL"
+	case len(b.Readings) == 0:
+		return "empty batch"
+	}
+	prev := uint64(0)
+	for _, rd := range b.Readings {
+		if rd.Seq < first || rd.Seq > last || rd.Seq <= prev {
+			return fmt.Sprintf("reading %d is out of order or outside %d-%d", rd.Seq, first, last)
+		}
+		prev = rd.Seq
+	}
+	return ""
+}
+
+// store records the batch and its readings; it reports a conflict when the
+// key or a reading id was seen with different content.
+func (s *Sink) store(gw string, first, last uint64, raw []byte, b wire.BatchBody) (conflict bool) {
+	key := wire.IdempotencyKey(gw, first, last)
+	sum := sha256.Sum256(raw)
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.BodyBytes += len(raw)
+	if prev, seen := s.batches[key]; seen {
+		if prev != sum {
+			s.stats.Conflicts++
+			return true
+		}
+		s.stats.Replays++
+		return false
+	}
+	s.batches[key] = sum
+	s.stats.Batches++
+	for _, rd := range b.Readings {
+		id := wire.ReadingID(gw, rd.Seq)
+		if old, ok := s.readings[id]; ok {
+			s.stats.Duplicate++
+			if old != rd {
+				s.stats.Conflicts++
+			}
+			continue
+		}
+		s.readings[id] = rd
+		s.received[id] = now
+		s.stats.Readings++
+	}
+	js, _ := json.Marshal(b) // re-encoding a decoded body cannot fail
+	s.stats.RawBytes += len(js)
+	return false
+}
+
+func (s *Sink) refuse(w http.ResponseWriter, status int, msg string) {
+	s.mu.Lock()
+	s.stats.Refused++
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"errors":[{"code":%d,"message":%q}]}`+"\n", status, msg)
+}
+
+// hangUp closes the connection without a response; reset sends a TCP RST.
+func (s *Sink) hangUp(w http.ResponseWriter, reset bool) {
+	s.mu.Lock()
+	s.stats.Refused++
+	s.mu.Unlock()
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler) // HTTP/2: abort the stream instead
+	}
+	if tc, ok := conn.(*net.TCPConn); ok && reset {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close() // the point is to drop it
+}

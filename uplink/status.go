@@ -1,0 +1,157 @@
+package uplink
+
+import (
+	"strconv"
+
+	"fieldgate/store"
+	"sync"
+	"time"
+)
+
+// Status is the uplink's connectivity and backlog, for the API and metrics.
+type Status struct {
+	// State is "starting" (no answer yet), "online", "offline" (retrying)
+	// or "unauthorized" (paused on 401/403).
+	State        string
+	OfflineSince time.Time
+	LastSuccess  time.Time
+	LastError    string
+	LastErrorAt  time.Time
+	// Backlog is how many stored readings the cloud has not acknowledged;
+	// OldestUnsent is the time of the oldest of them.
+	Backlog      uint64
+	OldestUnsent time.Time
+	// DrainRate is readings acknowledged per second over the last minute;
+	// EstimatedDrain the backlog divided by it.
+	DrainRate      float64
+	EstimatedDrain time.Duration
+	// Counters since start.
+	Sent, Batches, Retries, DeadLettered, Splits uint64
+	BytesSent                                    uint64 // compressed bodies acknowledged
+}
+
+// tracker keeps the parts of Status the sender learns as it goes.
+type tracker struct {
+	now func() time.Time
+	mu  sync.Mutex
+	s   Status
+	win []ack // acknowledgements over the last minute
+}
+
+type ack struct {
+	at time.Time
+	n  int
+}
+
+func newTracker(now func() time.Time) *tracker {
+	return &tracker{now: now, s: Status{State: "starting"}}
+}
+
+func (t *tracker) success(readings, bytes int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.s.State, t.s.OfflineSince, t.s.LastSuccess = "online", time.Time{}, now
+	t.s.Sent += uint64(readings)
+	t.s.Batches++
+	t.s.BytesSent += uint64(bytes)
+	t.win = append(t.win, ack{now, readings})
+}
+
+// failure records a retryable failure and reports whether the uplink just
+// went offline (worth one log line).
+func (t *tracker) failure(status int, reason string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.s.LastError, t.s.LastErrorAt = describe(status, reason), now
+	if t.s.State == "offline" {
+		return false
+	}
+	t.s.State, t.s.OfflineSince = "offline", now
+	return true
+}
+
+// paused records a 401/403 and reports whether sending just got paused.
+func (t *tracker) paused(status int, reason string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.s.LastError, t.s.LastErrorAt = describe(status, reason), now
+	if t.s.State == "unauthorized" {
+		return false
+	}
+	if t.s.OfflineSince.IsZero() {
+		t.s.OfflineSince = now
+	}
+	t.s.State = "unauthorized"
+	return true
+}
+
+func (t *tracker) retried()      { t.count(&t.s.Retries) }
+func (t *tracker) deadLettered() { t.count(&t.s.DeadLettered) }
+func (t *tracker) split()        { t.count(&t.s.Splits) }
+
+func (t *tracker) count(c *uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	*c++
+}
+
+func describe(status int, reason string) string {
+	if status == 0 {
+		return reason
+	}
+	if reason == "" {
+		return "HTTP " + strconv.Itoa(status)
+	}
+	return "HTTP " + strconv.Itoa(status) + ": " + reason
+}
+
+// status combines what the sender learned with the store's outbox.
+func (t *tracker) status(st Store) Status {
+	t.mu.Lock()
+	now := t.now()
+	for len(t.win) > 0 && now.Sub(t.win[0].at) > time.Minute {
+		t.win = t.win[1:]
+	}
+	acked := 0
+	for _, a := range t.win {
+		acked += a.n
+	}
+	s := t.s
+	t.mu.Unlock()
+	s.DrainRate = float64(acked) / time.Minute.Seconds()
+	ob, err := st.Outbox()
+	if err != nil {
+		s.LastError = "reading the outbox: " + err.Error()
+		return s
+	}
+	// Unacknowledged: past the cursor, less batches acknowledged ahead of it
+	// and dead letters it has not reached yet.
+	s.Backlog = ob.LastSeq - ob.Acked
+	for _, sp := range coveredSpans(ob) {
+		if sp.first > ob.Acked && !unackedBatch(ob, sp) {
+			s.Backlog -= min(sp.last-sp.first+1, s.Backlog)
+		}
+	}
+	if rs, err := st.ReadingsAfter(ob.Acked, 1); err == nil && len(rs) > 0 {
+		s.OldestUnsent = rs[0].Time
+	}
+	if s.DrainRate > 0 {
+		s.EstimatedDrain = time.Duration(float64(s.Backlog) / s.DrainRate * float64(time.Second))
+	}
+	return s
+}
+
+// unackedBatch reports whether sp is a recorded batch still waiting for
+// its acknowledgement (it counts as backlog); dead letters and acknowledged
+// batches do not.
+func unackedBatch(ob store.OutboxState, sp span) bool {
+	for _, b := range ob.Batches {
+		if b.First == sp.first {
+			return !b.Acked
+		}
+	}
+	return false
+}

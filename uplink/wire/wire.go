@@ -1,0 +1,41 @@
+// Package wire is the uplink's format on the wire, shared by the sender and
+// by the reference receiver: the batch body, its path and its idempotency
+// key, as docs/cloud-api.yaml specifies.
+package wire
+
+import "fmt"
+
+// BatchBody is the JSON body of a batch PUT.
+type BatchBody struct {
+	Gateway  string        `json:"gateway"`
+	FirstSeq uint64        `json:"first_seq"`
+	LastSeq  uint64        `json:"last_seq"`
+	Readings []ReadingBody `json:"readings"`
+}
+
+// ReadingBody is one reading on the wire. Its cloud-wide id is
+// "{gateway}:{seq}".
+type ReadingBody struct {
+	Seq      uint64  `json:"seq"`
+	Source   string  `json:"source"`
+	Quantity string  `json:"quantity"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit"`
+	Time     string  `json:"time"`
+	Clock    string  `json:"clock"`
+}
+
+// BatchPath is a batch's path under the uplink URL.
+func BatchPath(gateway string, first, last uint64) string {
+	return fmt.Sprintf("/v1/gateways/%s/batches/%d-%d", gateway, first, last)
+}
+
+// IdempotencyKey is a batch's key: "{gateway}:{first}-{last}".
+func IdempotencyKey(gateway string, first, last uint64) string {
+	return fmt.Sprintf("%s:%d-%d", gateway, first, last)
+}
+
+// ReadingID is a reading's cloud-wide id: "{gateway}:{seq}".
+func ReadingID(gateway string, seq uint64) string {
+	return fmt.Sprintf("%s:%d", gateway, seq)
+}
