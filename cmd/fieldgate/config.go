@@ -25,6 +25,7 @@ type Config struct {
 	Log             LogConfig      `yaml:"log"`
 	Store           StoreConfig    `yaml:"store"`
 	Sensors         []SensorConfig `yaml:"sensors"`
+	Uplink          UplinkConfig   `yaml:"uplink"`
 	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
 }
 
@@ -76,6 +77,7 @@ func defaultConfig(getenv func(string) string) Config {
 			Retention:      RetentionConfig{MaxAge: Duration(30 * 24 * time.Hour)},
 			CompactRatio:   2,
 		},
+		Uplink:          defaultUplink(),
 		ShutdownTimeout: Duration(15 * time.Second),
 	}
 }
@@ -154,6 +156,7 @@ func (c *Config) validate(h host) []fieldError {
 		add("shutdown_timeout", "%s: want between 1s and 5m", d)
 	}
 	validateSensors(c.Sensors, add)
+	validateUplink(c.Uplink, add)
 	return errs
 }
 
@@ -168,9 +171,9 @@ func (c *Config) storeOptions() store.Options {
 		RetainAge:      time.Duration(c.Store.Retention.MaxAge),
 		RetainBytes:    int64(c.Store.Retention.MaxSize),
 		CompactRatio:   c.Store.CompactRatio,
-		// No uplink exists yet, so nothing would ever be acknowledged:
-		// retention treats every reading as delivered.
-		LocalOnly: true,
+		// Without an uplink nothing is ever acknowledged: retention then
+		// treats every reading as delivered.
+		LocalOnly: c.Uplink.URL == "",
 	}
 }
 

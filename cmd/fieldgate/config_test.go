@@ -59,6 +59,9 @@ func TestConfigGolden(t *testing.T) {
 			if got != string(want) {
 				t.Errorf("effective config differs from %s:\n--- got\n%s--- want\n%s", golden, got, want)
 			}
+			if strings.Contains(got, "s3cr3t") {
+				t.Error("check-config printed the uplink token")
+			}
 			// What check-config prints must load again to the same config.
 			again, err := loadConfig(writeTemp(t, got), true, envMap(nil), tc.host)
 			if err != nil {
@@ -154,6 +157,23 @@ func TestConfigRejections(t *testing.T) {
 				`sensors[5].driver: the simulated sensor has no bus or address; remove them`,
 				`sensors[6].bus: 300: want a bus number from 0 to 255`,
 			}},
+		{name: "uplink", yaml: `uplink:
+  url: ftp://example.com
+  token_file: /nonexistent/token
+  client_cert: /nonexistent/cert.pem
+  in_flight: 0
+  backoff_base: 2s
+  backoff_max: 1s
+`,
+			want: []string{
+				`:2: uplink.url: "ftp://example.com": want http(s)://host[:port][/path]`,
+				`:3: uplink.token_file: stat /nonexistent/token: no such file or directory`,
+				`uplink.client_key: mutual TLS needs both client_cert and client_key`,
+				`:5: uplink.in_flight: 0: want 1 to 16`,
+				`:7: uplink.backoff_max: 1s: want between backoff_base (2s) and 24h`,
+			}},
+		{name: "uplink without token", yaml: "uplink:\n  url: https://example.com\n",
+			want: []string{`uplink.token: the cloud needs a bearer token: set token or token_file`}},
 		{name: "bad address", yaml: "sensors:\n  - name: a\n    driver: sht3x\n    address: 0xZZ\n    interval: 10s\n",
 			want: []string{`line 4: "0xZZ" is not an I2C address (write it like 0x44)`}},
 		{name: "syntax error", yaml: "store:\n  max_size: [1\n", want: []string{"line 1: did not find expected ',' or ']'"}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/uplink"
 )
 
 // runDaemon opens the components in order, serves until ctx ends (SIGTERM,
@@ -34,11 +36,34 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	entries := sensorEntries(cfg.Sensors, buses)
 	poller := sensors.NewPoller(entries, st, sensors.PollerOpts{Logger: log.With("component", "sensors")})
 
+	var sender *uplink.Sender
+	if cfg.Uplink.URL != "" {
+		o := cfg.uplinkOptions()
+		o.Logger = log.With("component", "uplink")
+		if sender, err = uplink.New(st, o); err != nil {
+			return errors.Join(err, st.Close())
+		}
+	} else {
+		log.Info("no uplink configured: readings stay in the local store")
+	}
+
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); poller.Run(runCtx) }()
-	go func() { defer wg.Done(); logStatus(runCtx, log, st, poller, time.Duration(cfg.Log.StatusInterval)) }()
+	go func() {
+		defer wg.Done()
+		logStatus(runCtx, log, st, poller, sender, time.Duration(cfg.Log.StatusInterval))
+	}()
+	if sender != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sender.Run(runCtx); err != nil {
+				log.Error("uplink stopped", "err", err)
+			}
+		}()
+	}
 
 	stats := st.Stats()
 	log.Info("fieldgate running", "gateway", st.GatewayID(), "store", st.Path(), "readings", stats.Readings, "sensors", len(entries))
@@ -107,7 +132,7 @@ func sensorEntries(cfgs []SensorConfig, buses *sensors.Buses) []sensors.Entry {
 
 // logStatus logs a one-line summary every interval: how the store is doing,
 // without a line per reading.
-func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *sensors.Poller, every time.Duration) {
+func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *sensors.Poller, sender *uplink.Sender, every time.Duration) {
 	if every <= 0 {
 		return
 	}
@@ -132,6 +157,10 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 			if byState[state] > 0 {
 				attrs = append(attrs, "sensors_"+string(state), byState[state])
 			}
+		}
+		if sender != nil {
+			u := sender.Status()
+			attrs = append(attrs, "uplink", u.State, "backlog", u.Backlog)
 		}
 		if s.Err != nil {
 			log.Error("status: commits failing", append(attrs, "since", s.FailingSince, "err", s.Err)...)

@@ -134,12 +134,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	goTool := requireTool(t, "go")
-	bin := filepath.Join(t.TempDir(), "fieldgate")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t)
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 
