@@ -78,6 +78,9 @@ func (s *Sender) handle(o outcome) {
 			s.retry(j, now.Add(s.o.BackoffBase))
 			return
 		}
+		if s.failures > 0 {
+			s.rebase()
+		}
 		s.failures, s.pauseUntil = 0, time.Time{}
 		s.state.success(j.count, len(j.body))
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
@@ -111,6 +114,18 @@ func (s *Sender) handle(o outcome) {
 		s.state.deadLettered()
 		log.Warn("uplink: batch refused permanently; moved to dead letters", "first", j.first, "last", j.last, "status", st, "reason", o.reason)
 	}
+}
+
+// rebase runs when the cloud answers again after failures: what piled up
+// during the outage becomes backlog (drained at the backlog rate, around
+// the batches already recorded), and only readings stored from now on count
+// as live, so fresh data is not stuck behind the outage's history.
+func (s *Sender) rebase() {
+	ob, err := s.st.Outbox()
+	if err != nil || ob.LastSeq < s.liveNext {
+		return
+	}
+	s.boundary, s.liveNext = ob.LastSeq, ob.LastSeq+1
 }
 
 // retry puts j first in line and waits until at before sending anything.

@@ -225,6 +225,31 @@ func TestLiveReadingsGoFirst(t *testing.T) {
 	exactlyOnce(t, st, sk)
 }
 
+// TestLiveFirstAfterAnOutage: readings that piled up while the cloud was
+// down become backlog; readings stored after it came back go out first.
+func TestLiveFirstAfterAnOutage(t *testing.T) {
+	st := testStore(t, 0)
+	sk, srv := cloud(t, "secret")
+	o := fastOptions(srv.URL)
+	o.BacklogRate = 2000
+	running(t, st, o)
+	sk.SetFaults(sink.Faults{Down: true})
+	appendN(t, st, 8000, 0) // buffered during the outage
+	time.Sleep(100 * time.Millisecond)
+	sk.SetFaults(sink.Faults{})
+	waitFor(t, 5*time.Second, func() bool { return sk.Stats().Batches > 0 })
+	appendN(t, st, 10, 1_000_000) // fresh readings, seqs 8001–8010
+	waitFor(t, 5*time.Second, func() bool {
+		_, ok := sk.Readings()["fg-test:8010"]
+		return ok
+	})
+	if n := len(sk.Readings()); n >= 8000 {
+		t.Fatalf("the fresh readings waited for the whole backlog (%d delivered first)", n)
+	}
+	drained(t, st, 30*time.Second)
+	exactlyOnce(t, st, sk)
+}
+
 func TestRestartResendsRecordedBatchesIdentically(t *testing.T) {
 	st := testStore(t, 500)
 	// A previous run recorded two batches and crashed before sending them.
