@@ -232,12 +232,14 @@ func TestLiveFirstAfterAnOutage(t *testing.T) {
 	sk, srv := cloud(t, "secret")
 	o := fastOptions(srv.URL)
 	o.BacklogRate = 2000
-	running(t, st, o)
+	s := running(t, st, o)
 	sk.SetFaults(sink.Faults{Down: true})
 	appendN(t, st, 8000, 0) // buffered during the outage
-	time.Sleep(100 * time.Millisecond)
+	waitStatus(t, s, func(x Status) bool { return x.State == "offline" })
 	sk.SetFaults(sink.Faults{})
-	waitFor(t, 5*time.Second, func() bool { return sk.Stats().Batches > 0 })
+	// Online means the sender has processed its first success since the
+	// outage: readings stored from now on are fresh.
+	waitStatus(t, s, func(x Status) bool { return x.State == "online" })
 	appendN(t, st, 10, 1_000_000) // fresh readings, seqs 8001–8010
 	waitFor(t, 5*time.Second, func() bool {
 		_, ok := sk.Readings()["fg-test:8010"]
