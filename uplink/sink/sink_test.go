@@ -1,0 +1,102 @@
+package sink
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"fieldgate/uplink/wire"
+)
+
+func gz(t *testing.T, v any) []byte {
+	t.Helper()
+	js, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write(js); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func batch(values ...float64) wire.BatchBody {
+	b := wire.BatchBody{Gateway: "gw", FirstSeq: 1, LastSeq: uint64(len(values))}
+	for i, v := range values {
+		b.Readings = append(b.Readings, wire.ReadingBody{Seq: uint64(i + 1), Source: "s", Quantity: "temperature", Value: v, Unit: "Cel", Time: "2026-01-01T00:00:00Z", Clock: "synced"})
+	}
+	return b
+}
+
+func put(t *testing.T, h http.Handler, path string, body []byte, mod func(*http.Request)) int {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPut, path, bytes.NewReader(body))
+	r.Header.Set("Authorization", "Bearer tok")
+	r.Header.Set("Content-Encoding", "gzip")
+	r.Header.Set("Idempotency-Key", "gw:1-2")
+	if mod != nil {
+		mod(r)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code
+}
+
+func TestSinkIdempotency(t *testing.T) {
+	s := New("tok")
+	body := gz(t, batch(20, 21))
+	if c := put(t, s, "/v1/gateways/gw/batches/1-2", body, nil); c != http.StatusOK {
+		t.Fatalf("first PUT: %d", c)
+	}
+	if c := put(t, s, "/v1/gateways/gw/batches/1-2", body, nil); c != http.StatusOK {
+		t.Fatalf("same PUT again: %d, want 200 (same effect as once)", c)
+	}
+	if c := put(t, s, "/v1/gateways/gw/batches/1-2", gz(t, batch(20, 99)), nil); c != http.StatusConflict {
+		t.Fatalf("same key, different body: %d, want 409", c)
+	}
+	st := s.Stats()
+	if st.Readings != 2 || st.Batches != 1 || st.Replays != 1 || st.Conflicts != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if r := s.Readings()["gw:2"]; r.Value != 21 {
+		t.Errorf("reading gw:2 = %+v: the first body must stand", r)
+	}
+}
+
+func TestSinkRefusals(t *testing.T) {
+	good := gz(t, batch(20, 21))
+	for _, tc := range []struct {
+		name string
+		path string
+		body []byte
+		mod  func(*http.Request)
+		want int
+	}{
+		{"no token", "/v1/gateways/gw/batches/1-2", good, func(r *http.Request) { r.Header.Del("Authorization") }, http.StatusUnauthorized},
+		{"not gzip", "/v1/gateways/gw/batches/1-2", good, func(r *http.Request) { r.Header.Del("Content-Encoding") }, http.StatusUnsupportedMediaType},
+		{"garbage body", "/v1/gateways/gw/batches/1-2", []byte("not gzip"), nil, http.StatusBadRequest},
+		{"bounds differ from URL", "/v1/gateways/gw/batches/1-3", good, func(r *http.Request) { r.Header.Set("Idempotency-Key", "gw:1-3") }, http.StatusBadRequest},
+		{"key differs from URL", "/v1/gateways/gw/batches/1-2", good, func(r *http.Request) { r.Header.Set("Idempotency-Key", "gw:1-9") }, http.StatusBadRequest},
+		{"wrong method", "/v1/gateways/gw/batches/1-2", good, func(r *http.Request) { r.Method = http.MethodPost }, http.StatusMethodNotAllowed},
+		{"unknown path", "/v2/whatever", good, nil, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if c := put(t, New("tok"), tc.path, tc.body, tc.mod); c != tc.want {
+				t.Errorf("status %d, want %d", c, tc.want)
+			}
+		})
+	}
+	s := New("tok")
+	s.SetFaults(Faults{MaxReadings: 1})
+	if c := put(t, s, "/v1/gateways/gw/batches/1-2", good, nil); c != http.StatusRequestEntityTooLarge {
+		t.Errorf("over MaxReadings: %d, want 413", c)
+	}
+}
