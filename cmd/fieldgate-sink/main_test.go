@@ -34,7 +34,9 @@ func TestSinkCommandServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"fieldgate-sink", "-listen", "127.0.0.1:0", "-token", "t"}, &out, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"fieldgate-sink", "-listen", "127.0.0.1:0", "-token", "t"}, &out, io.Discard)
+	}()
 	addr := regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
 	deadline := time.Now().Add(5 * time.Second)
 	for addr.FindString(out.String()) == "" {
