@@ -1,0 +1,211 @@
+package broker
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Limits protect the broker from sockets that never become clients and
+// from packets that are too large or malformed.
+type Limits struct {
+	// MaxPacketSize bounds a packet's remaining length. Default 16 KiB.
+	MaxPacketSize int
+	// MaxConnections bounds connected clients. Default 500.
+	MaxConnections int
+	// MaxPending bounds sockets that have not sent CONNECT yet. Default 64.
+	MaxPending int
+	// ConnectTimeout closes a socket that has not sent a valid CONNECT in
+	// time. Default 5 s.
+	ConnectTimeout time.Duration
+	// MaxKeepalive is written into a CONNECT whose keepalive is 0 or
+	// larger, so that a silent client is dropped after 1.5 × it. Default 10 min.
+	MaxKeepalive time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxPacketSize <= 0 {
+		l.MaxPacketSize = 16 << 10
+	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = 500
+	}
+	if l.MaxPending <= 0 {
+		l.MaxPending = 64
+	}
+	if l.ConnectTimeout <= 0 {
+		l.ConnectTimeout = 5 * time.Second
+	}
+	if l.MaxKeepalive <= 0 {
+		l.MaxKeepalive = 10 * time.Minute
+	}
+	return l
+}
+
+// GuardStats counts what the guard turned away.
+type GuardStats struct {
+	Malformed       uint64 // connections closed for a malformed packet
+	Oversized       uint64 // … for a packet over the size limit
+	ConnectTimeouts uint64 // … for sending no CONNECT in time
+	Refused         uint64 // sockets refused at a connection limit
+	Pending, Active int64  // sockets before and after CONNECT, now
+}
+
+// guard is shared by all listeners: limits and counters.
+type guard struct {
+	lim     Limits
+	onError func(reason string, err error) // rate-limited logging, by the caller
+
+	pending, active                            atomic.Int64
+	malformed, oversized, timeouts, refusedCnt atomic.Uint64
+}
+
+func newGuard(lim Limits, onError func(string, error)) *guard {
+	return &guard{lim: lim.withDefaults(), onError: onError}
+}
+
+func (g *guard) stats() GuardStats {
+	return GuardStats{
+		Malformed: g.malformed.Load(), Oversized: g.oversized.Load(), ConnectTimeouts: g.timeouts.Load(),
+		Refused: g.refusedCnt.Load(), Pending: g.pending.Load(), Active: g.active.Load(),
+	}
+}
+
+// guardedListener wraps a mochi listener so that every connection passes
+// through the guard.
+type guardedListener struct {
+	listeners.Listener
+	g *guard
+}
+
+// Serve admits connections within the limits and hands mochi a
+// guardConn, which only ever delivers whole, validated packets.
+func (l *guardedListener) Serve(establish listeners.EstablishFn) {
+	l.Listener.Serve(func(id string, c net.Conn) error {
+		g := l.g
+		if g.pending.Add(1) > int64(g.lim.MaxPending) || g.active.Load() >= int64(g.lim.MaxConnections) {
+			g.pending.Add(-1)
+			g.refusedCnt.Add(1)
+			g.onError("connection refused at the connection limit", nil)
+			_ = c.Close() // refused: nothing to report to the peer
+			return nil
+		}
+		gc := &guardConn{Conn: c, g: g, fc: frameChecker{maxSize: g.lim.MaxPacketSize, maxKeep: uint16(g.lim.MaxKeepalive / time.Second)}}
+		_ = c.SetDeadline(time.Now().Add(g.lim.ConnectTimeout)) // mochi sets its own after CONNECT
+		err := establish(id, gc)
+		gc.finish()
+		if gc.rejected() {
+			return nil // counted and logged by the guard
+		}
+		return err
+	})
+}
+
+// guardConn validates the client's byte stream packet by packet: mochi reads
+// only packets the frameChecker accepted, whole. On the first bad packet the
+// connection is closed.
+type guardConn struct {
+	net.Conn
+	g  *guard
+	fc frameChecker
+
+	in, out []byte // raw bytes not yet checked; checked bytes not yet read
+	buf     [4096]byte
+	err     error
+	state   int // 0 pending, 1 active, 2 done
+	bad     atomic.Bool
+	mu      sync.Mutex // guards state against finish racing the reader
+}
+
+// Read returns validated bytes only.
+func (c *guardConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		c.err = c.next()
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// next reads until one whole packet is buffered, checks it and moves it to
+// out.
+func (c *guardConn) next() error {
+	for {
+		hdr, rem, need, err := c.fc.header(c.in)
+		if err != nil {
+			return c.reject(err)
+		}
+		if need == 0 && len(c.in) >= hdr+rem {
+			pkt := c.in[:hdr+rem]
+			wasConnected := c.fc.connected
+			if err := c.fc.check(pkt, hdr); err != nil {
+				return c.reject(err)
+			}
+			c.out = append(c.out[:0], pkt...)
+			c.in = append(c.in[:0], c.in[hdr+rem:]...)
+			if !wasConnected {
+				c.promote()
+			}
+			return nil
+		}
+		n, err := c.Conn.Read(c.buf[:])
+		c.in = append(c.in, c.buf[:n]...)
+		if err != nil {
+			var ne net.Error
+			if !c.fc.connected && errors.As(err, &ne) && ne.Timeout() {
+				c.g.timeouts.Add(1)
+				c.bad.Store(true)
+				c.g.onError("socket sent no CONNECT in time; closed", nil)
+			}
+			return err
+		}
+	}
+}
+
+// reject counts a bad packet, closes the connection and returns the error
+// mochi will see.
+func (c *guardConn) reject(err error) error {
+	if c.bad.CompareAndSwap(false, true) {
+		if errors.Is(err, ErrTooLarge) {
+			c.g.oversized.Add(1)
+		} else {
+			c.g.malformed.Add(1)
+		}
+		c.g.onError("malformed packet; connection closed", err)
+	}
+	_ = c.Conn.Close() // the error below is what matters
+	return err
+}
+
+// promote moves the connection from pending to active once CONNECT passed.
+func (c *guardConn) promote() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == 0 {
+		c.state = 1
+		c.g.pending.Add(-1)
+		c.g.active.Add(1)
+	}
+}
+
+// finish releases the connection's slot when mochi is done with it.
+func (c *guardConn) finish() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.state {
+	case 0:
+		c.g.pending.Add(-1)
+	case 1:
+		c.g.active.Add(-1)
+	}
+	c.state = 2
+}
+
+func (c *guardConn) rejected() bool { return c.bad.Load() }
