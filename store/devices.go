@@ -16,10 +16,13 @@ type Device struct {
 	Name string `json:"name"`
 	// PasswordHash is the bcrypt hash of the device's password; the password
 	// itself is never stored.
-	PasswordHash []byte    `json:"password_hash,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	LastSeen     time.Time `json:"last_seen,omitzero"`
-	Online       bool      `json:"online"`
+	PasswordHash []byte `json:"password_hash,omitempty"`
+	// Admin devices may subscribe to anything, $SYS included, and publish
+	// commands to other devices.
+	Admin     bool      `json:"admin,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+	Online    bool      `json:"online"`
 	// Messages, Readings and Rejected count what the device published, what
 	// was stored of it, and payloads refused as malformed.
 	Messages  uint64 `json:"messages"`

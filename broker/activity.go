@@ -1,0 +1,112 @@
+package broker
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"fieldgate/store"
+)
+
+// DeviceUpdater is what the activity flush needs of the store.
+type DeviceUpdater interface {
+	UpdateDevice(id string, fn func(*store.Device) error) error
+}
+
+// activity counts what each device does in memory and writes it to the
+// store in one update per device per flush, instead of one write per
+// message (the SD card would not thank us).
+type activity struct {
+	mu   sync.Mutex
+	devs map[string]*devActivity
+}
+
+type devActivity struct {
+	messages, readings, rejected uint64 // since the last flush
+	lastErr                      string
+	lastSeen                     time.Time
+	online                       *bool     // a change not yet written
+	newest                       time.Time // newest reading time seen (not persisted)
+}
+
+func (a *activity) get(id string) *devActivity {
+	if a.devs == nil {
+		a.devs = map[string]*devActivity{}
+	}
+	d, ok := a.devs[id]
+	if !ok {
+		d = &devActivity{}
+		a.devs[id] = d
+	}
+	return d
+}
+
+// message records a message from id at t: readings stored, or a rejection.
+func (a *activity) message(id string, t time.Time, readings int, rejectErr error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := a.get(id)
+	d.messages++
+	d.readings += uint64(readings)
+	d.lastSeen = t
+	if rejectErr != nil {
+		d.rejected++
+		d.lastErr = rejectErr.Error()
+	}
+}
+
+// setOnline records a connect, disconnect or Last Will.
+func (a *activity) setOnline(id string, online bool, t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := a.get(id)
+	d.online, d.lastSeen = &online, t
+}
+
+// newest returns the newest reading time seen from id, and records t if newer.
+func (a *activity) newestReading(id string, t time.Time) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := a.get(id)
+	prev := d.newest
+	if t.After(d.newest) {
+		d.newest = t
+	}
+	return prev
+}
+
+// flush writes the counters to the store and clears them.
+func (a *activity) flush(st DeviceUpdater) error {
+	a.mu.Lock()
+	pending := make(map[string]devActivity, len(a.devs))
+	for id, d := range a.devs {
+		if d.messages == 0 && d.online == nil && d.lastSeen.IsZero() {
+			continue
+		}
+		pending[id] = *d
+		d.messages, d.readings, d.rejected, d.online, d.lastErr, d.lastSeen = 0, 0, 0, nil, "", time.Time{}
+	}
+	a.mu.Unlock()
+	var errs []error
+	for id, p := range pending {
+		err := st.UpdateDevice(id, func(dev *store.Device) error {
+			dev.Messages += p.messages
+			dev.Readings += p.readings
+			dev.Rejected += p.rejected
+			if p.lastErr != "" {
+				dev.LastError = p.lastErr
+			}
+			if p.lastSeen.After(dev.LastSeen) {
+				dev.LastSeen = p.lastSeen.UTC()
+			}
+			if p.online != nil {
+				dev.Online = *p.online
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) { // a deleted device: nothing to keep
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"fieldgate/store"
+)
+
+// DeviceIDPattern is what a device id (its MQTT username and source) may be.
+var DeviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidateDeviceID explains why id cannot be a device id, or returns nil.
+func ValidateDeviceID(id string) error {
+	switch {
+	case !DeviceIDPattern.MatchString(id):
+		return fmt.Errorf("device id %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
+	case id == GatewayDevice:
+		return fmt.Errorf("device id %q is reserved for the gateway's own topics", id)
+	}
+	return nil
+}
+
+// NewPassword returns a random password (130 bits, 26 characters, no
+// characters that confuse people or shells) and its bcrypt hash.
+func NewPassword() (password string, hash []byte, err error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, err
+	}
+	password = base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+	hash, err = bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	return password, hash, err
+}
+
+// DeviceStore is what authentication needs of the store.
+type DeviceStore interface {
+	Device(id string) (store.Device, error)
+}
+
+// authenticator checks device credentials against the store. A bcrypt check
+// costs ~50 ms here and far more on a Pi Zero, so a successful check is
+// remembered (a SHA-256 of the password, against the hash it matched) and
+// a fleet reconnecting after a Wi-Fi outage costs one bcrypt per device.
+type authenticator struct {
+	st    DeviceStore
+	mu    sync.Mutex
+	cache map[string]authEntry
+}
+
+type authEntry struct {
+	hash []byte   // the bcrypt hash that was checked
+	sum  [32]byte // SHA-256 of the password that matched it
+}
+
+func newAuthenticator(st DeviceStore) *authenticator {
+	return &authenticator{st: st, cache: map[string]authEntry{}}
+}
+
+// errBadCredentials is the one answer for an unknown device and a wrong
+// password, so that device ids cannot be probed.
+var errBadCredentials = errors.New("bad username or password")
+
+// check returns the device if user and password match one.
+func (a *authenticator) check(user string, password []byte) (store.Device, error) {
+	d, err := a.st.Device(user)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(d.PasswordHash) == 0) {
+		return store.Device{}, errBadCredentials
+	}
+	if err != nil {
+		return store.Device{}, err
+	}
+	sum := sha256.Sum256(password)
+	a.mu.Lock()
+	e, ok := a.cache[user]
+	a.mu.Unlock()
+	if ok && subtle.ConstantTimeCompare(e.hash, d.PasswordHash) == 1 && subtle.ConstantTimeCompare(e.sum[:], sum[:]) == 1 {
+		return d, nil
+	}
+	if bcrypt.CompareHashAndPassword(d.PasswordHash, password) != nil {
+		return store.Device{}, errBadCredentials
+	}
+	a.mu.Lock()
+	a.cache[user] = authEntry{hash: d.PasswordHash, sum: sum}
+	a.mu.Unlock()
+	return d, nil
+}
+
+// clientBinding binds each MQTT client id to the first device that used it,
+// for the life of the process, so that no device can take over another's
+// session (and with it the session's inflight messages) by reusing its id.
+type clientBinding struct {
+	mu sync.Mutex
+	by map[string]string
+}
+
+// bind reports whether device may use client id.
+func (c *clientBinding) bind(clientID, device string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[string]string{}
+	}
+	if owner, ok := c.by[clientID]; ok {
+		return owner == device
+	}
+	c.by[clientID] = device
+	return true
+}

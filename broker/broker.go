@@ -1,0 +1,269 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"fieldgate/store"
+)
+
+// Store is what the broker needs of the store.
+type Store interface {
+	DeviceStore
+	DeviceUpdater
+	Append(ctx context.Context, rs ...store.Reading) error
+	Enqueue(ctx context.Context, rs ...store.Reading) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Options configure the broker. Zero values mean the defaults given.
+type Options struct {
+	// Listen is the plain TCP address (":1883"); TLSListen with TLSCert
+	// and TLSKey the MQTT-over-TLS one (":8883"); WSListen MQTT over
+	// WebSocket (":8081"). Empty disables a listener.
+	Listen, TLSListen, TLSCert, TLSKey, WSListen string
+	// Limits guard the listeners.
+	Limits Limits
+	// PublishRate and PublishBurst bound each client's publishes per
+	// second. Defaults 20 and 100.
+	PublishRate  float64
+	PublishBurst int
+	// ReceiveMaximum bounds each client's unacknowledged QoS 1/2 publishes.
+	// Default 32.
+	ReceiveMaximum uint16
+	// AllowAnonymous lets clients without a username in, using their client
+	// id as their device id. For a bench only.
+	AllowAnonymous bool
+	// CommitTimeout bounds how long a publish waits for its commit. Default 10 s.
+	CommitTimeout time.Duration
+	// TimeTolerance is how far in the future a device timestamp may be
+	// before the reading is flagged unsynced. Default 5 minutes.
+	TimeTolerance time.Duration
+	// FlushInterval is how often device counters are written. Default 30 s.
+	FlushInterval time.Duration
+	// Logger receives the broker's logs. Default: discard.
+	Logger *slog.Logger
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.PublishRate <= 0 {
+		o.PublishRate = 20
+	}
+	if o.PublishBurst <= 0 {
+		o.PublishBurst = 100
+	}
+	if o.ReceiveMaximum == 0 {
+		o.ReceiveMaximum = 32
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 10 * time.Second
+	}
+	if o.TimeTolerance <= 0 {
+		o.TimeTolerance = 5 * time.Minute
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Limits = o.Limits.withDefaults()
+	return o
+}
+
+// Stats counts what the broker did since start.
+type Stats struct {
+	Clients                                       int64
+	Messages, Readings, Rejected, Unmatched       uint64
+	AuthFailures, ACLDenied, RateLimited, Flagged uint64
+	StoreFailures                                 uint64
+	Guard                                         GuardStats
+}
+
+// Broker is fieldgate's embedded MQTT broker.
+type Broker struct {
+	o        Options
+	st       Store
+	log      *slog.Logger
+	server   *mqtt.Server
+	guard    *guard
+	auth     *authenticator
+	binding  clientBinding
+	activity activity
+	hook     *hook
+
+	stats   Stats
+	statsMu sync.Mutex
+	addrs   map[string]string // listener id → bound address
+	stop    chan struct{}
+	done    chan struct{}
+	closed  atomic.Bool
+}
+
+// New configures a broker; Start opens its listeners.
+func New(st Store, o Options) (*Broker, error) {
+	o = o.withDefaults()
+	b := &Broker{o: o, st: st, log: o.Logger, auth: newAuthenticator(st), addrs: map[string]string{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	b.guard = newGuard(o.Limits, func(msg string, err error) {
+		if err != nil {
+			b.log.Warn("mqtt: "+msg, "err", err)
+		} else {
+			b.log.Warn("mqtt: " + msg)
+		}
+	})
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(o.Limits.MaxPacketSize)
+	caps.MaximumClients = int64(o.Limits.MaxConnections)
+	caps.ReceiveMaximum = o.ReceiveMaximum
+	caps.MaximumInflight = 1024
+	caps.TopicAliasMaximum = 0
+	caps.MaximumSessionExpiryInterval = 24 * 3600
+	caps.MaximumMessageExpiryInterval = 24 * 3600
+	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: o.Logger})
+	b.hook = &hook{b: b, ids: map[string]*identity{}}
+	if err := b.server.AddHook(b.hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if o.AllowAnonymous {
+		b.log.Warn("mqtt: ANONYMOUS ACCESS IS ON: any client can publish as the device named by its client id; use this on a bench only")
+	}
+	return b, nil
+}
+
+// Start binds the listeners and serves. It returns once they accept.
+func (b *Broker) Start() error {
+	type spec struct {
+		id, addr string
+		make     func(string) (listeners.Listener, error)
+	}
+	specs := []spec{
+		{"tcp", b.o.Listen, func(a string) (listeners.Listener, error) {
+			return listeners.NewTCP(listeners.Config{ID: "tcp", Address: a}), nil
+		}},
+		{"tls", b.o.TLSListen, func(a string) (listeners.Listener, error) {
+			cert, err := tls.LoadX509KeyPair(b.o.TLSCert, b.o.TLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("broker: TLS certificate: %w", err)
+			}
+			return listeners.NewTCP(listeners.Config{ID: "tls", Address: a, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}), nil
+		}},
+		{"ws", b.o.WSListen, func(a string) (listeners.Listener, error) {
+			return listeners.NewWebsocket(listeners.Config{ID: "ws", Address: a}), nil
+		}},
+	}
+	for _, s := range specs {
+		if s.addr == "" {
+			continue
+		}
+		l, err := s.make(s.addr)
+		if err != nil {
+			return err
+		}
+		if err := b.server.AddListener(&guardedListener{Listener: l, g: b.guard}); err != nil {
+			return fmt.Errorf("broker: listen on %s (%s): %w", s.addr, s.id, err)
+		}
+		b.addrs[s.id] = l.Address()
+	}
+	if err := b.server.Serve(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	go b.flushLoop()
+	return nil
+}
+
+// Addr returns the bound address of a listener: "tcp", "tls" or "ws".
+func (b *Broker) Addr(id string) string { return b.addrs[id] }
+
+func (b *Broker) flushLoop() {
+	defer close(b.done)
+	t := time.NewTicker(b.o.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			if err := b.activity.flush(b.st); err != nil {
+				b.log.Error("mqtt: writing device counters", "err", err)
+			}
+		}
+	}
+}
+
+// Close disconnects every client, stops the listeners and writes the
+// device counters.
+func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := b.server.Close()
+	close(b.stop)
+	<-b.done
+	return errors.Join(err, b.activity.flush(b.st))
+}
+
+// Disconnect drops every connection of device (after it was deleted or its
+// password changed).
+func (b *Broker) Disconnect(device string) {
+	b.hook.mu.Lock()
+	var ids []string
+	for cid, id := range b.hook.ids {
+		if id.device == device {
+			ids = append(ids, cid)
+		}
+	}
+	b.hook.mu.Unlock()
+	for _, cid := range ids {
+		if cl, ok := b.server.Clients.Get(cid); ok {
+			_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized) // best effort: it may be gone already
+		}
+	}
+}
+
+// PublishReading publishes one of the gateway's own readings, retained, on
+// fieldgate/gateway/{source}/{quantity}, for local consumers.
+func (b *Broker) PublishReading(r store.Reading) {
+	topic := "fieldgate/" + GatewayDevice + "/" + r.Source + "/" + r.Quantity
+	if err := b.server.Publish(topic, []byte(strconv.FormatFloat(r.Value, 'f', -1, 64)), true, 0); err != nil {
+		b.log.Warn("mqtt: publishing a gateway reading", "topic", topic, "err", err)
+	}
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	b.statsMu.Lock()
+	s := b.stats
+	b.statsMu.Unlock()
+	s.Clients = b.server.Info.ClientsConnected
+	s.Guard = b.guard.stats()
+	return s
+}
+
+func (b *Broker) count(c *uint64, n ...int) {
+	b.statsMu.Lock()
+	defer b.statsMu.Unlock()
+	if len(n) > 0 {
+		*c += uint64(n[0])
+		return
+	}
+	*c++
+}

@@ -1,0 +1,236 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
+
+	"fieldgate/broker/payload"
+	"fieldgate/store"
+)
+
+// identity is who a connected client is.
+type identity struct {
+	device string
+	admin  bool
+	lim    *rate.Limiter
+}
+
+// hook is fieldgate's mochi hook: authentication, ACL, will and client-id
+// checks at CONNECT, online state, and the ingest of every publish.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+
+	mu  sync.Mutex
+	ids map[string]*identity // by client id
+}
+
+// ID names the hook.
+func (h *hook) ID() string { return "fieldgate" }
+
+// Provides lists the events the hook handles.
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnPublish,
+	}, []byte{b})
+}
+
+func (h *hook) identity(cl *mqtt.Client) *identity {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ids[cl.ID]
+}
+
+// OnConnectAuthenticate checks the device's credentials, that its will (if
+// any) goes to a topic it may publish to, and that its client id is its own.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	b := h.b
+	user := string(pk.Connect.Username)
+	id := &identity{lim: rate.NewLimiter(rate.Limit(b.o.PublishRate), b.o.PublishBurst)}
+	switch {
+	case user == "" && b.o.AllowAnonymous:
+		id.device = cl.ID // bench mode: the client id is the device
+	default:
+		d, err := b.auth.check(user, pk.Connect.Password)
+		if err != nil {
+			b.count(&b.stats.AuthFailures)
+			b.log.Warn("mqtt: connection refused", "user", user, "remote", cl.Net.Remote, "err", err)
+			return false
+		}
+		id.device, id.admin = d.ID, d.Admin
+	}
+	if pk.Connect.WillFlag && !CanPublish(id.device, id.admin, pk.Connect.WillTopic) {
+		b.count(&b.stats.ACLDenied)
+		b.log.Warn("mqtt: connection refused: will on a foreign topic", "device", id.device, "topic", pk.Connect.WillTopic)
+		return false
+	}
+	if !b.binding.bind(cl.ID, id.device) {
+		b.count(&b.stats.ACLDenied)
+		b.log.Warn("mqtt: connection refused: client id belongs to another device", "device", id.device, "client_id", cl.ID)
+		return false
+	}
+	h.mu.Lock()
+	h.ids[cl.ID] = id
+	h.mu.Unlock()
+	return true
+}
+
+// OnACLCheck applies the ACL to publishes and subscriptions.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	id := h.identity(cl)
+	if id == nil {
+		return false
+	}
+	ok := CanSubscribe(id.device, id.admin, topic)
+	if write {
+		ok = CanPublish(id.device, id.admin, topic)
+	}
+	if !ok {
+		h.b.count(&h.b.stats.ACLDenied)
+		h.b.log.Warn("mqtt: denied by ACL", "device", id.device, "topic", topic, "publish", write)
+	}
+	return ok
+}
+
+// OnSessionEstablished marks the device online.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if id := h.identity(cl); id != nil {
+		h.b.activity.setOnline(id.device, true, h.b.o.Now())
+	}
+}
+
+// OnDisconnect marks the device offline.
+func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if id := h.identity(cl); id != nil {
+		h.b.activity.setOnline(id.device, false, h.b.o.Now())
+	}
+}
+
+// OnPublish decodes the payload by topic shape and stores the readings. A
+// QoS 1/2 publish returns only once its readings are committed and
+// fsync'd, so the PUBACK mochi then writes means "on disk". If the commit
+// fails, no PUBACK may go out: the packet is rejected and the client
+// disconnected (MQTT 5: with 0x97 when the store is full, else 0x80), so
+// that it sends again later.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	b, now := h.b, h.b.o.Now()
+	id := h.identity(cl)
+	if id == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	b.count(&b.stats.Messages)
+	v5 := cl.Properties.ProtocolVersion == 5
+	if !id.lim.AllowN(now, 1) {
+		b.count(&b.stats.RateLimited)
+		b.log.Warn("mqtt: publish rate exceeded", "device", id.device)
+		if v5 {
+			return pk, packets.ErrQuotaExceeded
+		}
+		_ = b.server.DisconnectClient(cl, packets.ErrQuotaExceeded) // no PUBACK: the device sends again later
+		return pk, packets.ErrRejectPacket
+	}
+	t := ParseTopic(pk.TopicName)
+	if t.Kind == KindAvailability {
+		online := strings.EqualFold(strings.TrimSpace(string(pk.Payload)), "online")
+		b.activity.setOnline(t.Device, online, now)
+		return pk, nil
+	}
+	if t.Kind == KindNone {
+		b.count(&b.stats.Unmatched)
+		return pk, nil // allowed but not a reading: acknowledged, not stored
+	}
+	rs, err := h.decode(t, pk.Payload, now, id.device)
+	if err != nil {
+		b.count(&b.stats.Rejected)
+		b.activity.message(id.device, now, 0, err)
+		b.log.Warn("mqtt: payload rejected", "device", id.device, "topic", pk.TopicName, "err", err)
+		if v5 {
+			return pk, packets.ErrPayloadFormatInvalid
+		}
+		return pk, packets.CodeSuccessIgnore // acknowledged, dropped: resending cannot fix it
+	}
+	if err := h.store(pk.FixedHeader.Qos, rs); err != nil {
+		b.count(&b.stats.StoreFailures)
+		b.log.Error("mqtt: readings not stored; publish refused", "device", id.device, "err", err)
+		code := packets.ErrUnspecifiedError
+		if errors.Is(err, store.ErrFull) {
+			code = packets.ErrQuotaExceeded
+		}
+		_ = b.server.DisconnectClient(cl, code) // for MQTT 3.1.1 this is the only way to say no
+		return pk, packets.ErrRejectPacket
+	}
+	b.count(&b.stats.Readings, len(rs))
+	b.activity.message(id.device, now, len(rs), nil)
+	return pk, nil
+}
+
+// decode turns a payload into readings of device.
+func (h *hook) decode(t Topic, p []byte, now time.Time, device string) ([]store.Reading, error) {
+	var vs []payload.Value
+	var err error
+	switch t.Kind {
+	case KindPlain:
+		vs, err = payload.Plain(payload.Quantity(t.Name), p)
+	case KindESPHome:
+		vs, err = payload.Plain(payload.Quantity(t.Name), p)
+	case KindSenML:
+		vs, err = payload.SenML(p, now)
+	case KindTasmota:
+		vs, err = payload.Tasmota(p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]store.Reading, 0, len(vs))
+	for _, v := range vs {
+		r := store.Reading{Source: device, Quantity: v.Quantity, Value: v.Value, Unit: v.Unit, Time: v.Time}
+		if r.Time.IsZero() {
+			r.Time = now
+		}
+		r.Clock = h.clock(device, r.Time, now)
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", payload.ErrInvalid, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+// clock flags a device timestamp that cannot be right: in the future beyond
+// the tolerance, or well before the device's newest reading (a node whose
+// clock fell back to 1970 after a reboot without NTP).
+func (h *hook) clock(device string, t, now time.Time) store.Clock {
+	tol := h.b.o.TimeTolerance
+	newest := h.b.activity.newestReading(device, t)
+	if t.After(now.Add(tol)) || (!newest.IsZero() && t.Before(newest.Add(-24*time.Hour))) {
+		h.b.count(&h.b.stats.Flagged)
+		return store.ClockUnsynced
+	}
+	return store.ClockSynced
+}
+
+// store commits QoS 1/2 readings durably before returning, and queues QoS 0.
+func (h *hook) store(qos byte, rs []store.Reading) error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.CommitTimeout)
+	defer cancel()
+	if qos == 0 {
+		return h.b.st.Enqueue(ctx, rs...)
+	}
+	return h.b.st.Append(ctx, rs...)
+}
