@@ -44,6 +44,9 @@ type Options struct {
 	// ReceiveMaximum bounds each client's unacknowledged QoS 1/2 publishes.
 	// Default 32.
 	ReceiveMaximum uint16
+	// MaxRetained caps retained messages; past it, new topics' retain flag
+	// is dropped (the message is still delivered). Default 1000.
+	MaxRetained int
 	// AllowAnonymous lets clients without a username in, using their client
 	// id as their device id. For a bench only.
 	AllowAnonymous bool
@@ -70,6 +73,9 @@ func (o Options) withDefaults() Options {
 	if o.ReceiveMaximum == 0 {
 		o.ReceiveMaximum = 32
 	}
+	if o.MaxRetained <= 0 {
+		o.MaxRetained = 1000
+	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 10 * time.Second
 	}
@@ -91,11 +97,17 @@ func (o Options) withDefaults() Options {
 
 // Stats counts what the broker did since start.
 type Stats struct {
-	Clients                                       int64
-	Messages, Readings, Rejected, Unmatched       uint64
+	Clients int64
+	// Messages received; Readings stored; Rejected payloads; Unmatched
+	// topics (allowed, acknowledged, not readings).
+	Messages, Readings, Rejected, Unmatched uint64
+	// AuthFailures, ACLDenied (publishes, subscriptions, wills, client
+	// ids), RateLimited publishes, Flagged (implausible device timestamps).
 	AuthFailures, ACLDenied, RateLimited, Flagged uint64
-	StoreFailures                                 uint64
-	Guard                                         GuardStats
+	// StoreFailures: publishes refused because the commit failed;
+	// RetainDropped: retain flags dropped at the cap.
+	StoreFailures, RetainDropped uint64
+	Guard                        GuardStats
 }
 
 // Broker is fieldgate's embedded MQTT broker.
@@ -139,7 +151,7 @@ func New(st Store, o Options) (*Broker, error) {
 	caps.MaximumSessionExpiryInterval = 24 * 3600
 	caps.MaximumMessageExpiryInterval = 24 * 3600
 	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: o.Logger})
-	b.hook = &hook{b: b, ids: map[string]*identity{}}
+	b.hook = &hook{b: b, ids: map[string]*identity{}, retained: map[string]bool{}}
 	if err := b.server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -253,7 +265,7 @@ func (b *Broker) Stats() Stats {
 	b.statsMu.Lock()
 	s := b.stats
 	b.statsMu.Unlock()
-	s.Clients = b.server.Info.ClientsConnected
+	s.Clients = atomic.LoadInt64(&b.server.Info.ClientsConnected)
 	s.Guard = b.guard.stats()
 	return s
 }

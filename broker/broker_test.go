@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -409,6 +411,33 @@ func TestNewPassword(t *testing.T) {
 		if ValidateDeviceID(bad) == nil {
 			t.Errorf("device id %q accepted", bad)
 		}
+	}
+}
+
+func TestRetainedMessagesAreCapped(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{MaxRetained: 3})
+	c, err := v3(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		tok := c.Publish("esp32-a/extra/"+strconv.Itoa(i), 1, true, "x")
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	kept := 0
+	for topic := range b.server.Topics.Retained.GetAll() {
+		if strings.HasPrefix(topic, "esp32-a/") {
+			kept++
+		}
+	}
+	if kept != 3 {
+		t.Errorf("%d retained messages, want the cap of 3", kept)
+	}
+	if s := b.Stats(); s.RetainDropped != 7 || s.Unmatched != 10 {
+		t.Errorf("stats %+v", s)
 	}
 }
 

@@ -30,8 +30,25 @@ type hook struct {
 	mqtt.HookBase
 	b *Broker
 
-	mu  sync.Mutex
-	ids map[string]*identity // by client id
+	mu       sync.Mutex
+	ids      map[string]*identity // by client id
+	retained map[string]bool      // topics clients retained a message on
+}
+
+// retain reports whether a retained message on topic may be kept under the
+// cap; an empty payload clears the topic's retained message.
+func (h *hook) retain(topic string, set bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !set {
+		delete(h.retained, topic)
+		return true
+	}
+	if !h.retained[topic] && len(h.retained) >= h.b.o.MaxRetained {
+		return false
+	}
+	h.retained[topic] = true
+	return true
 }
 
 // ID names the hook.
@@ -144,6 +161,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		}
 		_ = b.server.DisconnectClient(cl, packets.ErrQuotaExceeded) // no PUBACK: the device sends again later
 		return pk, packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Retain && !h.retain(pk.TopicName, len(pk.Payload) > 0) {
+		pk.FixedHeader.Retain = false // delivered, not kept: the cap bounds memory
+		b.count(&b.stats.RetainDropped)
 	}
 	t := ParseTopic(pk.TopicName)
 	if t.Kind == KindAvailability {
