@@ -25,6 +25,7 @@ type Config struct {
 	Log             LogConfig      `yaml:"log"`
 	Store           StoreConfig    `yaml:"store"`
 	Sensors         []SensorConfig `yaml:"sensors"`
+	MQTT            MQTTConfig     `yaml:"mqtt"`
 	Uplink          UplinkConfig   `yaml:"uplink"`
 	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
 }
@@ -77,6 +78,7 @@ func defaultConfig(getenv func(string) string) Config {
 			Retention:      RetentionConfig{MaxAge: Duration(30 * 24 * time.Hour)},
 			CompactRatio:   2,
 		},
+		MQTT:            defaultMQTT(),
 		Uplink:          defaultUplink(),
 		ShutdownTimeout: Duration(15 * time.Second),
 	}
@@ -156,6 +158,7 @@ func (c *Config) validate(h host) []fieldError {
 		add("shutdown_timeout", "%s: want between 1s and 5m", d)
 	}
 	validateSensors(c.Sensors, add)
+	validateMQTT(c.MQTT, add)
 	validateUplink(c.Uplink, add)
 	return errs
 }

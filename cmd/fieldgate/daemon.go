@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"fieldgate/broker"
 	"fieldgate/sensors"
 	"fieldgate/store"
 	"fieldgate/uplink"
@@ -32,16 +33,31 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	if err != nil {
 		return err
 	}
+	var mq *broker.Broker
+	var sink sensors.Sink = st
+	if cfg.MQTT.Listen != "" || cfg.MQTT.TLSListen != "" || cfg.MQTT.WSListen != "" {
+		o := cfg.brokerOptions()
+		o.Logger = log.With("component", "mqtt")
+		if mq, err = broker.New(st, o); err == nil {
+			err = mq.Start()
+		}
+		if err != nil {
+			return errors.Join(err, st.Close())
+		}
+		sink = publishingSink{st: st, mq: mq}
+		log.Info("mqtt broker listening", "tcp", mq.Addr("tcp"), "tls", mq.Addr("tls"), "ws", mq.Addr("ws"))
+	}
+
 	buses := sensors.NewBuses(sensors.OpenHostBus)
 	entries := sensorEntries(cfg.Sensors, buses)
-	poller := sensors.NewPoller(entries, st, sensors.PollerOpts{Logger: log.With("component", "sensors")})
+	poller := sensors.NewPoller(entries, sink, sensors.PollerOpts{Logger: log.With("component", "sensors")})
 
 	var sender *uplink.Sender
 	if cfg.Uplink.URL != "" {
 		o := cfg.uplinkOptions()
 		o.Logger = log.With("component", "uplink")
 		if sender, err = uplink.New(st, o); err != nil {
-			return errors.Join(err, st.Close())
+			return errors.Join(err, closeBroker(mq), st.Close())
 		}
 	} else {
 		log.Info("no uplink configured: readings stay in the local store")
@@ -53,7 +69,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	go func() { defer wg.Done(); poller.Run(runCtx) }()
 	go func() {
 		defer wg.Done()
-		logStatus(runCtx, log, st, poller, sender, time.Duration(cfg.Log.StatusInterval))
+		logStatus(runCtx, log, st, poller, mq, sender, time.Duration(cfg.Log.StatusInterval))
 	}()
 	if sender != nil {
 		wg.Add(1)
@@ -78,6 +94,9 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	wg.Wait()
 	if err := buses.Close(); err != nil {
 		log.Warn("closing I2C buses", "err", err)
+	}
+	if err := closeBroker(mq); err != nil {
+		log.Warn("closing the mqtt broker", "err", err)
 	}
 	return closeWithin(time.Duration(cfg.ShutdownTimeout), log, st)
 }
@@ -132,7 +151,7 @@ func sensorEntries(cfgs []SensorConfig, buses *sensors.Buses) []sensors.Entry {
 
 // logStatus logs a one-line summary every interval: how the store is doing,
 // without a line per reading.
-func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *sensors.Poller, sender *uplink.Sender, every time.Duration) {
+func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *sensors.Poller, mq *broker.Broker, sender *uplink.Sender, every time.Duration) {
 	if every <= 0 {
 		return
 	}
@@ -158,6 +177,10 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 				attrs = append(attrs, "sensors_"+string(state), byState[state])
 			}
 		}
+		if mq != nil {
+			m := mq.Stats()
+			attrs = append(attrs, "mqtt_clients", m.Clients, "mqtt_rejected", m.Rejected+m.Guard.Malformed+m.Guard.Oversized)
+		}
 		if sender != nil {
 			u := sender.Status()
 			attrs = append(attrs, "uplink", u.State, "backlog", u.Backlog)
@@ -169,4 +192,30 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 		}
 		prev = s
 	}
+}
+
+// publishingSink stores the gateway's sensor readings and also publishes
+// them, retained, on fieldgate/gateway/{source}/{quantity} for local
+// consumers.
+type publishingSink struct {
+	st *store.Store
+	mq *broker.Broker
+}
+
+// Enqueue queues rs for the store, then publishes them.
+func (p publishingSink) Enqueue(ctx context.Context, rs ...store.Reading) error {
+	if err := p.st.Enqueue(ctx, rs...); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		p.mq.PublishReading(r)
+	}
+	return nil
+}
+
+func closeBroker(mq *broker.Broker) error {
+	if mq == nil {
+		return nil
+	}
+	return mq.Close()
 }

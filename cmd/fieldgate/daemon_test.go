@@ -40,6 +40,8 @@ func (s *syncBuffer) String() string {
 func testConfig(t *testing.T, dataDir string) string {
 	t.Helper()
 	return writeTemp(t, fmt.Sprintf(`data_dir: %s
+mqtt:
+  listen: 127.0.0.1:0
 store:
   commit_interval: 20ms
 sensors:
@@ -77,6 +79,8 @@ func TestRunStoresSimulatedReadingsUntilCancelled(t *testing.T) {
 func TestRunKeepsGoingWithAMissingSensor(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+mqtt:
+  listen: ""
 log:
   status_interval: 100ms
 sensors:

@@ -63,6 +63,8 @@ func TestCrashDuringReplay(t *testing.T) {
 	srv := httptest.NewServer(sk)
 	defer srv.Close()
 	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+mqtt:
+  listen: ""
 sensors: []
 uplink:
   url: %s
