@@ -8,6 +8,8 @@
 //	fieldgate check-config [-config FILE]
 //	                                 validate and print the effective configuration
 //	fieldgate scan [-bus N]          list I2C devices and print a config snippet
+//	fieldgate device add|list|remove|passwd
+//	                                 manage the MQTT devices
 //	fieldgate version                print version, commit and build date
 package main
 
@@ -37,6 +39,8 @@ commands:
   run            run the gateway (the default)
   check-config   validate the configuration and print it with defaults filled in
   scan [-bus N]  list the I2C devices that answer and print a sensors: snippet
+  device add ID | list | remove ID | passwd ID
+                 manage the MQTT devices (ESP32 nodes); a password is shown once
   version        print version, commit and build date
 
 The configuration is read from -config, else $FIELDGATE_CONFIG, else
@@ -61,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(rest, getenv, stdout, stderr)
 	case "scan":
 		return scan(rest, stdout, stderr)
+	case "device":
+		return device(rest, getenv, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help":
