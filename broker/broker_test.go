@@ -145,6 +145,13 @@ func TestQoS1PublishIsOnDiskWhenAcked(t *testing.T) {
 	if rs := readings(t, st, "esp32-a", "temperature"); len(rs) != 1 || rs[0].Value != 21.5 || rs[0].Unit != "Cel" {
 		t.Fatalf("after the v3 PUBACK the store holds %v", rs)
 	}
+	tok = c3.Publish("fieldgate/esp32-a/temperature", 2, false, "22.5")
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("v3 QoS 2 publish: %v", tok.Error())
+	}
+	if rs := readings(t, st, "esp32-a", "temperature"); len(rs) != 2 || rs[1].Value != 22.5 {
+		t.Fatalf("after the QoS 2 handshake the store holds %v", rs)
+	}
 	c5, _, err := v5(t, b, "esp32-b", pw["esp32-b"], "b-v5")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+)
+
+// BenchmarkBrokers runs the same load against fieldgate (every QoS 1 reading
+// fsync'd before its PUBACK) and Debian's mosquitto (persistence on), each a
+// separate process on loopback, alternating, in one run: 1, 10 and 50
+// clients each publishing QoS 1 64-byte payloads as fast as PUBACKs come
+// back, for a few seconds each. Then 200 idle clients connect to each and
+// their RSS is read from /proc. Run with -benchtime 1x.
+func BenchmarkBrokers(b *testing.B) {
+	mosq, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/mosquitto"); err != nil {
+			b.Skip("mosquitto not installed")
+		}
+		mosq = "/usr/sbin/mosquitto"
+	}
+	bin := filepath.Join(b.TempDir(), "fieldgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := b.TempDir()
+	fgPort, mqPort := freePort(b), freePort(b)
+	cfg := filepath.Join(dir, "fieldgate.yaml")
+	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s/fg\nsensors: []\nlog:\n  level: warn\nmqtt:\n  listen: 127.0.0.1:%d\n  allow_anonymous: true\n  publish_rate: 100000\n  publish_burst: 100000\n  max_connections: 1000\n  max_pending: 1000\n", dir, fgPort))
+	fg := exec.Command(bin, "-config", cfg)
+	mqCfg := filepath.Join(dir, "mosquitto.conf")
+	writeFileB(b, mqCfg, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_connections -1\n", mqPort, dir))
+	mq := exec.Command(mosq, "-c", mqCfg)
+	for _, c := range []*exec.Cmd{fg, mq} {
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+	}
+	time.Sleep(time.Second)
+	payload := "21.5" + strings.Repeat(" ", 60) // 64 bytes, a valid plain reading
+	for _, clients := range []int{1, 10, 50} {
+		for _, target := range []struct {
+			name string
+			port int
+		}{{"fieldgate", fgPort}, {"mosquitto", mqPort}} {
+			b.Run(fmt.Sprintf("%s/clients=%d", target.name, clients), func(b *testing.B) {
+				n, lat := load(b, target.port, clients, payload, 3*time.Second)
+				b.ReportMetric(float64(n)/3, "msgs/s")
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			})
+		}
+	}
+	b.Run("idle200", func(b *testing.B) {
+		for _, target := range []struct {
+			name string
+			port int
+			pid  int
+		}{{"fieldgate", fgPort, fg.Process.Pid}, {"mosquitto", mqPort, mq.Process.Pid}} {
+			before := rssKB(b, target.pid)
+			cs := connectN(b, target.port, 200, "idle-"+target.name)
+			time.Sleep(time.Second)
+			after := rssKB(b, target.pid)
+			b.ReportMetric(float64(after)/1024, target.name+"-rss-MiB")
+			b.ReportMetric(float64(after-before)/200, target.name+"-KiB/client")
+			for _, c := range cs {
+				c.Disconnect(0)
+			}
+		}
+	})
+}
+
+// load runs clients closed-loop QoS 1 publishers for d and returns the
+// publishes acknowledged and their latencies, sorted.
+func load(b *testing.B, port, clients int, payload string, d time.Duration) (int64, []time.Duration) {
+	cs := connectN(b, port, clients, fmt.Sprintf("load%d-%d", clients, time.Now().UnixNano()%1e6))
+	defer func() {
+		for _, c := range cs {
+			c.Disconnect(0)
+		}
+	}()
+	var n atomic.Int64
+	lats := make([][]time.Duration, clients)
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			topic := "fieldgate/" + clientID(c) + "/temperature"
+			for time.Now().Before(stop) {
+				t := time.Now()
+				tok := c.Publish(topic, 1, false, payload)
+				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					b.Errorf("publish: %v", tok.Error())
+					return
+				}
+				lats[i] = append(lats[i], time.Since(t))
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	if len(all) == 0 {
+		b.Fatal("no publish acknowledged")
+	}
+	return n.Load(), all
+}
+
+func connectN(b *testing.B, port, n int, prefix string) []paho3.Client {
+	cs := make([]paho3.Client, n)
+	for i := range cs {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		o := paho3.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(port)).SetClientID(id).
+			SetAutoReconnect(false).SetKeepAlive(60 * time.Second).SetMaxResumePubInFlight(1)
+		cs[i] = paho3.NewClient(o)
+		if tok := cs[i].Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			b.Fatalf("connect %s: %v", id, tok.Error())
+		}
+	}
+	return cs
+}
+
+func clientID(c paho3.Client) string {
+	r := c.OptionsReader()
+	return r.ClientID()
+}
+
+func rssKB(b *testing.B, pid int) int64 {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(s), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return kb
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+func freePort(b *testing.B) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func writeFileB(b *testing.B, path, content string) {
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		b.Fatal(err)
+	}
+}
