@@ -77,7 +77,7 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 	}
 	defer b.Close()
 	for i, url := range []string{"tls://" + b.Addr("tls"), "ws://" + b.Addr("ws")} {
-		o := paho3.NewClientOptions().AddBroker(url).SetClientID("a"+url[:2]).SetUsername("esp32-a").SetPassword(pw["esp32-a"]).
+		o := paho3.NewClientOptions().AddBroker(url).SetClientID("a" + url[:2]).SetUsername("esp32-a").SetPassword(pw["esp32-a"]).
 			SetTLSConfig(&tls.Config{RootCAs: pool}).SetAutoReconnect(false)
 		c := paho3.NewClient(o)
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
