@@ -63,6 +63,15 @@ func decodeBatch(k, v []byte) (Batch, error) {
 	}, nil
 }
 
+// getBatch returns the recorded batch starting at first, or ErrNotFound.
+func getBatch(ob *bolt.Bucket, first uint64) (Batch, error) {
+	v := ob.Get(seqKey(first))
+	if v == nil {
+		return Batch{}, fmt.Errorf("%w: no batch starts at %d", ErrNotFound, first)
+	}
+	return decodeBatch(seqKey(first), v)
+}
+
 // Outbox returns the upload state: cursor, recorded batches and dead letters.
 func (s *Store) Outbox() (OutboxState, error) {
 	var st OutboxState
@@ -121,11 +130,7 @@ func (s *Store) AckBatch(first uint64) error {
 			return dl.Delete(seqKey(first))
 		}
 		ob := tx.Bucket(bOutbox)
-		v := ob.Get(seqKey(first))
-		if v == nil {
-			return fmt.Errorf("%w: no batch starts at %d", ErrNotFound, first)
-		}
-		b, err := decodeBatch(seqKey(first), v)
+		b, err := getBatch(ob, first)
 		if err != nil {
 			return err
 		}
@@ -144,11 +149,7 @@ func (s *Store) AckBatch(first uint64) error {
 func (s *Store) SplitBatch(first, mid uint64) error {
 	return s.update(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(bOutbox)
-		v := ob.Get(seqKey(first))
-		if v == nil {
-			return fmt.Errorf("%w: no batch starts at %d", ErrNotFound, first)
-		}
-		b, err := decodeBatch(seqKey(first), v)
+		b, err := getBatch(ob, first)
 		if err != nil {
 			return err
 		}
@@ -168,11 +169,7 @@ func (s *Store) SplitBatch(first, mid uint64) error {
 func (s *Store) DeadLetterBatch(first uint64, status int, reason string) error {
 	return s.update(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(bOutbox)
-		v := ob.Get(seqKey(first))
-		if v == nil {
-			return fmt.Errorf("%w: no batch starts at %d", ErrNotFound, first)
-		}
-		b, err := decodeBatch(seqKey(first), v)
+		b, err := getBatch(ob, first)
 		if err != nil {
 			return err
 		}
