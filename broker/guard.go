@@ -98,8 +98,10 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 		_ = c.SetDeadline(time.Now().Add(g.lim.ConnectTimeout)) // mochi sets its own after CONNECT
 		err := establish(id, gc)
 		gc.finish()
-		if gc.rejected() {
-			return nil // counted and logged by the guard
+		if gc.rejected() || !gc.received {
+			// Counted and logged by the guard, or a socket that closed
+			// without a byte (a health probe, a port scan): nothing to log.
+			return nil
 		}
 		return err
 	})
@@ -113,12 +115,13 @@ type guardConn struct {
 	g  *guard
 	fc frameChecker
 
-	in, out []byte // raw bytes not yet checked; checked bytes not yet read
-	buf     [4096]byte
-	err     error
-	state   int // 0 pending, 1 active, 2 done
-	bad     atomic.Bool
-	mu      sync.Mutex // guards state against finish racing the reader
+	in, out  []byte // raw bytes not yet checked; checked bytes not yet read
+	buf      [4096]byte
+	received bool // any byte arrived
+	err      error
+	state    int // 0 pending, 1 active, 2 done
+	bad      atomic.Bool
+	mu       sync.Mutex // guards state against finish racing the reader
 }
 
 // Read returns validated bytes only.
@@ -157,6 +160,7 @@ func (c *guardConn) next() error {
 		}
 		n, err := c.Conn.Read(c.buf[:])
 		c.in = append(c.in, c.buf[:n]...)
+		c.received = c.received || n > 0
 		if err != nil {
 			var ne net.Error
 			if !c.fc.connected && errors.As(err, &ne) && ne.Timeout() {

@@ -105,6 +105,23 @@ func (s *Store) Enqueue(ctx context.Context, rs ...Reading) error {
 	return s.c.send(ctx, req)
 }
 
+// Ping returns once the committer has taken a request and answered it: a
+// liveness probe for the watchdog. It fails when ctx ends first — the
+// committer is wedged (a hung disk, a stuck fsync) or the queue is full —
+// or when commits are failing.
+func (s *Store) Ping(ctx context.Context) error {
+	req := &request{done: make(chan result, 1)}
+	if err := s.c.send(ctx, req); err != nil {
+		return err
+	}
+	select {
+	case res := <-req.done:
+		return res.err
+	case <-ctx.Done():
+		return fmt.Errorf("store: committer did not answer: %w", ctx.Err())
+	}
+}
+
 // newRequest validates rs and copies them, so that the caller may reuse its
 // slice as soon as Append or Enqueue returns, whatever happened.
 func newRequest(rs []Reading, wait bool) (*request, error) {
@@ -241,6 +258,13 @@ func (c *committer) commit(batch []*request) {
 		}
 	}
 	carried := len(c.carry)
+	if len(rs) == 0 { // only pings: answer with the state of the last commit
+		err := c.err()
+		for _, r := range batch {
+			r.done <- result{err: err}
+		}
+		return
+	}
 	first, err := c.s.write(rs, &c.drops)
 	switch {
 	case err == nil:

@@ -323,3 +323,26 @@ func TestMigrationRunsFromOlderSchema(t *testing.T) {
 		t.Errorf("schema %d after migration, want %d", v, SchemaVersion)
 	}
 }
+
+func TestPing(t *testing.T) {
+	s := mustOpen(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a healthy store: %v", err)
+	}
+	if n := s.Stats().Commits; n != 0 {
+		t.Errorf("Ping wrote %d transactions", n)
+	}
+	mustAppend(t, s, reading("a", "q", 0, 1)) // a ping must not disturb readings
+	s.dbMu.Lock()                             // wedge the committer in its next commit
+	go func() { _ = s.Enqueue(context.Background(), reading("a", "q", 1, 1)) }()
+	time.Sleep(1100 * time.Millisecond) // the queued reading's commit interval passes
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	err := s.Ping(ctx2)
+	s.dbMu.Unlock()
+	if err == nil {
+		t.Fatal("Ping succeeded while the committer was wedged")
+	}
+}

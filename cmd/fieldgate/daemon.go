@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"fieldgate/broker"
 	"fieldgate/sensors"
@@ -83,12 +86,22 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 
 	stats := st.Stats()
 	log.Info("fieldgate running", "gateway", st.GatewayID(), "store", st.Path(), "readings", stats.Readings, "sensors", len(entries))
+	notify(log, fmt.Sprintf("READY=1\nSTATUS=running: %d readings stored, %d sensors", stats.Readings, len(entries)))
+	if every, err := daemon.SdWatchdogEnabled(false); err == nil && every > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			watchdog(runCtx, log, every, healthCheck(st, mq), func() { notify(log, "WATCHDOG=1") })
+		}()
+		log.Info("systemd watchdog on", "interval", every)
+	}
 	if len(entries) == 0 {
 		log.Warn("no sensors configured; list them under sensors: in the configuration")
 	}
 
 	<-ctx.Done()
 	stopSignals()
+	notify(log, "STOPPING=1")
 	log.Info("fieldgate stopping", "deadline", cfg.ShutdownTimeout)
 	cancel()
 	wg.Wait()
@@ -190,6 +203,7 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 		} else {
 			log.Info("status", attrs...)
 		}
+		notify(log, "STATUS="+statusLine(attrs))
 		prev = s
 	}
 }
@@ -218,4 +232,16 @@ func closeBroker(mq *broker.Broker) error {
 		return nil
 	}
 	return mq.Close()
+}
+
+// statusLine turns the status attributes into systemd's one-line STATUS=.
+func statusLine(attrs []any) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%v=%v", attrs[i], attrs[i+1])
+	}
+	return b.String()
 }

@@ -16,8 +16,8 @@ import (
 	"fieldgate/store"
 )
 
-// daemon is a running fieldgate subprocess.
-type daemon struct {
+// runningDaemon is a fieldgate subprocess.
+type runningDaemon struct {
 	cmd  *exec.Cmd
 	mqtt string // the broker's bound address
 }
@@ -25,7 +25,7 @@ type daemon struct {
 var mqttAddr = regexp.MustCompile(`msg="mqtt broker listening".* tcp=(\S+)`)
 
 // startDaemon runs the binary with cfg and waits until its broker listens.
-func startDaemon(t *testing.T, bin, cfg string) *daemon {
+func startDaemon(t *testing.T, bin, cfg string) *runningDaemon {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", cfg)
 	stderr, err := cmd.StderrPipe()
@@ -47,7 +47,7 @@ func startDaemon(t *testing.T, bin, cfg string) *daemon {
 	}()
 	select {
 	case a := <-addr:
-		return &daemon{cmd: cmd, mqtt: a}
+		return &runningDaemon{cmd: cmd, mqtt: a}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the daemon's broker did not start")
 		return nil

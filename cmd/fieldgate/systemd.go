@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"fieldgate/broker"
+	"fieldgate/store"
+)
+
+// notify sends a state to systemd (Type=notify). Outside systemd, without
+// NOTIFY_SOCKET, it does nothing.
+func notify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("systemd notify failed", "err", err)
+	}
+}
+
+// healthCheck is what the watchdog requires before each ping: the store's
+// committer answers (a hung disk or a stuck fsync fails it) and the MQTT
+// listener accepts connections.
+func healthCheck(st *store.Store, mq *broker.Broker) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := st.Ping(ctx); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if mq == nil || mq.Addr("tcp") == "" {
+			return nil
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", mq.Addr("tcp"))
+		if err != nil {
+			return fmt.Errorf("mqtt listener: %w", err)
+		}
+		return c.Close()
+	}
+}
+
+// watchdog feeds systemd's watchdog every half interval while health
+// passes. When it fails, no ping goes out: after WatchdogSec systemd kills
+// and restarts the daemon, which is what a wedged gateway needs.
+func watchdog(ctx context.Context, log *slog.Logger, interval time.Duration, health func(context.Context) error, ping func()) {
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, interval/4)
+		err := health(hctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("health check failed; withholding the watchdog ping", "err", err)
+			failing = true
+		case err == nil:
+			if failing {
+				log.Info("health check passes again")
+				failing = false
+			}
+			ping()
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
+	var healthy atomic.Bool
+	var pings atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		watchdog(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 40*time.Millisecond,
+			func(context.Context) error {
+				if healthy.Load() {
+					return nil
+				}
+				return errors.New("store: committer did not answer")
+			}, func() { pings.Add(1) })
+		close(done)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if n := pings.Load(); n != 0 {
+		t.Fatalf("%d watchdog pings while unhealthy", n)
+	}
+	healthy.Store(true)
+	time.Sleep(300 * time.Millisecond)
+	if n := pings.Load(); n < 3 {
+		t.Fatalf("%d watchdog pings in 300 ms while healthy, want several", n)
+	}
+	cancel()
+	<-done
+}
+
+// TestSystemdNotifyProtocol runs the daemon as systemd would with
+// Type=notify and WatchdogSec: READY=1 with a STATUS once it serves,
+// WATCHDOG=1 pings, STOPPING=1 on SIGTERM.
+func TestSystemdNotifyProtocol(t *testing.T) {
+	bin := buildDaemon(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	cmd := exec.Command(bin, "-config", mqttConfig(t, dir))
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	want := func(prefix string) string {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if strings.HasPrefix(m, prefix) {
+					return m
+				}
+			case <-timeout:
+				t.Fatalf("no %q from the daemon", prefix)
+			}
+		}
+	}
+	if m := want("READY=1"); !strings.Contains(m, "STATUS=running") {
+		t.Errorf("READY without a status: %q", m)
+	}
+	want("WATCHDOG=1")
+	want("WATCHDOG=1")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	want("STOPPING=1")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+// TestUnitFile checks systemd/fieldgate.service with systemd's own tools:
+// it verifies, and its exposure score is 2.0 or lower.
+func TestUnitFile(t *testing.T) {
+	analyze := requireTool(t, "systemd-analyze")
+	bin := buildDaemon(t)
+	unit, err := os.ReadFile("../../systemd/fieldgate.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// verify wants the binary where ExecStart says.
+	local := filepath.Join(t.TempDir(), "fieldgate.service")
+	if err := os.WriteFile(local, []byte(strings.ReplaceAll(string(unit), "/usr/bin/fieldgate", bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(analyze, "verify", local).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	out, err := exec.Command(analyze, "security", "--offline=yes", "--no-pager", local).CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for fieldgate.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	score, _ := strconv.ParseFloat(string(m[1]), 64)
+	if score > 2.0 {
+		t.Errorf("exposure %.1f, want 2.0 or lower", score)
+	}
+	t.Logf("systemd-analyze security exposure: %s", fmt.Sprint(score))
+}
