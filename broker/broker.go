@@ -190,7 +190,7 @@ func (b *Broker) Start() error {
 		if err != nil {
 			return err
 		}
-		if err := b.server.AddListener(&guardedListener{Listener: l, g: b.guard}); err != nil {
+		if err := b.server.AddListener(&guardedListener{Listener: l, g: b.guard, server: b.server}); err != nil {
 			return fmt.Errorf("broker: listen on %s (%s): %w", s.addr, s.id, err)
 		}
 		b.addrs[s.id] = l.Address()

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -445,6 +446,47 @@ func TestRetainedMessagesAreCapped(t *testing.T) {
 	}
 	if s := b.Stats(); s.RetainDropped != 7 || s.Unmatched != 10 {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestCloseWhileClientsDisconnect closes the broker while clients are
+// disconnecting, many times. mochi's own close path can deadlock there (a
+// recursive read lock on its client map; seen once in CI as a 15-minute
+// hang); the window is nanoseconds wide, so this is a smoke test of the
+// path guardedListener.Close takes instead, not a reliable reproducer.
+func TestCloseWhileClientsDisconnect(t *testing.T) {
+	st, pw := testStore(t)
+	for cycle := range 15 {
+		b, err := New(st, Options{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var cs []paho3.Client
+		for i := range 20 {
+			o := paho3.NewClientOptions().AddBroker("tcp://" + b.Addr("tcp")).SetUsername("esp32-a").SetPassword(pw["esp32-a"]).
+				SetClientID(fmt.Sprintf("c%d-%d", cycle, i)).SetAutoReconnect(false)
+			c := paho3.NewClient(o)
+			if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				t.Fatal(tok.Error())
+			}
+			cs = append(cs, c)
+		}
+		for _, c := range cs {
+			go c.Disconnect(0)
+		}
+		done := make(chan error, 1)
+		go func() { done <- b.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("cycle %d: Close hung while clients disconnected", cycle)
+		}
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Limits protect the broker from sockets that never become clients and
@@ -79,7 +81,28 @@ func (g *guard) stats() GuardStats {
 // through the guard.
 type guardedListener struct {
 	listeners.Listener
-	g *guard
+	g      *guard
+	server *mqtt.Server // for Close; nil leaves closing to mochi
+}
+
+// Close stops the listener and disconnects its clients. mochi's own way
+// (Clients.GetByListener) takes the clients' read lock twice, and deadlocks
+// when a disconnecting client's Delete queues for the write lock in
+// between: a shutdown racing a device's disconnect would hang forever and
+// never commit the queue. A snapshot from GetAll takes the lock once.
+func (l *guardedListener) Close(closeClients listeners.CloseFn) {
+	if l.server == nil {
+		l.Listener.Close(closeClients)
+		return
+	}
+	id := l.ID()
+	l.Listener.Close(func(string) {
+		for _, cl := range l.server.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = l.server.DisconnectClient(cl, packets.ErrServerShuttingDown) // it may be gone already
+			}
+		}
+	})
 }
 
 // Serve admits connections within the limits and hands mochi a
