@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -342,10 +343,7 @@ func (p *Poller) Health() []Health {
 	for _, g := range p.groups {
 		for _, ps := range g {
 			h := ps.health
-			h.Failures = make(map[string]uint64, len(ps.health.Failures))
-			for k, v := range ps.health.Failures {
-				h.Failures[k] = v
-			}
+			h.Failures = maps.Clone(ps.health.Failures)
 			h.Frozen = slices.Clone(ps.health.Frozen)
 			out = append(out, h)
 		}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -106,22 +107,14 @@ func (s *Sink) Stats() Stats {
 func (s *Sink) Readings() map[string]wire.ReadingBody {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]wire.ReadingBody, len(s.readings))
-	for k, v := range s.readings {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.readings)
 }
 
 // Received returns when each reading first arrived, by id.
 func (s *Sink) Received() map[string]time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]time.Time, len(s.received))
-	for k, v := range s.received {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.received)
 }
 
 var batchPath = regexp.MustCompile(`^/v1/gateways/([A-Za-z0-9._-]+)/batches/([0-9]+)-([0-9]+)$`)
