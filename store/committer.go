@@ -265,9 +265,16 @@ func (c *committer) commit(batch []*request) {
 		}
 		return
 	}
+	began := time.Now()
 	first, err := c.s.write(rs, &c.drops)
 	switch {
 	case err == nil:
+		if c.s.opts.OnCommit != nil {
+			for i := range rs {
+				rs[i].Seq = first + uint64(i)
+			}
+			c.s.opts.OnCommit(rs, time.Since(began))
+		}
 		c.carry = nil
 		c.backoff = 0
 		c.commits.Add(1)

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -39,11 +38,7 @@ func (s *Store) PutDevice(d Device) (created bool, err error) {
 	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bDevices)
 		created = b.Get([]byte(d.ID)) == nil
-		v, err := json.Marshal(d)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(d.ID), v)
+		return putJSON(b, d.ID, d)
 	})
 	return created, err
 }
@@ -59,11 +54,7 @@ func (s *Store) UpdateDevice(id string, fn func(*Device) error) error {
 		if err := fn(&d); err != nil {
 			return err
 		}
-		v, err := json.Marshal(d)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), v)
+		return putJSON(b, id, d)
 	})
 }
 
@@ -78,18 +69,7 @@ func (s *Store) Device(id string) (d Device, err error) {
 
 // Devices returns every device, sorted by id.
 func (s *Store) Devices() ([]Device, error) {
-	var out []Device
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bDevices).ForEach(func(k, v []byte) error {
-			var d Device
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("store: device %q is corrupt: %w", k, err)
-			}
-			out = append(out, d)
-			return nil
-		})
-	})
-	return out, err
+	return listJSON[Device](s, bDevices, "device")
 }
 
 // DeleteDevice removes a device; its readings stay. ErrNotFound if absent.
@@ -103,14 +83,7 @@ func (s *Store) DeleteDevice(id string) error {
 	})
 }
 
-func getDevice(b *bolt.Bucket, id string) (Device, error) {
-	v := b.Get([]byte(id))
-	if v == nil {
-		return Device{}, fmt.Errorf("%w: device %q", ErrNotFound, id)
-	}
-	var d Device
-	if err := json.Unmarshal(v, &d); err != nil {
-		return Device{}, fmt.Errorf("store: device %q is corrupt: %w", id, err)
-	}
-	return d, nil
+func getDevice(b *bolt.Bucket, id string) (d Device, err error) {
+	err = getJSON(b, "device", id, &d)
+	return d, err
 }

@@ -8,13 +8,22 @@ import (
 
 // SchemaVersion is the layout this binary writes. A store with a lower
 // version is migrated at Open; one with a higher version is refused.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations[v] upgrades a store from schema v to v+1 inside the same write
 // transaction as every other step, so a crash mid-migration leaves the old
-// schema intact. Version 0 does not exist (a new store starts at 1); the
-// first real migration is added as migrations[1].
-var migrations = map[uint64]func(*bolt.Tx) error{}
+// schema intact. Version 0 does not exist (a new store starts at 1).
+var migrations = map[uint64]func(*bolt.Tx) error{
+	// 2: API users and tokens.
+	1: func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bUsers, bTokens} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
 
 // migrate brings the store in tx up to SchemaVersion.
 func (s *Store) migrate(tx *bolt.Tx) error {

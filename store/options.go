@@ -70,6 +70,11 @@ type Options struct {
 
 	// Logger receives the store's logs. Default: discard.
 	Logger *slog.Logger
+	// OnCommit, if set, is called by the committer after every successful
+	// commit with the readings it stored (Seq set) and how long the write and
+	// fsync took: live streams and metrics hang off it. It must return
+	// quickly and must not keep rs.
+	OnCommit func(rs []Reading, took time.Duration)
 	// Now returns the current time (tests inject a fake). Default time.Now.
 	Now func() time.Time
 }

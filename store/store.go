@@ -27,8 +27,10 @@ var (
 	bOutbox      = []byte("outbox")
 	bDeadLetters = []byte("deadletters")
 	bCounters    = []byte("counters")
+	bUsers       = []byte("users")
+	bTokens      = []byte("tokens")
 
-	allBuckets = [][]byte{bMeta, bReadings, bSeries, bIndex, bDevices, bOutbox, bDeadLetters, bCounters}
+	allBuckets = [][]byte{bMeta, bReadings, bSeries, bIndex, bDevices, bOutbox, bDeadLetters, bCounters, bUsers, bTokens}
 
 	kGatewayID  = []byte("gateway_id")
 	kSchema     = []byte("schema")
