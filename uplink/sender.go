@@ -268,8 +268,12 @@ func (s *Sender) RetryDeadLetter(first uint64) error {
 	}
 	for _, d := range ob.DeadLetters {
 		if d.First == first {
-			s.retryDL <- &job{first: d.First, last: d.Last, deadLetter: true}
-			return nil
+			select {
+			case s.retryDL <- &job{first: d.First, last: d.Last, deadLetter: true}:
+				return nil
+			default:
+				return fmt.Errorf("uplink: %d retries are already waiting; try again shortly", cap(s.retryDL))
+			}
 		}
 	}
 	return fmt.Errorf("%w: no dead letter starts at %d", store.ErrNotFound, first)

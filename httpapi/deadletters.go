@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"fieldgate/store"
+)
+
+type deadLetterBody struct {
+	ID       string    `json:"id"`
+	First    uint64    `json:"first"`
+	Last     uint64    `json:"last"`
+	Readings uint64    `json:"readings"`
+	Status   int       `json:"status"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+	Retry    string    `json:"retry"`
+}
+
+// listDeadLetters lists the batches the cloud refused for good.
+func (s *Server) listDeadLetters(c *gin.Context) {
+	ob, err := s.st.Outbox()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]deadLetterBody, 0, len(ob.DeadLetters))
+	for _, d := range ob.DeadLetters {
+		id := strconv.FormatUint(d.First, 10)
+		out = append(out, deadLetterBody{ID: id, First: d.First, Last: d.Last, Readings: d.Last - d.First + 1,
+			Status: d.Status, Reason: d.Reason, At: d.At.UTC(), Retry: "/api/v1/uplink/deadletters/" + id + "/retry"})
+	}
+	reply(c, http.StatusOK, cacheRevalidate, map[string]any{"dead_letters": out})
+}
+
+// retryDeadLetter queues a dead letter for another send: 202, since the
+// cloud's answer comes later (GET the list again to see it leave).
+func (s *Server) retryDeadLetter(c *gin.Context) {
+	first, err := strconv.ParseUint(c.Param("id"), 10, 64)
+	if err != nil {
+		s.fail(c, errorf(http.StatusNotFound, "no dead letter %s", quote(c.Param("id"))))
+		return
+	}
+	if s.deps.Uplink == nil {
+		s.fail(c, errorf(http.StatusConflict, "no uplink is configured, so there is nothing to retry with"))
+		return
+	}
+	if err := s.deps.Uplink.RetryDeadLetter(first); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(c, errorf(http.StatusNotFound, "no dead letter %d", first))
+		} else {
+			s.fail(c, errorf(http.StatusConflict, "%v", err))
+		}
+		return
+	}
+	s.log.Info("api dead letter retried", "first", first, "by", who(c).User)
+	reply(c, http.StatusAccepted, "no-store", map[string]any{"id": c.Param("id"), "state": "queued"})
+}

@@ -1,0 +1,52 @@
+package httpapi
+
+import "time"
+
+// SensorHealth is one local sensor's state as the API reports it.
+type SensorHealth struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Driver string `json:"driver"`
+	// State is "starting", "ok", "degraded" or "failing".
+	State       string    `json:"state"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	LastGood    time.Time `json:"last_good,omitzero"`
+	// Frozen lists quantities stuck at one value for hours.
+	Frozen []string `json:"frozen,omitempty"`
+}
+
+// BrokerStats is what the API reports of the MQTT broker.
+type BrokerStats struct {
+	Clients  int64  `json:"clients"`
+	Messages uint64 `json:"messages"`
+	Readings uint64 `json:"readings"`
+	// Rejected counts refused payloads, packets, logins and publishes.
+	Rejected uint64 `json:"rejected"`
+}
+
+// UplinkStatus is what the API reports of the replay to the cloud.
+type UplinkStatus struct {
+	// State is "starting", "online", "offline" or "unauthorized".
+	State          string
+	OfflineSince   time.Time
+	LastSuccess    time.Time
+	LastError      string
+	LastErrorAt    time.Time
+	Backlog        uint64
+	OldestUnsent   time.Time
+	DrainRate      float64
+	EstimatedDrain time.Duration
+	Sent, Retries  uint64
+	DeadLettered   uint64
+}
+
+// ClockState says whether the system clock can be trusted.
+type ClockState string
+
+// Clock states.
+const (
+	ClockSynced   ClockState = "synced"
+	ClockUnsynced ClockState = "unsynced"
+	ClockUnknown  ClockState = "unknown"
+)

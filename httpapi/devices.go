@@ -1,0 +1,189 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"fieldgate/store"
+)
+
+type deviceBody struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Admin     bool      `json:"admin"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+	Online    bool      `json:"online"`
+	Messages  uint64    `json:"messages"`
+	Readings  uint64    `json:"readings"`
+	Rejected  uint64    `json:"rejected"`
+	LastError string    `json:"last_error,omitempty"`
+	// Password is set only in the answer that generated it.
+	Password string `json:"password,omitempty"`
+	// Source links the device's readings.
+	Source string `json:"source"`
+}
+
+func deviceView(d store.Device) deviceBody {
+	return deviceBody{ID: d.ID, Name: d.Name, Admin: d.Admin, CreatedAt: d.CreatedAt.UTC(), LastSeen: d.LastSeen.UTC(),
+		Online: d.Online, Messages: d.Messages, Readings: d.Readings, Rejected: d.Rejected, LastError: d.LastError,
+		Source: "/api/v1/sources/" + d.ID}
+}
+
+func (s *Server) listDevices(c *gin.Context) {
+	devs, err := s.st.Devices()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]deviceBody, 0, len(devs))
+	for _, d := range devs {
+		out = append(out, deviceView(d))
+	}
+	reply(c, http.StatusOK, cacheRevalidate, map[string]any{"devices": out})
+}
+
+func (s *Server) getDevice(c *gin.Context) {
+	d, err := s.st.Device(c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	reply(c, http.StatusOK, cacheRevalidate, deviceView(d))
+}
+
+type deviceRequest struct {
+	Name  *string `json:"name"`
+	Admin *bool   `json:"admin"`
+	// ResetPassword generates a new password (PATCH; a PUT that creates a
+	// device always does).
+	ResetPassword bool `json:"reset_password"`
+}
+
+func (r *deviceRequest) validate() error {
+	var bad invalid
+	if r.Name != nil && len(*r.Name) > 128 {
+		bad.add("name", "must be at most 128 characters")
+	}
+	return bad.err()
+}
+
+// putDevice creates (201, with a generated password shown once) or replaces
+// (200, password kept unless reset_password) a device.
+func (s *Server) putDevice(c *gin.Context) {
+	id := c.Param("id")
+	if err := s.deps.ValidateDeviceID(id); err != nil {
+		s.fail(c, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	var req deviceRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := req.validate(); err != nil {
+		s.fail(c, err)
+		return
+	}
+	d, err := s.st.Device(id)
+	exists := err == nil
+	if !exists {
+		d = store.Device{ID: id, CreatedAt: s.opts.Now().UTC()}
+	}
+	d.Name, d.Admin = "", false // PUT replaces: absent fields take their defaults
+	if req.Name != nil {
+		d.Name = *req.Name
+	}
+	if req.Admin != nil {
+		d.Admin = *req.Admin
+	}
+	var shown string
+	if !exists || req.ResetPassword {
+		if shown, d.PasswordHash, err = s.deps.NewDevicePassword(); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	created, err := s.st.PutDevice(d)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if shown != "" && !created {
+		s.disconnect(id) // the old password no longer works
+	}
+	out := deviceView(d)
+	out.Password = shown
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		c.Header("Location", "/api/v1/devices/"+id)
+	}
+	s.log.Info("api device saved", "device", id, "created", created, "by", who(c).User)
+	reply(c, status, cachePrivate, out)
+}
+
+func (s *Server) patchDevice(c *gin.Context) {
+	var req deviceRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := req.validate(); err != nil {
+		s.fail(c, err)
+		return
+	}
+	var shown string
+	var hash []byte
+	if req.ResetPassword {
+		var err error
+		if shown, hash, err = s.deps.NewDevicePassword(); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	var d store.Device
+	err := s.st.UpdateDevice(c.Param("id"), func(x *store.Device) error {
+		if req.Name != nil {
+			x.Name = *req.Name
+		}
+		if req.Admin != nil {
+			x.Admin = *req.Admin
+		}
+		if hash != nil {
+			x.PasswordHash = hash
+		}
+		d = *x
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if hash != nil || req.Admin != nil {
+		s.disconnect(d.ID) // new credentials or rights apply from the next session
+	}
+	out := deviceView(d)
+	out.Password = shown
+	reply(c, http.StatusOK, cachePrivate, out)
+}
+
+// deleteDevice removes a device and ends its session; its readings stay.
+func (s *Server) deleteDevice(c *gin.Context) {
+	id := c.Param("id")
+	if err := s.st.DeleteDevice(id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.disconnect(id)
+	s.log.Info("api device removed", "device", id, "by", who(c).User)
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) disconnect(id string) {
+	if s.deps.Broker != nil {
+		s.deps.Broker.Disconnect(id)
+	}
+}

@@ -1,0 +1,141 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the Prometheus metrics behind /metrics: a few the API counts
+// itself, the rest read from the components at scrape time.
+type metrics struct {
+	reg           *prometheus.Registry
+	commit        prometheus.Histogram
+	requests      *prometheus.CounterVec
+	limited       prometheus.Counter
+	loginFailures prometheus.Counter
+	handler       http.Handler
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fieldgate_commit_duration_seconds", Help: "Time to write and fsync one group commit.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldgate_http_requests_total", Help: "API requests by method and status code.",
+		}, []string{"method", "code"}),
+		limited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fieldgate_http_rate_limited_total", Help: "API requests refused with 429.",
+		}),
+		loginFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fieldgate_login_failures_total", Help: "API logins refused for a wrong user name or password.",
+		}),
+	}
+	m.reg.MustRegister(m.commit, m.requests, m.limited, m.loginFailures, &collector{s: s},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
+	return m
+}
+
+func (s *Server) serveMetrics(c *gin.Context) {
+	s.metrics.handler.ServeHTTP(c.Writer, c.Request)
+}
+
+type slogPrinter struct{ s *Server }
+
+func (p slogPrinter) Println(v ...any) { p.s.log.Warn("metrics", "err", v) }
+
+// collector reads the gateway's state at scrape time.
+type collector struct{ s *Server }
+
+var (
+	descCommitted   = prometheus.NewDesc("fieldgate_readings_committed_total", "Readings committed to the store since start.", nil, nil)
+	descCommits     = prometheus.NewDesc("fieldgate_commits_total", "Group commits since start.", nil, nil)
+	descStored      = prometheus.NewDesc("fieldgate_store_readings", "Readings held in the store.", nil, nil)
+	descFile        = prometheus.NewDesc("fieldgate_store_file_bytes", "Size of the store file.", nil, nil)
+	descUsed        = prometheus.NewDesc("fieldgate_store_used_bytes", "Bytes of the store file holding live data.", nil, nil)
+	descMax         = prometheus.NewDesc("fieldgate_store_max_bytes", "The store's hard size cap.", nil, nil)
+	descFailing     = prometheus.NewDesc("fieldgate_store_commit_failing", "1 while commits fail (disk full, I/O errors).", nil, nil)
+	descDropped     = prometheus.NewDesc("fieldgate_readings_dropped_total", "Readings dropped by the store, by reason.", []string{"reason"}, nil)
+	descBacklog     = prometheus.NewDesc("fieldgate_uplink_backlog_readings", "Readings the cloud has not acknowledged.", nil, nil)
+	descOldest      = prometheus.NewDesc("fieldgate_uplink_oldest_unsent_age_seconds", "Age of the oldest reading not yet uploaded.", nil, nil)
+	descUplinkUp    = prometheus.NewDesc("fieldgate_uplink_online", "1 when the last upload succeeded.", nil, nil)
+	descUplinkSent  = prometheus.NewDesc("fieldgate_uplink_sent_total", "Readings the cloud acknowledged since start.", nil, nil)
+	descUplinkRetry = prometheus.NewDesc("fieldgate_uplink_errors_total", "Failed upload attempts since start.", nil, nil)
+	descDeadLetter  = prometheus.NewDesc("fieldgate_uplink_dead_lettered_total", "Batches the cloud refused for good since start.", nil, nil)
+	descClients     = prometheus.NewDesc("fieldgate_mqtt_clients", "MQTT clients connected.", nil, nil)
+	descMessages    = prometheus.NewDesc("fieldgate_mqtt_messages_total", "MQTT PUBLISH packets received.", nil, nil)
+	descIngested    = prometheus.NewDesc("fieldgate_mqtt_readings_total", "Readings taken from MQTT payloads.", nil, nil)
+	descRejected    = prometheus.NewDesc("fieldgate_mqtt_rejected_total", "MQTT payloads, packets, logins and publishes refused.", nil, nil)
+	descSensor      = prometheus.NewDesc("fieldgate_sensor_state", "1 for each local sensor's current state.", []string{"sensor", "source", "state"}, nil)
+	descWSClients   = prometheus.NewDesc("fieldgate_ws_clients", "Live stream (WebSocket) clients connected.", nil, nil)
+)
+
+// Describe sends nothing: the collector is unchecked, since which metrics
+// exist depends on the components that are switched on.
+func (c *collector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect reads every component once.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	st := s.st.Stats()
+	counter(descCommitted, float64(st.Committed))
+	counter(descCommits, float64(st.Commits))
+	gauge(descStored, float64(st.Readings))
+	gauge(descFile, float64(st.FileBytes))
+	gauge(descUsed, float64(st.UsedBytes))
+	gauge(descMax, float64(st.MaxBytes))
+	gauge(descFailing, b2f(st.Err != nil))
+	if dropped, err := s.st.Dropped(); err == nil {
+		for reason, n := range dropped {
+			counter(descDropped, float64(n), reason)
+		}
+	}
+	if s.deps.Uplink != nil {
+		u := s.deps.Uplink.Status()
+		gauge(descBacklog, float64(u.Backlog))
+		age := 0.0
+		if !u.OldestUnsent.IsZero() {
+			age = max(0, s.opts.Now().Sub(u.OldestUnsent).Seconds())
+		}
+		gauge(descOldest, age)
+		gauge(descUplinkUp, b2f(u.State == "online"))
+		counter(descUplinkSent, float64(u.Sent))
+		counter(descUplinkRetry, float64(u.Retries))
+		counter(descDeadLetter, float64(u.DeadLettered))
+	}
+	if s.deps.Broker != nil {
+		m := s.deps.Broker.Stats()
+		gauge(descClients, float64(m.Clients))
+		counter(descMessages, float64(m.Messages))
+		counter(descIngested, float64(m.Readings))
+		counter(descRejected, float64(m.Rejected))
+	}
+	if s.deps.Sensors != nil {
+		for _, h := range s.deps.Sensors.Health() {
+			for _, state := range []string{"starting", "ok", "degraded", "failing"} {
+				gauge(descSensor, b2f(h.State == state), h.Name, h.Source, state)
+			}
+		}
+	}
+	gauge(descWSClients, float64(s.hub.count()))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

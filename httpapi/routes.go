@@ -1,0 +1,86 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-contrib/cors"
+	"github.com/gin-gonic/gin"
+)
+
+// routes builds the router: every route of the API in one place.
+func (s *Server) routes() (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	// Believe X-Forwarded-For only from configured proxies (none by
+	// default), so a forged header cannot dodge the rate limit or the log.
+	if err := e.SetTrustedProxies(s.opts.TrustedProxies); err != nil {
+		return nil, err
+	}
+	e.Use(s.recovery, s.logRequests)
+	if len(s.opts.CORSOrigins) > 0 {
+		e.Use(cors.New(cors.Config{
+			AllowOrigins:     s.opts.CORSOrigins,
+			AllowMethods:     []string{"GET", "PUT", "PATCH", "POST", "DELETE"},
+			AllowHeaders:     []string{"Authorization", "Content-Type", "If-None-Match"},
+			ExposeHeaders:    []string{"ETag", "Link", "Location", "Retry-After", "X-Total-Count", "Content-Disposition"},
+			AllowCredentials: false,
+			MaxAge:           12 * time.Hour,
+		}))
+	}
+	e.NoRoute(func(c *gin.Context) {
+		s.fail(c, errorf(http.StatusNotFound, "no such resource: %s (the API is under /api/v1; see /api/v1/openapi.json)", c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		s.fail(c, errorf(http.StatusMethodNotAllowed, "%s is not allowed here; allowed: %s", c.Request.Method, c.Writer.Header().Get("Allow")))
+	})
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics)
+
+	produces := map[string][]string{
+		"/api/v1/readings/export":  {"text/csv", "application/x-ndjson", "application/json"},
+		"/api/v1/exports/:id/file": {"application/gzip", "application/json"},
+		"/api/v1/ws":               {"application/json", "text/plain"},
+	}
+	api := e.Group("/api/v1", s.rateLimit, s.negotiate(produces), s.limitBody, s.authenticate)
+	viewer, technician, admin := s.require(RoleViewer), s.require(RoleTechnician), s.require(RoleAdmin)
+
+	api.GET("/openapi.json", s.openapi)
+	api.POST("/auth/login", s.login)
+	api.POST("/auth/logout", s.logout)
+
+	api.GET("/status", viewer, s.getStatus)
+	api.GET("/sources", viewer, s.listSources)
+	api.GET("/sources/:id", viewer, s.getSource)
+	api.GET("/sources/:id/readings", viewer, s.listReadings)
+	api.GET("/sources/:id/series", viewer, s.series)
+	api.GET("/ws", viewer, s.ws)
+
+	api.GET("/devices", viewer, s.listDevices)
+	api.GET("/devices/:id", viewer, s.getDevice)
+	api.PUT("/devices/:id", technician, s.putDevice)
+	api.PATCH("/devices/:id", technician, s.patchDevice)
+	api.DELETE("/devices/:id", technician, s.deleteDevice)
+
+	api.GET("/uplink/deadletters", viewer, s.listDeadLetters)
+	api.POST("/uplink/deadletters/:id/retry", technician, s.retryDeadLetter)
+
+	api.GET("/readings/export", technician, s.streamExport)
+	api.POST("/exports", technician, s.createExport)
+	api.GET("/exports/:id", technician, s.getExport)
+	api.GET("/exports/:id/file", technician, s.exportFile)
+
+	api.GET("/users", admin, s.listUsers)
+	api.GET("/users/:name", admin, s.getUser)
+	api.PUT("/users/:name", admin, s.putUser)
+	api.PATCH("/users/:name", admin, s.patchUser)
+	api.DELETE("/users/:name", admin, s.deleteUser)
+	api.GET("/tokens", admin, s.listTokens)
+	api.POST("/tokens", admin, s.createToken)
+	api.DELETE("/tokens/:id", admin, s.deleteToken)
+	return e, nil
+}

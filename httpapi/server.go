@@ -1,0 +1,207 @@
+package httpapi
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"fieldgate/store"
+)
+
+// Sensors reports the health of the gateway's own sensors.
+type Sensors interface {
+	Health() []SensorHealth
+}
+
+// Broker is the embedded MQTT broker as the API sees it.
+type Broker interface {
+	Stats() BrokerStats
+	// Disconnect closes a device's session, if it has one.
+	Disconnect(device string)
+}
+
+// Uplink is the replay of readings to the cloud.
+type Uplink interface {
+	Status() UplinkStatus
+	// RetryDeadLetter puts a dead-lettered batch back in the queue.
+	RetryDeadLetter(first uint64) error
+}
+
+// Deps are the components the API reports on. Broker, Sensors and Uplink may
+// be nil when they are switched off.
+type Deps struct {
+	Store   *store.Store
+	Broker  Broker
+	Sensors Sensors
+	Uplink  Uplink
+	// Clock reports whether the system clock is synchronised; nil means
+	// unknown.
+	Clock func() ClockState
+	// ValidateDeviceID says why an id cannot name a device (required), and
+	// NewDevicePassword makes a device password and its bcrypt hash
+	// (required): both are the broker's rules.
+	ValidateDeviceID  func(id string) error
+	NewDevicePassword func() (password string, hash []byte, err error)
+}
+
+// Options configure the API. The zero value of each field means the default
+// given with it.
+type Options struct {
+	// Version is reported by /status.
+	Version string
+	// OpenReads lets anyone on the LAN read without a token; changes always
+	// need one.
+	OpenReads bool
+	// CORSOrigins are the browser origins allowed to call the API.
+	CORSOrigins []string
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	// None by default: the client is the TCP peer.
+	TrustedProxies []string
+	// RateLimit is requests per second per client (default 20), RateBurst
+	// the burst (default 60).
+	RateLimit float64
+	RateBurst int
+	// MaxBodyBytes caps a request body (default 64 KiB).
+	MaxBodyBytes int64
+	// SessionTTL is how long a login token lives (default 12 h).
+	SessionTTL time.Duration
+	// ExportDir holds export files. Required.
+	ExportDir string
+	// ExportTTL is how long a finished export is kept (default 24 h).
+	ExportTTL time.Duration
+	// Logger receives the API's logs. Default: discard.
+	Logger *slog.Logger
+	// Now returns the current time (tests inject one). Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.RateLimit <= 0 {
+		o.RateLimit = 20
+	}
+	if o.RateBurst <= 0 {
+		o.RateBurst = 60
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 12 * time.Hour
+	}
+	if o.ExportTTL <= 0 {
+		o.ExportTTL = 24 * time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Server is the REST API. It is an http.Handler; serve it through an
+// http.Server with timeouts (see NewHTTPServer).
+type Server struct {
+	opts    Options
+	deps    Deps
+	st      *store.Store
+	log     *slog.Logger
+	started time.Time
+
+	engine    *gin.Engine
+	limiter   *limiter
+	hub       *hub
+	exports   *exports
+	metrics   *metrics
+	rates     *rateSampler
+	bcryptSem chan struct{} // bounds concurrent bcrypt comparisons
+	stop      chan struct{} // ends watchStatus
+	stopped   chan struct{}
+	closing   sync.Once
+}
+
+// New builds the API over deps.
+func New(deps Deps, o Options) (*Server, error) {
+	if deps.Store == nil || deps.ValidateDeviceID == nil || deps.NewDevicePassword == nil {
+		return nil, fmt.Errorf("httpapi: Deps needs a store, ValidateDeviceID and NewDevicePassword")
+	}
+	o = o.withDefaults()
+	s := &Server{
+		opts: o, deps: deps, st: deps.Store, log: o.Logger, started: o.Now(),
+		limiter:   newLimiter(o.RateLimit, o.RateBurst, o.Now),
+		rates:     &rateSampler{},
+		bcryptSem: make(chan struct{}, 2),
+		stop:      make(chan struct{}), stopped: make(chan struct{}),
+	}
+	s.hub = newHub(s.log, deps.Store.GatewayID())
+	s.metrics = newMetrics(s)
+	if o.ExportDir == "" {
+		return nil, fmt.Errorf("httpapi: Options.ExportDir is required")
+	}
+	ex, err := newExports(s, filepath.Clean(o.ExportDir))
+	if err != nil {
+		return nil, err
+	}
+	s.exports = ex
+	engine, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	s.engine = engine
+	go func() { defer close(s.stopped); s.watchStatus(s.stop) }()
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.engine.ServeHTTP(w, r)
+}
+
+// Committed passes readings that were just committed to the live stream and
+// the commit latency to the metrics. It never blocks: wire it to
+// store.Options.OnCommit.
+func (s *Server) Committed(rs []store.Reading, took time.Duration) {
+	s.metrics.commit.Observe(took.Seconds())
+	s.hub.publishReadings(rs)
+}
+
+// Registry returns the Prometheus registry behind /metrics, for components
+// that add their own collectors.
+func (s *Server) Registry() *prometheus.Registry {
+	return s.metrics.reg
+}
+
+// Close ends live streams and waits for running exports to stop.
+func (s *Server) Close() error {
+	s.closing.Do(func() {
+		close(s.stop)
+		<-s.stopped
+		s.hub.close()
+		s.exports.close()
+	})
+	return nil
+}
+
+// NewHTTPServer wraps h in an http.Server with the timeouts a LAN service
+// needs against slow or stuck clients. WriteTimeout is left to the handlers
+// that stream (exports, WebSocket) by way of http.ResponseController.
+func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,243 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"fieldgate/store"
+)
+
+type statusBody struct {
+	GatewayID string         `json:"gateway_id"`
+	Version   string         `json:"version"`
+	Now       time.Time      `json:"now"`
+	StartedAt time.Time      `json:"started_at"`
+	Uptime    float64        `json:"uptime_seconds"`
+	Clock     string         `json:"clock"`
+	Health    health         `json:"health"`
+	Store     storeBody      `json:"store"`
+	Uplink    uplinkBody     `json:"uplink"`
+	Broker    brokerBody     `json:"broker"`
+	Sensors   map[string]int `json:"sensors"`
+}
+
+// health is the overall verdict with its reasons in words.
+type health struct {
+	State   string   `json:"state"` // ok, degraded or failing
+	Reasons []string `json:"reasons"`
+}
+
+func (h *health) degrade(reason string) {
+	if h.State == "ok" {
+		h.State = "degraded"
+	}
+	h.Reasons = append(h.Reasons, reason)
+}
+
+func (h *health) failing(reason string) {
+	h.State = "failing"
+	h.Reasons = append(h.Reasons, reason)
+}
+
+type storeBody struct {
+	Path         string            `json:"path"`
+	Readings     int64             `json:"readings"`
+	LastSeq      uint64            `json:"last_seq"`
+	FileBytes    int64             `json:"file_bytes"`
+	UsedBytes    int64             `json:"used_bytes"`
+	MaxBytes     int64             `json:"max_bytes"`
+	Queued       int               `json:"queued"`
+	LastCommit   time.Time         `json:"last_commit,omitzero"`
+	Error        string            `json:"error,omitempty"`
+	FailingSince time.Time         `json:"failing_since,omitzero"`
+	Dropped      map[string]uint64 `json:"dropped"`
+}
+
+type uplinkBody struct {
+	Configured      bool      `json:"configured"`
+	State           string    `json:"state"`
+	OfflineSince    time.Time `json:"offline_since,omitzero"`
+	LastSuccess     time.Time `json:"last_success,omitzero"`
+	LastError       string    `json:"last_error,omitempty"`
+	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
+	Backlog         uint64    `json:"backlog"`
+	OldestUnsent    time.Time `json:"oldest_unsent,omitzero"`
+	OldestUnsentAge float64   `json:"oldest_unsent_age_seconds"`
+	DrainRate       float64   `json:"drain_rate"`
+	EstimatedDrain  float64   `json:"estimated_drain_seconds"`
+	Sent            uint64    `json:"sent"`
+	DeadLetters     int       `json:"dead_letters"`
+}
+
+type brokerBody struct {
+	Enabled           bool    `json:"enabled"`
+	Clients           int64   `json:"clients"`
+	Messages          uint64  `json:"messages"`
+	Readings          uint64  `json:"readings"`
+	Rejected          uint64  `json:"rejected"`
+	MessagesPerSecond float64 `json:"messages_per_second"`
+}
+
+func (s *Server) getStatus(c *gin.Context) {
+	b, err := s.status()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	reply(c, http.StatusOK, cacheRevalidate, b)
+}
+
+// status gathers the whole gateway's state: one place for /status, the web
+// page and the live stream.
+func (s *Server) status() (statusBody, error) {
+	now := s.opts.Now()
+	st := s.st.Stats()
+	dropped, err := s.st.Dropped()
+	if err != nil {
+		return statusBody{}, err
+	}
+	b := statusBody{
+		GatewayID: st.GatewayID, Version: s.opts.Version, Now: now.UTC(), StartedAt: s.started.UTC(),
+		Uptime: now.Sub(s.started).Round(time.Second).Seconds(), Clock: string(ClockUnknown),
+		Health:  health{State: "ok", Reasons: []string{}},
+		Sensors: map[string]int{"total": 0, "ok": 0, "degraded": 0, "failing": 0, "starting": 0},
+		Store: storeBody{Path: s.st.Path(), Readings: st.Readings, LastSeq: st.LastSeq, FileBytes: st.FileBytes,
+			UsedBytes: st.UsedBytes, MaxBytes: st.MaxBytes, Queued: st.Queued, LastCommit: st.LastCommit.UTC(),
+			FailingSince: st.FailingSince.UTC(), Dropped: dropped},
+	}
+	h := &b.Health
+	if st.Err != nil {
+		b.Store.Error = st.Err.Error()
+		h.failing(fmt.Sprintf("readings cannot be stored since %s: %v", st.FailingSince.UTC().Format(time.RFC3339), st.Err))
+	}
+	if st.MaxBytes > 0 && st.UsedBytes > st.MaxBytes*9/10 {
+		h.degrade(fmt.Sprintf("the store is %d%% full", st.UsedBytes*100/st.MaxBytes))
+	}
+	if s.deps.Clock != nil {
+		b.Clock = string(s.deps.Clock())
+		if b.Clock == string(ClockUnsynced) {
+			h.degrade("the system clock is not synchronised: new readings are flagged unsynced")
+		}
+	}
+	if s.deps.Sensors != nil {
+		for _, x := range s.deps.Sensors.Health() {
+			b.Sensors["total"]++
+			b.Sensors[x.State]++
+			if x.State == "failing" || x.State == "degraded" {
+				h.degrade(fmt.Sprintf("sensor %s is %s: %s", x.Name, x.State, x.LastError))
+			}
+		}
+	}
+	if s.deps.Broker != nil {
+		m := s.deps.Broker.Stats()
+		b.Broker = brokerBody{Enabled: true, Clients: m.Clients, Messages: m.Messages, Readings: m.Readings,
+			Rejected: m.Rejected, MessagesPerSecond: s.rates.rate(now, m.Messages)}
+	}
+	devs, err := s.st.Devices()
+	if err != nil {
+		return statusBody{}, err
+	}
+	for _, d := range devs {
+		if !d.Online && !d.LastSeen.IsZero() {
+			h.degrade(fmt.Sprintf("device %s is offline since %s", d.ID, d.LastSeen.UTC().Format(time.RFC3339)))
+		}
+	}
+	if err := s.uplinkStatus(&b, now); err != nil {
+		return statusBody{}, err
+	}
+	return b, nil
+}
+
+func (s *Server) uplinkStatus(b *statusBody, now time.Time) error {
+	if s.deps.Uplink == nil {
+		b.Uplink.State = "disabled"
+		return nil
+	}
+	u := s.deps.Uplink.Status()
+	ob, err := s.st.Outbox()
+	if err != nil {
+		return err
+	}
+	b.Uplink = uplinkBody{Configured: true, State: u.State, OfflineSince: u.OfflineSince.UTC(), LastSuccess: u.LastSuccess.UTC(),
+		LastError: u.LastError, LastErrorAt: u.LastErrorAt.UTC(), Backlog: u.Backlog, OldestUnsent: u.OldestUnsent.UTC(),
+		DrainRate: u.DrainRate, EstimatedDrain: u.EstimatedDrain.Seconds(), Sent: u.Sent, DeadLetters: len(ob.DeadLetters)}
+	if !u.OldestUnsent.IsZero() {
+		b.Uplink.OldestUnsentAge = max(0, now.Sub(u.OldestUnsent).Seconds())
+	}
+	switch u.State {
+	case "offline":
+		b.Health.degrade(fmt.Sprintf("the uplink is offline (%s); %d readings wait", u.LastError, u.Backlog))
+	case "unauthorized":
+		b.Health.degrade("the cloud refuses the gateway's token; readings are kept until it is fixed")
+	}
+	if n := len(ob.DeadLetters); n > 0 {
+		b.Health.degrade(fmt.Sprintf("%d batches were refused by the cloud (dead letters)", n))
+	}
+	return nil
+}
+
+// rateSampler turns a counter into a per-second rate over at least 5 s.
+type rateSampler struct {
+	mu    sync.Mutex
+	at    time.Time
+	count uint64
+	last  float64
+}
+
+func (r *rateSampler) rate(now time.Time, count uint64) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at.IsZero() {
+		r.at, r.count = now, count
+		return 0
+	}
+	if dt := now.Sub(r.at); dt >= 5*time.Second {
+		r.last = float64(count-r.count) / dt.Seconds()
+		r.at, r.count = now, count
+	}
+	return r.last
+}
+
+// healthz is liveness: the process serves and its committer answers. A
+// committer that fails commits (disk full) is alive; one that does not
+// answer at all is wedged.
+func (s *Server) healthz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil && ctx.Err() != nil {
+		reply(c, http.StatusServiceUnavailable, "no-store", map[string]any{"status": "wedged", "reason": "the store's committer does not answer"})
+		return
+	}
+	reply(c, http.StatusOK, "no-store", map[string]any{"status": "ok"})
+}
+
+// readyz is readiness: the gateway can take readings now. It fails while
+// commits fail (disk full, I/O errors) and while shutting down.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{"store": "ok"}
+	status := http.StatusOK
+	if err := s.st.Ping(ctx); err != nil {
+		status = http.StatusServiceUnavailable
+		switch {
+		case errors.Is(err, store.ErrClosed):
+			checks["store"] = "shutting down"
+		case ctx.Err() != nil:
+			checks["store"] = "the committer does not answer"
+		default:
+			checks["store"] = "commits fail: " + err.Error()
+		}
+	}
+	verdict := "ready"
+	if status != http.StatusOK {
+		verdict = "not ready"
+	}
+	reply(c, status, "no-store", map[string]any{"status": verdict, "checks": checks})
+}

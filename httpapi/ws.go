@@ -1,0 +1,263 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+
+	"fieldgate/store"
+)
+
+// Live stream timing and limits.
+const (
+	wsQueue      = 256              // messages queued per client before it counts as too slow
+	wsPing       = 30 * time.Second // ping interval
+	wsPongWait   = 75 * time.Second // a client silent this long is gone
+	wsWriteWait  = 10 * time.Second
+	statusPeriod = 5 * time.Second // how often status changes are looked for
+)
+
+// wsMessage is one message of the live stream.
+type wsMessage struct {
+	Type    string       `json:"type"` // reading or status
+	Reading *readingBody `json:"reading,omitempty"`
+	Status  *statusBody  `json:"status,omitempty"`
+}
+
+// hub fans committed readings and status changes out to WebSocket clients.
+type hub struct {
+	log     *slog.Logger
+	gateway string
+	mu      sync.Mutex
+	clients map[*wsClient]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+	dropped uint64 // clients closed for being too slow
+}
+
+type wsClient struct {
+	sources, quantities []string // filters; empty means all
+	send                chan []byte
+	once                sync.Once
+	done                chan struct{}
+}
+
+func newHub(log *slog.Logger, gateway string) *hub {
+	return &hub{log: log, gateway: gateway, clients: map[*wsClient]struct{}{}}
+}
+
+func (c *wsClient) wants(r *store.Reading) bool {
+	return (len(c.sources) == 0 || slices.Contains(c.sources, r.Source)) &&
+		(len(c.quantities) == 0 || slices.Contains(c.quantities, r.Quantity))
+}
+
+func (c *wsClient) stop() { c.once.Do(func() { close(c.done) }) }
+
+// deliver queues msg for c, or drops c when its queue is full: a client that
+// cannot keep up must not hold the committer (which calls us) back.
+func (h *hub) deliver(c *wsClient, msg []byte) {
+	select {
+	case c.send <- msg:
+	default:
+		h.dropped++
+		delete(h.clients, c)
+		c.stop()
+	}
+}
+
+// publishReadings sends committed readings to the clients that want them,
+// encoding each reading once.
+func (h *hub) publishReadings(rs []store.Reading) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.clients) == 0 {
+		return
+	}
+	msgs := make([][]byte, len(rs))
+	for c := range h.clients {
+		for i := range rs {
+			if !c.wants(&rs[i]) {
+				continue
+			}
+			if msgs[i] == nil {
+				b := readingView(h.gateway, rs[i])
+				msgs[i], _ = json.Marshal(wsMessage{Type: "reading", Reading: &b}) // plain struct: cannot fail
+			}
+			h.deliver(c, msgs[i])
+		}
+	}
+}
+
+func (h *hub) broadcast(msg []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.clients {
+		h.deliver(c, msg)
+	}
+}
+
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+func (h *hub) add(c *wsClient) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.clients[c] = struct{}{}
+	h.wg.Add(1)
+	return true
+}
+
+func (h *hub) remove(c *wsClient) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+	c.stop()
+}
+
+// close ends every stream and waits for their goroutines.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	for c := range h.clients {
+		c.stop()
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// ws upgrades to a WebSocket and streams readings (filtered by the source
+// and quantity parameters, comma-separated) and status changes.
+func (s *Server) ws(c *gin.Context) {
+	up := websocket.Upgrader{
+		ReadBufferSize: 1024, WriteBufferSize: 4096, HandshakeTimeout: 5 * time.Second,
+		CheckOrigin: s.sameOriginOrAllowed,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			s.fail(c, errorf(status, "websocket: %v", reason))
+		},
+	}
+	conn, err := up.Upgrade(c.Writer, c.Request, nil)
+	if err != nil {
+		return // Upgrade answered the client
+	}
+	cl := &wsClient{sources: splitList(c.Query("source")), quantities: splitList(c.Query("quantity")),
+		send: make(chan []byte, wsQueue), done: make(chan struct{})}
+	if !s.hub.add(cl) {
+		_ = conn.Close() // shutting down
+		return
+	}
+	if st, err := s.status(); err == nil {
+		if msg, err := json.Marshal(wsMessage{Type: "status", Status: &st}); err == nil {
+			cl.send <- msg // the queue is empty: this cannot block
+		}
+	}
+	go s.wsRead(conn, cl)
+	s.wsWrite(conn, cl)
+}
+
+// wsRead reads (and discards) client messages so pongs and closes are seen.
+func (s *Server) wsRead(conn *websocket.Conn, cl *wsClient) {
+	defer s.hub.remove(cl)
+	conn.SetReadLimit(4096)
+	_ = conn.SetReadDeadline(time.Now().Add(wsPongWait)) // errors surface in ReadMessage
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(wsPongWait)) })
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
+// wsWrite sends queued messages and pings until the client goes.
+func (s *Server) wsWrite(conn *websocket.Conn, cl *wsClient) {
+	defer s.hub.wg.Done()
+	defer conn.Close() //nolint:errcheck // the connection is done either way
+	ping := time.NewTicker(wsPing)
+	defer ping.Stop()
+	for {
+		select {
+		case msg := <-cl.send:
+			_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait)) // a failed write reports it
+			if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				s.hub.remove(cl)
+				return
+			}
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
+				s.hub.remove(cl)
+				return
+			}
+		case <-cl.done:
+			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye"), time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+// watchStatus broadcasts the status whenever its verdict, the uplink's
+// state or who is online changes, while anyone listens.
+func (s *Server) watchStatus(stop <-chan struct{}) {
+	t := time.NewTicker(statusPeriod)
+	defer t.Stop()
+	last := ""
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if s.hub.count() == 0 {
+			last = ""
+			continue
+		}
+		st, err := s.status()
+		if err != nil {
+			continue
+		}
+		key, _ := json.Marshal([]any{st.Health, st.Uplink.State, st.Broker.Clients, st.Sensors, st.Clock, st.Store.Error})
+		if string(key) == last {
+			continue
+		}
+		last = string(key)
+		if msg, err := json.Marshal(wsMessage{Type: "status", Status: &st}); err == nil {
+			s.hub.broadcast(msg)
+		}
+	}
+}
+
+// sameOriginOrAllowed accepts browsers from the gateway's own origin or a
+// configured CORS origin, and non-browser clients (no Origin).
+func (s *Server) sameOriginOrAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host) || slices.Contains(s.opts.CORSOrigins, origin)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
