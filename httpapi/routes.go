@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-contrib/cors"
@@ -21,14 +22,14 @@ func (s *Server) routes() (*gin.Engine, error) {
 	}
 	e.Use(s.recovery, s.logRequests)
 	if len(s.opts.CORSOrigins) > 0 {
-		e.Use(cors.New(cors.Config{
+		e.Use(s.corsFor(cors.New(cors.Config{
 			AllowOrigins:     s.opts.CORSOrigins,
 			AllowMethods:     []string{"GET", "PUT", "PATCH", "POST", "DELETE"},
 			AllowHeaders:     []string{"Authorization", "Content-Type", "If-None-Match"},
 			ExposeHeaders:    []string{"ETag", "Link", "Location", "Retry-After", "X-Total-Count", "Content-Disposition"},
 			AllowCredentials: false,
 			MaxAge:           12 * time.Hour,
-		}))
+		})))
 	}
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, errorf(http.StatusNotFound, "no such resource: %s (the API is under /api/v1; see /api/v1/openapi.json)", c.Request.URL.Path))
@@ -83,4 +84,18 @@ func (s *Server) routes() (*gin.Engine, error) {
 	api.POST("/tokens", admin, s.createToken)
 	api.DELETE("/tokens/:id", admin, s.deleteToken)
 	return e, nil
+}
+
+// corsFor applies the CORS middleware to requests from configured origins
+// only. Others pass without CORS headers, so browsers keep them from reading
+// answers, while the gateway's own page (whose POSTs carry an Origin too)
+// and curl work as usual.
+func (s *Server) corsFor(mw gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if slices.Contains(s.opts.CORSOrigins, c.GetHeader("Origin")) {
+			mw(c)
+			return
+		}
+		c.Next()
+	}
 }

@@ -1,0 +1,101 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"fieldgate/store"
+)
+
+func dialWS(t *testing.T, e *env, query string, header http.Header) *websocket.Conn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/api/v1/ws?" + query
+	c, res, err := websocket.DefaultDialer.Dial(u, header)
+	if err != nil {
+		status := 0
+		if res != nil {
+			status = res.StatusCode
+		}
+		t.Fatalf("dial %s: %v (%d)", u, err, status)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func readMsg(t *testing.T, c *websocket.Conn) wsMessage {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var m wsMessage
+	if err := c.ReadJSON(&m); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func TestWebSocketStream(t *testing.T) {
+	e := newEnv(t, Options{OpenReads: true})
+	c := dialWS(t, e, "source=esp-1&quantity=temperature", nil)
+	if m := readMsg(t, c); m.Type != "status" || m.Status == nil || m.Status.GatewayID != e.st.GatewayID() {
+		t.Fatalf("first message %+v, want the status", m)
+	}
+	rs := []store.Reading{
+		{Seq: 7, Source: "esp-2", Quantity: "temperature", Value: 1, Unit: "Cel", Time: t0},
+		{Seq: 8, Source: "esp-1", Quantity: "humidity", Value: 2, Unit: "%RH", Time: t0},
+		{Seq: 9, Source: "esp-1", Quantity: "temperature", Value: 21.5, Unit: "Cel", Time: t0},
+	}
+	e.srv.Committed(rs, time.Millisecond)
+	m := readMsg(t, c)
+	if m.Type != "reading" || m.Reading == nil || m.Reading.Seq != 9 || m.Reading.Value != 21.5 || m.Reading.ID != e.st.GatewayID()+":9" {
+		t.Fatalf("message %+v, want reading 9 only (the filter drops the others)", m)
+	}
+}
+
+func TestWebSocketNeedsTokenWhenReadsAreClosed(t *testing.T) {
+	e := newEnv(t, Options{})
+	u := "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/api/v1/ws"
+	if _, res, err := websocket.DefaultDialer.Dial(u, nil); err == nil || res == nil || res.StatusCode != 401 {
+		t.Fatalf("dial without a token: %v", err)
+	}
+	c := dialWS(t, e, "access_token="+e.tokens[RoleViewer], nil)
+	if m := readMsg(t, c); m.Type != "status" {
+		t.Errorf("first message %+v", m)
+	}
+	// A page from another origin is refused.
+	u += "?access_token=" + e.tokens[RoleViewer]
+	if _, res, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"http://evil.example"}}); err == nil || res.StatusCode != 403 {
+		t.Errorf("foreign origin: %v", err)
+	}
+}
+
+// TestWebSocketSlowClient fills a client's queue: it is dropped, and the
+// committer's callback never blocks.
+func TestWebSocketSlowClient(t *testing.T) {
+	e := newEnv(t, Options{OpenReads: true})
+	c := dialWS(t, e, "", nil)
+	readMsg(t, c)
+	rs := make([]store.Reading, 200000) // ~35 MB of messages: more than the socket buffers take
+	for i := range rs {
+		rs[i] = store.Reading{Seq: uint64(i + 1), Source: "s", Quantity: "q", Unit: "Cel", Time: t0}
+	}
+	done := make(chan struct{})
+	go func() {
+		e.srv.Committed(rs, time.Millisecond) // must not block on the unread socket
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Committed blocked on a slow client")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.hub.count() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := e.srv.hub.count(); n != 0 {
+		t.Errorf("%d clients after overflowing, want the slow one dropped", n)
+	}
+}
