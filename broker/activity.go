@@ -90,18 +90,7 @@ func (a *activity) flush(st DeviceUpdater) error {
 	var errs []error
 	for id, p := range pending {
 		err := st.UpdateDevice(id, func(dev *store.Device) error {
-			dev.Messages += p.messages
-			dev.Readings += p.readings
-			dev.Rejected += p.rejected
-			if p.lastErr != "" {
-				dev.LastError = p.lastErr
-			}
-			if p.lastSeen.After(dev.LastSeen) {
-				dev.LastSeen = p.lastSeen.UTC()
-			}
-			if p.online != nil {
-				dev.Online = *p.online
-			}
+			p.applyTo(dev)
 			return nil
 		})
 		if err != nil && !errors.Is(err, store.ErrNotFound) { // a deleted device: nothing to keep
@@ -109,4 +98,30 @@ func (a *activity) flush(st DeviceUpdater) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// applyTo adds the activity to a stored device.
+func (p *devActivity) applyTo(dev *store.Device) {
+	dev.Messages += p.messages
+	dev.Readings += p.readings
+	dev.Rejected += p.rejected
+	if p.lastErr != "" {
+		dev.LastError = p.lastErr
+	}
+	if p.lastSeen.After(dev.LastSeen) {
+		dev.LastSeen = p.lastSeen.UTC()
+	}
+	if p.online != nil {
+		dev.Online = *p.online
+	}
+}
+
+// live returns d with the activity not yet flushed applied.
+func (a *activity) live(d store.Device) store.Device {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p, ok := a.devs[d.ID]; ok {
+		p.applyTo(&d)
+	}
+	return d
 }

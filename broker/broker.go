@@ -251,6 +251,13 @@ func (b *Broker) Disconnect(device string) {
 	}
 }
 
+// LiveDevice returns a stored device with what the broker saw since its
+// last write to the store (every 30 s) applied: online state, last seen and
+// counters as of now.
+func (b *Broker) LiveDevice(d store.Device) store.Device {
+	return b.activity.live(d)
+}
+
 // PublishReading publishes one of the gateway's own readings, retained, on
 // fieldgate/gateway/{source}/{quantity}, for local consumers.
 func (b *Broker) PublishReading(r store.Reading) {

@@ -500,3 +500,16 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLiveDevice sees a connection before the activity reaches the store.
+func TestLiveDevice(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{FlushInterval: time.Hour})
+	if _, err := v3(t, b, "esp32-a", pw["esp32-a"], "a"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { d, _ := st.Device("esp32-a"); return b.LiveDevice(d).Online })
+	if d, _ := st.Device("esp32-a"); d.Online {
+		t.Error("the store has the online state already: the test proves nothing")
+	}
+}

@@ -32,8 +32,19 @@ func deviceView(d store.Device) deviceBody {
 		Source: "/api/v1/sources/" + d.ID}
 }
 
-func (s *Server) listDevices(c *gin.Context) {
+// devices returns every device as of now (see Broker.LiveDevice).
+func (s *Server) devices() ([]store.Device, error) {
 	devs, err := s.st.Devices()
+	if s.deps.Broker != nil {
+		for i := range devs {
+			devs[i] = s.deps.Broker.LiveDevice(devs[i])
+		}
+	}
+	return devs, err
+}
+
+func (s *Server) listDevices(c *gin.Context) {
+	devs, err := s.devices()
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -50,6 +61,9 @@ func (s *Server) getDevice(c *gin.Context) {
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	if s.deps.Broker != nil {
+		d = s.deps.Broker.LiveDevice(d)
 	}
 	reply(c, http.StatusOK, cacheRevalidate, deviceView(d))
 }

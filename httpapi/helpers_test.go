@@ -33,7 +33,8 @@ type fakeBroker struct {
 	disconnected []string
 }
 
-func (f *fakeBroker) Stats() BrokerStats { return f.stats }
+func (f *fakeBroker) Stats() BrokerStats                     { return f.stats }
+func (f *fakeBroker) LiveDevice(d store.Device) store.Device { return d }
 func (f *fakeBroker) Disconnect(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -25,6 +25,9 @@ type Broker interface {
 	Stats() BrokerStats
 	// Disconnect closes a device's session, if it has one.
 	Disconnect(device string)
+	// LiveDevice applies what the broker saw but has not yet written to the
+	// store (online state, last seen, counters).
+	LiveDevice(d store.Device) store.Device
 }
 
 // Uplink is the replay of readings to the cloud.

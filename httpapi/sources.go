@@ -66,7 +66,7 @@ func (s *Server) sources() (map[string]*sourceBody, []string, error) {
 			b.Kind, b.Name, b.State, b.LastError, b.LastSeen, b.Frozen = "sensor", h.Name, h.State, h.LastError, h.LastGood.UTC(), h.Frozen
 		}
 	}
-	devs, err := s.st.Devices()
+	devs, err := s.devices()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -139,7 +139,7 @@ func (s *Server) status() (statusBody, error) {
 		b.Broker = brokerBody{Enabled: true, Clients: m.Clients, Messages: m.Messages, Readings: m.Readings,
 			Rejected: m.Rejected, MessagesPerSecond: s.rates.rate(now, m.Messages)}
 	}
-	devs, err := s.st.Devices()
+	devs, err := s.devices()
 	if err != nil {
 		return statusBody{}, err
 	}

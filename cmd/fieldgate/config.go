@@ -27,6 +27,7 @@ type Config struct {
 	Sensors         []SensorConfig `yaml:"sensors"`
 	MQTT            MQTTConfig     `yaml:"mqtt"`
 	Uplink          UplinkConfig   `yaml:"uplink"`
+	API             APIConfig      `yaml:"api"`
 	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
 }
 
@@ -80,6 +81,7 @@ func defaultConfig(getenv func(string) string) Config {
 		},
 		MQTT:            defaultMQTT(),
 		Uplink:          defaultUplink(),
+		API:             defaultAPI(),
 		ShutdownTimeout: Duration(15 * time.Second),
 	}
 }
@@ -160,6 +162,7 @@ func (c *Config) validate(h host) []fieldError {
 	validateSensors(c.Sensors, add)
 	validateMQTT(c.MQTT, add)
 	validateUplink(c.Uplink, add)
+	validateAPI(c.API, add)
 	return errs
 }
 

@@ -82,7 +82,7 @@ func TestConfigRejections(t *testing.T) {
 		want       []string // each must appear in the error
 	}{
 		{name: "unknown top-level key", yaml: "stroe:\n  max_size: 1GiB\n",
-			want: []string{`:1: unknown key "stroe" (did you mean "store"?)`, "known keys: data_dir, gateway, log, mqtt, sensors, shutdown_timeout, store, uplink"}},
+			want: []string{`:1: unknown key "stroe" (did you mean "store"?)`, "known keys: api, data_dir, gateway, log, mqtt, sensors, shutdown_timeout, store, uplink"}},
 		{name: "unknown nested key", yaml: "store:\n  max_sise: 1GiB\n",
 			want: []string{`:2: unknown key "store.max_sise" (did you mean "max_size"?)`}},
 		{name: "unknown key in a sensor", yaml: "sensors:\n  - name: a\n    drvier: sim\n",

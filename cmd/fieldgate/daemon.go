@@ -32,6 +32,8 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 
 	opts := cfg.storeOptions()
 	opts.Logger = log.With("component", "store")
+	commits := &commitFanout{}
+	opts.OnCommit = commits.committed
 	st, err := store.Open(opts)
 	if err != nil {
 		return err
@@ -65,6 +67,13 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	} else {
 		log.Info("no uplink configured: readings stay in the local store")
 	}
+	var api *apiServer
+	if cfg.API.Listen != "" {
+		if api, err = startAPI(&cfg.Config, log.With("component", "api"), st, mq, poller, sender, commits); err != nil {
+			return errors.Join(err, closeBroker(mq), st.Close())
+		}
+		log.Info("api listening", "url", api.url())
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -91,7 +100,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			watchdog(runCtx, log, every, healthCheck(st, mq), func() { notify(log, "WATCHDOG=1") })
+			watchdog(runCtx, log, every, healthCheck(st, mq, api), func() { notify(log, "WATCHDOG=1") })
 		}()
 		log.Info("systemd watchdog on", "interval", every)
 	}
@@ -103,6 +112,9 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	stopSignals()
 	notify(log, "STOPPING=1")
 	log.Info("fieldgate stopping", "deadline", cfg.ShutdownTimeout)
+	if err := api.close(5 * time.Second); err != nil {
+		log.Warn("closing the api", "err", err)
+	}
 	cancel()
 	wg.Wait()
 	if err := buses.Close(); err != nil {

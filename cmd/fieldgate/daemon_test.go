@@ -42,6 +42,8 @@ func testConfig(t *testing.T, dataDir string) string {
 	return writeTemp(t, fmt.Sprintf(`data_dir: %s
 mqtt:
   listen: 127.0.0.1:0
+api:
+  listen: 127.0.0.1:0
 store:
   commit_interval: 20ms
 sensors:
@@ -80,6 +82,8 @@ func TestRunKeepsGoingWithAMissingSensor(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
 mqtt:
+  listen: ""
+api:
   listen: ""
 log:
   status_interval: 100ms

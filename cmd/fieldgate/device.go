@@ -32,33 +32,15 @@ func device(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	path := fs.String("config", "", "configuration file")
 	name := fs.String("name", "", "display name (add)")
 	admin := fs.Bool("admin", false, "may subscribe to everything, $SYS included (add)")
-	// Accept flags before and after the id.
-	var id string
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		id, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
+	id, err := parseWithArg(fs, rest)
+	if err != nil {
 		return err
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
 	}
 	needID := cmd == "add" || cmd == "remove" || cmd == "passwd"
 	if needID && id == "" {
 		return fmt.Errorf("device %s: which device? (fieldgate device %s ID)", cmd, cmd)
 	}
-	cfgArgs := []string{}
-	if *path != "" {
-		cfgArgs = append(cfgArgs, "-config", *path)
-	}
-	cfg, err := configFlags("device", cfgArgs, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(cfg.storeOptions())
-	if errors.Is(err, store.ErrInUse) {
-		return fmt.Errorf("%w\nfieldgate is running and holds the store: stop it first (sudo systemctl stop fieldgate)", err)
-	}
+	st, err := openStoreCLI("device", *path, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -155,4 +137,38 @@ func deviceList(st *store.Store, w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\n", id, d.Name, d.Online, seen, d.Messages, d.Readings, d.Rejected, d.LastError)
 	}
 	return tw.Flush()
+}
+
+// parseWithArg parses a subcommand's flags, which may come before or after
+// its one argument (an id or name), and returns the argument.
+func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
+	var arg string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		arg, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if arg == "" && fs.NArg() > 0 {
+		arg = fs.Arg(0)
+	}
+	return arg, nil
+}
+
+// openStoreCLI opens the configured store for a management command, with a
+// clear message when the running daemon holds it.
+func openStoreCLI(name, configPath string, getenv func(string) string, stderr io.Writer) (*store.Store, error) {
+	var cfgArgs []string
+	if configPath != "" {
+		cfgArgs = []string{"-config", configPath}
+	}
+	cfg, err := configFlags(name, cfgArgs, getenv, stderr)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg.storeOptions())
+	if errors.Is(err, store.ErrInUse) {
+		return nil, fmt.Errorf("%w\nfieldgate is running and holds the store: use the API (docs/api.md), or stop it first (sudo systemctl stop fieldgate)", err)
+	}
+	return st, err
 }

@@ -1,6 +1,7 @@
 // Command fieldgate is the edge gateway daemon: it reads local I2C sensors,
-// keeps every reading durably in its store, and (as the other components
-// land) serves MQTT nodes, the local API and the cloud uplink.
+// runs the MQTT broker ESP32 nodes publish to, keeps every reading durably
+// in its store, serves the local REST API, and replays readings to the
+// cloud.
 //
 // Usage:
 //
@@ -10,6 +11,8 @@
 //	fieldgate scan [-bus N]          list I2C devices and print a config snippet
 //	fieldgate device add|list|remove|passwd
 //	                                 manage the MQTT devices
+//	fieldgate user add|list|remove|passwd
+//	                                 manage the API's accounts
 //	fieldgate version                print version, commit and build date
 package main
 
@@ -41,6 +44,8 @@ commands:
   scan [-bus N]  list the I2C devices that answer and print a sensors: snippet
   device add ID | list | remove ID | passwd ID
                  manage the MQTT devices (ESP32 nodes); a password is shown once
+  user add NAME [-role R] | list | remove NAME | passwd NAME
+                 manage the API accounts (viewer, technician, admin)
   version        print version, commit and build date
 
 The configuration is read from -config, else $FIELDGATE_CONFIG, else
@@ -67,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return scan(rest, stdout, stderr)
 	case "device":
 		return device(rest, getenv, stdout, stderr)
+	case "user":
+		return user(rest, getenv, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help":

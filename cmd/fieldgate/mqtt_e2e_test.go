@@ -20,9 +20,14 @@ import (
 type runningDaemon struct {
 	cmd  *exec.Cmd
 	mqtt string // the broker's bound address
+	api  string // the API's base URL, if it serves
 }
 
-var mqttAddr = regexp.MustCompile(`msg="mqtt broker listening".* tcp=(\S+)`)
+var (
+	mqttAddr = regexp.MustCompile(`msg="mqtt broker listening".* tcp=(\S+)`)
+	apiURL   = regexp.MustCompile(`msg="api listening".* url=(\S+)`)
+	running  = regexp.MustCompile(`msg="fieldgate running"`)
+)
 
 // startDaemon runs the binary with cfg and waits until its broker listens.
 func startDaemon(t *testing.T, bin, cfg string) *runningDaemon {
@@ -36,27 +41,35 @@ func startDaemon(t *testing.T, bin, cfg string) *runningDaemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
+	ready := make(chan *runningDaemon, 1)
 	go func() {
+		d := &runningDaemon{cmd: cmd}
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			if m := mqttAddr.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+			line := sc.Text()
+			if m := mqttAddr.FindStringSubmatch(line); m != nil {
+				d.mqtt = m[1]
+			}
+			if m := apiURL.FindStringSubmatch(line); m != nil {
+				d.api = m[1]
+			}
+			if running.MatchString(line) {
+				ready <- d
 			}
 		}
 	}()
 	select {
-	case a := <-addr:
-		return &runningDaemon{cmd: cmd, mqtt: a}
+	case d := <-ready:
+		return d
 	case <-time.After(15 * time.Second):
-		t.Fatal("the daemon's broker did not start")
+		t.Fatal("the daemon did not start")
 		return nil
 	}
 }
 
 // mqttConfig is a daemon configuration with a loopback broker and no sensors.
 func mqttConfig(t *testing.T, dir string) string {
-	return writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n", dir))
+	return writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\napi:\n  listen: 127.0.0.1:0\n", dir))
 }
 
 func addDevice(t *testing.T, cfg, id string, extra ...string) string {

@@ -65,6 +65,8 @@ func TestCrashDuringReplay(t *testing.T) {
 	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
 mqtt:
   listen: ""
+api:
+  listen: ""
 sensors: []
 uplink:
   url: %s

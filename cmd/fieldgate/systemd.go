@@ -24,20 +24,28 @@ func notify(log *slog.Logger, state string) {
 // healthCheck is what the watchdog requires before each ping: the store's
 // committer answers (a hung disk or a stuck fsync fails it) and the MQTT
 // listener accepts connections.
-func healthCheck(st *store.Store, mq *broker.Broker) func(context.Context) error {
+func healthCheck(st *store.Store, mq *broker.Broker, api *apiServer) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if err := st.Ping(ctx); err != nil {
-			return fmt.Errorf("store: %w", err)
+		// A committer that answers but cannot commit (disk full) is healthy
+		// as a process: a restart would not free space, and would lose the
+		// readings it carries in memory. Only one that does not answer is.
+		if err := st.Ping(ctx); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("store: the committer does not answer: %w", err)
 		}
-		if mq == nil || mq.Addr("tcp") == "" {
-			return nil
+		if mq != nil && mq.Addr("tcp") != "" {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", mq.Addr("tcp"))
+			if err != nil {
+				return fmt.Errorf("mqtt listener: %w", err)
+			}
+			if err := c.Close(); err != nil {
+				return err
+			}
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", mq.Addr("tcp"))
-		if err != nil {
-			return fmt.Errorf("mqtt listener: %w", err)
+		if api != nil {
+			return api.check(ctx)
 		}
-		return c.Close()
+		return nil
 	}
 }
 

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"fieldgate/broker"
+	"fieldgate/httpapi"
+	"fieldgate/sensors"
+	"fieldgate/store"
+	"fieldgate/uplink"
+)
+
+// apiServer is the running REST API: its handler, HTTP server and listener.
+type apiServer struct {
+	api  *httpapi.Server
+	http *http.Server
+	ln   net.Listener
+	tls  bool
+	done chan error
+}
+
+// startAPI builds the API over the components and starts serving it.
+func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker, poller *sensors.Poller, sender *uplink.Sender, commits *commitFanout) (*apiServer, error) {
+	deps := httpapi.Deps{
+		Store: st, Sensors: pollerHealth{poller}, Clock: systemClock,
+		ValidateDeviceID: broker.ValidateDeviceID, NewDevicePassword: broker.NewPassword,
+	}
+	if mq != nil {
+		deps.Broker = brokerStats{mq}
+	}
+	if sender != nil {
+		deps.Uplink = uplinkStatus{sender}
+	}
+	o := cfg.apiOptions()
+	o.Logger = log
+	api, err := httpapi.New(deps, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureAdmin(st, cfg.DataDir, log); err != nil {
+		return nil, errors.Join(err, api.Close())
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("api: listen on %s: %w", cfg.API.Listen, err), api.Close())
+	}
+	s := &apiServer{api: api, http: httpapi.NewHTTPServer(cfg.API.Listen, api, log), ln: ln, done: make(chan error, 1)}
+	if tc, err := apiTLS(cfg, log); err != nil {
+		return nil, errors.Join(err, ln.Close(), api.Close())
+	} else if tc != nil {
+		s.http.TLSConfig, s.tls = tc, true
+		s.ln = tls.NewListener(ln, tc)
+	}
+	commits.set(api.Committed)
+	go func() {
+		err := s.http.Serve(s.ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// url is the API's base URL as reachable from this host.
+func (s *apiServer) url() string {
+	scheme := "http"
+	if s.tls {
+		scheme = "https"
+	}
+	return scheme + "://" + s.ln.Addr().String()
+}
+
+// check asks the API's own /healthz over the network, as a client would.
+func (s *apiServer) check(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url()+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	client := http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // our own listener
+	defer client.CloseIdleConnections()
+	res, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("api: /healthz answered %s", res.Status)
+	}
+	return nil
+}
+
+// close stops taking requests, lets running ones finish within the
+// deadline, and ends live streams.
+func (s *apiServer) close(timeout time.Duration) error {
+	if s == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	return errors.Join(err, s.api.Close(), <-s.done)
+}
+
+// ensureAdmin creates the first account when there is none: user "admin"
+// with a random password written (mode 0600) to initial-admin-password in
+// the data directory, so that a fresh gateway can be managed without
+// stopping it. Once the technician changes it, delete the file.
+func ensureAdmin(st *store.Store, dataDir string, log *slog.Logger) error {
+	users, err := st.Users()
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	password, hash, err := broker.NewPassword()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, "initial-admin-password")
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		return fmt.Errorf("api: write the first admin password: %w", err)
+	}
+	if _, err := st.PutUser(store.User{Name: "admin", Role: "admin", PasswordHash: hash, CreatedAt: time.Now().UTC()}); err != nil {
+		return err
+	}
+	log.Info("api: created user admin; its password is in "+path+" — log in and change it", "file", path)
+	return nil
+}
+
+// commitFanout forwards the store's commit callback to the API once it
+// exists (the store opens first).
+type commitFanout struct {
+	fn atomic.Pointer[func([]store.Reading, time.Duration)]
+}
+
+func (c *commitFanout) set(fn func([]store.Reading, time.Duration)) { c.fn.Store(&fn) }
+
+// committed is store.Options.OnCommit.
+func (c *commitFanout) committed(rs []store.Reading, took time.Duration) {
+	if fn := c.fn.Load(); fn != nil {
+		(*fn)(rs, took)
+	}
+}
+
+// pollerHealth, brokerStats and uplinkStatus adapt the components to the
+// API's interfaces.
+type pollerHealth struct{ p *sensors.Poller }
+
+func (p pollerHealth) Health() []httpapi.SensorHealth {
+	hs := p.p.Health()
+	out := make([]httpapi.SensorHealth, len(hs))
+	for i, h := range hs {
+		out[i] = httpapi.SensorHealth{Name: h.Name, Source: h.Source, Driver: h.Driver, State: string(h.State),
+			LastError: h.LastError, LastErrorAt: h.LastErrorAt, LastGood: h.LastGood, Frozen: h.Frozen}
+	}
+	return out
+}
+
+type brokerStats struct{ b *broker.Broker }
+
+func (b brokerStats) Stats() httpapi.BrokerStats {
+	s := b.b.Stats()
+	return httpapi.BrokerStats{Clients: s.Clients, Messages: s.Messages, Readings: s.Readings,
+		Rejected: s.Rejected + s.AuthFailures + s.ACLDenied + s.RateLimited + s.Guard.Malformed + s.Guard.Oversized}
+}
+
+func (b brokerStats) Disconnect(device string) { b.b.Disconnect(device) }
+
+func (b brokerStats) LiveDevice(d store.Device) store.Device { return b.b.LiveDevice(d) }
+
+type uplinkStatus struct{ s *uplink.Sender }
+
+func (u uplinkStatus) Status() httpapi.UplinkStatus {
+	s := u.s.Status()
+	return httpapi.UplinkStatus{State: s.State, OfflineSince: s.OfflineSince, LastSuccess: s.LastSuccess,
+		LastError: s.LastError, LastErrorAt: s.LastErrorAt, Backlog: s.Backlog, OldestUnsent: s.OldestUnsent,
+		DrainRate: s.DrainRate, EstimatedDrain: s.EstimatedDrain, Sent: s.Sent, Retries: s.Retries, DeadLettered: s.DeadLettered}
+}
+
+func (u uplinkStatus) RetryDeadLetter(first uint64) error { return u.s.RetryDeadLetter(first) }
