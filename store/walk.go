@@ -41,28 +41,34 @@ func (s *Store) Summarize(q Query, step time.Duration) ([]Summary, error) {
 	}
 	var out []Summary
 	var sum float64
+	width := int64(step)
+	cur := (*Summary)(nil)
+	curStart := int64(math.MinInt64)
 	err := s.walkIndex(sid, q.From, q.To, nil, func(_ *bolt.Tx, k, v []byte) error {
-		t := time.Unix(0, int64(binary.BigEndian.Uint64(k[4:12])^(1<<63))).UTC()
-		start := t.Truncate(step)
+		ns := int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63))
+		start := ns - ((ns%width)+width)%width // floor, also before 1970
 		val := math.Float64frombits(binary.BigEndian.Uint64(v))
-		if n := len(out); n == 0 || !out[n-1].Start.Equal(start) {
-			if n > 0 {
-				out[n-1].Avg = sum / float64(out[n-1].Count)
+		if start != curStart {
+			if cur != nil {
+				cur.Avg = sum / float64(cur.Count)
 			}
-			out = append(out, Summary{Start: start, Min: val, Max: val})
-			sum = 0
+			out = append(out, Summary{Start: time.Unix(0, start).UTC(), Min: val, Max: val})
+			cur, curStart, sum = &out[len(out)-1], start, 0
 		}
-		cur := &out[len(out)-1]
 		cur.Count++
 		sum += val
-		cur.Min, cur.Max = min(cur.Min, val), max(cur.Max, val)
+		if val < cur.Min {
+			cur.Min = val
+		} else if val > cur.Max {
+			cur.Max = val
+		}
 		if len(v) > 8 && Clock(v[8]) == ClockUnsynced {
 			cur.Unsynced++
 		}
 		return nil
 	})
-	if n := len(out); n > 0 {
-		out[n-1].Avg = sum / float64(out[n-1].Count)
+	if cur != nil {
+		cur.Avg = sum / float64(cur.Count)
 	}
 	return out, err
 }

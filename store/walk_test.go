@@ -97,3 +97,18 @@ func TestOnCommit(t *testing.T) {
 		t.Errorf("OnCommit saw %+v", seen)
 	}
 }
+
+// BenchmarkSummarize reduces a day of a 1 Hz sensor to 1000 points, the
+// web page's chart query.
+func BenchmarkSummarize(b *testing.B) {
+	s := mustOpen(b, Options{})
+	fill(b, s, "a", 86_400)
+	q := Query{Source: "a", Quantity: "temperature"}
+	b.ReportAllocs()
+	for b.Loop() {
+		sums, err := s.Summarize(q, 86400*time.Millisecond)
+		if err != nil || len(sums) != 1000 {
+			b.Fatalf("%d summaries, %v", len(sums), err)
+		}
+	}
+}

@@ -30,7 +30,7 @@ var (
 )
 
 // startDaemon runs the binary with cfg and waits until its broker listens.
-func startDaemon(t *testing.T, bin, cfg string) *runningDaemon {
+func startDaemon(t testing.TB, bin, cfg string) *runningDaemon {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", cfg)
 	stderr, err := cmd.StderrPipe()
@@ -61,7 +61,7 @@ func startDaemon(t *testing.T, bin, cfg string) *runningDaemon {
 	select {
 	case d := <-ready:
 		return d
-	case <-time.After(15 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the daemon did not start")
 		return nil
 	}

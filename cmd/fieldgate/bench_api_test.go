@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldgate/store"
+)
+
+// BenchmarkAPI measures the REST API under wrk (Debian's) on loopback: GET
+// /api/v1/status and a 1000-point series (one day of a 1 Hz sensor) with
+// FIELDGATE_BENCH_API_READINGS readings stored (default 10M: 116 series of
+// 86,400 readings), while 20 MQTT nodes publish 10 QoS 1 readings/s each.
+// Run with -benchtime 1x; filling 10M readings takes a few minutes.
+func BenchmarkAPI(b *testing.B) {
+	wrk := requireTool(b, "wrk")
+	total := 10_000_000
+	if v := os.Getenv("FIELDGATE_BENCH_API_READINGS"); v != "" {
+		var err error
+		if total, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := b.TempDir()
+	fillSeries(b, filepath.Join(dir, "fieldgate.db"), total)
+	bin := filepath.Join(b.TempDir(), "fieldgate")
+	if out, err := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "fieldgate.yaml")
+	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\n"+
+		"api:\n  listen: 127.0.0.1:0\n  rate_limit: 1000000\n  rate_burst: 1000000\n", dir))
+	d := startDaemon(b, bin, cfg)
+	stop := ingest(b, d.mqtt, 20, 100*time.Millisecond)
+	defer stop()
+	series := d.api + "/api/v1/sources/node-000/series?quantity=temperature&from=" + benchEnd.Add(-24*time.Hour).Format(time.RFC3339) +
+		"&to=" + benchEnd.Format(time.RFC3339) + "&step=86400ms"
+	for _, tc := range []struct{ name, url string }{{"status", d.api + "/api/v1/status"}, {"series-1000", series}} {
+		b.Run(tc.name, func(b *testing.B) {
+			out, err := exec.Command(wrk, "-t2", "-c8", "-d15s", "--latency", tc.url).CombinedOutput()
+			if err != nil {
+				b.Fatalf("wrk: %v\n%s", err, out)
+			}
+			rps, p99 := wrkFigures(b, out)
+			b.ReportMetric(rps, "req/s")
+			b.ReportMetric(p99, "p99-ms")
+			b.ReportMetric(0, "ns/op")
+			b.Logf("%s\n%s", tc.url, out)
+		})
+	}
+}
+
+// benchEnd is the time of the newest benchmark reading.
+var benchEnd = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// fillSeries writes n readings into a new store: series of 86,400 readings
+// (a day at 1 Hz) of node-NNN/temperature, then humidity.
+func fillSeries(b *testing.B, path string, n int) {
+	st, err := store.Open(store.Options{Path: path, MaxBytes: 8 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const perSeries, batch = 86_400, 20_000
+	rs := make([]store.Reading, 0, batch)
+	for i := 0; i < n; i++ {
+		s, k := i/perSeries, i%perSeries
+		q := "temperature"
+		if s%2 == 1 {
+			q = "humidity"
+		}
+		rs = append(rs, store.Reading{Source: fmt.Sprintf("node-%03d", s/2), Quantity: q, Value: 20 + float64(k%600)/100,
+			Unit: "Cel", Time: benchEnd.Add(time.Duration(k-perSeries+1) * time.Second)})
+		if len(rs) == batch || i == n-1 {
+			if err := st.Append(context.Background(), rs...); err != nil {
+				b.Fatal(err)
+			}
+			rs = rs[:0]
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// ingest runs clients anonymous MQTT nodes, each publishing one QoS 1
+// reading every period, until stop is called.
+func ingest(b *testing.B, addr string, clients int, period time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range clients {
+		id := fmt.Sprintf("bench-%02d", i)
+		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			b.Fatalf("connect %s: %v", id, tok.Error())
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Disconnect(100)
+			t := time.NewTicker(period)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					c.Publish("fieldgate/"+id+"/temperature", 1, false, "21.5").WaitTimeout(5 * time.Second)
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+var (
+	wrkRPS = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	wrkP99 = regexp.MustCompile(`99%\s+([\d.]+)(us|ms|s)`)
+)
+
+// wrkFigures reads requests/s and the p99 latency in ms from wrk's output.
+func wrkFigures(b *testing.B, out []byte) (rps, p99ms float64) {
+	m, l := wrkRPS.FindSubmatch(out), wrkP99.FindSubmatch(out)
+	if m == nil || l == nil {
+		b.Fatalf("unexpected wrk output:\n%s", out)
+	}
+	rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	p99ms, _ = strconv.ParseFloat(string(l[1]), 64)
+	switch string(l[2]) {
+	case "us":
+		p99ms /= 1000
+	case "s":
+		p99ms *= 1000
+	}
+	return rps, p99ms
+}
