@@ -122,7 +122,7 @@ func (s *Server) status() (statusBody, error) {
 	if s.deps.Clock != nil {
 		b.Clock = string(s.deps.Clock())
 		if b.Clock == string(ClockUnsynced) {
-			h.degrade("the system clock is not synchronised: new readings are flagged unsynced")
+			h.degrade("the system clock is not synchronised (no NTP yet): reading times may be wrong")
 		}
 	}
 	if s.deps.Sensors != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -39,7 +40,8 @@ func BenchmarkAPI(b *testing.B) {
 	}
 	cfg := filepath.Join(dir, "fieldgate.yaml")
 	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\n"+
-		"api:\n  listen: 127.0.0.1:0\n  rate_limit: 1000000\n  rate_burst: 1000000\n", dir))
+		"api:\n  listen: 127.0.0.1:0\n  rate_limit: 1000000\n  rate_burst: 1000000\n"+
+		"store:\n  max_size: 8GiB\n  retention:\n    max_age: 0\n", dir)) // keep every benchmark reading
 	d := startDaemon(b, bin, cfg)
 	stop := ingest(b, d.mqtt, 20, 100*time.Millisecond)
 	defer stop()
@@ -50,6 +52,9 @@ func BenchmarkAPI(b *testing.B) {
 			out, err := exec.Command(wrk, "-t2", "-c8", "-d15s", "--latency", tc.url).CombinedOutput()
 			if err != nil {
 				b.Fatalf("wrk: %v\n%s", err, out)
+			}
+			if bytes.Contains(out, []byte("Non-2xx")) {
+				b.Fatalf("error answers:\n%s", out)
 			}
 			rps, p99 := wrkFigures(b, out)
 			b.ReportMetric(rps, "req/s")
