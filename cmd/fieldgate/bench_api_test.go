@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +47,16 @@ func BenchmarkAPI(b *testing.B) {
 	d := startDaemon(b, bin, cfg)
 	stop := ingest(b, d.mqtt, 20, 100*time.Millisecond)
 	defer stop()
+	res, err := http.Get(d.api + "/api/v1/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st struct{ Store struct{ Readings int64 } }
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		b.Fatal(err)
+	}
+	res.Body.Close()
+	b.Logf("%d readings stored", st.Store.Readings)
 	series := d.api + "/api/v1/sources/node-000/series?quantity=temperature&from=" + benchEnd.Add(-24*time.Hour).Format(time.RFC3339) +
 		"&to=" + benchEnd.Format(time.RFC3339) + "&step=86400ms"
 	for _, tc := range []struct{ name, url string }{{"status", d.api + "/api/v1/status"}, {"series-1000", series}} {
