@@ -2,66 +2,24 @@ package store
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"fieldgate/store/storetest"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory. It needs
-// root; without it the test skips, or fails under FIELDGATE_REQUIRE_ALL=1.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			t.Fatalf("mount tmpfs (FIELDGATE_REQUIRE_ALL=1 needs root): %v", err)
-		}
-		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file until the filesystem is full and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling the disk: %v", err)
-			}
-			break
-		}
-	}
-	if err := f.Close(); err != nil && !errors.Is(err, syscall.ENOSPC) {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestDiskFullLosesNothing fills the store's filesystem: durable appends must
 // fail (no acknowledgement for a reading not on disk), queued readings must be
 // held and committed once space is freed, and the file must stay consistent.
 func TestDiskFullLosesNothing(t *testing.T) {
-	dir := mountTmpfs(t, "8m")
+	dir := storetest.MountTmpfs(t, "8m")
 	opts := Options{Path: filepath.Join(dir, "fieldgate.db"), MaxBytes: 64 << 20, CommitInterval: 10 * time.Millisecond}
 	s := mustOpen(t, opts)
 	fill(t, s, "before", 100)
 
-	filler := fillDisk(t, dir)
+	filler := storetest.FillDisk(t, dir)
 	for i := range 50 {
 		mustDo(t, s.Enqueue(context.Background(), reading("queued", "temperature", i, float64(i))))
 	}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldgate/store"
+	"fieldgate/store/storetest"
+)
+
+// TestDaemonDiskFull fills the filesystem under a running daemon: a QoS 1
+// publish that cannot be stored gets no PUBACK, /readyz fails and /status
+// says why, the daemon keeps running, and once space is freed it takes
+// readings again by itself; the file passes bbolt's check afterwards.
+func TestDaemonDiskFull(t *testing.T) {
+	bin := buildDaemon(t)
+	dir := storetest.MountTmpfs(t, "24m")
+	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+mqtt:
+  listen: 127.0.0.1:0
+api:
+  listen: 127.0.0.1:0
+store:
+  commit_interval: 50ms
+sensors:
+  - name: bench
+    driver: sim
+    interval: 100ms
+`, dir))
+	d := startDaemon(t, bin, cfg)
+	c := &apiClient{t: t, base: d.api + "/api/v1"}
+	pw, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := c.do("POST", "/auth/login", map[string]string{"username": "admin", "password": strings.TrimSpace(string(pw))})
+	c.token = body["token"].(string)
+	_, body = c.do("PUT", "/devices/esp-full", map[string]any{})
+	devicePW := body["password"].(string)
+	connect := func() paho3.Client {
+		o := paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).SetClientID("esp-full").SetUsername("esp-full").
+			SetPassword(devicePW).SetAutoReconnect(false).SetWriteTimeout(3 * time.Second)
+		mc := paho3.NewClient(o)
+		if tok := mc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		return mc
+	}
+	var ackedValues []float64
+	publish := func(mc paho3.Client, v int) bool {
+		tok := mc.Publish("fieldgate/esp-full/temperature", 1, false, fmt.Sprint(v))
+		ok := tok.WaitTimeout(3*time.Second) && tok.Error() == nil
+		if ok {
+			ackedValues = append(ackedValues, float64(v))
+		}
+		return ok
+	}
+	mc := connect()
+	if !publish(mc, 1) {
+		t.Fatal("publish before the disk filled was not acknowledged")
+	}
+
+	filler := storetest.FillDisk(t, dir)
+	refused := false
+	for i := 0; i < 20 && !refused; i++ { // a commit or two may still fit in free pages
+		refused = !publish(mc, 100+i)
+	}
+	if !refused {
+		t.Fatal("QoS 1 publishes kept being acknowledged on a full disk")
+	}
+	ready := func() int {
+		res, err := http.Get(d.api + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz: %v (has the daemon died?)", err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	waitUntil(t, 5*time.Second, func() bool { return ready() == http.StatusServiceUnavailable })
+	status, body := c.do("GET", "/status", nil)
+	health := body["health"].(map[string]any)
+	if status != 200 || health["state"] != "failing" || !strings.Contains(fmt.Sprint(health["reasons"]), "no space left on device") {
+		t.Errorf("status on a full disk: %d %v", status, health)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, func() bool { return ready() == http.StatusOK })
+	mc.Disconnect(100)
+	mc = connect()
+	if !publish(mc, 2) {
+		t.Fatal("publish after space was freed was not acknowledged")
+	}
+	mc.Disconnect(100)
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v", err)
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Check(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Readings(store.Query{Source: "esp-full", Quantity: "temperature"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[float64]bool{}
+	for _, r := range got {
+		stored[r.Value] = true
+	}
+	for _, v := range ackedValues {
+		if !stored[v] {
+			t.Errorf("acknowledged reading %v is not in the store", v)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
