@@ -64,6 +64,7 @@ func TestEndpoints(t *testing.T) {
 		{"user bad role", req{method: "PUT", path: "/api/v1/users/bob", body: map[string]any{"role": "boss"}, role: RoleAdmin}, 422, `"field":"role"`},
 		{"user bad name", req{method: "PUT", path: "/api/v1/users/a%20b", body: map[string]any{"role": "viewer"}, role: RoleAdmin}, 400, `user name`},
 		{"user patch", req{method: "PATCH", path: "/api/v1/users/ana", body: map[string]any{"password": "long enough password"}, role: RoleAdmin}, 200, `"ana"`},
+		{"user demote self", req{method: "PATCH", path: "/api/v1/users/admin", body: map[string]any{"role": "viewer"}, role: RoleAdmin}, 409, `own role`},
 		{"user delete self", req{method: "DELETE", path: "/api/v1/users/admin", role: RoleAdmin}, 409, `own account`},
 		{"user delete", req{method: "DELETE", path: "/api/v1/users/ana", role: RoleAdmin}, 204, ``},
 		{"tokens", req{method: "GET", path: "/api/v1/tokens", role: RoleAdmin}, 200, `"kind":"api"`},

@@ -156,6 +156,10 @@ func (s *Server) patchUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if req.Role != nil && c.Param("name") == who(c).User && role < who(c).Role {
+		s.fail(c, errorf(http.StatusConflict, "you cannot lower your own role; another admin can"))
+		return
+	}
 	_, shown, hash, err := password(req.Password, req.ResetPassword)
 	if err != nil {
 		s.fail(c, err)
