@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -71,31 +73,29 @@ func TestWebSocketNeedsTokenWhenReadsAreClosed(t *testing.T) {
 	}
 }
 
-// TestWebSocketSlowClient fills a client's queue: it is dropped, and the
-// committer's callback never blocks.
-func TestWebSocketSlowClient(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
-	c := dialWS(t, e, "", nil)
-	readMsg(t, c)
-	rs := make([]store.Reading, 200000) // ~35 MB of messages: more than the socket buffers take
+// TestSlowClientIsDropped overflows a client's queue: the client is
+// dropped and the committer's callback returns without waiting for it.
+func TestSlowClientIsDropped(t *testing.T) {
+	h := newHub(slog.New(slog.NewTextHandler(io.Discard, nil)), "fg-test")
+	slow := &wsClient{send: make(chan []byte, wsQueue), done: make(chan struct{})}
+	fast := &wsClient{sources: []string{"other"}, send: make(chan []byte, wsQueue), done: make(chan struct{})}
+	if !h.add(slow) || !h.add(fast) {
+		t.Fatal("hub refused clients")
+	}
+	rs := make([]store.Reading, wsQueue+1)
 	for i := range rs {
 		rs[i] = store.Reading{Seq: uint64(i + 1), Source: "s", Quantity: "q", Unit: "Cel", Time: t0}
 	}
-	done := make(chan struct{})
-	go func() {
-		e.srv.Committed(rs, time.Millisecond) // must not block on the unread socket
-		close(done)
-	}()
+	h.publishReadings(rs) // nobody reads slow.send: the last reading overflows it
 	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Committed blocked on a slow client")
+	case <-slow.done:
+	default:
+		t.Fatal("the slow client was not dropped")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for e.srv.hub.count() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	if n := h.count(); n != 1 || len(fast.send) != 0 {
+		t.Errorf("%d clients left (want the filtered one), %d messages for it", n, len(fast.send))
 	}
-	if n := e.srv.hub.count(); n != 0 {
-		t.Errorf("%d clients after overflowing, want the slow one dropped", n)
+	if h.dropped != 1 {
+		t.Errorf("dropped = %d", h.dropped)
 	}
 }
