@@ -56,9 +56,9 @@ const principalKey = "fieldgate.principal"
 // tokenPrefix starts every bearer token, so leaked ones are easy to grep for.
 const tokenPrefix = "fgt_"
 
-// NewToken makes a token for user with role, returning the bearer string
+// newToken makes a token for user with role, returning the bearer string
 // (shown once) and the record to store.
-func NewToken(user string, role Role, kind, name string, now time.Time, ttl time.Duration) (bearer string, t store.Token) {
+func newToken(user string, role Role, kind, name string, now time.Time, ttl time.Duration) (bearer string, t store.Token) {
 	var id [8]byte
 	var secret [32]byte
 	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails on Linux
@@ -207,7 +207,7 @@ func (s *Server) login(c *gin.Context) {
 	}
 	role, _ := ParseRole(u.Role)
 	now := s.opts.Now()
-	bearer, t := NewToken(u.Name, role, "session", "login", now, s.opts.SessionTTL)
+	bearer, t := newToken(u.Name, role, "session", "login", now, s.opts.SessionTTL)
 	if err := s.st.PutToken(t, now); err != nil {
 		s.fail(c, err)
 		return

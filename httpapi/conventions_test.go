@@ -77,12 +77,12 @@ func TestETag(t *testing.T) {
 // token, a wrong token, an expired one and a revoked user.
 func TestAuthMatrix(t *testing.T) {
 	e := newEnv(t, Options{OpenReads: false})
-	expired, tok := NewToken("admin", RoleAdmin, "session", "login", t0.Add(-2*time.Hour), time.Hour)
+	expired, tok := newToken("admin", RoleAdmin, "session", "login", t0.Add(-2*time.Hour), time.Hour)
 	if err := e.st.PutToken(tok, t0.Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	e.addUser("gone", RoleAdmin)
-	revoked, tok := NewToken("gone", RoleAdmin, "api", "x", t0, 0)
+	revoked, tok := newToken("gone", RoleAdmin, "api", "x", t0, 0)
 	if err := e.st.PutToken(tok, t0); err != nil {
 		t.Fatal(err)
 	}

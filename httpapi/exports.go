@@ -81,6 +81,14 @@ func (x *exports) start(e exportRange) (*exportJob, error) {
 	if err := e.validate(now); err != nil {
 		return nil, err
 	}
+	total := 0 // counted before locking: a long range takes a while
+	for _, k := range e.series(x.s.st) {
+		n, err := x.s.st.Count(storeQuery(k.Source, k.Quantity, e))
+		if err != nil {
+			return nil, err
+		}
+		total += n
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.expire(now)
@@ -95,15 +103,8 @@ func (x *exports) start(e exportRange) (*exportJob, error) {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	j := &exportJob{ID: hex.EncodeToString(b[:]), State: "running", exportRange: e, CreatedAt: now.UTC()}
+	j := &exportJob{ID: hex.EncodeToString(b[:]), State: "running", exportRange: e, Total: total, CreatedAt: now.UTC()}
 	j.path = filepath.Join(x.dir, j.ID+"."+e.Format+".gz")
-	for _, k := range e.series(x.s.st) {
-		n, err := x.s.st.Count(storeQuery(k.Source, k.Quantity, e))
-		if err != nil {
-			return nil, err
-		}
-		j.Total += n
-	}
 	x.jobs[j.ID] = j
 	x.wg.Add(1)
 	go x.run(j)

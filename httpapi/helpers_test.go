@@ -126,7 +126,7 @@ func newEnv(t testing.TB, o Options) *env {
 	e.tokens = map[Role]string{}
 	for _, r := range []Role{RoleViewer, RoleTechnician, RoleAdmin} {
 		e.addUser(r.String(), r)
-		bearer, tok := NewToken(r.String(), r, "api", "test", t0, 0)
+		bearer, tok := newToken(r.String(), r, "api", "test", t0, 0)
 		if err := st.PutToken(tok, t0); err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"fieldgate/store"
 )
@@ -144,7 +143,7 @@ func New(deps Deps, o Options) (*Server, error) {
 		bcryptSem: make(chan struct{}, 2),
 		stop:      make(chan struct{}), stopped: make(chan struct{}),
 	}
-	s.hub = newHub(s.log, deps.Store.GatewayID())
+	s.hub = newHub(deps.Store.GatewayID())
 	s.metrics = newMetrics(s)
 	if o.ExportDir == "" {
 		return nil, fmt.Errorf("httpapi: Options.ExportDir is required")
@@ -174,12 +173,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Committed(rs []store.Reading, took time.Duration) {
 	s.metrics.commit.Observe(took.Seconds())
 	s.hub.publishReadings(rs)
-}
-
-// Registry returns the Prometheus registry behind /metrics, for components
-// that add their own collectors.
-func (s *Server) Registry() *prometheus.Registry {
-	return s.metrics.reg
 }
 
 // Close ends live streams and waits for running exports to stop.

@@ -270,7 +270,7 @@ func (s *Server) createToken(c *gin.Context) {
 		return
 	}
 	now := s.opts.Now()
-	bearer, t := NewToken(p.User, role, "api", req.Name, now, ttl)
+	bearer, t := newToken(p.User, role, "api", req.Name, now, ttl)
 	if err := s.st.PutToken(t, now); err != nil {
 		s.fail(c, err)
 		return

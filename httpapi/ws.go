@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -34,7 +33,6 @@ type wsMessage struct {
 
 // hub fans committed readings and status changes out to WebSocket clients.
 type hub struct {
-	log     *slog.Logger
 	gateway string
 	mu      sync.Mutex
 	clients map[*wsClient]struct{}
@@ -50,8 +48,8 @@ type wsClient struct {
 	done                chan struct{}
 }
 
-func newHub(log *slog.Logger, gateway string) *hub {
-	return &hub{log: log, gateway: gateway, clients: map[*wsClient]struct{}{}}
+func newHub(gateway string) *hub {
+	return &hub{gateway: gateway, clients: map[*wsClient]struct{}{}}
 }
 
 func (c *wsClient) wants(r *store.Reading) bool {

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,7 +74,7 @@ func TestWebSocketNeedsTokenWhenReadsAreClosed(t *testing.T) {
 // TestSlowClientIsDropped overflows a client's queue: the client is
 // dropped and the committer's callback returns without waiting for it.
 func TestSlowClientIsDropped(t *testing.T) {
-	h := newHub(slog.New(slog.NewTextHandler(io.Discard, nil)), "fg-test")
+	h := newHub("fg-test")
 	slow := &wsClient{send: make(chan []byte, wsQueue), done: make(chan struct{})}
 	fast := &wsClient{sources: []string{"other"}, send: make(chan []byte, wsQueue), done: make(chan struct{})}
 	if !h.add(slow) || !h.add(fast) {
