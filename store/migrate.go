@@ -8,7 +8,7 @@ import (
 
 // SchemaVersion is the layout this binary writes. A store with a lower
 // version is migrated at Open; one with a higher version is refused.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrations[v] upgrades a store from schema v to v+1 inside the same write
 // transaction as every other step, so a crash mid-migration leaves the old
@@ -22,6 +22,11 @@ var migrations = map[uint64]func(*bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	// 3: readings waiting for the clock to sync.
+	2: func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bClockRepair)
+		return err
 	},
 }
 

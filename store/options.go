@@ -32,6 +32,12 @@ type Options struct {
 	// empty or equal to the stored id. Default: a random "fg-…" id.
 	GatewayID string
 
+	// BootID identifies the machine's current boot. Unsynced readings with a
+	// Mono time are kept for repair only within one boot; at Open, entries of
+	// another boot are discarded (their readings stay flagged unsynced).
+	// Empty: no reading is kept for repair.
+	BootID string
+
 	// CommitInterval bounds how long a queued (Enqueue) reading may wait for
 	// its commit: at most this much queued data is lost in a crash. Default 1s.
 	CommitInterval time.Duration

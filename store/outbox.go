@@ -40,6 +40,9 @@ type OutboxState struct {
 	Batches []Batch
 	// DeadLetters are refused batches, by First.
 	DeadLetters []DeadLetter
+	// HoldFrom, if not 0, is the first reading whose time waits for the
+	// clock to sync: no batch may reach it yet (see ClockRepair).
+	HoldFrom uint64
 }
 
 func encodeBatch(b Batch) []byte {
@@ -79,6 +82,7 @@ func (s *Store) Outbox() (OutboxState, error) {
 		meta := tx.Bucket(bMeta)
 		st.Acked = getUint(meta, kAcked)
 		st.LastSeq = getUint(meta, kLastSeq)
+		st.HoldFrom = holdFrom(tx)
 		if err := tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
 			b, err := decodeBatch(k, v)
 			st.Batches = append(st.Batches, b)

@@ -28,6 +28,17 @@ func (c Clock) String() string {
 	return "synced"
 }
 
+// Stamp dates a reading taken now: its wall time, whether the clock was
+// synchronised, and while it is not, the time since boot that lets the store
+// repair the reading later (Reading.Mono). clock.Tracker.Stamp is one.
+type Stamp func() (time.Time, Clock, time.Duration)
+
+// Trusted returns a Stamp that takes now as synchronised: the default where
+// no clock tracker is given (tests, tools).
+func Trusted(now func() time.Time) Stamp {
+	return func() (time.Time, Clock, time.Duration) { return now(), ClockSynced, 0 }
+}
+
 // Reading is one measured value of one quantity from one source.
 type Reading struct {
 	// Seq is the gateway-local sequence number, assigned at commit. It is
@@ -45,6 +56,10 @@ type Reading struct {
 	Time time.Time
 	// Clock says whether Time came from a synchronised clock.
 	Clock Clock
+	// Mono is, for an unsynced reading, the time since boot when it was
+	// taken: the store keeps it until the clock syncs and the reading's time
+	// can be repaired (RepairClock). Zero when unknown; never read back.
+	Mono time.Duration
 }
 
 // Limits on the strings of a reading, so that one bad publisher cannot bloat

@@ -47,6 +47,7 @@ func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err e
 		n, done = 0, false
 		readings := tx.Bucket(bReadings)
 		index := tx.Bucket(bIndex)
+		pending := tx.Bucket(bClockRepair)
 		type victim struct {
 			key, idx []byte
 		}
@@ -83,6 +84,9 @@ func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err e
 				return err
 			}
 			if err := index.Delete(vi.idx); err != nil {
+				return err
+			}
+			if err := pending.Delete(vi.key); err != nil {
 				return err
 			}
 		}

@@ -30,7 +30,7 @@ var (
 	bUsers       = []byte("users")
 	bTokens      = []byte("tokens")
 
-	allBuckets = [][]byte{bMeta, bReadings, bSeries, bIndex, bDevices, bOutbox, bDeadLetters, bCounters, bUsers, bTokens}
+	allBuckets = [][]byte{bMeta, bReadings, bSeries, bIndex, bDevices, bOutbox, bDeadLetters, bCounters, bUsers, bTokens, bClockRepair}
 
 	kGatewayID  = []byte("gateway_id")
 	kSchema     = []byte("schema")
@@ -82,6 +82,10 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, log: opts.Logger, db: db}
 	if err := s.init(); err != nil {
 		_ = db.Close() // the init error is what the caller needs
+		return nil, err
+	}
+	if err := s.adoptBoot(opts.BootID); err != nil {
+		_ = db.Close() // the adopt error is what the caller needs
 		return nil, err
 	}
 	if err := s.compactIfBloated(); err != nil {

@@ -33,6 +33,7 @@ func (s *Store) write(rs []Reading, drops *dropCounter) (first uint64, err error
 		readings := tx.Bucket(bReadings)
 		readings.FillPercent = 0.95 // keys only ever grow: pack pages full
 		index := tx.Bucket(bIndex)
+		pending := tx.Bucket(bClockRepair)
 		seq := getUint(meta, kLastSeq)
 		first = seq + 1
 		for i := range rs {
@@ -46,6 +47,9 @@ func (s *Store) write(rs []Reading, drops *dropCounter) (first uint64, err error
 				return err
 			}
 			if err := index.Put(indexKey(sid, r.Time, seq), indexValue(r)); err != nil {
+				return err
+			}
+			if err := s.notePending(pending, seq, r); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// A reading taken while the system clock was unsynchronised is stored with
+// its (wrong) wall time, flagged ClockUnsynced, and — if it carries Mono, the
+// time since boot when it was taken — with an entry in the clock-repair
+// bucket: seq → Mono. When the clock syncs, RepairClock rewrites those
+// readings' times as bootWall + Mono. Mono only means something within the
+// boot that measured it, so the bucket belongs to one boot (kRepairBoot):
+// entries left by an earlier boot are discarded at Open and their readings
+// stay flagged unsynced for good.
+
+var (
+	bClockRepair   = []byte("clock_repair")
+	kRepairBoot    = []byte("clock_repair_boot")
+	kClockRepaired = []byte("clock_repaired")
+	kClockStranded = []byte("clock_stranded")
+)
+
+// repairChunk bounds the readings rewritten in one transaction.
+const repairChunk = 4096
+
+// ClockRepair says where the repair of unsynced reading times stands.
+type ClockRepair struct {
+	// Pending is how many readings of this boot wait for the clock to sync.
+	Pending int
+	// HoldFrom is the lowest pending seq (0 if none): uploads stop short of
+	// it, so that a reading is repaired before the cloud sees it.
+	HoldFrom uint64
+	// Repaired counts readings whose time was repaired, over the store's life.
+	Repaired uint64
+	// Stranded counts readings left flagged unsynced because the gateway
+	// rebooted (or gave up waiting) before the clock synced.
+	Stranded uint64
+}
+
+// ClockRepair returns the state of the clock repair.
+func (s *Store) ClockRepair() (ClockRepair, error) {
+	var cr ClockRepair
+	err := s.view(func(tx *bolt.Tx) error {
+		cr = clockRepairState(tx)
+		return nil
+	})
+	return cr, err
+}
+
+func clockRepairState(tx *bolt.Tx) ClockRepair {
+	b, meta := tx.Bucket(bClockRepair), tx.Bucket(bMeta)
+	cr := ClockRepair{
+		Pending:  b.Stats().KeyN,
+		Repaired: getUint(meta, kClockRepaired),
+		Stranded: getUint(meta, kClockStranded),
+	}
+	cr.HoldFrom = holdFrom(tx)
+	return cr
+}
+
+// holdFrom is the lowest seq waiting for clock repair, or 0.
+func holdFrom(tx *bolt.Tx) uint64 {
+	if k, _ := tx.Bucket(bClockRepair).Cursor().First(); k != nil {
+		return binary.BigEndian.Uint64(k)
+	}
+	return 0
+}
+
+// adoptBoot makes the clock-repair bucket belong to boot: entries of another
+// boot can never be repaired and are discarded. An empty boot id (unknown)
+// discards them too, and no new entry will be written.
+func (s *Store) adoptBoot(boot string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if string(meta.Get(kRepairBoot)) == boot && boot != "" {
+			return nil
+		}
+		n, err := clearBucket(tx, bClockRepair)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.log.Warn("store: readings from an earlier boot never got a synced clock; they stay flagged unsynced", "readings", n)
+			if err := putUint(meta, kClockStranded, getUint(meta, kClockStranded)+uint64(n)); err != nil {
+				return err
+			}
+		}
+		return meta.Put(kRepairBoot, []byte(boot))
+	})
+}
+
+// clearBucket empties the bucket name and returns how many keys it held.
+func clearBucket(tx *bolt.Tx, name []byte) (int, error) {
+	n := tx.Bucket(name).Stats().KeyN
+	if err := tx.DeleteBucket(name); err != nil {
+		return 0, err
+	}
+	_, err := tx.CreateBucket(name)
+	return n, err
+}
+
+// notePending records the repair entry of reading r stored as seq, if it has
+// one. It runs inside the commit's transaction.
+func (s *Store) notePending(b *bolt.Bucket, seq uint64, r *Reading) error {
+	if r.Clock != ClockUnsynced || r.Mono <= 0 || s.opts.BootID == "" {
+		return nil
+	}
+	return b.Put(seqKey(seq), binary.BigEndian.AppendUint64(nil, uint64(r.Mono)))
+}
+
+// RepairClock gives every pending reading the time bootWall + Mono, where
+// bootWall is the synchronised wall time at which this boot began (now minus
+// the time since boot), marks it synced and returns how many it repaired.
+// Readings already in a recorded batch keep their flag: the cloud may have
+// seen them, and a batch is resent byte for byte.
+//
+// Calling it with nothing pending costs a read transaction, so a tracker may
+// call it after every check to catch readings stamped before the sync and
+// committed after it.
+func (s *Store) RepairClock(bootWall time.Time) (int, error) {
+	var pending uint64
+	if err := s.view(func(tx *bolt.Tx) error { pending = holdFrom(tx); return nil }); err != nil || pending == 0 {
+		return 0, err
+	}
+	total := 0
+	for {
+		n, more, err := s.repairChunk(bootWall)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+func (s *Store) repairChunk(bootWall time.Time) (repaired int, more bool, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		repaired, more = 0, false
+		pending, readings, index := tx.Bucket(bClockRepair), tx.Bucket(bReadings), tx.Bucket(bIndex)
+		sent, err := protectedSpans(tx)
+		if err != nil {
+			return err
+		}
+		var done [][]byte
+		c := pending.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(done) == repairChunk {
+				more = true
+				break
+			}
+			done = append(done, append([]byte(nil), k...))
+			seq := binary.BigEndian.Uint64(k)
+			rv := readings.Get(k)
+			if rv == nil || len(v) != 8 || inSpans(sent, seq) || seq <= getUint(tx.Bucket(bMeta), kAcked) {
+				continue // deleted, corrupt entry, or already on its way
+			}
+			var r Reading
+			sid, err := decodeReading(rv, &r)
+			if err != nil {
+				return fmt.Errorf("store: reading %d: %w", seq, err)
+			}
+			if err := index.Delete(indexKey(sid, r.Time, seq)); err != nil {
+				return err
+			}
+			r.Time = bootWall.Add(time.Duration(binary.BigEndian.Uint64(v))).UTC()
+			r.Clock = ClockSynced
+			if err := readings.Put(k, encodeReading(nil, sid, &r)); err != nil {
+				return err
+			}
+			if err := index.Put(indexKey(sid, r.Time, seq), indexValue(&r)); err != nil {
+				return err
+			}
+			repaired++
+		}
+		for _, k := range done {
+			if err := pending.Delete(k); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		stranded := uint64(len(done) - repaired)
+		if err := putUint(meta, kClockStranded, getUint(meta, kClockStranded)+stranded); err != nil {
+			return err
+		}
+		return putUint(meta, kClockRepaired, getUint(meta, kClockRepaired)+uint64(repaired))
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("store: repair reading times: %w", err)
+	}
+	return repaired, more, nil
+}
+
+// AbandonClockRepair gives up on the pending readings: they stay flagged
+// unsynced with the times they were stored with, and uploads stop holding
+// them back. It returns how many it abandoned.
+func (s *Store) AbandonClockRepair() (int, error) {
+	var n int
+	err := s.update(func(tx *bolt.Tx) error {
+		var err error
+		if n, err = clearBucket(tx, bClockRepair); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bMeta)
+		return putUint(meta, kClockStranded, getUint(meta, kClockStranded)+uint64(n))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: abandon clock repair: %w", err)
+	}
+	return n, nil
+}
+
+// inSpans reports whether seq lies in one of the sorted, disjoint spans.
+func inSpans(spans []span, seq uint64) bool {
+	for _, sp := range spans {
+		if sp.first <= seq && seq <= sp.last {
+			return true
+		}
+	}
+	return false
+}
