@@ -129,7 +129,8 @@ func (s *Sender) start(ctx context.Context) {
 }
 
 // next picks the next job: a recorded batch, else live readings, else the
-// backlog if its rate allows. It records a new batch's bounds first.
+// backlog if its rate allows. It records a new batch's bounds first. Neither
+// lane reaches readings held for clock repair.
 func (s *Sender) next() (*job, error) {
 	if len(s.resend) > 0 {
 		j := s.resend[0]
@@ -141,17 +142,21 @@ func (s *Sender) next() (*job, error) {
 		return nil, err
 	}
 	covered := coveredSpans(ob)
-	if s.liveNext <= ob.LastSeq {
-		j, next, err := s.form(s.liveNext, ob.LastSeq, covered)
+	last, boundary := ob.LastSeq, s.boundary
+	if ob.HoldFrom > 0 { // readings from there on wait for the clock to sync
+		last, boundary = min(last, ob.HoldFrom-1), min(boundary, ob.HoldFrom-1)
+	}
+	if s.liveNext <= last {
+		j, next, err := s.form(s.liveNext, last, covered)
 		s.liveNext = next
 		if j != nil || err != nil {
 			return j, err
 		}
 	}
-	if s.backlogNext > s.boundary || s.o.Now().Before(s.backlogAt) {
+	if s.backlogNext > boundary || s.o.Now().Before(s.backlogAt) {
 		return nil, nil
 	}
-	j, next, err := s.form(max(s.backlogNext, ob.Acked+1), s.boundary, covered)
+	j, next, err := s.form(max(s.backlogNext, ob.Acked+1), boundary, covered)
 	s.backlogNext = next
 	if j != nil && s.limiter != nil {
 		r := s.limiter.ReserveN(s.o.Now(), j.count)
