@@ -61,6 +61,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Stamp dates readings that carry no time of their own. Default: Now,
+	// trusted as synced.
+	Stamp store.Stamp
 }
 
 func (o Options) withDefaults() Options {
@@ -90,6 +93,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Stamp == nil {
+		o.Stamp = store.Trusted(o.Now)
 	}
 	o.Limits = o.Limits.withDefaults()
 	return o

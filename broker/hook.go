@@ -219,12 +219,18 @@ func (h *hook) decode(t Topic, p []byte, now time.Time, device string) ([]store.
 		return nil, err
 	}
 	rs := make([]store.Reading, 0, len(vs))
+	at, clk, mono := h.b.o.Stamp()
 	for _, v := range vs {
 		r := store.Reading{Source: device, Quantity: v.Quantity, Value: v.Value, Unit: v.Unit, Time: v.Time}
-		if r.Time.IsZero() {
-			r.Time = now
+		switch {
+		case r.Time.IsZero():
+			r.Time, r.Clock, r.Mono = at, clk, mono
+		case clk == store.ClockUnsynced:
+			// The gateway cannot check a device's time against its own.
+			r.Clock = store.ClockUnsynced
+		default:
+			r.Clock = h.clock(device, r.Time, now)
 		}
-		r.Clock = h.clock(device, r.Time, now)
 		if err := r.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %v", payload.ErrInvalid, err)
 		}

@@ -50,3 +50,14 @@ const (
 	ClockUnsynced ClockState = "unsynced"
 	ClockUnknown  ClockState = "unknown"
 )
+
+// ClockInfo is the clock as the gateway's tracker sees it.
+type ClockInfo struct {
+	State ClockState
+	// Reason says, while unsynced, why and what happens to readings.
+	Reason string
+	// SyncedAt is when the clock was found synchronised; Step how far it
+	// moved then (zero if it was synced from the start).
+	SyncedAt time.Time
+	Step     time.Duration
+}

@@ -96,7 +96,7 @@ func newEnv(t testing.TB, o Options) *env {
 		o.RateLimit, o.RateBurst = 1000, 1000
 	}
 	e.srv, err = New(Deps{Store: st, Broker: e.broker, Sensors: e.sensors, Uplink: e.uplink,
-		Clock:            func() ClockState { return ClockSynced },
+		Clock:            func() ClockInfo { return ClockInfo{State: ClockSynced} },
 		ValidateDeviceID: func(id string) error { return nil },
 		NewDevicePassword: func() (string, []byte, error) {
 			h, err := bcrypt.GenerateFromPassword([]byte("device-password"), bcrypt.MinCost)

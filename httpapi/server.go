@@ -45,7 +45,7 @@ type Deps struct {
 	Uplink  Uplink
 	// Clock reports whether the system clock is synchronised; nil means
 	// unknown.
-	Clock func() ClockState
+	Clock func() ClockInfo
 	// ValidateDeviceID says why an id cannot name a device (required), and
 	// NewDevicePassword makes a device password and its bcrypt hash
 	// (required): both are the broker's rules.

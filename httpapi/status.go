@@ -20,11 +20,21 @@ type statusBody struct {
 	StartedAt time.Time      `json:"started_at"`
 	Uptime    float64        `json:"uptime_seconds"`
 	Clock     string         `json:"clock"`
+	ClockFix  clockRepair    `json:"clock_repair"`
 	Health    health         `json:"health"`
 	Store     storeBody      `json:"store"`
 	Uplink    uplinkBody     `json:"uplink"`
 	Broker    brokerBody     `json:"broker"`
 	Sensors   map[string]int `json:"sensors"`
+}
+
+// clockRepair reports readings taken before the clock synced.
+type clockRepair struct {
+	Pending     int       `json:"pending"`
+	Repaired    uint64    `json:"repaired"`
+	Stranded    uint64    `json:"stranded"`
+	SyncedAt    time.Time `json:"synced_at,omitzero"`
+	StepSeconds float64   `json:"step_seconds"`
 }
 
 // health is the overall verdict with its reasons in words.
@@ -119,10 +129,17 @@ func (s *Server) status() (statusBody, error) {
 	if st.MaxBytes > 0 && st.UsedBytes > st.MaxBytes*9/10 {
 		h.degrade(fmt.Sprintf("the store is %d%% full", st.UsedBytes*100/st.MaxBytes))
 	}
+	cr, err := s.st.ClockRepair()
+	if err != nil {
+		return statusBody{}, err
+	}
+	b.ClockFix = clockRepair{Pending: cr.Pending, Repaired: cr.Repaired, Stranded: cr.Stranded}
 	if s.deps.Clock != nil {
-		b.Clock = string(s.deps.Clock())
-		if b.Clock == string(ClockUnsynced) {
-			h.degrade("the system clock is not synchronised (no NTP yet): reading times may be wrong")
+		ci := s.deps.Clock()
+		b.Clock = string(ci.State)
+		b.ClockFix.SyncedAt, b.ClockFix.StepSeconds = ci.SyncedAt.UTC(), ci.Step.Seconds()
+		if ci.State != ClockSynced {
+			h.degrade(ci.Reason)
 		}
 	}
 	if s.deps.Sensors != nil {

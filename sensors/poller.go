@@ -56,6 +56,8 @@ type PollerOpts struct {
 	MaxBackoff time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Stamp dates readings. Default: Now, trusted as synced.
+	Stamp store.Stamp
 }
 
 // Poller polls sensors: one goroutine per bus, each sensor on its own
@@ -92,6 +94,9 @@ func NewPoller(entries []Entry, sink Sink, opts PollerOpts) *Poller {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Stamp == nil {
+		opts.Stamp = store.Trusted(opts.Now)
 	}
 	p := &Poller{opts: opts, sink: sink}
 	byBus := map[string]int{}
@@ -173,8 +178,12 @@ func (p *Poller) poll(ctx context.Context, ps *polled) {
 		p.fail(ps, classify(err), err, false)
 		return
 	}
-	at := p.opts.Now().UTC()
+	at, clk, mono := p.opts.Stamp()
+	at = at.UTC()
 	rs, rejected := p.check(ps, ms, at)
+	for i := range rs {
+		rs[i].Clock, rs[i].Mono = clk, mono
+	}
 	p.mu.Lock()
 	h := &ps.health
 	h.Polls++
