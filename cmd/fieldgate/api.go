@@ -17,6 +17,7 @@ import (
 	"fieldgate/httpapi"
 	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/store/clock"
 	"fieldgate/uplink"
 )
 
@@ -30,9 +31,9 @@ type apiServer struct {
 }
 
 // startAPI builds the API over the components and starts serving it.
-func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker, poller *sensors.Poller, sender *uplink.Sender, commits *commitFanout) (*apiServer, error) {
+func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker, poller *sensors.Poller, sender *uplink.Sender, commits *commitFanout, clk *clock.Tracker) (*apiServer, error) {
 	deps := httpapi.Deps{
-		Store: st, Sensors: pollerHealth{poller}, Clock: systemClock,
+		Store: st, Sensors: pollerHealth{poller}, Clock: clockInfo(clk),
 		ValidateDeviceID: broker.ValidateDeviceID, NewDevicePassword: broker.NewPassword,
 	}
 	if mq != nil {

@@ -28,6 +28,7 @@ type Config struct {
 	MQTT            MQTTConfig     `yaml:"mqtt"`
 	Uplink          UplinkConfig   `yaml:"uplink"`
 	API             APIConfig      `yaml:"api"`
+	Clock           ClockConfig    `yaml:"clock"`
 	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
 }
 
@@ -82,6 +83,7 @@ func defaultConfig(getenv func(string) string) Config {
 		MQTT:            defaultMQTT(),
 		Uplink:          defaultUplink(),
 		API:             defaultAPI(),
+		Clock:           defaultClock(),
 		ShutdownTimeout: Duration(15 * time.Second),
 	}
 }
@@ -163,6 +165,7 @@ func (c *Config) validate(h host) []fieldError {
 	validateMQTT(c.MQTT, add)
 	validateUplink(c.Uplink, add)
 	validateAPI(c.API, add)
+	validateClock(c.Clock, add)
 	return errs
 }
 

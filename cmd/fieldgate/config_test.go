@@ -82,7 +82,7 @@ func TestConfigRejections(t *testing.T) {
 		want       []string // each must appear in the error
 	}{
 		{name: "unknown top-level key", yaml: "stroe:\n  max_size: 1GiB\n",
-			want: []string{`:1: unknown key "stroe" (did you mean "store"?)`, "known keys: api, data_dir, gateway, log, mqtt, sensors, shutdown_timeout, store, uplink"}},
+			want: []string{`:1: unknown key "stroe" (did you mean "store"?)`, "known keys: api, clock, data_dir, gateway, log, mqtt, sensors, shutdown_timeout, store, uplink"}},
 		{name: "unknown nested key", yaml: "store:\n  max_sise: 1GiB\n",
 			want: []string{`:2: unknown key "store.max_sise" (did you mean "max_size"?)`}},
 		{name: "unknown key in a sensor", yaml: "sensors:\n  - name: a\n    drvier: sim\n",
@@ -180,6 +180,11 @@ func TestConfigRejections(t *testing.T) {
 				`:5: api.rate_limit: 0 per second`,
 				`:6: api.session_ttl: 1s: want between 1m and 720h`,
 				`api.tls_cert: tls_cert and tls_key go together`,
+			}},
+		{name: "clock", yaml: "clock:\n  trust: gps\n  upload_hold: 10s\n",
+			want: []string{
+				`:2: clock.trust: "gps": want ntp (no real-time clock: wait for NTP) or system`,
+				`:3: clock.upload_hold: 10s: want between 1m and 720h`,
 			}},
 		{name: "uplink without token", yaml: "uplink:\n  url: https://example.com\n",
 			want: []string{`uplink.token: the cloud needs a bearer token: set token or token_file`}},

@@ -15,14 +15,16 @@ import (
 	"fieldgate/broker"
 	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/store/clock"
 	"fieldgate/uplink"
 )
 
 // runDaemon opens the components in order, serves until ctx ends (SIGTERM,
 // SIGINT), then stops them in reverse order within the shutdown deadline.
 // stopSignals restores the default signal handling once shutdown begins, so
-// a second Ctrl-C kills a shutdown that hangs.
-func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv func(string) string, stderr io.Writer) error {
+// a second Ctrl-C kills a shutdown that hangs. clocks are the machine's
+// (clock.System) except in tests.
+func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv func(string) string, stderr io.Writer, clocks clock.Source) error {
 	cfg, err := configFlags("run", args, getenv, stderr)
 	if err != nil {
 		return err
@@ -34,15 +36,18 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	opts.Logger = log.With("component", "store")
 	commits := &commitFanout{}
 	opts.OnCommit = commits.committed
+	opts.BootID = clock.BootID()
 	st, err := store.Open(opts)
 	if err != nil {
 		return err
 	}
+	clk := newClock(&cfg.Config, st, clocks, log.With("component", "clock"))
 	var mq *broker.Broker
 	var sink sensors.Sink = st
 	if cfg.MQTT.Listen != "" || cfg.MQTT.TLSListen != "" || cfg.MQTT.WSListen != "" {
 		o := cfg.brokerOptions()
 		o.Logger = log.With("component", "mqtt")
+		o.Stamp = clk.Stamp
 		if mq, err = broker.New(st, o); err == nil {
 			err = mq.Start()
 		}
@@ -55,7 +60,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 
 	buses := sensors.NewBuses(sensors.OpenHostBus)
 	entries := sensorEntries(cfg.Sensors, buses)
-	poller := sensors.NewPoller(entries, sink, sensors.PollerOpts{Logger: log.With("component", "sensors")})
+	poller := sensors.NewPoller(entries, sink, sensors.PollerOpts{Logger: log.With("component", "sensors"), Stamp: clk.Stamp})
 
 	var sender *uplink.Sender
 	if cfg.Uplink.URL != "" {
@@ -69,7 +74,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	}
 	var api *apiServer
 	if cfg.API.Listen != "" {
-		if api, err = startAPI(&cfg.Config, log.With("component", "api"), st, mq, poller, sender, commits); err != nil {
+		if api, err = startAPI(&cfg.Config, log.With("component", "api"), st, mq, poller, sender, commits, clk); err != nil {
 			return errors.Join(err, closeBroker(mq), st.Close())
 		}
 		log.Info("api listening", "url", api.url())
@@ -77,7 +82,8 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); clk.Run(runCtx, time.Second) }()
 	go func() { defer wg.Done(); poller.Run(runCtx) }()
 	go func() {
 		defer wg.Done()

@@ -25,6 +25,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"fieldgate/store/clock"
 )
 
 func main() {
@@ -65,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "run":
-		return runDaemon(ctx, stop, rest, getenv, stderr)
+		return runDaemon(ctx, stop, rest, getenv, stderr, clock.System{})
 	case "check-config":
 		return checkConfig(rest, getenv, stdout, stderr)
 	case "scan":
