@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -143,16 +142,20 @@ func deviceList(st *store.Store, w io.Writer) error {
 // its one argument (an id or name), and returns the argument.
 func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
 	var arg string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		arg, args = args[0], args[1:]
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", err
+		}
+		if fs.NArg() == 0 {
+			return arg, nil
+		}
+		if arg != "" {
+			return "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		// The flag package stops at the first argument (or at a lone "-"):
+		// take it and parse the flags after it too.
+		arg, args = fs.Arg(0), fs.Args()[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return "", err
-	}
-	if arg == "" && fs.NArg() > 0 {
-		arg = fs.Arg(0)
-	}
-	return arg, nil
 }
 
 // openStoreCLI opens the configured store for a management command, with a
