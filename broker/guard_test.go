@@ -170,9 +170,12 @@ func TestIdleSocketsBeforeConnectAreCappedAndClosed(t *testing.T) {
 	for g.stats().Pending != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	// How many are refused depends on how fast the dials come (slots free
+	// as the first sockets time out): every socket is either refused at the
+	// cap or timed out, at least a full cap's worth timed out, none is left.
 	s := g.stats()
-	if s.Refused < n-50 || s.ConnectTimeouts == 0 || s.Pending != 0 {
-		t.Errorf("guard stats %+v: want ≥ %d refused at the cap, the rest timed out, none pending", s, n-50)
+	if s.Refused+s.ConnectTimeouts != n || s.Refused == 0 || s.ConnectTimeouts < 50 || s.Pending != 0 {
+		t.Errorf("guard stats %+v: want %d refused or timed out, some refused at the cap, ≥ 50 timed out, none pending", s, n)
 	}
 	publishes(t, addr)
 }

@@ -274,7 +274,11 @@ func TestRunStopsAndClosesSensors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
-	time.Sleep(30 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); p.Health()[0].Polls == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sensor was never polled")
+		}
+	}
 	cancel()
 	select {
 	case <-done:
