@@ -79,7 +79,7 @@ func TestCrashSafety(t *testing.T) {
 	acked := make(map[uint64]ack)
 	const cycles = 24
 	for cycle := range cycles {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
+		cmd := selfCommand("-test.run=^TestCrashHelper$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashHelperEnv+"="+path, fmt.Sprintf("%s_BASE=%d", crashHelperEnv, (cycle+1)*100_000_000))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -163,4 +163,14 @@ func TestCrashSafety(t *testing.T) {
 		t.Errorf("index holds %d, readings bucket %d, count %d: they must agree", indexed, len(all), s.Stats().Readings)
 	}
 	t.Logf("%d cycles: %d acknowledged readings all present; %d readings stored in all", cycles, len(acked), len(all))
+}
+
+// selfCommand runs this test binary again. Under qemu-user (the ARM runs
+// set FIELDGATE_EMULATOR) the kernel cannot exec an ARM binary itself, so
+// the emulator runs it.
+func selfCommand(args ...string) *exec.Cmd {
+	if emu := os.Getenv("FIELDGATE_EMULATOR"); emu != "" {
+		return exec.Command(emu, append([]string{os.Args[0]}, args...)...)
+	}
+	return exec.Command(os.Args[0], args...)
 }

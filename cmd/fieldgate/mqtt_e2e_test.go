@@ -32,7 +32,12 @@ var (
 // startDaemon runs the binary with cfg and waits until its broker listens.
 func startDaemon(t testing.TB, bin, cfg string) *runningDaemon {
 	t.Helper()
-	cmd := exec.Command(bin, "-config", cfg)
+	return startDaemonCmd(t, exec.Command(bin, "-config", cfg))
+}
+
+// startDaemonCmd starts cmd, a daemon, and waits until it runs.
+func startDaemonCmd(t testing.TB, cmd *exec.Cmd) *runningDaemon {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -53,12 +53,37 @@ func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
 func TestSystemdNotifyProtocol(t *testing.T) {
 	bin := buildDaemon(t)
 	dir := t.TempDir()
+	sock, want := listenNotify(t, dir)
+	cmd := exec.Command(bin, "-config", mqttConfig(t, dir))
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	if m := want("READY=1"); !strings.Contains(m, "STATUS=running") {
+		t.Errorf("READY without a status: %q", m)
+	}
+	want("WATCHDOG=1")
+	want("WATCHDOG=1")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	want("STOPPING=1")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+// listenNotify plays systemd's side of sd_notify: it returns the socket to
+// put in NOTIFY_SOCKET and a function that waits for a message with a prefix.
+func listenNotify(t *testing.T, dir string) (string, func(prefix string) string) {
+	t.Helper()
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
 	msgs := make(chan string, 100)
 	go func() {
 		buf := make([]byte, 4096)
@@ -71,15 +96,9 @@ func TestSystemdNotifyProtocol(t *testing.T) {
 			msgs <- string(buf[:n])
 		}
 	}()
-	cmd := exec.Command(bin, "-config", mqttConfig(t, dir))
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	want := func(prefix string) string {
+	return sock, func(prefix string) string {
 		t.Helper()
-		timeout := time.After(10 * time.Second)
+		timeout := time.After(30 * time.Second)
 		for {
 			select {
 			case m := <-msgs:
@@ -90,18 +109,6 @@ func TestSystemdNotifyProtocol(t *testing.T) {
 				t.Fatalf("no %q from the daemon", prefix)
 			}
 		}
-	}
-	if m := want("READY=1"); !strings.Contains(m, "STATUS=running") {
-		t.Errorf("READY without a status: %q", m)
-	}
-	want("WATCHDOG=1")
-	want("WATCHDOG=1")
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	want("STOPPING=1")
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v", err)
 	}
 }
 
