@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+)
+
+// BenchmarkSiteWrites measures what the SD card pays for a typical site:
+// 20 ESP32 nodes each publishing temperature and humidity every 10 s (at
+// random phases, as nodes boot at different times) and 4 local sensors read
+// every 10 s, for FIELDGATE_BENCH_SITE_DURATION (default 2m) per QoS. It
+// reads the daemon's /proc/PID/io: wchar (bytes the process wrote) and
+// write_bytes (bytes it caused to reach the block device), and reports them
+// per reading and per hour. Run with -benchtime 1x on a disk, not tmpfs.
+func BenchmarkSiteWrites(b *testing.B) {
+	d := 2 * time.Minute
+	if v := os.Getenv("FIELDGATE_BENCH_SITE_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	bin := filepath.Join(b.TempDir(), "fieldgate")
+	if out, err := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, qos := range []byte{1, 0} {
+		b.Run(fmt.Sprintf("qos%d", qos), func(b *testing.B) {
+			dir := b.TempDir()
+			var sensors strings.Builder
+			for i := range 4 {
+				fmt.Fprintf(&sensors, "  - name: s%d\n    driver: sim\n    interval: 10s\n", i)
+			}
+			cfg := filepath.Join(dir, "fieldgate.yaml")
+			writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors:\n%smqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\napi:\n  listen: \"\"\nclock:\n  trust: system\n", dir, sensors.String()))
+			daemon := startDaemon(b, bin, cfg)
+			pid := daemon.cmd.Process.Pid
+			stop, published := siteFleet(b, daemon.mqtt, 20, 10*time.Second, qos)
+			time.Sleep(15 * time.Second) // every node and sensor past its first reading
+			w0, n0 := procIO(b, pid), published()
+			b.ResetTimer()
+			time.Sleep(d)
+			w1, n1 := procIO(b, pid), published()
+			stop()
+			local := 4 * 2 * d.Seconds() / 10 // 4 sensors × 2 quantities every 10 s
+			readings := float64(n1-n0)*2 + local
+			perHour := time.Hour.Seconds() / d.Seconds()
+			b.ReportMetric(readings*perHour, "readings/h")
+			b.ReportMetric(float64(w1["wchar"]-w0["wchar"])/readings, "wchar-B/reading")
+			b.ReportMetric(float64(w1["write_bytes"]-w0["write_bytes"])/readings, "disk-B/reading")
+			b.ReportMetric(float64(w1["write_bytes"]-w0["write_bytes"])*perHour/(1<<20), "disk-MiB/h")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// siteFleet runs n anonymous nodes, each publishing temperature and
+// humidity (two messages) every period from a random phase. published
+// counts the pairs sent.
+func siteFleet(b *testing.B, addr string, n int, period time.Duration, qos byte) (stop func(), published func() int64) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var count atomic.Int64
+	for i := range n {
+		id := fmt.Sprintf("site-%02d", i)
+		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			b.Fatalf("connect %s: %v", id, tok.Error())
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Disconnect(100)
+			select {
+			case <-done:
+				return
+			case <-time.After(rand.N(period)):
+			}
+			t := time.NewTicker(period)
+			defer t.Stop()
+			for {
+				c.Publish("fieldgate/"+id+"/temperature", qos, false, "21.5").WaitTimeout(5 * time.Second)
+				c.Publish("fieldgate/"+id+"/humidity", qos, false, "48.2").WaitTimeout(5 * time.Second)
+				count.Add(1)
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }, count.Load
+}
+
+// procIO reads /proc/PID/io.
+func procIO(b *testing.B, pid int) map[string]int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(l, ": "); ok {
+			out[k], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return out
+}
