@@ -124,7 +124,7 @@ func reply(c *gin.Context, status int, cache string, v any) {
 	if status == http.StatusOK && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
 		sum := sha256.Sum256(body)
 		etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
-		c.Header("ETag", etag)
+		c.Header("ETag", entityTag(c, etag))
 		if etagMatches(c.GetHeader("If-None-Match"), etag) {
 			c.Status(http.StatusNotModified)
 			c.Writer.WriteHeaderNow()
@@ -132,6 +132,15 @@ func reply(c *gin.Context, status int, cache string, v any) {
 		}
 	}
 	c.Data(status, jsonType, body)
+}
+
+// entityTag weakens tag when the answer goes out gzip'd: the bytes sent are
+// not the bytes the strong tag was computed from.
+func entityTag(c *gin.Context, tag string) string {
+	if c.Writer.Header().Get("Content-Encoding") == "gzip" {
+		return "W/" + tag
+	}
+	return tag
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).

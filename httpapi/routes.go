@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gin-contrib/cors"
+	"github.com/gin-contrib/gzip"
 	"github.com/gin-gonic/gin"
 )
 
@@ -20,7 +21,12 @@ func (s *Server) routes() (*gin.Engine, error) {
 	if err := e.SetTrustedProxies(s.opts.TrustedProxies); err != nil {
 		return nil, err
 	}
-	e.Use(s.recovery, s.logRequests)
+	// Compress answers for browsers on a slow Wi-Fi (a day's series is ~30 KB
+	// of JSON, 5 KB gzip'd); not the streams: exports, the WebSocket and
+	// /metrics (which compresses itself).
+	e.Use(s.recovery, s.logRequests, gzip.Gzip(gzip.DefaultCompression,
+		gzip.WithExcludedPaths([]string{"/api/v1/readings/export", "/api/v1/ws", "/metrics"}),
+		gzip.WithExcludedPathsRegexs([]string{`^/api/v1/exports/[^/]+/file$`})))
 	if len(s.opts.CORSOrigins) > 0 {
 		e.Use(s.corsFor(cors.New(cors.Config{
 			AllowOrigins:     s.opts.CORSOrigins,
@@ -38,6 +44,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 		s.fail(c, errorf(http.StatusMethodNotAllowed, "%s is not allowed here; allowed: %s", c.Request.Method, c.Writer.Header().Get("Allow")))
 	})
 
+	s.pageRoutes(e)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.serveMetrics)

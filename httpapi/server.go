@@ -58,6 +58,9 @@ type Deps struct {
 type Options struct {
 	// Version is reported by /status.
 	Version string
+	// GatewayName is the name technicians know the gateway by, shown on
+	// the page; empty: its id.
+	GatewayName string
 	// OpenReads lets anyone on the LAN read without a token; changes always
 	// need one.
 	OpenReads bool

@@ -15,6 +15,7 @@ import (
 
 type statusBody struct {
 	GatewayID string         `json:"gateway_id"`
+	Name      string         `json:"name,omitempty"`
 	Version   string         `json:"version"`
 	Now       time.Time      `json:"now"`
 	StartedAt time.Time      `json:"started_at"`
@@ -113,7 +114,7 @@ func (s *Server) status() (statusBody, error) {
 		return statusBody{}, err
 	}
 	b := statusBody{
-		GatewayID: st.GatewayID, Version: s.opts.Version, Now: now.UTC(), StartedAt: s.started.UTC(),
+		GatewayID: st.GatewayID, Name: s.opts.GatewayName, Version: s.opts.Version, Now: now.UTC(), StartedAt: s.started.UTC(),
 		Uptime: now.Sub(s.started).Round(time.Second).Seconds(), Clock: string(ClockUnknown),
 		Health:  health{State: "ok", Reasons: []string{}},
 		Sensors: map[string]int{"total": 0, "ok": 0, "degraded": 0, "failing": 0, "starting": 0},

@@ -90,7 +90,7 @@ func validateAPI(a APIConfig, add func(path, format string, args ...any)) {
 func (c *Config) apiOptions() httpapi.Options {
 	a := c.API
 	return httpapi.Options{
-		Version: version, OpenReads: a.OpenReads, CORSOrigins: a.CORSOrigins, TrustedProxies: a.TrustedProxies,
+		Version: version, GatewayName: c.Gateway.Name, OpenReads: a.OpenReads, CORSOrigins: a.CORSOrigins, TrustedProxies: a.TrustedProxies,
 		RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxBodyBytes: int64(a.MaxBodySize),
 		SessionTTL: time.Duration(a.SessionTTL), ExportDir: filepath.Join(c.DataDir, "exports"),
 	}
