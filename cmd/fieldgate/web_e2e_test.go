@@ -274,7 +274,6 @@ clock:
 	}
 }
 
-
 // pageWeight loads the page cold (browser cache off) ten times and logs the
 // bytes transferred until it is filled (document, assets and the API calls
 // it makes, from the Resource Timing API) and the median first contentful
