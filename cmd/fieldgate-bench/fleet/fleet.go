@@ -1,0 +1,207 @@
+// Package fleet simulates ESP32 nodes publishing readings over real MQTT
+// (paho): N clients, open loop (a rate each) or closed loop (as fast as
+// acknowledgements come back), QoS 0 or 1, in the payload shapes nodes use.
+// Every reading carries its node's sequence number as its value, and every
+// PUBACKed one is recorded, so a run can count afterwards what was lost.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Shape is a payload format.
+type Shape string
+
+// Payload shapes (broker/topic.go lists the topics fieldgate ingests).
+const (
+	Plain   Shape = "plain"   // fieldgate/{node}/temperature: "42"
+	SenML   Shape = "senml"   // fieldgate/{node}/senml: [{"n":"temperature","u":"Cel","v":42}]
+	ESPHome Shape = "esphome" // {node}/sensor/temperature/state: "42"
+	Tasmota Shape = "tasmota" // tele/{node}/SENSOR: {"SHT3X":{"Temperature":42}}
+)
+
+// Shapes lists the payload shapes by name.
+var Shapes = []Shape{Plain, SenML, ESPHome, Tasmota}
+
+// message returns the topic and payload of reading n of node.
+func (s Shape) message(node string, n uint64) (string, string) {
+	v := strconv.FormatUint(n, 10)
+	switch s {
+	case SenML:
+		return "fieldgate/" + node + "/senml", `[{"n":"temperature","u":"Cel","v":` + v + `}]`
+	case ESPHome:
+		return node + "/sensor/temperature/state", v
+	case Tasmota:
+		return "tele/" + node + "/SENSOR", `{"SHT3X":{"Temperature":` + v + `},"TempUnit":"C"}`
+	default:
+		return "fieldgate/" + node + "/temperature", v
+	}
+}
+
+// Node is one simulated device: its client id (and username, with a
+// password), and its password (empty: connects anonymously).
+type Node struct {
+	ID, Password string
+}
+
+// Config describes a fleet.
+type Config struct {
+	// Broker is host:port.
+	Broker string
+	// Nodes publish; Nodes[i].ID is client id, username and topic segment.
+	Nodes []Node
+	// Rate is each node's publishes per second (open loop); 0 publishes as
+	// fast as acknowledgements allow (closed loop, QoS 1).
+	Rate float64
+	// QoS is 0 or 1.
+	QoS byte
+	// Shape is the payload format. Default Plain.
+	Shape Shape
+	// Start numbers each node's readings from Start+1 (a later run against
+	// the same store continues the sequence).
+	Start uint64
+}
+
+// Ack is one acknowledged reading: node and sequence number (its value).
+type Ack struct {
+	Node string
+	N    uint64
+}
+
+// Result is what a run measured.
+type Result struct {
+	// Acked are the readings the broker acknowledged (QoS 1) or that were
+	// sent (QoS 0), in no order.
+	Acked []Ack
+	// Latencies are the PUBACK round trips (QoS 1), sorted.
+	Latencies []time.Duration
+	// Errors counts publishes that failed or timed out; Disconnects the
+	// connections lost during the run.
+	Errors, Disconnects int
+	// Elapsed is the run's length.
+	Elapsed time.Duration
+}
+
+// Rate returns acknowledged readings per second.
+func (r *Result) Rate() float64 { return float64(len(r.Acked)) / r.Elapsed.Seconds() }
+
+// Percentile returns the p-th latency (0 < p ≤ 100), or 0 without any.
+func (r *Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := int(float64(len(r.Latencies))*p/100+0.5) - 1
+	return r.Latencies[min(max(i, 0), len(r.Latencies)-1)]
+}
+
+// Run connects the nodes, publishes until ctx ends or d passes, and
+// disconnects them.
+func Run(ctx context.Context, c Config, d time.Duration) (*Result, error) {
+	if c.QoS > 1 {
+		return nil, fmt.Errorf("fleet: QoS %d: want 0 or 1", c.QoS)
+	}
+	if c.Rate <= 0 && c.QoS == 0 {
+		return nil, errors.New("fleet: a closed loop needs QoS 1 (QoS 0 has no acknowledgement to wait for)")
+	}
+	if c.Shape == "" {
+		c.Shape = Plain
+	}
+	if !slices.Contains(Shapes, c.Shape) {
+		return nil, fmt.Errorf("fleet: unknown payload shape %q", c.Shape)
+	}
+	res := &Result{}
+	var mu sync.Mutex
+	clients := make([]paho3.Client, len(c.Nodes))
+	for i, n := range c.Nodes {
+		o := paho3.NewClientOptions().AddBroker("tcp://" + c.Broker).SetClientID(n.ID).
+			SetAutoReconnect(false).SetKeepAlive(60 * time.Second).SetMaxResumePubInFlight(1).
+			SetConnectionLostHandler(func(paho3.Client, error) { mu.Lock(); res.Disconnects++; mu.Unlock() })
+		if n.Password != "" { // else anonymous: a username alone is a failed login
+			o.SetUsername(n.ID).SetPassword(n.Password)
+		}
+		clients[i] = paho3.NewClient(o)
+		if tok := clients[i].Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			disconnect(clients[:i])
+			return nil, fmt.Errorf("fleet: connect %s: %v", n.ID, tok.Error())
+		}
+	}
+	defer disconnect(clients)
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acks, lats, errs := publish(ctx, cl, c, c.Nodes[i].ID)
+			mu.Lock()
+			res.Acked = append(res.Acked, acks...)
+			res.Latencies = append(res.Latencies, lats...)
+			res.Errors += errs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	slices.Sort(res.Latencies)
+	return res, nil
+}
+
+// publish is one node's loop.
+func publish(ctx context.Context, cl paho3.Client, c Config, node string) (acks []Ack, lats []time.Duration, errs int) {
+	var tick <-chan time.Time
+	if c.Rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / c.Rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	for n := c.Start + 1; ; n++ {
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		topic, payload := c.Shape.message(node, n)
+		t0 := time.Now()
+		tok := cl.Publish(topic, c.QoS, false, payload)
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			errs++
+			if !cl.IsConnectionOpen() {
+				return
+			}
+			continue
+		}
+		if c.QoS > 0 {
+			lats = append(lats, time.Since(t0))
+		}
+		acks = append(acks, Ack{Node: node, N: n})
+	}
+}
+
+func disconnect(cs []paho3.Client) {
+	for _, c := range cs {
+		c.Disconnect(100)
+	}
+}
+
+// Anonymous returns n nodes named prefix-000… without passwords.
+func Anonymous(prefix string, n int) []Node {
+	out := make([]Node, n)
+	for i := range out {
+		out[i] = Node{ID: fmt.Sprintf("%s-%03d", prefix, i)}
+	}
+	return out
+}

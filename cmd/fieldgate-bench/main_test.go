@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"fieldgate/store"
+)
+
+// need returns the path of an external program, skipping without it unless
+// FIELDGATE_REQUIRE_ALL=1 (CI), where its absence fails the test.
+func need(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
+			t.Fatalf("%s is required (FIELDGATE_REQUIRE_ALL=1): %v", name, err)
+		}
+		t.Skipf("%s not installed: %v", name, err)
+	}
+	return path
+}
+
+// daemon builds fieldgate and starts it as compare does, in dir.
+func daemon(t *testing.T, dir string) *peer {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fieldgate")
+	build := exec.Command(need(t, "go"), "build", "-o", bin, "./cmd/fieldgate")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	p, err := startFieldgate(context.Background(), bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
+	return p
+}
+
+func bench(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), append([]string{"fieldgate-bench"}, args...), &out, &errOut); err != nil {
+		t.Fatalf("fieldgate-bench %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+// TestRunRecordsEveryAcknowledgedReading runs each payload shape against the
+// daemon and checks that every reading the tool says was acknowledged is in
+// the store with its node and sequence number, and that the process figures
+// were read.
+func TestRunRecordsEveryAcknowledgedReading(t *testing.T) {
+	dir := t.TempDir()
+	fg := daemon(t, dir)
+	acked := map[string]bool{}
+	for i, shape := range []string{"plain", "senml", "esphome", "tasmota"} {
+		file := filepath.Join(t.TempDir(), "acked.txt")
+		var rep report
+		js := bench(t, "run", "-broker", fg.addr, "-clients", "3", "-duration", "700ms", "-shape", shape, "-prefix", "n"+strconv.Itoa(i),
+			"-pid", strconv.Itoa(fg.cmd.Process.Pid), "-acked", file, "-json")
+		if err := json.Unmarshal([]byte(js), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Readings == 0 || rep.Errors != 0 || rep.LatencyMs.P99 <= 0 || rep.Process == nil || rep.Process.RSSPeakKB == 0 {
+			t.Fatalf("%s: report %+v", shape, rep)
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := 0
+		for sc := bufio.NewScanner(f); sc.Scan(); lines++ {
+			acked[sc.Text()] = true
+		}
+		f.Close()
+		if lines != rep.Readings {
+			t.Errorf("%s: %d lines in -acked, %d readings reported", shape, lines, rep.Readings)
+		}
+	}
+	fg.stop()
+	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rs, err := st.ReadingsAfter(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		delete(acked, r.Source+" "+strconv.FormatFloat(r.Value, 'f', -1, 64))
+	}
+	if len(acked) != 0 {
+		t.Errorf("%d acknowledged readings are not in the store, e.g. %v", len(acked), first(acked))
+	}
+}
+
+func first(m map[string]bool) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
+func TestCompareRunsBothBrokers(t *testing.T) {
+	need(t, "mosquitto")
+	bin := filepath.Join(t.TempDir(), "fieldgate")
+	build := exec.Command(need(t, "go"), "build", "-o", bin, "./cmd/fieldgate")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var got struct {
+		Runs   []report
+		Ratios []ratio
+	}
+	js := bench(t, "compare", "-clients", "1,3", "-duration", "500ms", "-rounds", "1", "-fieldgate", bin, "-json")
+	if err := json.Unmarshal([]byte(js), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Runs) != 4 || len(got.Ratios) != 2 {
+		t.Fatalf("%d runs and %d ratios, want 4 and 2:\n%s", len(got.Runs), len(got.Ratios), js)
+	}
+	for _, r := range got.Ratios {
+		if r.FieldgateRate <= 0 || r.MosquittoRate <= 0 || r.RateRatio <= 0 || r.FieldgateRSSMiB <= 0 || r.MosquittoRSSMiB <= 0 {
+			t.Errorf("ratio %+v", r)
+		}
+	}
+}
+
+func TestDrainEmptiesTheStoreOnce(t *testing.T) {
+	var rep drainReport
+	if err := json.Unmarshal([]byte(bench(t, "drain", "-readings", "3000", "-batch", "200", "-json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Readings != 3000 || rep.Batches != 15 || rep.Duplicates != 0 || rep.ReadingsPerSec <= 0 || rep.WireBytesPerRdg <= 0 {
+		t.Errorf("drain report %+v", rep)
+	}
+}
+
+func TestBadInvocations(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"run", "-shape", "xml", "-duration", "10ms", "-broker", "127.0.0.1:1"},
+		{"run", "-qos", "0", "-rate", "0", "-duration", "10ms", "-broker", "127.0.0.1:1"},
+		{"compare", "-clients", "ten"},
+		{"drain", "-readings", "0"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), append([]string{"fieldgate-bench"}, args...), &out, &errOut); err == nil {
+			t.Errorf("fieldgate-bench %v succeeded", args)
+		}
+	}
+}
