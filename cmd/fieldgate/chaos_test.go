@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldgate/cmd/fieldgate-bench/fleet"
+	"fieldgate/store"
+	"fieldgate/store/storetest"
+	"fieldgate/uplink/sink"
+)
+
+var chaosDuration = flag.Duration("chaos.duration", 90*time.Second,
+	"how long TestChaos injects faults (CI: 90s; by hand: go test -run TestChaos ./cmd/fieldgate -args -chaos.duration=30m)")
+
+// chaosFault is one kind of fault and how to start and end it.
+type chaosFault struct {
+	name       string
+	start, end func()
+}
+
+// chaosRun is the state of a chaos run: the daemon, the cloud and what was
+// done to them.
+type chaosRun struct {
+	t        *testing.T
+	bin, cfg string
+	dataDir  string
+	cloud    *sink.Sink
+	d        *runningDaemon
+	exited   chan error  // the current daemon's exit
+	killed   atomic.Bool // the current daemon was SIGKILLed: start another
+	restarts int
+	began    time.Time
+	injected map[string]int
+	samples  []chaosSample
+}
+
+type chaosSample struct {
+	at                 time.Time
+	rssKB, goroutines  int64
+	backlog            float64
+	sinceStart         time.Duration
+	daemonGeneration   int
+	acknowledgedByThen int
+}
+
+// TestChaos runs one daemon with the reference receiver as its cloud and a
+// fleet of registered nodes publishing QoS 1, and injects faults on a
+// schedule: SIGKILL and restart; the cloud down, slow, answering 503 with
+// Retry-After, resetting connections, dropping responses after committing;
+// the store's disk filled and freed; throughout, a rogue device sends
+// malformed packets, bad payloads and readings on another node's topic. In
+// the end every acknowledged reading is in the cloud exactly once with its
+// value, nothing of the rogue's is stored, the daemon never exited on its
+// own, the file passes bbolt's check, and memory and goroutines are flat.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a chaos run takes minutes")
+	}
+	r := &chaosRun{t: t, bin: buildDaemon(t), dataDir: storetest.MountTmpfs(t, "96m"), cloud: sink.New("tok"), injected: map[string]int{}, began: time.Now()}
+	srv := httptest.NewServer(r.cloud)
+	defer srv.Close()
+	r.cfg = writeTemp(t, fmt.Sprintf(`data_dir: %s
+sensors: []
+mqtt:
+  listen: 127.0.0.1:0
+api:
+  listen: 127.0.0.1:0
+clock:
+  trust: system
+store:
+  max_size: 48MiB
+uplink:
+  url: %s
+  token: tok
+  batch_max_readings: 200
+  flush_interval: 100ms
+  backoff_base: 50ms
+  backoff_max: 2s
+  timeout: 5s
+`, r.dataDir, srv.URL))
+	nodes := make([]fleet.Node, 10)
+	for i := range nodes {
+		id := fmt.Sprintf("node-%02d", i)
+		nodes[i] = fleet.Node{ID: id, Password: addDevice(t, r.cfg, id)}
+	}
+	roguePW := addDevice(t, r.cfg, "rogue")
+	r.start()
+
+	var filler string
+	faults := []chaosFault{
+		{"none", func() {}, func() {}},
+		{"sigkill", func() {
+			d, exited := r.d, r.exited
+			time.AfterFunc(1500*time.Millisecond, func() { r.kill(d, exited) })
+		}, func() {}},
+		{"cloud down", func() { r.cloud.SetFaults(sink.Faults{Down: true}) }, r.cloudOK},
+		{"cloud slow", func() { r.cloud.SetFaults(sink.Faults{Delay: 1500 * time.Millisecond}) }, r.cloudOK},
+		{"cloud 503", func() { r.cloud.SetFaults(sink.Faults{Unavailable: 1, RetryAfter: time.Second}) }, r.cloudOK},
+		{"cloud resets", func() { r.cloud.SetFaults(sink.Faults{Reset: 0.5}) }, r.cloudOK},
+		{"cloud drops responses", func() { r.cloud.SetFaults(sink.Faults{DropResponse: 0.5}) }, r.cloudOK},
+		{"disk full", func() { filler = storetest.FillDisk(t, r.dataDir) }, func() { _ = os.Remove(filler) }},
+	}
+	const segment = 4 * time.Second
+	var acked []fleet.Ack
+	var errs int
+	begin := time.Now()
+	for seg := 0; time.Since(begin) < *chaosDuration; seg++ {
+		f := faults[seg%len(faults)]
+		r.injected[f.name]++
+		f.start()
+		ctx, cancel := context.WithTimeout(context.Background(), segment)
+		go r.rogue(ctx, r.d.mqtt, roguePW)
+		res, err := fleet.Run(ctx, fleet.Config{Broker: r.d.mqtt, Nodes: nodes, Rate: 5, QoS: 1, Start: uint64(seg) * 1_000_000}, segment)
+		cancel()
+		if err != nil && f.name != "sigkill" && f.name != "disk full" {
+			t.Fatalf("segment %d (%s): %v", seg, f.name, err)
+		}
+		if res != nil {
+			acked = append(acked, res.Acked...)
+			errs += res.Errors
+		}
+		f.end()
+		if r.killed.Swap(false) {
+			r.start()
+		}
+		r.sample(begin, len(acked))
+	}
+	injectEnd := time.Now()
+	r.cloudOK()
+	r.waitDrained(2 * time.Minute)
+	drain := time.Since(injectEnd)
+	r.stop()
+	r.verify(acked, errs, drain)
+}
+
+// start runs the daemon and watches that it never exits on its own.
+func (r *chaosRun) start() {
+	r.t.Helper()
+	r.d = startDaemon(r.t, r.bin, r.cfg)
+	r.restarts++
+	exited := make(chan error, 1)
+	cmd := r.d.cmd
+	go func() { exited <- cmd.Wait() }()
+	r.exited = exited
+}
+
+// kill SIGKILLs daemon d, unless it already died (which fails the run).
+func (r *chaosRun) kill(d *runningDaemon, exited chan error) {
+	select {
+	case err := <-exited:
+		r.t.Errorf("the daemon exited on its own: %v", err)
+	default:
+		_ = d.cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+	}
+	r.killed.Store(true)
+}
+
+// stop ends the daemon with SIGTERM; it must exit cleanly.
+func (r *chaosRun) stop() {
+	r.t.Helper()
+	select {
+	case err := <-r.exited:
+		r.t.Fatalf("the daemon exited on its own: %v", err)
+	default:
+	}
+	if err := r.d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		r.t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		if err != nil {
+			r.t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("no exit 30 s after SIGTERM")
+	}
+}
+
+func (r *chaosRun) cloudOK() { r.cloud.SetFaults(sink.Faults{}) }
+
+// rogue misbehaves until ctx ends: garbage bytes where an MQTT packet
+// should be, a payload that is not a number, and a reading on another
+// node's topic (valued 666666, so a leak would show).
+func (r *chaosRun) rogue(ctx context.Context, addr, pw string) {
+	for ctx.Err() == nil {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_, _ = c.Write([]byte{0x10, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x04, 'M', 'Q'}) // CONNECT with an impossible length
+			_ = c.Close()
+		}
+		cl := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("rogue").
+			SetUsername("rogue").SetPassword(pw).SetAutoReconnect(false))
+		if tok := cl.Connect(); tok.WaitTimeout(time.Second) && tok.Error() == nil {
+			cl.Publish("fieldgate/rogue/temperature", 1, false, "not a number").WaitTimeout(time.Second)
+			cl.Publish("fieldgate/node-00/temperature", 1, false, "666666").WaitTimeout(time.Second)
+			cl.Publish("tele/rogue/SENSOR", 1, false, `{"SHT3X":{"Temperature":`).WaitTimeout(time.Second)
+			cl.Disconnect(0)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// sample records the daemon's memory, goroutines and backlog.
+func (r *chaosRun) sample(begin time.Time, acked int) {
+	s := chaosSample{at: time.Now(), sinceStart: time.Since(begin), daemonGeneration: r.restarts, acknowledgedByThen: acked}
+	s.rssKB, _ = procStatusKB(r.d.cmd.Process.Pid, "VmRSS")
+	c := &apiClient{t: r.t, base: r.d.api + "/api/v1"}
+	if code, st := c.do("GET", "/status", nil); code == 200 {
+		s.backlog = st["uplink"].(map[string]any)["backlog"].(float64)
+	}
+	s.goroutines = metric(r.t, r.d.api, "go_goroutines")
+	r.samples = append(r.samples, s)
+}
+
+// metric reads one unlabelled value from the daemon's /metrics.
+func metric(t *testing.T, api, name string) int64 {
+	t.Helper()
+	res, err := http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int64(f)
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
+}
+
+// waitDrained waits until the cloud acknowledged every stored reading.
+func (r *chaosRun) waitDrained(within time.Duration) {
+	r.t.Helper()
+	c := &apiClient{t: r.t, base: r.d.api + "/api/v1"}
+	waitUntil(r.t, within, func() bool {
+		_, st := c.do("GET", "/status", nil)
+		return st["uplink"].(map[string]any)["backlog"].(float64) == 0
+	})
+}
+
+// verify checks the outcome and logs the summary table.
+func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
+	t := r.t
+	t.Helper()
+	inCloud := map[string]int{}
+	for _, rb := range r.cloud.Readings() {
+		if rb.Source == "rogue" || rb.Value == 666666 {
+			t.Errorf("the rogue's reading reached the cloud: %+v", rb)
+		}
+		// Plain payloads carry no time: the gateway stamped each on arrival.
+		if at, err := time.Parse(time.RFC3339Nano, rb.Time); err != nil || at.Before(r.began) || at.After(time.Now()) || rb.Clock != "synced" {
+			t.Errorf("reading %s/%v arrived with time %s (%s), want a synced time within the run", rb.Source, rb.Value, rb.Time, rb.Clock)
+		}
+		inCloud[rb.Source+" "+strconv.FormatFloat(rb.Value, 'f', -1, 64)]++
+	}
+	lost, twice := 0, 0
+	for _, a := range acked {
+		switch inCloud[fmt.Sprintf("%s %d", a.Node, a.N)] {
+		case 0:
+			lost++
+			if lost <= 5 {
+				t.Errorf("acknowledged reading %s #%d is not in the cloud", a.Node, a.N)
+			}
+		case 1:
+		default:
+			twice++
+		}
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(r.dataDir, "fieldgate.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(); err != nil {
+		t.Errorf("tx.Check after the run: %v", err)
+	}
+	if n, _ := st.Count(store.Query{Source: "rogue", Quantity: "temperature"}); n != 0 {
+		t.Errorf("%d of the rogue's readings are stored", n)
+	}
+	_ = st.Close()
+	if lost > 0 || twice > 0 {
+		t.Errorf("%d acknowledged readings lost, %d in the cloud more than once", lost, twice)
+	}
+	r.flat()
+
+	stats := r.cloud.Stats()
+	maxBacklog := slices.MaxFunc(r.samples, func(a, b chaosSample) int { return int(a.backlog - b.backlog) }).backlog
+	kinds := make([]string, 0, len(r.injected))
+	for k, n := range r.injected {
+		kinds = append(kinds, fmt.Sprintf("%s ×%d", k, n))
+	}
+	slices.Sort(kinds)
+	t.Logf(`chaos run summary (%s of faults):
+  readings acknowledged       %d (publishes not acknowledged: %d)
+  in the cloud                %d distinct readings (%d from the nodes, acknowledged or not)
+  duplicates absorbed         %d readings, %d batch replays
+  lost                        %d
+  faults injected             %s
+  daemon starts               %d
+  max backlog                 %.0f readings
+  drain after the last fault  %s`,
+		*chaosDuration, len(acked), errs, len(inCloud), stats.Readings, stats.Duplicate, stats.Replays, lost,
+		strings.Join(kinds, ", "), r.restarts, maxBacklog, drain.Round(time.Millisecond))
+}
+
+// flat compares memory and goroutines between the first and the last
+// quarter of the samples taken from daemons that had been up a while.
+func (r *chaosRun) flat() {
+	t := r.t
+	n := len(r.samples)
+	if n < 8 {
+		t.Logf("only %d samples: too few to compare the first and last quarter", n)
+		return
+	}
+	median := func(ss []chaosSample, f func(chaosSample) int64) int64 {
+		v := make([]int64, len(ss))
+		for i, s := range ss {
+			v[i] = f(s)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	first, last := r.samples[:n/4], r.samples[n-n/4:]
+	rss0, rss1 := median(first, func(s chaosSample) int64 { return s.rssKB }), median(last, func(s chaosSample) int64 { return s.rssKB })
+	g0, g1 := median(first, func(s chaosSample) int64 { return s.goroutines }), median(last, func(s chaosSample) int64 { return s.goroutines })
+	t.Logf("RSS %d → %d KiB, goroutines %d → %d (median of the first and last quarter)", rss0, rss1, g0, g1)
+	if rss1 > rss0*3/2+16<<10 {
+		t.Errorf("RSS grew from %d to %d KiB", rss0, rss1)
+	}
+	if g1 > g0+50 {
+		t.Errorf("goroutines grew from %d to %d", g0, g1)
+	}
+}
+
+// procStatusKB reads one kB field of /proc/PID/status.
+func procStatusKB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			return strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
