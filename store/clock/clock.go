@@ -195,11 +195,13 @@ func (t *Tracker) Check() {
 	t.o.Logger.Info("clock synchronised", "step", step.Round(time.Millisecond), "repaired_readings", n)
 }
 
-// straggle repairs readings stamped before the sync but committed after the
-// repair (queued readings wait up to the commit interval), and retries a
-// repair that failed.
+// straggle settles readings stamped before the sync but committed after
+// it (queued readings wait up to the commit interval): it repairs them, or,
+// once the tracker gave up holding, releases them. It also retries a repair
+// that failed. With nothing pending it costs a read transaction.
 func (t *Tracker) straggle() {
 	if !t.holding.Load() {
+		t.release()
 		return
 	}
 	t.mu.Lock()
@@ -214,6 +216,15 @@ func (t *Tracker) straggle() {
 		t.state.Repaired += n
 		t.mu.Unlock()
 	}
+}
+
+// release lets pending readings go flagged unsynced and reports how many.
+func (t *Tracker) release() int {
+	n, err := t.st.AbandonClockRepair()
+	if err != nil {
+		t.o.Logger.Error("cannot release readings held for clock repair", "err", err)
+	}
+	return n
 }
 
 // trusted applies the trust policy.
@@ -236,17 +247,16 @@ func (t *Tracker) trusted() (bool, string) {
 	}
 }
 
-// unsynced records the reason and gives up holding once the hold expired.
+// unsynced records the reason and, once the hold expired, gives up holding:
+// pending readings (and stragglers, at later checks) are released.
 func (t *Tracker) unsynced(reason string) {
 	gaveUp := false
 	if t.holding.Load() && t.src.SinceBoot() >= t.o.Hold {
 		t.holding.Store(false)
-		n, err := t.st.AbandonClockRepair()
-		if err != nil {
-			t.holding.Store(true) // try again at the next check
-			t.o.Logger.Error("cannot release readings held for clock repair", "err", err)
-		} else {
-			gaveUp = true
+		gaveUp = true
+	}
+	if !t.holding.Load() {
+		if n := t.release(); gaveUp {
 			t.o.Logger.Warn("clock still not synchronised: readings go to the cloud flagged unsynced from now on; check NTP, or set clock.trust: system", "up_for", t.o.Hold, "released", n)
 		}
 	}

@@ -277,3 +277,25 @@ func TestStragglerCommittedAfterTheRepairIsRepaired(t *testing.T) {
 		t.Errorf("state = %+v, want 1 repaired", s)
 	}
 }
+
+// A reading stamped (for repair) just before the tracker gave up, and
+// committed just after, must not hold the uploads: the next check releases it.
+func TestStragglerAfterGivingUpIsReleased(t *testing.T) {
+	src := &fakeSource{wall: shutdown.Add(time.Minute), since: time.Minute}
+	st := openStore(t, "boot-1")
+	tr := New(src, st, Options{Hold: time.Hour})
+	at, clk, mono := tr.Stamp()
+	src.advance(time.Hour)
+	tr.Check() // gives up
+	r := store.Reading{Source: "esp32-a", Quantity: "temperature", Value: 1, Unit: "Cel", Time: at, Clock: clk, Mono: mono}
+	if err := st.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if cr, _ := st.ClockRepair(); cr.HoldFrom == 0 {
+		t.Fatal("the straggler should be pending until the next check")
+	}
+	tr.Check()
+	if cr, _ := st.ClockRepair(); cr.Pending != 0 || cr.HoldFrom != 0 || cr.Stranded != 1 {
+		t.Errorf("after the next check: %+v, want the straggler released", cr)
+	}
+}
