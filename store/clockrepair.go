@@ -62,6 +62,14 @@ func clockRepairState(tx *bolt.Tx) ClockRepair {
 	return cr
 }
 
+// anyPending reports, in a read transaction, whether readings wait for
+// clock repair: repair and release skip their write transaction otherwise.
+func (s *Store) anyPending() (bool, error) {
+	var first uint64
+	err := s.view(func(tx *bolt.Tx) error { first = holdFrom(tx); return nil })
+	return first != 0, err
+}
+
 // holdFrom is the lowest seq waiting for clock repair, or 0.
 func holdFrom(tx *bolt.Tx) uint64 {
 	if k, _ := tx.Bucket(bClockRepair).Cursor().First(); k != nil {
@@ -122,8 +130,7 @@ func (s *Store) notePending(b *bolt.Bucket, seq uint64, r *Reading) error {
 // call it after every check to catch readings stamped before the sync and
 // committed after it.
 func (s *Store) RepairClock(bootWall time.Time) (int, error) {
-	var pending uint64
-	if err := s.view(func(tx *bolt.Tx) error { pending = holdFrom(tx); return nil }); err != nil || pending == 0 {
+	if pending, err := s.anyPending(); err != nil || !pending {
 		return 0, err
 	}
 	total := 0
@@ -198,8 +205,7 @@ func (s *Store) repairChunk(bootWall time.Time) (repaired int, more bool, err er
 // them back. It returns how many it abandoned; with none pending it costs a
 // read transaction.
 func (s *Store) AbandonClockRepair() (int, error) {
-	var pending uint64
-	if err := s.view(func(tx *bolt.Tx) error { pending = holdFrom(tx); return nil }); err != nil || pending == 0 {
+	if pending, err := s.anyPending(); err != nil || !pending {
 		return 0, err
 	}
 	var n int

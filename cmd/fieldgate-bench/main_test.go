@@ -29,8 +29,8 @@ func need(t *testing.T, name string) string {
 	return path
 }
 
-// daemon builds fieldgate and starts it as compare does, in dir.
-func daemon(t *testing.T, dir string) *peer {
+// buildFieldgate builds the daemon from the repository.
+func buildFieldgate(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "fieldgate")
 	build := exec.Command(need(t, "go"), "build", "-o", bin, "./cmd/fieldgate")
@@ -38,7 +38,13 @@ func daemon(t *testing.T, dir string) *peer {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	p, err := startFieldgate(context.Background(), bin, dir)
+	return bin
+}
+
+// daemon builds fieldgate and starts it as compare does, in dir.
+func daemon(t *testing.T, dir string) *peer {
+	t.Helper()
+	p, err := startFieldgate(context.Background(), buildFieldgate(t), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,12 +120,7 @@ func first(m map[string]bool) string {
 
 func TestCompareRunsBothBrokers(t *testing.T) {
 	need(t, "mosquitto")
-	bin := filepath.Join(t.TempDir(), "fieldgate")
-	build := exec.Command(need(t, "go"), "build", "-o", bin, "./cmd/fieldgate")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildFieldgate(t)
 	var got struct {
 		Runs   []report
 		Ratios []ratio

@@ -142,18 +142,11 @@ func clientID(c paho3.Client) string {
 }
 
 func rssKB(b *testing.B, pid int) int64 {
-	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kb, err := procStatusKB(pid, "VmRSS")
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, l := range strings.Split(string(s), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return kb
-		}
-	}
-	b.Fatal("no VmRSS")
-	return 0
+	return kb
 }
 
 func freePort(b *testing.B) int {
