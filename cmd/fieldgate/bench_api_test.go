@@ -68,8 +68,9 @@ func BenchmarkAPI(b *testing.B) {
 			if bytes.Contains(out, []byte("Non-2xx")) {
 				b.Fatalf("error answers:\n%s", out)
 			}
-			rps, p99 := wrkFigures(b, out)
+			rps, p50, p99 := wrkFigures(b, out)
 			b.ReportMetric(rps, "req/s")
+			b.ReportMetric(p50, "p50-ms")
 			b.ReportMetric(p99, "p99-ms")
 			b.ReportMetric(0, "ns/op")
 			b.Logf("%s\n%s", tc.url, out)
@@ -141,22 +142,33 @@ func ingest(b *testing.B, addr string, clients int, period time.Duration) (stop 
 
 var (
 	wrkRPS = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	wrkP50 = regexp.MustCompile(`50%\s+([\d.]+)(us|ms|s)`)
 	wrkP99 = regexp.MustCompile(`99%\s+([\d.]+)(us|ms|s)`)
 )
 
-// wrkFigures reads requests/s and the p99 latency in ms from wrk's output.
-func wrkFigures(b *testing.B, out []byte) (rps, p99ms float64) {
-	m, l := wrkRPS.FindSubmatch(out), wrkP99.FindSubmatch(out)
-	if m == nil || l == nil {
+// wrkFigures reads requests/s and the p50 and p99 latencies in ms from
+// wrk's output.
+func wrkFigures(b *testing.B, out []byte) (rps, p50ms, p99ms float64) {
+	m := wrkRPS.FindSubmatch(out)
+	if m == nil {
 		b.Fatalf("unexpected wrk output:\n%s", out)
 	}
 	rps, _ = strconv.ParseFloat(string(m[1]), 64)
-	p99ms, _ = strconv.ParseFloat(string(l[1]), 64)
+	return rps, wrkMs(b, wrkP50, out), wrkMs(b, wrkP99, out)
+}
+
+// wrkMs reads one latency percentile of wrk's --latency output in ms.
+func wrkMs(b *testing.B, re *regexp.Regexp, out []byte) float64 {
+	l := re.FindSubmatch(out)
+	if l == nil {
+		b.Fatalf("unexpected wrk output:\n%s", out)
+	}
+	v, _ := strconv.ParseFloat(string(l[1]), 64)
 	switch string(l[2]) {
 	case "us":
-		p99ms /= 1000
+		v /= 1000
 	case "s":
-		p99ms *= 1000
+		v *= 1000
 	}
-	return rps, p99ms
+	return v
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -26,8 +27,11 @@ import (
 	"fieldgate/uplink/sink"
 )
 
-var chaosDuration = flag.Duration("chaos.duration", 90*time.Second,
-	"how long TestChaos injects faults (CI: 90s; by hand: go test -run TestChaos ./cmd/fieldgate -args -chaos.duration=30m)")
+var (
+	chaosDuration = flag.Duration("chaos.duration", 2*time.Minute,
+		"how long TestChaos injects faults (CI: 2m; by hand: go test -run TestChaos ./cmd/fieldgate -args -chaos.duration=30m)")
+	chaosSummary = flag.String("chaos.summary", "", "file to write TestChaos's summary to, as JSON (fieldgate-bench report reads it)")
+)
 
 // chaosFault is one kind of fault and how to start and end it.
 type chaosFault struct {
@@ -299,14 +303,15 @@ func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
 	if err := st.Check(); err != nil {
 		t.Errorf("tx.Check after the run: %v", err)
 	}
-	if n, _ := st.Count(store.Query{Source: "rogue", Quantity: "temperature"}); n != 0 {
-		t.Errorf("%d of the rogue's readings are stored", n)
+	rogue, err := st.Count(store.Query{Source: "rogue", Quantity: "temperature"})
+	if err != nil || rogue != 0 {
+		t.Errorf("%d of the rogue's readings are stored (%v)", rogue, err)
 	}
 	_ = st.Close()
 	if lost > 0 || twice > 0 {
 		t.Errorf("%d acknowledged readings lost, %d in the cloud more than once", lost, twice)
 	}
-	r.flat()
+	rss0, rss1, g0, g1 := r.flat()
 
 	stats := r.cloud.Stats()
 	maxBacklog := slices.MaxFunc(r.samples, func(a, b chaosSample) int { return int(a.backlog - b.backlog) }).backlog
@@ -323,19 +328,50 @@ func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
   faults injected             %s
   daemon starts               %d
   max backlog                 %.0f readings
-  drain after the last fault  %s`,
+  drain after the last fault  %s
+  RSS                         %d → %d KiB, goroutines %d → %d (medians of the first and last minute, or quarter of a shorter run)`,
 		*chaosDuration, len(acked), errs, len(inCloud), stats.Readings, stats.Duplicate, stats.Replays, lost,
-		strings.Join(kinds, ", "), r.restarts, maxBacklog, drain.Round(time.Millisecond))
+		strings.Join(kinds, ", "), r.restarts, maxBacklog, drain.Round(time.Millisecond), rss0, rss1, g0, g1)
+	if *chaosSummary == "" {
+		return
+	}
+	sum := map[string]float64{"minutes": chaosDuration.Minutes(), "acknowledged": float64(len(acked)), "not-acknowledged": float64(errs),
+		"in-cloud": float64(len(inCloud)), "lost": float64(lost), "twice": float64(twice), "duplicate-readings": float64(stats.Duplicate),
+		"replays": float64(stats.Replays), "starts": float64(r.restarts), "max-backlog": maxBacklog, "drain-ms": float64(drain.Milliseconds()),
+		"rss-first-MiB": float64(rss0) / 1024, "rss-last-MiB": float64(rss1) / 1024, "goroutines-first": float64(g0), "goroutines-last": float64(g1),
+		"rogue-stored": float64(rogue)}
+	for k, n := range r.injected {
+		sum["fault:"+k] = float64(n)
+	}
+	b, err := json.Marshal(sum)
+	if err == nil {
+		err = os.WriteFile(*chaosSummary, b, 0o644)
+	}
+	if err != nil {
+		t.Error(err)
+	}
 }
 
-// flat compares memory and goroutines between the first and the last
-// quarter of the samples taken from daemons that had been up a while.
-func (r *chaosRun) flat() {
+// flat compares memory and goroutines (medians) between the first and the
+// last minute of the run, or its first and last quarter when it is shorter
+// than four minutes, and returns them.
+func (r *chaosRun) flat() (rss0, rss1, g0, g1 int64) {
 	t := r.t
 	n := len(r.samples)
 	if n < 8 {
-		t.Logf("only %d samples: too few to compare the first and last quarter", n)
+		t.Logf("only %d samples: too few to compare the start and the end", n)
 		return
+	}
+	total := r.samples[n-1].sinceStart
+	window := min(time.Minute, total/4)
+	var first, last []chaosSample
+	for _, s := range r.samples {
+		if s.sinceStart <= window {
+			first = append(first, s)
+		}
+		if s.sinceStart >= total-window {
+			last = append(last, s)
+		}
 	}
 	median := func(ss []chaosSample, f func(chaosSample) int64) int64 {
 		v := make([]int64, len(ss))
@@ -345,16 +381,15 @@ func (r *chaosRun) flat() {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	first, last := r.samples[:n/4], r.samples[n-n/4:]
-	rss0, rss1 := median(first, func(s chaosSample) int64 { return s.rssKB }), median(last, func(s chaosSample) int64 { return s.rssKB })
-	g0, g1 := median(first, func(s chaosSample) int64 { return s.goroutines }), median(last, func(s chaosSample) int64 { return s.goroutines })
-	t.Logf("RSS %d → %d KiB, goroutines %d → %d (median of the first and last quarter)", rss0, rss1, g0, g1)
+	rss0, rss1 = median(first, func(s chaosSample) int64 { return s.rssKB }), median(last, func(s chaosSample) int64 { return s.rssKB })
+	g0, g1 = median(first, func(s chaosSample) int64 { return s.goroutines }), median(last, func(s chaosSample) int64 { return s.goroutines })
 	if rss1 > rss0*3/2+16<<10 {
 		t.Errorf("RSS grew from %d to %d KiB", rss0, rss1)
 	}
 	if g1 > g0+50 {
 		t.Errorf("goroutines grew from %d to %d", g0, g1)
 	}
+	return rss0, rss1, g0, g1
 }
 
 // procStatusKB reads one kB field of /proc/PID/status.

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reportSteps lists what the page measures, in the order it runs: the
+// comparisons with a peer first, the long chaos run last.
+func reportSteps(sz sizes) []step {
+	clients := []string{"clients=1", "clients=10", "clients=50"}
+	loadUnits := []string{"readings/s", "p50-ms", "p99-ms", "max-ms", "cpu-%", "rss-MiB", "anon-MiB", "errors"}
+	both := func(units []string) map[string][]string {
+		w := map[string][]string{}
+		for _, c := range clients {
+			w["fieldgate/"+c], w["mosquitto/"+c] = units, units
+		}
+		return w
+	}
+	appendWant := map[string][]string{}
+	for _, way := range []string{"committer", "update", "batch"} {
+		for _, n := range []string{"1", "10", "100"} {
+			appendWant[way+"/callers="+n] = []string{"readings/s", "p50-µs", "p99-µs"}
+		}
+	}
+	d := func(v time.Duration) string { return v.String() }
+	return []step{
+		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside mosquitto, 1/10/50 clients", want: both(loadUnits),
+			run: compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(sz.CompareRounds))},
+		{id: "ingest-qos0", title: "QoS 0 at 50 readings/s per client, fieldgate beside mosquitto", want: both([]string{"readings/s", "cpu-%", "anon-MiB"}),
+			run: compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", "1", "-qos", "0", "-rate", "50")},
+		{id: "idle", title: "memory of 200 idle MQTT clients, fieldgate beside mosquitto",
+			want: map[string][]string{"idle200": {"fieldgate-rss-MiB", "fieldgate-KiB/client", "mosquitto-rss-MiB", "mosquitto-KiB/client"}},
+			run:  goBench("./cmd/fieldgate", "Brokers/idle200", nil, "-benchtime", "1x")},
+		{id: "drain", title: "uplink drain rate (fieldgate-bench drain)",
+			want: map[string][]string{"": {"readings", "readings/s", "seconds", "wire-B/reading", "json-B/reading", "duplicates", "batches"}},
+			run:  drainStep(sz.DrainReadings)},
+		{id: "live", title: "live readings' latency to the cloud while a backlog drains",
+			want: map[string][]string{"backlog+live1000": {"readings/s", "live-p50-ms", "live-p99-ms"}},
+			run: goBench("./uplink", `Drain/backlog\+live1000`, []string{"FIELDGATE_BENCH_BACKLOG=" + strconv.Itoa(sz.LiveBacklog)},
+				"-benchtime", "1x", "-timeout", "30m")},
+		{id: "append", title: "the store's durable append: group committer beside bbolt Update and Batch", want: appendWant,
+			run: goBench("./store", "Append", nil, "-benchtime", sz.AppendTime)},
+		{id: "writes", title: "bytes written per reading by the store, durable and queued",
+			want: map[string][]string{"append": {"write-bytes/reading"}, "enqueue": {"write-bytes/reading"}},
+			run:  goBench("./store", "WriteBytesPerReading", nil, "-benchtime", "1000x")},
+		{id: "site", title: "bytes the daemon writes at a typical site, QoS 1 and QoS 0",
+			want: map[string][]string{"qos1": {"readings/h", "wchar-B/reading", "disk-B/reading", "disk-MiB/h"}, "qos0": {"readings/h", "wchar-B/reading", "disk-B/reading", "disk-MiB/h"}},
+			run: goBench("./cmd/fieldgate", "SiteWrites", []string{"FIELDGATE_BENCH_SITE_DURATION=" + d(sz.SiteDuration)},
+				"-benchtime", "1x", "-timeout", "60m")},
+		{id: "query", title: "the last hour of a sensor from a small and a large store",
+			want: map[string][]string{"readings=100000": {"ns/op"}, fmt.Sprintf("readings=%d", sz.QueryLarge): {"ns/op"}},
+			run: goBench("./store", "QueryLastHour", []string{"FIELDGATE_BENCH_LARGE=" + strconv.Itoa(sz.QueryLarge)},
+				"-benchtime", "300x", "-timeout", "60m")},
+		{id: "summarize", title: "a day of a 1 Hz sensor reduced to a 1000-point series",
+			want: map[string][]string{"": {"ns/op", "allocs/op"}}, run: goBench("./store", "Summarize", nil, "-benchtime", "2s")},
+		{id: "api", title: fmt.Sprintf("REST API under wrk, %d readings stored", sz.APIReadings),
+			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
+			run: goBench("./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APIReadings)},
+				"-benchtime", "1x", "-timeout", "60m")},
+		{id: "api-small", title: fmt.Sprintf("REST API under wrk, %d readings stored", sz.APISmall),
+			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
+			run: goBench("./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APISmall)},
+				"-benchtime", "1x", "-timeout", "60m")},
+		{id: "sensors", title: "CPU per poll cycle of 8 SHT3x sensors",
+			want: map[string][]string{"": {"cpu-µs/cycle", "allocs/reading", "ns/op"}},
+			run:  goBench("./sensors", "PollCycle", nil, "-benchtime", "40x", "-count", "3")},
+		{id: "page", title: "the web page's weight and first paint in Chromium",
+			want: map[string][]string{"": {"bytes", "decoded-bytes", "requests", "fcp-median-ms", "fcp-min-ms", "fcp-max-ms", "loads"}},
+			run:  testSummary("TestWebPage", "-web.summary", "10m")},
+		{id: "chaos", title: fmt.Sprintf("the chaos run, %s of faults", sz.Chaos),
+			want: map[string][]string{"": chaosUnits},
+			run:  testSummary("TestChaos", "-chaos.summary", (sz.Chaos + 30*time.Minute).String(), "-chaos.duration="+sz.Chaos.String())},
+	}
+}
+
+// chaosUnits are the figures TestChaos writes with -chaos.summary.
+var chaosUnits = []string{"minutes", "acknowledged", "not-acknowledged", "in-cloud", "lost", "twice", "duplicate-readings", "replays",
+	"starts", "max-backlog", "drain-ms", "rss-first-MiB", "rss-last-MiB", "goroutines-first", "goroutines-last", "rogue-stored",
+	"fault:none", "fault:sigkill", "fault:cloud down", "fault:cloud slow", "fault:cloud 503", "fault:cloud resets",
+	"fault:cloud drops responses", "fault:disk full"}
+
+// goBench runs `go test -bench pattern` in pkg and parses what the
+// benchmarks reported.
+func goBench(pkg, pattern string, env []string, flags ...string) func(context.Context) (figures, error) {
+	return func(ctx context.Context) (figures, error) {
+		args := append([]string{"test", "-run", "^$", "-bench", pattern}, flags...)
+		out, err := goTool(ctx, env, append(args, pkg)...)
+		if err != nil {
+			return nil, err
+		}
+		return parseBench(out), nil
+	}
+}
+
+// testSummary runs one test of ./cmd/fieldgate that writes its figures to
+// the file named by its summary flag, and reads them.
+func testSummary(test, summaryFlag, timeout string, testArgs ...string) func(context.Context) (figures, error) {
+	return func(ctx context.Context) (figures, error) {
+		dir, err := os.MkdirTemp("", "fieldgate-report-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		file := filepath.Join(dir, "summary.json")
+		args := append([]string{"test", "-count=1", "-run", "^" + test + "$", "-timeout", timeout, "./cmd/fieldgate",
+			"-args", summaryFlag + "=" + file}, testArgs...)
+		if _, err := goTool(ctx, nil, args...); err != nil {
+			return nil, err
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s wrote no summary (did it skip?): %w", test, err)
+		}
+		var m map[string]float64
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+		f := figures{}
+		for k, v := range m {
+			f.add("", k, v)
+		}
+		return f, nil
+	}
+}
+
+// goTool runs the go command with env added, returning its output or an
+// error with the output's tail.
+func goTool(ctx context.Context, env []string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tail := out[max(0, len(out)-4000):]
+		return nil, fmt.Errorf("%s go %s: %v\n%s", strings.Join(env, " "), strings.Join(args, " "), err, tail)
+	}
+	return out, nil
+}
+
+// procsSuffix is the -GOMAXPROCS suffix go test appends to benchmark names.
+var procsSuffix = regexp.MustCompile(`-\d+$`)
+
+// parseBench reads go test's benchmark lines ("BenchmarkX/sub-2 N v unit
+// v unit …") into figures named by the sub-benchmark ("" for a benchmark
+// without any); -count repeats become several values.
+func parseBench(out []byte) figures {
+	f := figures{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 4 || len(fs)%2 != 0 || !strings.HasPrefix(fs[0], "Benchmark") {
+			continue
+		}
+		if _, err := strconv.Atoi(fs[1]); err != nil {
+			continue
+		}
+		name := procsSuffix.ReplaceAllString(fs[0], "")
+		if _, sub, ok := strings.Cut(name, "/"); ok {
+			name = sub
+		} else {
+			name = ""
+		}
+		for i := 2; i+1 < len(fs); i += 2 {
+			if v, err := strconv.ParseFloat(fs[i], 64); err == nil {
+				f.add(name, fs[i+1], v)
+			}
+		}
+	}
+	return f
+}
+
+// compareStep runs compare with args and turns its runs into figures named
+// "target/clients=N".
+func compareStep(args ...string) func(context.Context) (figures, error) {
+	return func(ctx context.Context) (figures, error) {
+		var out, errOut bytes.Buffer
+		if err := compareCmd(ctx, append(args, "-json"), &out, &errOut); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
+		}
+		var res struct{ Runs []report }
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			return nil, err
+		}
+		f := figures{}
+		for _, r := range res.Runs {
+			name := fmt.Sprintf("%s/clients=%d", r.Target, r.Clients)
+			f.add(name, "readings/s", r.ReadingsPerSec)
+			f.add(name, "p50-ms", r.LatencyMs.P50)
+			f.add(name, "p99-ms", r.LatencyMs.P99)
+			f.add(name, "max-ms", r.LatencyMs.Max)
+			f.add(name, "errors", float64(r.Errors+r.Disconnects))
+			if p := r.Process; p != nil {
+				f.add(name, "cpu-%", p.CPUPercent)
+				f.add(name, "rss-MiB", float64(p.RSSPeakKB)/1024)
+				f.add(name, "anon-MiB", float64(p.AnonPeakKB)/1024)
+			}
+		}
+		return f, nil
+	}
+}
+
+// drainStep runs drain over n readings.
+func drainStep(n int) func(context.Context) (figures, error) {
+	return func(ctx context.Context) (figures, error) {
+		var out, errOut bytes.Buffer
+		if err := drainCmd(ctx, []string{"-readings", strconv.Itoa(n), "-json"}, &out, &errOut); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
+		}
+		var r drainReport
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			return nil, err
+		}
+		f := figures{}
+		for unit, v := range map[string]float64{"readings/s": r.ReadingsPerSec, "seconds": r.Seconds, "wire-B/reading": r.WireBytesPerRdg,
+			"json-B/reading": r.JSONBytesPerRdg, "duplicates": float64(r.Duplicates), "batches": float64(r.Batches), "readings": float64(r.Readings)} {
+			f.add("", unit, v)
+		}
+		return f, nil
+	}
+}
