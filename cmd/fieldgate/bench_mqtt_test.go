@@ -6,23 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 )
 
-// BenchmarkBrokers runs the same load against fieldgate (every QoS 1 reading
-// fsync'd before its PUBACK) and Debian's mosquitto (persistence on), each a
-// separate process on loopback, alternating, in one run: 1, 10 and 50
-// clients each publishing QoS 1 64-byte payloads as fast as PUBACKs come
-// back, for a few seconds each. Then 200 idle clients connect to each and
-// their RSS is read from /proc. Run with -benchtime 1x.
+// BenchmarkBrokers starts fieldgate and Debian's mosquitto (persistence on)
+// side by side on loopback, connects 200 idle clients to each and reads
+// their RSS from /proc. The load comparison is fieldgate-bench compare's.
+// Run with -bench Brokers/idle200 -benchtime 1x.
 func BenchmarkBrokers(b *testing.B) {
 	mosq, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -50,20 +44,6 @@ func BenchmarkBrokers(b *testing.B) {
 		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
 	}
 	time.Sleep(time.Second)
-	payload := "21.5" + strings.Repeat(" ", 60) // 64 bytes, a valid plain reading
-	for _, clients := range []int{1, 10, 50} {
-		for _, target := range []struct {
-			name string
-			port int
-		}{{"fieldgate", fgPort}, {"mosquitto", mqPort}} {
-			b.Run(fmt.Sprintf("%s/clients=%d", target.name, clients), func(b *testing.B) {
-				n, lat := load(b, target.port, clients, payload, 3*time.Second)
-				b.ReportMetric(float64(n)/3, "msgs/s")
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-			})
-		}
-	}
 	b.Run("idle200", func(b *testing.B) {
 		for _, target := range []struct {
 			name string
@@ -83,45 +63,6 @@ func BenchmarkBrokers(b *testing.B) {
 	})
 }
 
-// load runs clients closed-loop QoS 1 publishers for d and returns the
-// publishes acknowledged and their latencies, sorted.
-func load(b *testing.B, port, clients int, payload string, d time.Duration) (int64, []time.Duration) {
-	cs := connectN(b, port, clients, fmt.Sprintf("load%d-%d", clients, time.Now().UnixNano()%1e6))
-	defer func() {
-		for _, c := range cs {
-			c.Disconnect(0)
-		}
-	}()
-	var n atomic.Int64
-	lats := make([][]time.Duration, clients)
-	stop := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			topic := "fieldgate/" + clientID(c) + "/temperature"
-			for time.Now().Before(stop) {
-				t := time.Now()
-				tok := c.Publish(topic, 1, false, payload)
-				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-					b.Errorf("publish: %v", tok.Error())
-					return
-				}
-				lats[i] = append(lats[i], time.Since(t))
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	all := slices.Concat(lats...)
-	slices.Sort(all)
-	if len(all) == 0 {
-		b.Fatal("no publish acknowledged")
-	}
-	return n.Load(), all
-}
-
 func connectN(b *testing.B, port, n int, prefix string) []paho3.Client {
 	cs := make([]paho3.Client, n)
 	for i := range cs {
@@ -134,11 +75,6 @@ func connectN(b *testing.B, port, n int, prefix string) []paho3.Client {
 		}
 	}
 	return cs
-}
-
-func clientID(c paho3.Client) string {
-	r := c.OptionsReader()
-	return r.ClientID()
 }
 
 func rssKB(b *testing.B, pid int) int64 {

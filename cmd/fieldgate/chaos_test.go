@@ -332,14 +332,18 @@ func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
   RSS                         %d → %d KiB, goroutines %d → %d (medians of the first and last minute, or quarter of a shorter run)`,
 		*chaosDuration, len(acked), errs, len(inCloud), stats.Readings, stats.Duplicate, stats.Replays, lost,
 		strings.Join(kinds, ", "), r.restarts, maxBacklog, drain.Round(time.Millisecond), rss0, rss1, g0, g1)
-	if *chaosSummary == "" {
-		return
+	if *chaosSummary != "" {
+		r.writeSummary(map[string]float64{"minutes": chaosDuration.Minutes(), "acknowledged": float64(len(acked)), "not-acknowledged": float64(errs),
+			"in-cloud": float64(len(inCloud)), "lost": float64(lost), "twice": float64(twice), "duplicate-readings": float64(stats.Duplicate),
+			"replays": float64(stats.Replays), "starts": float64(r.restarts), "max-backlog": maxBacklog, "drain-ms": float64(drain.Milliseconds()),
+			"rss-first-MiB": float64(rss0) / 1024, "rss-last-MiB": float64(rss1) / 1024, "goroutines-first": float64(g0), "goroutines-last": float64(g1),
+			"rogue-stored": float64(rogue)})
 	}
-	sum := map[string]float64{"minutes": chaosDuration.Minutes(), "acknowledged": float64(len(acked)), "not-acknowledged": float64(errs),
-		"in-cloud": float64(len(inCloud)), "lost": float64(lost), "twice": float64(twice), "duplicate-readings": float64(stats.Duplicate),
-		"replays": float64(stats.Replays), "starts": float64(r.restarts), "max-backlog": maxBacklog, "drain-ms": float64(drain.Milliseconds()),
-		"rss-first-MiB": float64(rss0) / 1024, "rss-last-MiB": float64(rss1) / 1024, "goroutines-first": float64(g0), "goroutines-last": float64(g1),
-		"rogue-stored": float64(rogue)}
+}
+
+// writeSummary writes the run's figures, with the faults injected by kind,
+// to -chaos.summary for fieldgate-bench report.
+func (r *chaosRun) writeSummary(sum map[string]float64) {
 	for k, n := range r.injected {
 		sum["fault:"+k] = float64(n)
 	}
@@ -348,7 +352,7 @@ func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
 		err = os.WriteFile(*chaosSummary, b, 0o644)
 	}
 	if err != nil {
-		t.Error(err)
+		r.t.Error(err)
 	}
 }
 
