@@ -11,11 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
-
-	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"fieldgate/store"
 )
@@ -45,7 +42,7 @@ func BenchmarkAPI(b *testing.B) {
 		"api:\n  listen: 127.0.0.1:0\n  rate_limit: 1000000\n  rate_burst: 1000000\n"+
 		"store:\n  max_size: 8GiB\n  retention:\n    max_age: 0\n", dir)) // keep every benchmark reading
 	d := startDaemon(b, bin, cfg)
-	stop := ingest(b, d.mqtt, 20, 100*time.Millisecond)
+	stop, _ := publishers(b, d.mqtt, "bench", 20, 100*time.Millisecond, 1, false, "temperature")
 	defer stop()
 	res, err := http.Get(d.api + "/api/v1/status")
 	if err != nil {
@@ -108,36 +105,6 @@ func fillSeries(b *testing.B, path string, n int) {
 	if err := st.Close(); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// ingest runs clients anonymous MQTT nodes, each publishing one QoS 1
-// reading every period, until stop is called.
-func ingest(b *testing.B, addr string, clients int, period time.Duration) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range clients {
-		id := fmt.Sprintf("bench-%02d", i)
-		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetAutoReconnect(false))
-		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			b.Fatalf("connect %s: %v", id, tok.Error())
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Disconnect(100)
-			t := time.NewTicker(period)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					c.Publish("fieldgate/"+id+"/temperature", 1, false, "21.5").WaitTimeout(5 * time.Second)
-				}
-			}
-		}()
-	}
-	return func() { close(done); wg.Wait() }
 }
 
 var (

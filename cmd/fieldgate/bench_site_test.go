@@ -46,7 +46,7 @@ func BenchmarkSiteWrites(b *testing.B) {
 			writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors:\n%smqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\napi:\n  listen: \"\"\nclock:\n  trust: system\n", dir, sensors.String()))
 			daemon := startDaemon(b, bin, cfg)
 			pid := daemon.cmd.Process.Pid
-			stop, published := siteFleet(b, daemon.mqtt, 20, 10*time.Second, qos)
+			stop, published := publishers(b, daemon.mqtt, "site", 20, 10*time.Second, qos, true, "temperature", "humidity")
 			time.Sleep(15 * time.Second) // every node and sensor past its first reading
 			w0, n0 := procIO(b, pid), published()
 			b.ResetTimer()
@@ -65,15 +65,17 @@ func BenchmarkSiteWrites(b *testing.B) {
 	}
 }
 
-// siteFleet runs n anonymous nodes, each publishing temperature and
-// humidity (two messages) every period from a random phase. published
-// counts the pairs sent.
-func siteFleet(b *testing.B, addr string, n int, period time.Duration, qos byte) (stop func(), published func() int64) {
+// publishers runs n anonymous nodes named prefix-NN, each publishing one
+// message per quantity (plain payloads) every period, from a random phase
+// within the first period when spread is set (nodes boot at different
+// times). rounds counts the periods published by all nodes.
+func publishers(b *testing.B, addr, prefix string, n int, period time.Duration, qos byte, spread bool, quantities ...string) (stop func(), rounds func() int64) {
+	values := map[string]string{"temperature": "21.5", "humidity": "48.2"}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	var count atomic.Int64
 	for i := range n {
-		id := fmt.Sprintf("site-%02d", i)
+		id := fmt.Sprintf("%s-%02d", prefix, i)
 		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			b.Fatalf("connect %s: %v", id, tok.Error())
@@ -82,16 +84,19 @@ func siteFleet(b *testing.B, addr string, n int, period time.Duration, qos byte)
 		go func() {
 			defer wg.Done()
 			defer c.Disconnect(100)
-			select {
-			case <-done:
-				return
-			case <-time.After(rand.N(period)):
+			if spread {
+				select {
+				case <-done:
+					return
+				case <-time.After(rand.N(period)):
+				}
 			}
 			t := time.NewTicker(period)
 			defer t.Stop()
 			for {
-				c.Publish("fieldgate/"+id+"/temperature", qos, false, "21.5").WaitTimeout(5 * time.Second)
-				c.Publish("fieldgate/"+id+"/humidity", qos, false, "48.2").WaitTimeout(5 * time.Second)
+				for _, q := range quantities {
+					c.Publish("fieldgate/"+id+"/"+q, qos, false, values[q]).WaitTimeout(5 * time.Second)
+				}
 				count.Add(1)
 				select {
 				case <-done:

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -101,12 +100,7 @@ sensors:
 		t.Fatal("publish after space was freed was not acknowledged")
 	}
 	mc.Disconnect(100)
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("daemon exit: %v", err)
-	}
+	d.terminate(t)
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +124,8 @@ sensors:
 	}
 }
 
+// waitUntil polls cond every 100 ms (gently: the API rate-limits) until it
+// holds, failing the test after within.
 func waitUntil(t *testing.T, within time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)

@@ -29,6 +29,17 @@ var (
 	running  = regexp.MustCompile(`msg="fieldgate running"`)
 )
 
+// terminate stops the daemon with SIGTERM; it must exit cleanly.
+func (d *runningDaemon) terminate(t testing.TB) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v", err)
+	}
+}
+
 // startDaemon runs the binary with cfg and waits until its broker listens.
 func startDaemon(t testing.TB, bin, cfg string) *runningDaemon {
 	t.Helper()
@@ -196,12 +207,7 @@ func TestMosquittoClients(t *testing.T) {
 	}
 	_ = subCmd.Wait()
 
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("daemon exit: %v", err)
-	}
+	d.terminate(t)
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
 	if err != nil {
 		t.Fatal(err)
