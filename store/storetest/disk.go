@@ -1,6 +1,7 @@
 // Package storetest helps tests put a store in trouble: a tiny filesystem
 // that can be filled and freed, for disk-full tests of the store and of the
-// daemon around it.
+// daemon around it, and an in-memory file system for the write-ahead log
+// that loses power the way a disk does (CrashFS).
 package storetest
 
 import (
