@@ -107,7 +107,7 @@ func TestEndpoints(t *testing.T) {
 // something to show.
 func fillOutbox(t *testing.T, st *store.Store) {
 	t.Helper()
-	if err := st.RecordBatch(1, 1); err != nil {
+	if _, _, _, err := st.FormBatch(1, 1, store.BatchLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.DeadLetterBatch(1, 422, "bad unit"); err != nil {

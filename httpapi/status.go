@@ -68,6 +68,11 @@ type storeBody struct {
 	Error        string            `json:"error,omitempty"`
 	FailingSince time.Time         `json:"failing_since,omitzero"`
 	Dropped      map[string]uint64 `json:"dropped"`
+	HeadReadings int               `json:"head_readings"`
+	LogBytes     int64             `json:"log_bytes"`
+	Checkpoints  uint64            `json:"checkpoints"`
+	LastCkpt     time.Time         `json:"last_checkpoint,omitzero"`
+	CkptError    string            `json:"checkpoint_error,omitempty"`
 }
 
 type uplinkBody struct {
@@ -120,12 +125,17 @@ func (s *Server) status() (statusBody, error) {
 		Sensors: map[string]int{"total": 0, "ok": 0, "degraded": 0, "failing": 0, "starting": 0},
 		Store: storeBody{Path: s.st.Path(), Readings: st.Readings, LastSeq: st.LastSeq, FileBytes: st.FileBytes,
 			UsedBytes: st.UsedBytes, MaxBytes: st.MaxBytes, Queued: st.Queued, LastCommit: st.LastCommit.UTC(),
-			FailingSince: st.FailingSince.UTC(), Dropped: dropped},
+			FailingSince: st.FailingSince.UTC(), Dropped: dropped,
+			HeadReadings: st.HeadReadings, LogBytes: st.LogBytes, Checkpoints: st.Checkpoints, LastCkpt: st.LastCheckpoint.UTC()},
 	}
 	h := &b.Health
 	if st.Err != nil {
 		b.Store.Error = st.Err.Error()
 		h.failing(fmt.Sprintf("readings cannot be stored since %s: %v", st.FailingSince.UTC().Format(time.RFC3339), st.Err))
+	}
+	if st.CheckpointErr != nil {
+		b.Store.CkptError = st.CheckpointErr.Error()
+		h.failing(fmt.Sprintf("%d readings wait in the write-ahead log: checkpoints into the store file fail: %v", st.HeadReadings, st.CheckpointErr))
 	}
 	if st.MaxBytes > 0 && st.UsedBytes > st.MaxBytes*9/10 {
 		h.degrade(fmt.Sprintf("the store is %d%% full", st.UsedBytes*100/st.MaxBytes))
@@ -228,8 +238,12 @@ func (r *rateSampler) rate(now time.Time, count uint64) float64 {
 func (s *Server) healthz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.st.Ping(ctx); err != nil && ctx.Err() != nil {
-		reply(c, http.StatusServiceUnavailable, "no-store", map[string]any{"status": "wedged", "reason": "the store's committer does not answer"})
+	if err := s.st.Ping(ctx); err != nil && (ctx.Err() != nil || errors.Is(err, store.ErrClosed)) {
+		reason := "the store's committer does not answer"
+		if ctx.Err() == nil {
+			reason = "the store file was closed by a failure; restart the gateway"
+		}
+		reply(c, http.StatusServiceUnavailable, "no-store", map[string]any{"status": "wedged", "reason": reason})
 		return
 	}
 	reply(c, http.StatusOK, "no-store", map[string]any{"status": "ok"})

@@ -16,10 +16,17 @@ import (
 // boot that measured it, so the bucket belongs to one boot (kRepairBoot):
 // entries left by an earlier boot are discarded at Open and their readings
 // stay flagged unsynced for good.
+//
+// Readings still in the head carry Mono with them and are listed in
+// head.pending; a checkpoint writes their entries into the bucket. Readings
+// below kRepairFrom never wait for repair: it moves past the log's readings
+// when the boot changes or the repair is abandoned, so that a replay of
+// the log does not make them pending again.
 
 var (
 	bClockRepair   = []byte("clock_repair")
 	kRepairBoot    = []byte("clock_repair_boot")
+	kRepairFrom    = []byte("clock_repair_from")
 	kClockRepaired = []byte("clock_repaired")
 	kClockStranded = []byte("clock_stranded")
 )
@@ -44,44 +51,65 @@ type ClockRepair struct {
 // ClockRepair returns the state of the clock repair.
 func (s *Store) ClockRepair() (ClockRepair, error) {
 	var cr ClockRepair
-	err := s.view(func(tx *bolt.Tx) error {
-		cr = clockRepairState(tx)
+	err := s.read(func(sn *snapshot) error {
+		meta := sn.tx.Bucket(bMeta)
+		cr = ClockRepair{
+			Pending:  sn.tx.Bucket(bClockRepair).Stats().KeyN + len(sn.h.pending),
+			HoldFrom: sn.holdFrom(),
+			Repaired: getUint(meta, kClockRepaired),
+			Stranded: getUint(meta, kClockStranded),
+		}
 		return nil
 	})
 	return cr, err
 }
 
-func clockRepairState(tx *bolt.Tx) ClockRepair {
-	b, meta := tx.Bucket(bClockRepair), tx.Bucket(bMeta)
-	cr := ClockRepair{
-		Pending:  b.Stats().KeyN,
-		Repaired: getUint(meta, kClockRepaired),
-		Stranded: getUint(meta, kClockStranded),
-	}
-	cr.HoldFrom = holdFrom(tx)
-	return cr
-}
-
-// anyPending reports, in a read transaction, whether readings wait for
-// clock repair: repair and release skip their write transaction otherwise.
-func (s *Store) anyPending() (bool, error) {
-	var first uint64
-	err := s.view(func(tx *bolt.Tx) error { first = holdFrom(tx); return nil })
-	return first != 0, err
-}
-
 // holdFrom is the lowest seq waiting for clock repair, or 0.
-func holdFrom(tx *bolt.Tx) uint64 {
-	if k, _ := tx.Bucket(bClockRepair).Cursor().First(); k != nil {
+func (sn *snapshot) holdFrom() uint64 {
+	if k, _ := sn.tx.Bucket(bClockRepair).Cursor().First(); k != nil {
 		return binary.BigEndian.Uint64(k)
+	}
+	if len(sn.h.pending) > 0 {
+		return sn.h.pending[0]
 	}
 	return 0
 }
 
-// adoptBoot makes the clock-repair bucket belong to boot: entries of another
-// boot can never be repaired and are discarded. An empty boot id (unknown)
-// discards them too, and no new entry will be written.
+// anyPending reports whether readings wait for clock repair, and whether
+// some of them are still in the head.
+func (s *Store) anyPending() (pending, inHead bool, err error) {
+	err = s.read(func(sn *snapshot) error {
+		inHead = len(sn.h.pending) > 0
+		pending = inHead || sn.holdFrom() != 0
+		return nil
+	})
+	return pending, inHead, err
+}
+
+// repairable reports whether r, stored now, waits for clock repair: it is
+// unsynced, knows its time since boot, and the boot is known.
+func (s *Store) repairable(r *Reading) bool {
+	return r.Clock == ClockUnsynced && r.Mono > 0 && s.opts.BootID != "" && r.Seq >= s.repairFrom.Load()
+}
+
+// storedBoot is the boot the clock-repair entries belong to.
+func (s *Store) storedBoot() string {
+	var boot string
+	_ = s.view(func(tx *bolt.Tx) error { // Open's read cannot fail once init succeeded
+		boot = string(tx.Bucket(bMeta).Get(kRepairBoot))
+		return nil
+	})
+	return boot
+}
+
+// adoptBoot makes the clock-repair state belong to boot: entries of another
+// boot can never be repaired and are discarded, and the readings the log
+// replayed from that boot are passed by kRepairFrom. An empty boot id
+// (unknown) discards them too, and no new entry will be written.
 func (s *Store) adoptBoot(boot string) error {
+	if boot == "" && s.storedBoot() == "" && s.repairFrom.Load() > s.lastSeq.Load() {
+		return nil // no boot known before or now: nothing can wait for repair
+	}
 	return s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bMeta)
 		if string(meta.Get(kRepairBoot)) == boot && boot != "" {
@@ -91,14 +119,35 @@ func (s *Store) adoptBoot(boot string) error {
 		if err != nil {
 			return err
 		}
+		from := s.repairFrom.Load()
+		for _, e := range s.head.rs {
+			if e.clock == ClockUnsynced && e.mono > 0 && e.seq >= from {
+				n++
+			}
+		}
 		if n > 0 {
 			s.log.Warn("store: readings from an earlier boot never got a synced clock; they stay flagged unsynced", "readings", n)
 			if err := putUint(meta, kClockStranded, getUint(meta, kClockStranded)+uint64(n)); err != nil {
 				return err
 			}
 		}
+		if err := s.passRepairFrom(meta); err != nil {
+			return err
+		}
 		return meta.Put(kRepairBoot, []byte(boot))
 	})
+}
+
+// passRepairFrom moves kRepairFrom past every stored reading, in the
+// transaction of meta, and clears the head's pending list.
+func (s *Store) passRepairFrom(meta *bolt.Bucket) error {
+	from := s.lastSeq.Load() + 1
+	if err := putUint(meta, kRepairFrom, from); err != nil {
+		return err
+	}
+	s.repairFrom.Store(from)
+	s.head.clearPending()
+	return nil
 }
 
 // clearBucket empties the bucket name and returns how many keys it held.
@@ -111,15 +160,6 @@ func clearBucket(tx *bolt.Tx, name []byte) (int, error) {
 	return n, err
 }
 
-// notePending records the repair entry of reading r stored as seq, if it has
-// one. It runs inside the commit's transaction.
-func (s *Store) notePending(b *bolt.Bucket, seq uint64, r *Reading) error {
-	if r.Clock != ClockUnsynced || r.Mono <= 0 || s.opts.BootID == "" {
-		return nil
-	}
-	return b.Put(seqKey(seq), binary.BigEndian.AppendUint64(nil, uint64(r.Mono)))
-}
-
 // RepairClock gives every pending reading the time bootWall + Mono, where
 // bootWall is the synchronised wall time at which this boot began (now minus
 // the time since boot), marks it synced and returns how many it repaired.
@@ -130,8 +170,14 @@ func (s *Store) notePending(b *bolt.Bucket, seq uint64, r *Reading) error {
 // call it after every check to catch readings stamped before the sync and
 // committed after it.
 func (s *Store) RepairClock(bootWall time.Time) (int, error) {
-	if pending, err := s.anyPending(); err != nil || !pending {
+	pending, inHead, err := s.anyPending()
+	if err != nil || !pending {
 		return 0, err
+	}
+	if inHead { // repairs are rewrites in bbolt: move the head there first
+		if err := s.checkpoint(); err != nil {
+			return 0, err
+		}
 	}
 	total := 0
 	for {
@@ -205,7 +251,7 @@ func (s *Store) repairChunk(bootWall time.Time) (repaired int, more bool, err er
 // them back. It returns how many it abandoned; with none pending it costs a
 // read transaction.
 func (s *Store) AbandonClockRepair() (int, error) {
-	if pending, err := s.anyPending(); err != nil || !pending {
+	if pending, _, err := s.anyPending(); err != nil || !pending {
 		return 0, err
 	}
 	var n int
@@ -214,8 +260,14 @@ func (s *Store) AbandonClockRepair() (int, error) {
 		if n, err = clearBucket(tx, bClockRepair); err != nil {
 			return err
 		}
+		s.head.mu.RLock()
+		n += len(s.head.pending)
+		s.head.mu.RUnlock()
 		meta := tx.Bucket(bMeta)
-		return putUint(meta, kClockStranded, getUint(meta, kClockStranded)+uint64(n))
+		if err := putUint(meta, kClockStranded, getUint(meta, kClockStranded)+uint64(n)); err != nil {
+			return err
+		}
+		return s.passRepairFrom(meta)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: abandon clock repair: %w", err)

@@ -2,17 +2,19 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fieldgate/store/wal"
 )
 
-// request is one Append or Enqueue call waiting for the committer.
+// request is one Append, Enqueue or Ping waiting for the committer.
 type request struct {
-	rs   []Reading
-	done chan result // nil for Enqueue: nobody waits
+	rs    []Reading
+	done  chan result // nil for Enqueue: nobody waits
+	first uint64      // seq of rs[0], set when written
 }
 
 type result struct {
@@ -20,14 +22,27 @@ type result struct {
 	err   error
 }
 
-// committer is the single writer goroutine: it takes everything queued,
-// writes it in one transaction, fsyncs, wakes the waiters, and repeats. There
-// is no fixed delay when someone waits, so one client gets one commit per
-// publish and many clients share commits (unlike bbolt's DB.Batch, whose
-// 10 ms delay caps a lone client at ~90 commits/s). Readings nobody waits for
-// are held up to CommitInterval so that they share commits too.
+// group is what one pass of the committer wrote to the log. It becomes
+// visible, and its waiters are answered, once a sync covers it.
+type group struct {
+	reqs []*request
+	rs   []Reading
+	at   time.Time
+}
+
+// committer is the store's single writer. It takes everything queued,
+// gives it sequence numbers, writes it to the log in one write and hands
+// the fdatasync to the syncer goroutine; while that sync runs, the next
+// requests gather and are written, so the next sync covers every caller
+// that arrived meanwhile. When a sync ends, its readings enter the head and
+// its waiters are answered, then the live stream (OnCommit) is told.
+//
+// A sync starts as soon as the previous one ended if anyone waits (or
+// SyncWindow after the previous one started); readings nobody waits for
+// wait up to CommitInterval so that they share syncs.
 type committer struct {
-	s *Store
+	s   *Store
+	log *wal.Log
 
 	gate   sync.RWMutex // senders hold it shared; close takes it to stop them
 	closed bool
@@ -35,9 +50,21 @@ type committer struct {
 	quit   chan struct{}
 	done   chan struct{}
 
+	syncReq  chan struct{}
+	syncDone chan error
+	notify   chan commitNote
+	notified chan struct{}
+
 	// Owned by the run goroutine.
-	carry   []Reading     // queued readings whose commit failed, retried next
-	backoff time.Duration // wait before retrying carry after a failure
+	nextSeq   uint64
+	written   []*group   // in the log, not yet covered by a sync
+	inSync    []*group   // covered by the sync in flight
+	syncing   bool       // a sync is in flight
+	syncStart time.Time  // when the last sync started
+	pings     []*request // answered when the next sync ends
+	carry     []Reading  // queued readings whose write failed, retried next
+	retryAt   time.Time  // when carry may be retried
+	backoff   time.Duration
 
 	drops dropCounter // dropped readings not yet persisted
 
@@ -49,23 +76,35 @@ type committer struct {
 	failingSince time.Time
 }
 
-func newCommitter(s *Store) *committer {
+// commitNote is one synced group of readings for OnCommit.
+type commitNote struct {
+	rs   []Reading
+	took time.Duration
+}
+
+func newCommitter(s *Store, log *wal.Log, nextSeq uint64) *committer {
 	c := &committer{
-		s:    s,
-		reqs: make(chan *request, s.opts.QueueSize),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		s: s, log: log, nextSeq: nextSeq,
+		reqs:     make(chan *request, s.opts.QueueSize),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		syncReq:  make(chan struct{}),
+		syncDone: make(chan error, 1),
+		notify:   make(chan commitNote, 64),
+		notified: make(chan struct{}),
 	}
 	c.drops.init()
+	go c.syncer()
+	go c.notifier()
 	go c.run()
 	return c
 }
 
-// Append stores rs and returns once the transaction holding them is on disk
-// (fsync'd). On success it sets each reading's Seq. All readings of one call
-// get consecutive sequence numbers and are committed together or not at all.
-// If ctx ends first Append returns its error; the readings may still be
-// committed later, so a caller must treat that as "not acknowledged".
+// Append stores rs and returns once the log record holding them is on disk
+// (fdatasync'd). On success it sets each reading's Seq; the readings of one
+// call get consecutive sequence numbers. If it fails or ctx ends first the
+// readings are not acknowledged, though some or all may still be stored: a
+// caller must treat that as "not acknowledged" and may send them again.
 func (s *Store) Append(ctx context.Context, rs ...Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -91,9 +130,10 @@ func (s *Store) Append(ctx context.Context, rs ...Reading) error {
 	}
 }
 
-// Enqueue queues rs for the next commit and returns without waiting for it:
-// at most CommitInterval of queued readings is lost in a crash. It blocks
-// only while the queue is full (back-pressure), until ctx ends.
+// Enqueue queues rs for the next sync and returns without waiting for it:
+// at most CommitInterval of queued readings is lost in a power cut (a
+// crash of the process alone loses nothing written). It blocks only while
+// the queue is full (back-pressure), until ctx ends.
 func (s *Store) Enqueue(ctx context.Context, rs ...Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -105,11 +145,16 @@ func (s *Store) Enqueue(ctx context.Context, rs ...Reading) error {
 	return s.c.send(ctx, req)
 }
 
-// Ping returns once the committer has taken a request and answered it: a
-// liveness probe for the watchdog. It fails when ctx ends first — the
-// committer is wedged (a hung disk, a stuck fsync) or the queue is full —
-// or when commits are failing.
+// Ping returns once the committer has answered a request, after the sync
+// in flight (if any) ended: a liveness probe for the watchdog. It fails
+// when ctx ends first — the committer is wedged (a hung disk, a stuck
+// fsync) or the queue is full — when writes are failing, and with an error
+// wrapping ErrClosed once the store file was closed by a failure (a
+// compaction that could not reopen it): only a restart helps then.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.broken.Load(); err != nil {
+		return *err
+	}
 	req := &request{done: make(chan result, 1)}
 	if err := s.c.send(ctx, req); err != nil {
 		return err
@@ -155,46 +200,54 @@ func (c *committer) send(ctx context.Context, req *request) error {
 	}
 }
 
+// syncer runs the log's fdatasyncs, one at a time, off the committer's
+// goroutine.
+func (c *committer) syncer() {
+	for range c.syncReq {
+		c.syncDone <- c.log.Sync()
+	}
+}
+
+// notifier calls OnCommit off the committer's goroutine, in commit order.
+func (c *committer) notifier() {
+	defer close(c.notified)
+	for n := range c.notify {
+		c.s.opts.OnCommit(n.rs, n.took)
+	}
+}
+
 func (c *committer) run() {
 	defer close(c.done)
-	var batch []*request
 	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	defer timer.Stop()
 	for {
-		if len(batch) == 0 && len(c.carry) == 0 {
+		c.maybeSync(false)
+		reqs := c.reqs
+		if c.backlogged() {
+			reqs = nil // the disk is behind: let the queue push back
+		}
+		if !timer.Stop() {
 			select {
-			case r := <-c.reqs:
-				batch = append(batch, r)
-			case <-c.quit:
-				c.final(nil)
-				return
+			case <-timer.C:
+			default:
 			}
 		}
-		batch = c.gather(batch)
-		if !hasWaiter(batch) {
-			wait := c.s.opts.CommitInterval
-			if len(c.carry) > 0 && c.backoff > wait {
-				wait = c.backoff
-			}
-			timer.Reset(wait)
-		collect:
-			for !hasWaiter(batch) && count(batch) < c.s.opts.MaxBatch {
-				select {
-				case r := <-c.reqs:
-					batch = append(batch, r)
-				case <-timer.C:
-					break collect
-				case <-c.quit:
-					timer.Stop()
-					c.final(batch)
-					return
-				}
-			}
-			timer.Stop()
+		if d, ok := c.nextWake(); ok {
+			timer.Reset(d)
 		}
-		c.commit(batch)
-		clear(batch)
-		batch = batch[:0]
+		select {
+		case r := <-reqs:
+			c.write(c.gather([]*request{r}))
+		case err := <-c.syncDone:
+			c.synced(err)
+		case <-timer.C:
+			if len(c.carry) > 0 && !c.s.opts.Now().Before(c.retryAt) {
+				c.write(nil)
+			}
+		case <-c.quit:
+			c.final()
+			return
+		}
 	}
 }
 
@@ -212,33 +265,6 @@ func (c *committer) gather(batch []*request) []*request {
 	return batch
 }
 
-// final commits batch and everything still queued. It runs after close has
-// stopped new sends, so the queue cannot grow.
-func (c *committer) final(batch []*request) {
-	for {
-		batch = c.gather(batch)
-		if len(batch) == 0 && len(c.carry) == 0 {
-			return
-		}
-		c.commit(batch)
-		clear(batch)
-		batch = batch[:0]
-		if len(c.carry) > 0 {
-			c.s.log.Error("store: queued readings could not be committed before shutdown", "readings", len(c.carry), "err", c.err())
-			return
-		}
-	}
-}
-
-func hasWaiter(batch []*request) bool {
-	for _, r := range batch {
-		if r.done != nil {
-			return true
-		}
-	}
-	return false
-}
-
 func count(batch []*request) int {
 	n := 0
 	for _, r := range batch {
@@ -247,109 +273,88 @@ func count(batch []*request) int {
 	return n
 }
 
-// commit writes carry and batch in one transaction and answers the waiters.
-func (c *committer) commit(batch []*request) {
-	rs := c.carry
-	queued := len(c.carry)
-	for _, r := range batch {
-		rs = append(rs, r.rs...)
-		if r.done == nil {
-			queued += len(r.rs)
-		}
+// backlogged reports whether so much is written and not yet synced that
+// the committer should stop taking requests until the disk catches up.
+func (c *committer) backlogged() bool {
+	n := 0
+	for _, g := range c.written {
+		n += len(g.rs)
 	}
-	carried := len(c.carry)
-	if len(rs) == 0 { // only pings: answer with the state of the last commit
-		err := c.err()
-		for _, r := range batch {
-			r.done <- result{err: err}
-		}
-		return
+	return n >= 4*c.s.opts.MaxBatch
+}
+
+// syncDue reports whether the written groups should be synced now.
+func (c *committer) syncDue(now time.Time) bool {
+	if len(c.written) == 0 && len(c.pings) == 0 {
+		return false
 	}
-	began := time.Now()
-	first, err := c.s.write(rs, &c.drops)
-	switch {
-	case err == nil:
-		if c.s.opts.OnCommit != nil {
-			for i := range rs {
-				rs[i].Seq = first + uint64(i)
-			}
-			c.s.opts.OnCommit(rs, time.Since(began))
-		}
-		c.carry = nil
-		c.backoff = 0
-		c.commits.Add(1)
-		c.committed.Add(uint64(len(rs)))
-		c.lastCommitNs.Store(c.s.opts.Now().UnixNano())
-		c.setErr(nil)
-		next := first + uint64(carried)
-		for _, r := range batch {
+	if w := c.s.opts.SyncWindow; w > 0 && now.Before(c.syncStart.Add(w)) {
+		return false
+	}
+	return c.waited() || !now.Before(c.written[0].at.Add(c.s.opts.CommitInterval))
+}
+
+// waited reports whether a caller waits for the written groups.
+func (c *committer) waited() bool {
+	if len(c.pings) > 0 {
+		return true
+	}
+	for _, g := range c.written {
+		for _, r := range g.reqs {
 			if r.done != nil {
-				r.done <- result{first: next}
+				return true
 			}
-			next += uint64(len(r.rs))
 		}
+	}
+	return false
+}
+
+// nextWake is how long until a timed event: a sync window or commit
+// interval ending, or the retry of carried readings.
+func (c *committer) nextWake() (time.Duration, bool) {
+	now := c.s.opts.Now()
+	var at time.Time
+	if !c.syncing && (len(c.written) > 0 || len(c.pings) > 0) {
+		at = c.syncStart.Add(c.s.opts.SyncWindow)
+		if !c.waited() {
+			at = later(at, c.written[0].at.Add(c.s.opts.CommitInterval))
+		}
+	}
+	if len(c.carry) > 0 && (at.IsZero() || c.retryAt.Before(at)) {
+		at = c.retryAt
+	}
+	if at.IsZero() {
+		return 0, false
+	}
+	return max(at.Sub(now), 0), true
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// maybeSync starts a sync of everything written if one is due (or force)
+// and none is in flight.
+func (c *committer) maybeSync(force bool) {
+	now := c.s.opts.Now()
+	if c.syncing || (!force && !c.syncDue(now)) || (len(c.written) == 0 && len(c.pings) == 0) {
 		return
-	case errors.Is(err, ErrFull):
-		// reject_new: nothing of this commit is stored; waiters learn it and
-		// their clients may retry, queued readings are lost and counted.
-		c.carry = nil
-		c.drops.add(reasonFullRejectNew, uint64(queued))
-	default:
-		c.setErr(err)
-		c.keepQueued(batch)
 	}
-	for _, r := range batch {
-		if r.done != nil {
-			r.done <- result{err: err}
-		}
+	if len(c.written) == 0 { // only pings: nothing to sync
+		c.answerPings(c.err())
+		return
 	}
+	c.inSync, c.written = c.written, nil
+	c.syncing, c.syncStart = true, now
+	c.syncReq <- struct{}{}
 }
 
-// keepQueued moves the queued readings of a failed commit into carry, so that
-// a full disk or a transient I/O error costs no sensor data until carry
-// overflows; then the oldest are dropped and counted.
-func (c *committer) keepQueued(batch []*request) {
-	for _, r := range batch {
-		if r.done == nil {
-			c.carry = append(c.carry, r.rs...)
-		}
+func (c *committer) answerPings(err error) {
+	for _, p := range c.pings {
+		p.done <- result{err: err}
 	}
-	if over := len(c.carry) - c.s.opts.CarryLimit; over > 0 {
-		c.drops.add(reasonCommitFailed, uint64(over))
-		c.carry = append(c.carry[:0:0], c.carry[over:]...)
-	}
-	c.backoff = min(max(2*c.backoff, 100*time.Millisecond), 5*time.Second)
-}
-
-func (c *committer) setErr(err error) {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	switch {
-	case err == nil:
-		c.lastErr, c.failingSince = nil, time.Time{}
-	case c.lastErr == nil:
-		c.lastErr, c.failingSince = err, c.s.opts.Now()
-		c.s.log.Error("store: commit failed", "err", err)
-	default:
-		c.lastErr = err
-	}
-}
-
-func (c *committer) err() error {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	return c.lastErr
-}
-
-// close stops new sends, commits what is queued and waits for the goroutine.
-func (c *committer) close() error {
-	c.gate.Lock()
-	c.closed = true
-	c.gate.Unlock()
-	close(c.quit)
-	<-c.done
-	if len(c.carry) > 0 {
-		return fmt.Errorf("store: %d queued readings lost at shutdown: %w", len(c.carry), c.err())
-	}
-	return nil
+	c.pings = nil
 }

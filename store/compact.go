@@ -31,11 +31,15 @@ func (s *Store) compactIfBloated() error {
 // Compact rewrites the store into a new file with only its live data and
 // swaps it in safely: the copy is written next to the store, fsync'd, renamed
 // over the original and the directory fsync'd, so a crash at any point leaves
-// either the old file or the new one, complete. Writes wait while it runs.
+// either the old file or the new one, complete. Writes to bbolt (checkpoints,
+// the outbox, devices) wait while it copies; readers and the log's ingest
+// carry on, and only the swap itself blocks readers. If the file cannot be
+// reopened after the swap the store is closed: every later call fails with
+// the reason, and Ping reports it.
 func (s *Store) Compact() error {
 	start := time.Now()
-	s.dbMu.Lock()
-	defer s.dbMu.Unlock()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 
 	path := s.opts.Path
 	tmp := path + ".compact"
@@ -49,28 +53,28 @@ func (s *Store) Compact() error {
 	if err := checkFreeSpace(filepath.Dir(path), before); err != nil {
 		return err
 	}
-	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
-	if err != nil {
-		return fmt.Errorf("store: compact: create %s: %w", tmp, err)
-	}
-	if err := bolt.Compact(dst, s.db, compactTxBytes); err != nil {
-		_ = dst.Close()    // the copy is abandoned; its error adds nothing
+	if err := s.copyTo(tmp); err != nil {
 		_ = os.Remove(tmp) // best effort; a stale copy is removed next time
-		return fmt.Errorf("store: compact: copy: %w", err)
+		return err
 	}
-	if err := dst.Close(); err != nil { // bbolt fsyncs every commit; Close releases the lock
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.closed != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("store: compact: close copy: %w", err)
+		return s.closed
 	}
 	if err := s.db.Close(); err != nil {
+		s.fail(fmt.Errorf("%w: compaction could not close the file: %v", ErrClosed, err))
 		return fmt.Errorf("store: compact: close store: %w", err)
 	}
 	renameErr := os.Rename(tmp, path)
 	if renameErr == nil {
 		renameErr = syncDir(filepath.Dir(path))
 	}
-	db, err := openBolt(path, s.opts)
+	db, err := s.opts.openBolt(path, s.opts)
 	if err != nil {
+		s.fail(fmt.Errorf("%w: the file could not be reopened after compaction: %v", ErrClosed, err))
+		s.log.Error("store: compaction could not reopen the file; the store is closed until restart", "err", err)
 		return fmt.Errorf("store: compact: reopen: %w", err)
 	}
 	s.db = db
@@ -80,6 +84,32 @@ func (s *Store) Compact() error {
 	}
 	after, _ := fileSize(path) // only for the log line
 	s.log.Info("store: compacted", "before", fmtSize(before), "after", fmtSize(after), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// fail marks the file closed by a failure. s.dbMu is held.
+func (s *Store) fail(err error) {
+	s.closed = err
+	s.broken.Store(&err)
+}
+
+// copyTo writes a compacted copy of the store to tmp, reading it in
+// transactions of compactTxBytes while readers carry on.
+func (s *Store) copyTo(tmp string) error {
+	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, NoFreelistSync: s.opts.boltOptions().NoFreelistSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("store: compact: create %s: %w", tmp, err)
+	}
+	s.dbMu.RLock()
+	err = bolt.Compact(dst, s.db, compactTxBytes)
+	s.dbMu.RUnlock()
+	if err != nil {
+		_ = dst.Close() // the copy is abandoned; its error adds nothing
+		return fmt.Errorf("store: compact: copy: %w", err)
+	}
+	if err := dst.Close(); err != nil { // bbolt fsyncs every commit; Close releases the lock
+		return fmt.Errorf("store: compact: close copy: %w", err)
+	}
 	return nil
 }
 
@@ -115,24 +145,4 @@ func syncDir(dir string) error {
 		return err
 	}
 	return d.Close()
-}
-
-// maintain runs retention and the compaction check every MaintenanceInterval.
-func (s *Store) maintain() {
-	defer close(s.maintDone)
-	t := time.NewTicker(s.opts.MaintenanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.maintStop:
-			return
-		case <-t.C:
-			if err := s.applyRetention(); err != nil {
-				s.log.Error("store: retention failed", "err", err)
-			}
-			if err := s.compactIfBloated(); err != nil {
-				s.log.Error("store: compaction failed", "err", err)
-			}
-		}
-	}
 }

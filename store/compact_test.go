@@ -1,9 +1,14 @@
 package store
 
 import (
+	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestCompactionKeepsEveryReading(t *testing.T) {
@@ -16,6 +21,7 @@ func TestCompactionKeepsEveryReading(t *testing.T) {
 		keep[i] = Reading{Source: "new", Quantity: "humidity", Value: float64(i), Unit: "%RH", Time: now.Add(-time.Duration(i) * time.Second)}
 	}
 	mustAppend(t, s, keep...)
+	mustCheckpoint(t, s) // retention works on what reached bbolt
 	mustDo(t, s.applyRetention())
 	if n := s.Stats().Readings; n != int64(len(keep)) {
 		t.Fatalf("%d readings after retention, want %d", n, len(keep))
@@ -62,4 +68,58 @@ func TestCompactionKeepsEveryReading(t *testing.T) {
 		t.Errorf("%d readings after online compaction, want %d", n, len(keep)+2)
 	}
 	mustCheck(t, s)
+}
+
+// TestCompactionLetsIngestAndPingThrough blocks a compaction at the swap
+// (the file is closed, the copy not yet open): appends are acknowledged and
+// Ping answers meanwhile, since neither touches the file.
+func TestCompactionLetsIngestAndPingThrough(t *testing.T) {
+	swapping, resume := make(chan struct{}), make(chan struct{})
+	s := mustOpen(t, Options{})
+	fill(t, s, "a", 1000)
+	mustCheckpoint(t, s)
+	s.opts.openBolt = func(path string, o Options) (*bolt.DB, error) {
+		close(swapping)
+		<-resume
+		return openBolt(path, o)
+	}
+	compacted := make(chan error, 1)
+	go func() { compacted <- s.Compact() }()
+	<-swapping
+	mustAppend(t, s, reading("b", "temperature", 0, 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mustDo(t, s.Ping(ctx))
+	close(resume)
+	mustDo(t, <-compacted)
+	if n, _ := s.Count(Query{Source: "b", Quantity: "temperature"}); n != 1 {
+		t.Errorf("the reading appended during compaction: %d stored", n)
+	}
+	mustCheck(t, s)
+}
+
+// TestFailedReopenAfterCompactionClosesTheStore: if the compacted file
+// cannot be opened, every read reports the store closed (not a panic on a
+// closed bbolt handle), Ping fails so the watchdog restarts the daemon, and
+// Close still works.
+func TestFailedReopenAfterCompactionClosesTheStore(t *testing.T) {
+	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "fieldgate.db")})
+	mustDo(t, err)
+	fill(t, s, "a", 100)
+	mustCheckpoint(t, s)
+	s.opts.openBolt = func(string, Options) (*bolt.DB, error) { return nil, errors.New("EIO") }
+	if err := s.Compact(); err == nil {
+		t.Fatal("Compact succeeded without reopening the file")
+	}
+	if _, err := s.Readings(Query{Source: "a", Quantity: "temperature"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Readings after a failed reopen: %v, want ErrClosed", err)
+	}
+	if err := s.Ping(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Ping after a failed reopen: %v, want ErrClosed", err)
+	}
+	_ = s.Stats()                                         // must not touch the closed file
+	mustAppend(t, s, reading("a", "temperature", 200, 1)) // the log still takes readings
+	if err := s.Close(); err == nil {
+		t.Error("Close after a failed reopen reported no error, but the final checkpoint could not run")
+	}
 }

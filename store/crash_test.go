@@ -71,7 +71,9 @@ func TestCrashSafety(t *testing.T) {
 		t.Skip("crash cycles take a few seconds")
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
 	type ack struct {
 		source string
 		value  float64

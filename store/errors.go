@@ -32,8 +32,4 @@ var (
 	// ErrInvalidReading is returned when a reading lacks a source, quantity or
 	// time, or its value is not a finite number.
 	ErrInvalidReading = errors.New("store: invalid reading")
-
-	// ErrOverlap is returned when a batch's bounds overlap a batch already
-	// recorded in the outbox.
-	ErrOverlap = errors.New("store: batch overlaps another batch")
 )

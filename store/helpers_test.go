@@ -3,9 +3,15 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"fieldgate/store/storetest"
 )
 
 // mustOpen opens a store in a fresh temp dir, closed at the end of the test.
@@ -74,4 +80,71 @@ func mustCheck(tb testing.TB, s *Store) {
 
 func (r Reading) String() string {
 	return fmt.Sprintf("#%d %s/%s=%g%s@%s(%s)", r.Seq, r.Source, r.Quantity, r.Value, r.Unit, r.Time.Format(time.RFC3339Nano), r.Clock)
+}
+
+// mustCheckpoint moves the head into bbolt.
+func mustCheckpoint(tb testing.TB, s *Store) {
+	tb.Helper()
+	if err := s.checkpoint(); err != nil {
+		tb.Fatalf("checkpoint: %v", err)
+	}
+}
+
+// wedgeableFS returns an in-memory log file system and wedge, which makes
+// syncs of log files hang — a dying SD card — until release is called;
+// entered receives when a sync hangs.
+func wedgeableFS(tb testing.TB) (*storetest.CrashFS, func() (entered <-chan struct{}, release func())) {
+	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(1, 1)))
+	var mu sync.Mutex
+	var gate chan struct{}
+	entered := make(chan struct{}, 1)
+	fs.Fault = func(op, _ string) error {
+		mu.Lock()
+		g := gate
+		mu.Unlock()
+		if op == "sync" && g != nil {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-g
+		}
+		return nil
+	}
+	return fs, func() (<-chan struct{}, func()) {
+		g := make(chan struct{})
+		mu.Lock()
+		gate = g
+		mu.Unlock()
+		return entered, func() {
+			mu.Lock()
+			gate = nil
+			mu.Unlock()
+			close(g)
+		}
+	}
+}
+
+// waitFor polls cond until it holds; it fails the test after a generous
+// deadline, which only a broken store reaches.
+func waitFor(tb testing.TB, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatal("condition not reached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// noSyncBolt opens bbolt without fsyncs, for tests whose power cuts hit
+// only the log (bbolt's file keeps what the kernel has): thousands of
+// cycles then take seconds.
+func noSyncBolt(path string, o Options) (*bolt.DB, error) {
+	db, err := openBolt(path, o)
+	if err == nil {
+		db.NoSync = true
+	}
+	return db, err
 }

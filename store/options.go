@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"fieldgate/store/wal"
 )
 
 // FullPolicy says what the store does with readings that were not yet
@@ -39,17 +41,43 @@ type Options struct {
 	BootID string
 
 	// CommitInterval bounds how long a queued (Enqueue) reading may wait for
-	// its commit: at most this much queued data is lost in a crash. Default 1s.
+	// the log's sync: at most this much queued data is lost in a power cut.
+	// Default 1s.
 	CommitInterval time.Duration
+	// SyncWindow is the least time between the starts of two syncs of the
+	// log. 0 (the default) syncs as soon as the previous sync ended and
+	// someone waits; a longer window makes a waiting Append (a PUBACK) wait
+	// up to that long so that fewer syncs write the same block again: fewer
+	// bytes on an SD card.
+	SyncWindow time.Duration
 	// QueueSize is how many Append/Enqueue calls may wait for the committer
 	// before callers block (back-pressure). Default 4096.
 	QueueSize int
-	// MaxBatch caps the readings written in one transaction. Default 20000.
+	// MaxBatch caps the readings written to the log in one write and moved
+	// into bbolt in one checkpoint transaction. Default 20000.
 	MaxBatch int
-	// CarryLimit caps the queued readings held in memory while commits fail
+	// CarryLimit caps the queued readings held in memory while writes fail
 	// (disk full, I/O error); beyond it the oldest are dropped and counted
 	// under "commit_failed". Default 100000.
 	CarryLimit int
+
+	// HeadMaxReadings, HeadMaxBytes and CheckpointInterval bound the head
+	// (readings in the log and in memory, not yet in bbolt): a checkpoint
+	// moves it into bbolt when it holds this many readings, when the log
+	// holds this many bytes since the last checkpoint, or when its oldest
+	// reading is this old. Defaults 100000 readings (about 8 MiB of memory),
+	// 16 MiB and 10 minutes: sized for a 512 MB Pi Zero 2 W. While
+	// checkpoints fail (a full disk) the head may grow to twice the bounds;
+	// then writes are refused with ErrBehind.
+	HeadMaxReadings    int
+	HeadMaxBytes       int64
+	CheckpointInterval time.Duration
+	// SegmentSize is the size of the log's segment files. Default MaxBytes
+	// / 64, between 64 KiB and 8 MiB.
+	SegmentSize int64
+	// LogFS is the log's file layer. Default the operating system's
+	// (tests inject storetest.CrashFS).
+	LogFS wal.FS
 
 	// MaxBytes is the hard cap on the store's data. Default 1 GiB.
 	MaxBytes int64
@@ -83,10 +111,25 @@ type Options struct {
 	OnCommit func(rs []Reading, took time.Duration)
 	// Now returns the current time (tests inject a fake). Default time.Now.
 	Now func() time.Time
+
+	// openBolt opens the bbolt file (tests inject failures).
+	openBolt func(path string, opts Options) (*bolt.DB, error)
 }
 
-// DefaultMaxBytes is the default hard cap on the store's data.
-const DefaultMaxBytes = 1 << 30
+// Defaults of the options that the daemon's configuration exposes.
+const (
+	// DefaultMaxBytes is the default hard cap on the store's data.
+	DefaultMaxBytes = 1 << 30
+	// DefaultCommitInterval bounds how long queued readings wait for a sync.
+	DefaultCommitInterval = time.Second
+	// DefaultHeadMaxReadings, DefaultHeadMaxBytes and
+	// DefaultCheckpointInterval bound the head.
+	DefaultHeadMaxReadings    = 100000
+	DefaultHeadMaxBytes       = 16 << 20
+	DefaultCheckpointInterval = 10 * time.Minute
+	// MaxSyncWindow is the longest sync window the store accepts.
+	MaxSyncWindow = time.Second
+)
 
 // maxBytes32 is the largest store a 32-bit process can map: the address
 // space is about 3 GB and bbolt maps the whole file.
@@ -94,7 +137,7 @@ const maxBytes32 = 1536 << 20
 
 func (o Options) withDefaults() Options {
 	if o.CommitInterval <= 0 {
-		o.CommitInterval = time.Second
+		o.CommitInterval = DefaultCommitInterval
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 4096
@@ -104,6 +147,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CarryLimit <= 0 {
 		o.CarryLimit = 100000
+	}
+	if o.HeadMaxReadings <= 0 {
+		o.HeadMaxReadings = DefaultHeadMaxReadings
+	}
+	if o.HeadMaxBytes <= 0 {
+		o.HeadMaxBytes = DefaultHeadMaxBytes
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
@@ -126,7 +178,19 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = min(max(o.MaxBytes/64, wal.MinSegmentSize), wal.DefaultSegmentSize)
+	}
+	if o.openBolt == nil {
+		o.openBolt = openBolt
+	}
 	return o
+}
+
+// walOptions configure the store's log: a directory next to the bbolt file.
+func (o Options) walOptions() wal.Options {
+	return wal.Options{Dir: o.Path + ".wal", SegmentSize: o.SegmentSize, FS: o.LogFS,
+		Logger: o.Logger.With("part", "wal")}
 }
 
 func (o Options) validate() error {
@@ -139,6 +203,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("store: max size %d bytes is more than a 32-bit system can map (%d)", o.MaxBytes, maxBytes32)
 	case o.MaxBytes < 1<<20:
 		return fmt.Errorf("store: max size %d bytes is below the 1 MiB minimum", o.MaxBytes)
+	case o.SegmentSize < wal.MinSegmentSize:
+		return fmt.Errorf("store: log segment size %d bytes is below the %d minimum", o.SegmentSize, wal.MinSegmentSize)
+	case o.SyncWindow < 0 || o.SyncWindow > MaxSyncWindow:
+		return fmt.Errorf("store: sync window %s: want between 0 and %s", o.SyncWindow, MaxSyncWindow)
 	}
 	return nil
 }
@@ -146,9 +214,10 @@ func (o Options) validate() error {
 // boltOptions are chosen, not defaulted:
 //   - Timeout: a second fieldgate on the same file fails fast instead of hanging.
 //   - FreelistType hashmap: stays fast when retention fragments the file.
-//   - NoFreelistSync: the freelist is not rewritten on every commit, which
-//     cuts bytes written per reading (SD card wear); the price is a scan of
-//     the file at open, which is what etcd chose too.
+//   - The freelist is synced: readings reach bbolt only in checkpoints, so
+//     commits are rare and writing the freelist with each costs little,
+//     while NoFreelistSync would make every Open read the whole file to
+//     rebuild it (seconds for a large store not in the page cache).
 //   - InitialMmapSize: large on 64-bit so readers never block the writer's
 //     remap; small on 32-bit ARM where the address space is ~3 GB in all.
 //   - MaxSize: the file can never outgrow the hard cap by more than a
@@ -164,7 +233,6 @@ func (o Options) boltOptions() *bolt.Options {
 	return &bolt.Options{
 		Timeout:         time.Second,
 		FreelistType:    bolt.FreelistMapType,
-		NoFreelistSync:  true,
 		InitialMmapSize: mmap,
 		MaxSize:         int(o.MaxBytes + o.MaxBytes/8 + 4<<20),
 	}

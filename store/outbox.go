@@ -32,9 +32,10 @@ type DeadLetter struct {
 
 // OutboxState is where the upload stands.
 type OutboxState struct {
-	// Acked is the cursor: every seq up to it was delivered (or dead-lettered).
+	// Acked is the cursor: every seq up to it was delivered (or
+	// dead-lettered), or holds no reading.
 	Acked uint64
-	// LastSeq is the newest seq stored.
+	// LastSeq is the newest durable seq.
 	LastSeq uint64
 	// Batches are recorded and not yet passed by the cursor, by First.
 	Batches []Batch
@@ -43,7 +44,15 @@ type OutboxState struct {
 	// HoldFrom, if not 0, is the first reading whose time waits for the
 	// clock to sync: no batch may reach it yet (see ClockRepair).
 	HoldFrom uint64
+	// Unsent counts the stored readings the cloud has not acknowledged:
+	// past the cursor, and neither in a batch acknowledged ahead of it nor
+	// in a dead letter.
+	Unsent uint64
 }
+
+// kBelow counts the stored readings at or below the cursor, so that the
+// unsent readings are counted without a scan.
+var kBelow = []byte("below_cursor")
 
 func encodeBatch(b Batch) []byte {
 	v := binary.BigEndian.AppendUint64(nil, b.Last)
@@ -78,62 +87,137 @@ func getBatch(ob *bolt.Bucket, first uint64) (Batch, error) {
 // Outbox returns the upload state: cursor, recorded batches and dead letters.
 func (s *Store) Outbox() (OutboxState, error) {
 	var st OutboxState
-	err := s.view(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bMeta)
+	err := s.read(func(sn *snapshot) error {
+		meta := sn.tx.Bucket(bMeta)
 		st.Acked = getUint(meta, kAcked)
-		st.LastSeq = getUint(meta, kLastSeq)
-		st.HoldFrom = holdFrom(tx)
-		if err := tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
+		st.LastSeq = sn.lastSeq()
+		st.HoldFrom = sn.holdFrom()
+		if err := sn.tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
 			b, err := decodeBatch(k, v)
 			st.Batches = append(st.Batches, b)
 			return err
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket(bDeadLetters).ForEach(func(k, v []byte) error {
-			var d DeadLetter
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("store: dead letter record is corrupt: %w", err)
-			}
-			d.First = binary.BigEndian.Uint64(k)
+		if err := sn.tx.Bucket(bDeadLetters).ForEach(func(k, v []byte) error {
+			d, err := decodeDeadLetter(k, v)
 			st.DeadLetters = append(st.DeadLetters, d)
-			return nil
-		})
+			return err
+		}); err != nil {
+			return err
+		}
+		count := sn.count()
+		unsent := count - min(getUint(meta, kBelow), count)
+		for _, b := range st.Batches {
+			if b.Acked && b.First > st.Acked {
+				unsent -= min(uint64(sn.countRange(b.First, b.Last)), unsent)
+			}
+		}
+		for _, d := range st.DeadLetters {
+			if d.First > st.Acked {
+				unsent -= min(uint64(sn.countRange(d.First, d.Last)), unsent)
+			}
+		}
+		st.Unsent = unsent
+		return nil
 	})
 	return st, err
 }
 
-// RecordBatch writes a batch's bounds before its first send. The range must
-// hold stored readings past the cursor and overlap no recorded batch or dead
-// letter (ErrOverlap).
-func (s *Store) RecordBatch(first, last uint64) error {
-	return s.update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bMeta)
-		if first == 0 || last < first || first <= getUint(meta, kAcked) || last > getUint(meta, kLastSeq) {
-			return fmt.Errorf("%w: batch %d-%d is outside the un-acked readings", ErrOverlap, first, last)
+// BatchLimits bound a batch that FormBatch forms.
+type BatchLimits struct {
+	// MaxReadings caps its readings; 0 means no cap.
+	MaxReadings int
+	// MaxBytes caps the sum of Size over its readings (the first reading
+	// is always taken); 0 means no cap.
+	MaxBytes int
+	Size     func(*Reading) int
+}
+
+// FormBatch forms the next batch in [from, to] and records its bounds, in
+// one transaction: it skips what recorded batches and dead letters cover,
+// stops short of readings held for clock repair, takes the stored readings
+// from there within lim, and records a batch that owns its range from where
+// it started — gaps left by deleted readings included, so the cursor can
+// always pass them. It returns the batch and its readings, or a zero Batch
+// when [from, to] holds nothing more to send, and where the next look in
+// this range should start.
+func (s *Store) FormBatch(from, to uint64, lim BatchLimits) (Batch, []Reading, uint64, error) {
+	var b Batch
+	var rs []Reading
+	next := from
+	err := s.change(func(sn *snapshot) error {
+		rs, b = nil, Batch{}
+		meta := sn.tx.Bucket(bMeta)
+		start := max(from, getUint(meta, kAcked)+1)
+		last := min(to, sn.lastSeq())
+		if hold := sn.holdFrom(); hold > 0 {
+			last = min(last, hold-1)
 		}
-		spans, err := protectedSpans(tx)
+		spans, err := protectedSpans(sn.tx)
 		if err != nil {
 			return err
 		}
-		for _, sp := range spans {
-			if first <= sp.last && sp.first <= last {
-				return fmt.Errorf("%w: batch %d-%d overlaps %d-%d", ErrOverlap, first, last, sp.first, sp.last)
+		for next = start; next <= last; {
+			hi := last
+			for _, sp := range spans {
+				if sp.first <= next && next <= sp.last {
+					next = sp.last + 1
+				} else if sp.first > next {
+					hi = min(hi, sp.first-1)
+					break
+				}
+			}
+			if next > hi {
+				continue
+			}
+			if rs, err = takeBatch(sn, next, hi, lim); err != nil || len(rs) > 0 {
+				break
+			}
+			next = hi + 1 // no reading left in [next, hi]
+		}
+		if err != nil || len(rs) == 0 {
+			return err
+		}
+		b = Batch{First: next, Last: rs[len(rs)-1].Seq, Recorded: s.opts.Now()}
+		next = b.Last + 1
+		return sn.tx.Bucket(bOutbox).Put(seqKey(b.First), encodeBatch(b))
+	})
+	if err != nil {
+		return Batch{}, nil, from, fmt.Errorf("store: form a batch in %d-%d: %w", from, to, err)
+	}
+	return b, rs, next, nil
+}
+
+// takeBatch returns the readings in [from, to] that fit lim.
+func takeBatch(sn *snapshot, from, to uint64, lim BatchLimits) ([]Reading, error) {
+	var rs []Reading
+	size := 0
+	err := sn.each(from-1, func(r Reading) (bool, error) {
+		if r.Seq > to || (lim.MaxReadings > 0 && len(rs) >= lim.MaxReadings) {
+			return false, nil
+		}
+		if lim.MaxBytes > 0 && lim.Size != nil {
+			size += lim.Size(&r)
+			if len(rs) > 0 && size > lim.MaxBytes {
+				return false, nil
 			}
 		}
-		return tx.Bucket(bOutbox).Put(seqKey(first), encodeBatch(Batch{First: first, Last: last, Recorded: s.opts.Now()}))
+		rs = append(rs, r)
+		return true, nil
 	})
+	return rs, err
 }
 
 // AckBatch records that the cloud acknowledged the batch starting at first
 // (a recorded batch or a dead letter) and moves the cursor over the
 // contiguous prefix of finished batches, in one transaction.
 func (s *Store) AckBatch(first uint64) error {
-	return s.update(func(tx *bolt.Tx) error {
-		if dl := tx.Bucket(bDeadLetters); dl.Get(seqKey(first)) != nil {
+	return s.change(func(sn *snapshot) error {
+		if dl := sn.tx.Bucket(bDeadLetters); dl.Get(seqKey(first)) != nil {
 			return dl.Delete(seqKey(first))
 		}
-		ob := tx.Bucket(bOutbox)
+		ob := sn.tx.Bucket(bOutbox)
 		b, err := getBatch(ob, first)
 		if err != nil {
 			return err
@@ -142,7 +226,7 @@ func (s *Store) AckBatch(first uint64) error {
 		if err := ob.Put(seqKey(first), encodeBatch(b)); err != nil {
 			return err
 		}
-		return advanceCursor(tx)
+		return advanceCursor(sn)
 	})
 }
 
@@ -171,8 +255,8 @@ func (s *Store) SplitBatch(first, mid uint64) error {
 // DeadLetterBatch moves the batch starting at first to the dead letters with
 // the cloud's status and reason; the cursor may then pass it.
 func (s *Store) DeadLetterBatch(first uint64, status int, reason string) error {
-	return s.update(func(tx *bolt.Tx) error {
-		ob := tx.Bucket(bOutbox)
+	return s.change(func(sn *snapshot) error {
+		ob := sn.tx.Bucket(bOutbox)
 		b, err := getBatch(ob, first)
 		if err != nil {
 			return err
@@ -181,24 +265,27 @@ func (s *Store) DeadLetterBatch(first uint64, status int, reason string) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bDeadLetters).Put(seqKey(first), d); err != nil {
+		if err := sn.tx.Bucket(bDeadLetters).Put(seqKey(first), d); err != nil {
 			return err
 		}
 		if err := ob.Delete(seqKey(first)); err != nil {
 			return err
 		}
-		return advanceCursor(tx)
+		return advanceCursor(sn)
 	})
 }
 
 // advanceCursor moves the acked cursor over every batch that starts right
-// after it and is acked (removing it) or dead-lettered.
-func advanceCursor(tx *bolt.Tx) error {
-	meta := tx.Bucket(bMeta)
-	ob, dl := tx.Bucket(bOutbox), tx.Bucket(bDeadLetters)
+// after it and is acked (removing it) or dead-lettered, and over every range
+// that holds no reading up to the next batch: readings deleted by the full
+// policy, or sequence numbers a crash left unused.
+func advanceCursor(sn *snapshot) error {
+	meta := sn.tx.Bucket(bMeta)
+	ob, dl := sn.tx.Bucket(bOutbox), sn.tx.Bucket(bDeadLetters)
 	acked := getUint(meta, kAcked)
 	start := acked
-	for {
+	last := sn.lastSeq()
+	for acked < last {
 		k := seqKey(acked + 1)
 		if v := ob.Get(k); v != nil {
 			b, err := decodeBatch(k, v)
@@ -215,17 +302,29 @@ func advanceCursor(tx *bolt.Tx) error {
 			continue
 		}
 		if v := dl.Get(k); v != nil {
-			var d DeadLetter
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("store: dead letter record is corrupt: %w", err)
+			d, err := decodeDeadLetter(k, v)
+			if err != nil {
+				return err
 			}
 			acked = d.Last
 			continue
 		}
-		break
+		next := last + 1 // where the next batch or dead letter starts
+		for _, b := range []*bolt.Bucket{ob, dl} {
+			if nk, _ := b.Cursor().Seek(k); nk != nil {
+				next = min(next, binary.BigEndian.Uint64(nk))
+			}
+		}
+		if sn.countRange(acked+1, next-1) > 0 {
+			break
+		}
+		acked = next - 1
 	}
 	if acked == start {
 		return nil
+	}
+	if err := putUint(meta, kBelow, getUint(meta, kBelow)+uint64(sn.countRange(start+1, acked))); err != nil {
+		return err
 	}
 	return putUint(meta, kAcked, acked)
 }
@@ -244,14 +343,23 @@ func protectedSpans(tx *bolt.Tx) ([]span, error) {
 	}
 	var dls []span
 	err = tx.Bucket(bDeadLetters).ForEach(func(k, v []byte) error {
-		var d DeadLetter
-		if err := json.Unmarshal(v, &d); err != nil {
-			return fmt.Errorf("store: dead letter record is corrupt: %w", err)
-		}
-		dls = append(dls, span{binary.BigEndian.Uint64(k), d.Last})
-		return nil
+		d, err := decodeDeadLetter(k, v)
+		dls = append(dls, span{d.First, d.Last})
+		return err
 	})
 	return mergeSpans(out, dls), err
+}
+
+func decodeDeadLetter(k, v []byte) (DeadLetter, error) {
+	var d DeadLetter
+	if len(k) != 8 {
+		return d, fmt.Errorf("store: dead letter key is corrupt")
+	}
+	if err := json.Unmarshal(v, &d); err != nil {
+		return d, fmt.Errorf("store: dead letter record is corrupt: %w", err)
+	}
+	d.First = binary.BigEndian.Uint64(k)
+	return d, nil
 }
 
 // mergeSpans merges two sorted lists of disjoint spans.

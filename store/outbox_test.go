@@ -11,20 +11,17 @@ func TestOutboxCursorAdvancesOverContiguousPrefix(t *testing.T) {
 	s := mustOpen(t, Options{})
 	fill(t, s, "a", 100)
 	for _, b := range [][2]uint64{{1, 10}, {11, 20}, {21, 30}, {41, 50}} {
-		if err := s.RecordBatch(b[0], b[1]); err != nil {
-			t.Fatalf("RecordBatch %v: %v", b, err)
-		}
+		mustRecord(t, s, b[0], b[1])
 	}
-	for name, b := range map[string][2]uint64{
-		"overlap":      {5, 12},
-		"inside":       {22, 23},
-		"past the end": {95, 101},
-		"reversed":     {60, 59},
-		"zero":         {0, 3},
-	} {
-		if err := s.RecordBatch(b[0], b[1]); !errors.Is(err, ErrOverlap) {
-			t.Errorf("%s %v: %v, want ErrOverlap", name, b, err)
-		}
+	// A new batch goes around what is recorded: asked for 5-45 it takes
+	// only the free range 31-40.
+	b, rs, next, err := s.FormBatch(5, 45, BatchLimits{})
+	mustDo(t, err)
+	if b.First != 31 || b.Last != 40 || len(rs) != 10 || next != 41 {
+		t.Fatalf("FormBatch(5, 45) = %+v with %d readings, next %d; want 31-40, next 41", b, len(rs), next)
+	}
+	if b, _, next, _ := s.FormBatch(41, 50, BatchLimits{}); b != (Batch{}) || next != 51 {
+		t.Fatalf("FormBatch over a recorded range = %+v, next %d; want nothing, next 51", b, next)
 	}
 	cursor := func() uint64 {
 		t.Helper()
@@ -48,12 +45,11 @@ func TestOutboxCursorAdvancesOverContiguousPrefix(t *testing.T) {
 	if c := cursor(); c != 30 {
 		t.Fatalf("cursor %d after dead-lettering 21-30, want 30", c)
 	}
-	// 31-40 was never recorded: acking 41-50 must not jump the gap.
+	// 31-40 is not acknowledged: acking 41-50 must not jump it.
 	mustDo(t, s.AckBatch(41))
 	if c := cursor(); c != 30 {
-		t.Fatalf("cursor %d jumped the unrecorded gap 31-40", c)
+		t.Fatalf("cursor %d jumped the unacknowledged 31-40", c)
 	}
-	mustDo(t, s.RecordBatch(31, 40))
 	mustDo(t, s.AckBatch(31))
 	if c := cursor(); c != 50 {
 		t.Fatalf("cursor %d, want 50", c)
@@ -85,8 +81,8 @@ func TestOutboxCursorAdvancesOverContiguousPrefix(t *testing.T) {
 func TestOutboxSurvivesReopen(t *testing.T) {
 	s := mustOpen(t, Options{})
 	fill(t, s, "a", 20)
-	mustDo(t, s.RecordBatch(1, 10))
-	mustDo(t, s.RecordBatch(11, 20))
+	mustRecord(t, s, 1, 10)
+	mustRecord(t, s, 11, 20)
 	mustDo(t, s.AckBatch(1))
 	s = reopen(t, s, Options{})
 	st, err := s.Outbox()
@@ -108,7 +104,7 @@ func mustDo(tb testing.TB, err error) {
 func TestSplitBatch(t *testing.T) {
 	s := mustOpen(t, Options{})
 	fill(t, s, "a", 100)
-	mustDo(t, s.RecordBatch(1, 100))
+	mustRecord(t, s, 1, 100)
 	mustDo(t, s.SplitBatch(1, 40))
 	st, err := s.Outbox()
 	mustDo(t, err)
@@ -124,5 +120,60 @@ func TestSplitBatch(t *testing.T) {
 	mustDo(t, s.AckBatch(1))
 	if st, _ := s.Outbox(); st.Acked != 100 || len(st.Batches) != 0 {
 		t.Fatalf("after acking both halves: %+v", st)
+	}
+}
+
+// mustRecord records the batch first-last, which must hold free readings.
+func mustRecord(tb testing.TB, s *Store, first, last uint64) {
+	tb.Helper()
+	b, _, _, err := s.FormBatch(first, last, BatchLimits{})
+	if err != nil || b.First != first || b.Last != last {
+		tb.Fatalf("FormBatch(%d, %d) = %+v, %v", first, last, b, err)
+	}
+}
+
+// TestCursorCrossesGapsLeftByDrops is the long-offline, full-disk gateway:
+// drop_oldest deletes readings past a batch in flight. The next batch must
+// own the gap, and the cursor must pass it once the cloud acknowledges
+// both, so that retention and the backlog count keep working.
+func TestCursorCrossesGapsLeftByDrops(t *testing.T) {
+	s := mustOpen(t, Options{})
+	fill(t, s, "a", 300)
+	mustRecord(t, s, 1, 100) // in flight
+	mustCheckpoint(t, s)
+	if n, err := s.deleteOldestUnuploaded(150); err != nil || n != 150 {
+		t.Fatalf("drop_oldest deleted %d: %v", n, err) // 101-250 go, the batch stays
+	}
+	b, rs, next, err := s.FormBatch(101, 300, BatchLimits{MaxReadings: 20})
+	mustDo(t, err)
+	if b.First != 101 || b.Last != 270 || len(rs) != 20 || rs[0].Seq != 251 || next != 271 {
+		t.Fatalf("after the drop FormBatch = %+v (%d readings from %d), next %d; want 101-270 owning the gap", b, len(rs), rs[0].Seq, next)
+	}
+	st, err := s.Outbox()
+	mustDo(t, err)
+	if st.Unsent != 150 {
+		t.Errorf("unsent %d, want the 100 in flight and the 50 stored after the gap", st.Unsent)
+	}
+	mustDo(t, s.AckBatch(101))
+	mustDo(t, s.AckBatch(1))
+	mustRecord(t, s, 271, 300)
+	mustDo(t, s.AckBatch(271))
+	if st, _ = s.Outbox(); st.Acked != 300 || st.Unsent != 0 || len(st.Batches) != 0 {
+		t.Fatalf("outbox after acking everything: %+v; the cursor must cross the gap", st)
+	}
+	// Sequence numbers without readings that no batch owns (dropped
+	// before any batch reached them) are passed too.
+	fill(t, s, "b", 50) // 301-350
+	mustCheckpoint(t, s)
+	if n, err := s.deleteUploaded(1000); err != nil || n != 150 {
+		t.Fatalf("retention deleted %d: %v", n, err)
+	}
+	if n, err := s.deleteOldestUnuploaded(10); err != nil || n != 10 {
+		t.Fatalf("drop_oldest deleted %d: %v", n, err) // 301-310
+	}
+	mustRecord(t, s, 311, 350)
+	mustDo(t, s.AckBatch(311))
+	if st, _ = s.Outbox(); st.Acked != 350 || st.Unsent != 0 {
+		t.Fatalf("outbox %+v, want the cursor at 350", st)
 	}
 }

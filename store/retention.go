@@ -9,7 +9,7 @@ import (
 )
 
 // deleteChunk bounds the readings deleted per transaction, so that retention
-// never holds the writer lock for long and commits interleave with it.
+// never holds the writer lock for long and checkpoints interleave with it.
 const deleteChunk = 5000
 
 // keyRetentionDeleted counts uploaded readings deleted by retention. They
@@ -19,13 +19,13 @@ const keyRetentionDeleted = "retention_deleted"
 // span is an inclusive range of sequence numbers.
 type span struct{ first, last uint64 }
 
-// frontScan describes a deletion from the oldest readings on.
+// frontScan describes a deletion from the oldest readings in bbolt on.
+// Readings in the head are never deleted: makeRoom checkpoints first.
 type frontScan struct {
-	max     int                    // delete at most this many
-	limit   uint64                 // never look past this seq
-	stop    func(t time.Time) bool // stop at the first reading for which it is true
-	protect []span                 // sorted, never deleted
-	counter string                 // counters bucket key to add the count to
+	max      int                    // delete at most this many
+	uploaded bool                   // only readings the cloud has (uploadedLimit)
+	stop     func(t time.Time) bool // stop at the first reading for which it is true
+	counter  string                 // counters bucket key to add the count to
 }
 
 // deleteFront deletes readings from the oldest on, as described by fs, in
@@ -42,22 +42,32 @@ func (s *Store) deleteFront(fs frontScan) (int, error) {
 	return total, nil
 }
 
+// deleteFrontChunk deletes up to max readings. What it may delete — the
+// cursor's limit, the batches and dead letters to spare — is read in the
+// same transaction as the deletes, so a batch recorded meanwhile is never
+// cut short. A chunk with nothing to delete commits nothing.
 func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err error) {
-	err = s.update(func(tx *bolt.Tx) error {
-		n, done = 0, false
-		readings := tx.Bucket(bReadings)
-		index := tx.Bucket(bIndex)
-		pending := tx.Bucket(bClockRepair)
-		type victim struct {
-			key, idx []byte
+	type victim struct{ key, idx []byte }
+	var victims []victim
+	var below int
+	pick := func(tx *bolt.Tx) error {
+		victims, below, done = nil, 0, false
+		meta := tx.Bucket(bMeta)
+		limit, acked := getUint(meta, kLastSeq), getUint(meta, kAcked)
+		var protect []span
+		if fs.uploaded {
+			limit = min(limit, s.uploadedLimit(tx))
+		} else {
+			var err error
+			if protect, err = protectedSpans(tx); err != nil {
+				return err
+			}
 		}
-		var victims []victim
-		c := readings.Cursor()
-		protect := fs.protect
+		c := tx.Bucket(bReadings).Cursor()
 		k, v := c.First()
 		for k != nil && len(victims) < max {
 			seq := binary.BigEndian.Uint64(k)
-			if seq > fs.limit {
+			if seq > limit {
 				break
 			}
 			for len(protect) > 0 && protect[0].last < seq {
@@ -75,10 +85,23 @@ func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err e
 			if fs.stop != nil && fs.stop(r.Time) {
 				break
 			}
+			if seq <= acked {
+				below++
+			}
 			victims = append(victims, victim{key: append([]byte(nil), k...), idx: indexKey(sid, r.Time, seq)})
 			k, v = c.Next()
 		}
 		done = len(victims) < max
+		return nil
+	}
+	if err := s.view(pick); err != nil || len(victims) == 0 {
+		return 0, true, err
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		if err := pick(tx); err != nil || len(victims) == 0 {
+			return err
+		}
+		readings, index, pending := tx.Bucket(bReadings), tx.Bucket(bIndex), tx.Bucket(bClockRepair)
 		for _, vi := range victims {
 			if err := readings.Delete(vi.key); err != nil {
 				return err
@@ -90,21 +113,20 @@ func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err e
 				return err
 			}
 		}
-		n = len(victims)
-		if n == 0 {
-			return nil
-		}
 		meta := tx.Bucket(bMeta)
-		if err := putUint(meta, kCount, getUint(meta, kCount)-uint64(n)); err != nil {
+		if err := putUint(meta, kCount, getUint(meta, kCount)-uint64(len(victims))); err != nil {
 			return err
 		}
-		return addCounters(tx, map[string]uint64{fs.counter: uint64(n)})
+		if err := putUint(meta, kBelow, getUint(meta, kBelow)-min(uint64(below), getUint(meta, kBelow))); err != nil {
+			return err
+		}
+		return addCounters(tx, map[string]uint64{fs.counter: uint64(len(victims))})
 	})
 	if err != nil {
 		return 0, true, fmt.Errorf("store: delete old readings: %w", err)
 	}
-	s.count.Add(-int64(n))
-	return n, done, nil
+	s.count.Add(-int64(len(victims)))
+	return len(victims), done, nil
 }
 
 // uploadedLimit is the highest seq below which every reading was delivered:
@@ -129,39 +151,23 @@ func (s *Store) deleteUploaded(max int) (int, error) {
 	if max <= 0 {
 		return 0, nil
 	}
-	var limit uint64
-	if err := s.view(func(tx *bolt.Tx) error { limit = s.uploadedLimit(tx); return nil }); err != nil {
-		return 0, err
-	}
-	return s.deleteFront(frontScan{max: max, limit: limit, counter: keyRetentionDeleted})
+	return s.deleteFront(frontScan{max: max, uploaded: true, counter: keyRetentionDeleted})
 }
 
 // deleteOldestUnuploaded is the drop_oldest policy: it deletes up to max of
 // the oldest readings, sparing those in recorded batches and dead letters (a
 // batch must be resent identically), and counts each as dropped.
 func (s *Store) deleteOldestUnuploaded(max int) (int, error) {
-	var protect []span
-	if err := s.view(func(tx *bolt.Tx) error {
-		var err error
-		protect, err = protectedSpans(tx)
-		return err
-	}); err != nil {
-		return 0, err
-	}
-	return s.deleteFront(frontScan{max: max, limit: ^uint64(0), protect: protect, counter: reasonFullDropOldest})
+	return s.deleteFront(frontScan{max: max, counter: reasonFullDropOldest})
 }
 
 // applyRetention deletes delivered readings older than RetainAge and, while
 // the store's data exceeds RetainBytes, the oldest delivered ones.
 func (s *Store) applyRetention() error {
-	var limit uint64
-	if err := s.view(func(tx *bolt.Tx) error { limit = s.uploadedLimit(tx); return nil }); err != nil {
-		return err
-	}
 	if s.opts.RetainAge > 0 {
 		cutoff := s.opts.Now().Add(-s.opts.RetainAge)
 		n, err := s.deleteFront(frontScan{
-			max: int(^uint(0) >> 1), limit: limit, counter: keyRetentionDeleted,
+			max: int(^uint(0) >> 1), uploaded: true, counter: keyRetentionDeleted,
 			stop: func(t time.Time) bool { return !t.Before(cutoff) },
 		})
 		if err != nil {
@@ -173,7 +179,7 @@ func (s *Store) applyRetention() error {
 	}
 	if s.opts.RetainBytes > 0 {
 		if over := s.readingsOver(s.usedBytes(), s.opts.RetainBytes); over > 0 {
-			n, err := s.deleteFront(frontScan{max: over, limit: limit, counter: keyRetentionDeleted})
+			n, err := s.deleteUploaded(over)
 			if err != nil {
 				return err
 			}

@@ -24,15 +24,17 @@ func TestRetentionDeletesOnlyUploadedReadingsByAge(t *testing.T) {
 	mustAppend(t, s, fresh...)
 
 	// Nothing uploaded yet: retention must keep everything.
+	mustCheckpoint(t, s) // retention works on what reached bbolt
 	mustDo(t, s.applyRetention())
 	if n := s.Stats().Readings; n != 200 {
 		t.Fatalf("retention deleted un-uploaded readings: %d left of 200", n)
 	}
 	// The cloud acknowledged 1-60 and 101-150.
-	mustDo(t, s.RecordBatch(1, 60))
+	mustRecord(t, s, 1, 60)
 	mustDo(t, s.AckBatch(1))
-	mustDo(t, s.RecordBatch(101, 150))
+	mustRecord(t, s, 101, 150)
 	mustDo(t, s.AckBatch(101))
+	mustCheckpoint(t, s) // retention works on what reached bbolt
 	mustDo(t, s.applyRetention())
 	rest, err := s.ReadingsAfter(0, 0)
 	if err != nil {
@@ -61,6 +63,7 @@ func TestRetentionLocalOnlyAppliesToAll(t *testing.T) {
 	s := mustOpen(t, Options{LocalOnly: true, RetainAge: 24 * time.Hour, Now: func() time.Time { return now }})
 	fill(t, s, "a", 50)
 	mustAppend(t, s, Reading{Source: "a", Quantity: "temperature", Value: 2, Time: now})
+	mustCheckpoint(t, s) // retention works on what reached bbolt
 	mustDo(t, s.applyRetention())
 	if n := s.Stats().Readings; n != 1 {
 		t.Fatalf("%d readings left, want only the fresh one", n)
@@ -70,8 +73,8 @@ func TestRetentionLocalOnlyAppliesToAll(t *testing.T) {
 func TestFullStoreDropOldestCountsEveryDrop(t *testing.T) {
 	s := mustOpen(t, Options{MaxBytes: 1 << 20, FullPolicy: FullDropOldest})
 	fill(t, s, "a", 100)
-	mustDo(t, s.RecordBatch(1, 100)) // in flight: must survive the policy
-	const total = 100 + 40*1000      // about 4 MiB of readings into a 1 MiB cap
+	mustRecord(t, s, 1, 100)    // in flight: must survive the policy
+	const total = 100 + 40*1000 // about 4 MiB of readings into a 1 MiB cap
 	for i := 100; i < total; i += 1000 {
 		rs := make([]Reading, 1000)
 		for j := range rs {
@@ -146,7 +149,7 @@ func TestFullStoreRejectNew(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// Once the cloud acknowledged data, retention makes room again.
-	mustDo(t, s.RecordBatch(1, 5000))
+	mustRecord(t, s, 1, 5000)
 	mustDo(t, s.AckBatch(1))
 	mustAppend(t, s, reading("a", "temperature", 0, 1))
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"os"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Stats is a snapshot of the store for status pages, metrics and health.
@@ -15,30 +17,56 @@ type Stats struct {
 	FileBytes, UsedBytes int64
 	// MaxBytes is the hard cap.
 	MaxBytes int64
-	// Commits and Committed count transactions and readings since Open.
+	// Commits and Committed count syncs of the log and the readings they
+	// made durable since Open.
 	Commits, Committed uint64
-	// LastCommit is when the last commit succeeded (zero if none yet).
+	// LastCommit is when the last sync succeeded (zero if none yet).
 	LastCommit time.Time
 	// Queued is how many calls wait for the committer.
 	Queued int
-	// Err is the last commit's error while commits fail, and FailingSince
+	// Err is the last write's error while writes fail, and FailingSince
 	// when they started failing.
 	Err          error
 	FailingSince time.Time
+
+	// HeadReadings are durable in the log and not yet checkpointed into
+	// bbolt; LogBytes is what the log holds for them, in LogSegments files.
+	HeadReadings int
+	LogBytes     int64
+	LogSegments  int
+	// Checkpoints counts checkpoints since Open; LastCheckpoint is when the
+	// last one succeeded; CheckpointErr is set while they fail.
+	Checkpoints    uint64
+	LastCheckpoint time.Time
+	CheckpointErr  error
+	// TornTails counts records a crash cut short, found in the log at Open
+	// over the store's life (never acknowledged, so nothing was lost).
+	TornTails uint64
 }
 
 // Stats returns a snapshot of the store's state.
 func (s *Store) Stats() Stats {
+	ws := s.wal.Stats()
 	st := Stats{
-		GatewayID: s.gatewayID,
-		Readings:  s.count.Load(),
-		LastSeq:   s.lastSeq.Load(),
-		UsedBytes: s.usedBytes(),
-		MaxBytes:  s.opts.MaxBytes,
-		Commits:   s.c.commits.Load(),
-		Committed: s.c.committed.Load(),
-		Queued:    len(s.c.reqs),
+		GatewayID:    s.gatewayID,
+		Readings:     s.count.Load(),
+		LastSeq:      s.lastSeq.Load(),
+		UsedBytes:    s.usedBytes(),
+		MaxBytes:     s.opts.MaxBytes,
+		Commits:      s.c.commits.Load(),
+		Committed:    s.c.committed.Load(),
+		Queued:       len(s.c.reqs),
+		HeadReadings: s.head.stats().readings,
+		LogBytes:     ws.LiveBytes,
+		LogSegments:  ws.Segments,
 	}
+	_ = s.view(func(tx *bolt.Tx) error { // a closed store has no count to add
+		st.TornTails = getUint(tx.Bucket(bMeta), kTornTails)
+		return nil
+	})
+	s.ckpt.mu.Lock()
+	st.Checkpoints, st.LastCheckpoint, st.CheckpointErr = s.ckpt.count, s.ckpt.last, s.ckpt.err
+	s.ckpt.mu.Unlock()
 	if fi, err := os.Stat(s.opts.Path); err == nil {
 		st.FileBytes = fi.Size()
 	}

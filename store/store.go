@@ -12,9 +12,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"fieldgate/store/wal"
 )
 
 // Bucket and meta key names.
@@ -32,32 +35,50 @@ var (
 
 	allBuckets = [][]byte{bMeta, bReadings, bSeries, bIndex, bDevices, bOutbox, bDeadLetters, bCounters, bUsers, bTokens, bClockRepair}
 
-	kGatewayID  = []byte("gateway_id")
-	kSchema     = []byte("schema")
+	kGatewayID = []byte("gateway_id")
+	kSchema    = []byte("schema")
+	// kLastSeq is the checkpoint: the highest seq moved into bbolt. Later
+	// readings are in the log (and the head).
 	kLastSeq    = []byte("last_seq")
 	kAcked      = []byte("acked")
-	kCount      = []byte("count")
+	kCount      = []byte("count") // readings in bbolt
 	kNextSeries = []byte("next_series")
+	kTornTails  = []byte("wal_torn_tails")
 )
 
 // Store is an open fieldgate store. Its methods are safe for concurrent use.
 type Store struct {
 	opts      Options
+	logOpts   wal.Options
 	log       *slog.Logger
 	gatewayID string
 
 	// dbMu is held for reading around every transaction and for writing
 	// while compaction swaps the file, so no transaction sees a closed DB.
-	dbMu   sync.RWMutex
-	db     *bolt.DB
-	closed bool // under dbMu: the file is closed, Stats must not touch db
+	// writeMu is held for reading around every write transaction and for
+	// writing while compaction copies the file, so that no write is lost
+	// and readers (and the log) carry on meanwhile.
+	dbMu    sync.RWMutex
+	writeMu sync.RWMutex
+	db      *bolt.DB
+	closed  error                 // under dbMu: why the file is closed; Stats must not touch db
+	broken  atomic.Pointer[error] // set when a failure closed the file
 
+	wal    *wal.Log
+	head   *head
 	series seriesCache
 	c      *committer
 
-	lastSeq atomic.Uint64 // highest committed seq
-	count   atomic.Int64  // readings in the store
+	lastSeq    atomic.Uint64 // highest durable seq (log or bbolt)
+	count      atomic.Int64  // readings in the store, head included
+	repairFrom atomic.Uint64 // readings from this seq on may wait for clock repair
+	full       atomic.Bool   // reject_new: the store is at its cap
+	boltUsed   atomic.Int64  // bytes of live data in bbolt, as last measured
 
+	ckptMu sync.Mutex // one checkpoint at a time
+	ckpt   ckptState
+
+	maint     chan struct{} // wakes the maintainer
 	maintStop chan struct{}
 	maintDone chan struct{}
 	closeOnce sync.Once
@@ -65,8 +86,10 @@ type Store struct {
 }
 
 // Open opens the store at opts.Path, creating it (and its directory) if it
-// does not exist, runs schema migrations, compacts it if it has grown far
-// beyond its live data, and starts the committer.
+// does not exist, runs schema migrations, replays the write-ahead log into
+// the head (so that every acknowledged reading is there before anything
+// new is accepted), compacts the file if it has grown far beyond its live
+// data, and starts the committer and the maintainer.
 func Open(opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -75,27 +98,80 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
-	db, err := openBolt(opts.Path, opts)
+	db, err := opts.openBolt(opts.Path, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, log: opts.Logger, db: db}
+	s := &Store{opts: opts, log: opts.Logger, db: db, head: newHead(), logOpts: opts.walOptions()}
 	if err := s.init(); err != nil {
 		_ = db.Close() // the init error is what the caller needs
 		return nil, err
 	}
+	if s.wal, err = wal.Open(s.logOpts); err != nil {
+		_ = db.Close() // the log's error is what the caller needs
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := s.replay(); err != nil {
+		_ = s.wal.Close()
+		_ = db.Close()
+		return nil, err
+	}
 	if err := s.adoptBoot(opts.BootID); err != nil {
+		_ = s.wal.Close()
 		_ = db.Close() // the adopt error is what the caller needs
 		return nil, err
 	}
 	if err := s.compactIfBloated(); err != nil {
 		s.log.Warn("store: compaction at open failed; continuing with the file as it is", "err", err)
 	}
-	s.c = newCommitter(s)
+	s.c = newCommitter(s, s.wal, s.lastSeq.Load()+1)
+	s.maint = make(chan struct{}, 1)
 	s.maintStop = make(chan struct{})
 	s.maintDone = make(chan struct{})
 	go s.maintain()
 	return s, nil
+}
+
+// replay reads the log written since the last checkpoint into the head.
+func (s *Store) replay() error {
+	began := time.Now()
+	ckpt := s.lastSeq.Load()
+	sameBoot := s.opts.BootID != "" && s.storedBoot() == s.opts.BootID
+	repairable := func(r *Reading) bool { return sameBoot && s.repairable(r) }
+	var rs []Reading
+	info, err := s.wal.Replay(ckpt, func(first, last uint64, payload []byte) error {
+		rs = rs[:0]
+		err := decodeLogRecord(payload, first, int(last-first+1), s.head.intern, func(r Reading) error {
+			if r.Seq > s.lastSeq.Load() {
+				rs = append(rs, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(rs) > 0 {
+			s.head.insertLocked(rs, s.opts.Now(), repairable)
+			s.lastSeq.Store(rs[len(rs)-1].Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: replay the log: %w", err)
+	}
+	n := len(s.head.rs)
+	s.count.Add(int64(n))
+	if n > 0 || info.Torn > 0 || info.Gaps > 0 || info.Corrupt > 0 {
+		s.log.Info("store: replayed the log", "readings", n, "records", info.Records, "bytes", info.Bytes,
+			"torn_tails", info.Torn, "gaps", info.Gaps, "corrupt_segments", info.Corrupt, "took", time.Since(began).Round(time.Millisecond))
+	}
+	if info.Torn > 0 {
+		return s.update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bMeta)
+			return putUint(meta, kTornTails, getUint(meta, kTornTails)+uint64(info.Torn))
+		})
+	}
+	return nil
 }
 
 // openBolt opens the bbolt file with fieldgate's options and turns bbolt's
@@ -123,31 +199,43 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 // init checks that the file is a fieldgate store (or empty), creates the
 // buckets, migrates the schema and loads the in-memory state.
 func (s *Store) init() error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var current bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bMeta)
-		if meta == nil {
-			if err := tx.ForEach(func([]byte, *bolt.Bucket) error { return ErrNotAStore }); err != nil {
-				return fmt.Errorf("%w: %s holds another application's bbolt database", ErrNotAStore, s.opts.Path)
+		current = meta != nil && getUint(meta, kSchema) == SchemaVersion
+		return nil
+	}); err != nil {
+		return err
+	}
+	if !current { // a new store, or an older schema: one write transaction
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(bMeta) == nil {
+				if err := tx.ForEach(func([]byte, *bolt.Bucket) error { return ErrNotAStore }); err != nil {
+					return fmt.Errorf("%w: %s holds another application's bbolt database", ErrNotAStore, s.opts.Path)
+				}
+				return s.create(tx)
 			}
-			return s.create(tx)
-		}
-		if err := s.migrate(tx); err != nil {
+			return s.migrate(tx)
+		})
+		if err != nil {
 			return err
 		}
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: %s lacks bucket %q", ErrNotAStore, s.opts.Path, name)
+			}
+		}
+		meta := tx.Bucket(bMeta)
 		id := string(meta.Get(kGatewayID))
 		if s.opts.GatewayID != "" && s.opts.GatewayID != id {
 			return fmt.Errorf("%w: the store at %s belongs to gateway %q, the configuration says %q", ErrGatewayMismatch, s.opts.Path, id, s.opts.GatewayID)
 		}
 		s.gatewayID = id
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return s.db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bMeta)
 		s.lastSeq.Store(getUint(meta, kLastSeq))
 		s.count.Store(int64(getUint(meta, kCount)))
+		s.repairFrom.Store(getUint(meta, kRepairFrom))
 		return s.series.load(tx)
 	})
 }
@@ -189,13 +277,21 @@ func (s *Store) Path() string { return s.opts.Path }
 func (s *Store) view(fn func(*bolt.Tx) error) error {
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
+	if s.closed != nil {
+		return s.closed
+	}
 	return s.db.View(fn)
 }
 
 // update runs fn in a write transaction, committed and fsync'd on return.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.writeMu.RLock()
+	defer s.writeMu.RUnlock()
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
+	if s.closed != nil {
+		return s.closed
+	}
 	return s.db.Update(fn)
 }
 
@@ -209,17 +305,28 @@ func (s *Store) Check() error {
 	})
 }
 
-// Close stops accepting writes, commits everything already queued, stops the
-// maintenance loop and closes the file. It is safe to call more than once.
+// Close stops accepting writes, writes and syncs everything already
+// queued, checkpoints the head into bbolt (so the next Open has no log to
+// replay), stops the maintainer and closes the files. It is safe to call
+// more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.maintStop)
 		<-s.maintDone
 		err := s.c.close()
+		if cerr := s.checkpoint(); cerr != nil {
+			s.log.Warn("store: final checkpoint failed; the log keeps the readings", "err", cerr)
+		}
+		err = errors.Join(err, s.wal.Close())
 		s.dbMu.Lock()
 		defer s.dbMu.Unlock()
-		s.closed = true
-		s.closeErr = errors.Join(err, s.db.Close())
+		if s.closed == nil {
+			err = errors.Join(err, s.db.Close())
+		} else {
+			err = errors.Join(err, s.closed) // closed earlier by a failure
+		}
+		s.closed = ErrClosed
+		s.closeErr = err
 	})
 	return s.closeErr
 }

@@ -1,15 +1,9 @@
 package store
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
-	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // walkChunk is how many index entries one read transaction visits during a
@@ -35,34 +29,28 @@ func (s *Store) Summarize(q Query, step time.Duration) ([]Summary, error) {
 	if step <= 0 {
 		step = time.Hour
 	}
-	sid, ok := s.series.lookup(SeriesKey{q.Source, q.Quantity})
-	if !ok {
-		return nil, nil
-	}
 	var out []Summary
 	var sum float64
 	width := int64(step)
 	cur := (*Summary)(nil)
 	curStart := int64(math.MinInt64)
-	err := s.walkIndex(sid, q.From, q.To, nil, func(_ *bolt.Tx, k, v []byte) error {
-		ns := int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63))
-		start := ns - ((ns%width)+width)%width // floor, also before 1970
-		val := math.Float64frombits(binary.BigEndian.Uint64(v))
+	err := s.walk(q, nil, func(e entry) error {
+		start := e.t - ((e.t%width)+width)%width // floor, also before 1970
 		if start != curStart {
 			if cur != nil {
 				cur.Avg = sum / float64(cur.Count)
 			}
-			out = append(out, Summary{Start: time.Unix(0, start).UTC(), Min: val, Max: val})
+			out = append(out, Summary{Start: time.Unix(0, start).UTC(), Min: e.v, Max: e.v})
 			cur, curStart, sum = &out[len(out)-1], start, 0
 		}
 		cur.Count++
-		sum += val
-		if val < cur.Min {
-			cur.Min = val
-		} else if val > cur.Max {
-			cur.Max = val
+		sum += e.v
+		if e.v < cur.Min {
+			cur.Min = e.v
+		} else if e.v > cur.Max {
+			cur.Max = e.v
 		}
-		if len(v) > 8 && Clock(v[8]) == ClockUnsynced {
+		if e.clock == ClockUnsynced {
 			cur.Unsynced++
 		}
 		return nil
@@ -74,13 +62,9 @@ func (s *Store) Summarize(q Query, step time.Duration) ([]Summary, error) {
 }
 
 // Walk calls fn with every reading q's range selects, oldest first, reading
-// the store in short transactions. fn runs outside any transaction. Offset
+// the store in short snapshots. fn runs outside any transaction. Offset
 // and Limit are honoured; an error from fn stops the walk and is returned.
 func (s *Store) Walk(q Query, fn func(Reading) error) error {
-	sid, ok := s.series.lookup(SeriesKey{q.Source, q.Quantity})
-	if !ok {
-		return nil
-	}
 	skip, n := q.Offset, 0
 	var buf []Reading
 	flush := func() error {
@@ -92,7 +76,7 @@ func (s *Store) Walk(q Query, fn func(Reading) error) error {
 		buf = buf[:0]
 		return nil
 	}
-	return s.walkIndex(sid, q.From, q.To, flush, func(tx *bolt.Tx, k, _ []byte) error {
+	return s.walk(q, flush, func(e entry) error {
 		if skip > 0 {
 			skip--
 			return nil
@@ -101,8 +85,7 @@ func (s *Store) Walk(q Query, fn func(Reading) error) error {
 			return errStopWalk
 		}
 		n++
-		seq := binary.BigEndian.Uint64(k[12:])
-		r, err := s.decode(seq, tx.Bucket(bReadings).Get(seqKey(seq)))
+		r, err := e.get()
 		buf = append(buf, r)
 		return err
 	})
@@ -111,37 +94,23 @@ func (s *Store) Walk(q Query, fn func(Reading) error) error {
 // errStopWalk ends a walk early without an error.
 var errStopWalk = errors.New("stop walk")
 
-// walkIndex calls visit for every index entry of series sid in [from, to),
-// walkChunk entries per read transaction, and flush (if not nil) after each
-// transaction. visit runs inside the transaction; it may return errStopWalk.
-func (s *Store) walkIndex(sid uint32, from, to time.Time, flush func() error, visit func(tx *bolt.Tx, k, v []byte) error) error {
-	start := binary.BigEndian.AppendUint32(nil, sid)
-	if !from.IsZero() {
-		start = binary.BigEndian.AppendUint64(start, timeKey(from))
-	}
-	end := binary.BigEndian.AppendUint32(nil, sid+1)
-	if !to.IsZero() {
-		end = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(nil, sid), timeKey(to))
-	}
+// walk calls visit for every reading of q's series in [q.From, q.To), in
+// (time, seq) order, walkChunk readings per snapshot, and flush (if not
+// nil) after each snapshot. visit runs inside the snapshot; it may return
+// errStopWalk.
+func (s *Store) walk(q Query, flush func() error, visit func(entry) error) error {
+	pos := scanFrom(q.From)
 	for {
-		seen, stop := 0, false
-		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bIndex).Cursor()
-			for k, v := c.Seek(start); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+		seen, stop := 0, true
+		err := s.read(func(sn *snapshot) error {
+			return sn.scan(q.key(), pos, q.To, func(e entry) (bool, error) {
 				if seen == walkChunk {
-					start = slices.Clone(k)
-					return nil
-				}
-				if len(k) != 20 {
-					return fmt.Errorf("store: index key of %d bytes is corrupt", len(k))
+					pos, stop = scanPos{t: e.t, seq: e.seq}, false
+					return false, nil
 				}
 				seen++
-				if err := visit(tx, k, v); err != nil {
-					return err
-				}
-			}
-			stop = true
-			return nil
+				return true, visit(e)
+			})
 		})
 		if errors.Is(err, errStopWalk) {
 			stop, err = true, nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -110,5 +111,21 @@ func BenchmarkSummarize(b *testing.B) {
 		if err != nil || len(sums) != 1000 {
 			b.Fatalf("%d summaries, %v", len(sums), err)
 		}
+	}
+}
+
+// TestOnCommitRunsAfterWaitersAreAnswered: the live stream hangs off
+// OnCommit; a slow subscriber must not hold back an acknowledgement.
+func TestOnCommitRunsAfterWaitersAreAnswered(t *testing.T) {
+	gate := make(chan struct{})
+	s := mustOpen(t, Options{OnCommit: func([]Reading, time.Duration) { <-gate }})
+	t.Cleanup(func() { close(gate) }) // runs before the store's Close
+	done := make(chan error, 1)
+	go func() { done <- s.Append(context.Background(), reading("a", "temperature", 0, 1)) }()
+	select {
+	case err := <-done:
+		mustDo(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Append waited for OnCommit")
 	}
 }

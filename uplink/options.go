@@ -17,7 +17,7 @@ type Store interface {
 	GatewayID() string
 	Outbox() (store.OutboxState, error)
 	ReadingsAfter(after uint64, limit int) ([]store.Reading, error)
-	RecordBatch(first, last uint64) error
+	FormBatch(from, to uint64, lim store.BatchLimits) (store.Batch, []store.Reading, uint64, error)
 	SplitBatch(first, mid uint64) error
 	AckBatch(first uint64) error
 	DeadLetterBatch(first uint64, status int, reason string) error

@@ -3,7 +3,7 @@ package uplink
 import (
 	"context"
 	"fmt"
-	"slices"
+	"math"
 	"time"
 
 	"fieldgate/store"
@@ -129,35 +129,24 @@ func (s *Sender) start(ctx context.Context) {
 }
 
 // next picks the next job: a recorded batch, else live readings, else the
-// backlog if its rate allows. It records a new batch's bounds first. Neither
-// lane reaches readings held for clock repair.
+// backlog if its rate allows. The store forms and records a new batch in
+// one transaction, around the batches already recorded and short of
+// readings held for clock repair.
 func (s *Sender) next() (*job, error) {
 	if len(s.resend) > 0 {
 		j := s.resend[0]
 		s.resend = s.resend[1:]
 		return j, nil
 	}
-	ob, err := s.st.Outbox()
-	if err != nil {
-		return nil, err
+	j, next, err := s.form(s.liveNext, math.MaxUint64)
+	s.liveNext = next
+	if j != nil || err != nil {
+		return j, err
 	}
-	covered := coveredSpans(ob)
-	last, boundary := ob.LastSeq, s.boundary
-	if ob.HoldFrom > 0 { // readings from there on wait for the clock to sync
-		last, boundary = min(last, ob.HoldFrom-1), min(boundary, ob.HoldFrom-1)
-	}
-	if s.liveNext <= last {
-		j, next, err := s.form(s.liveNext, last, covered)
-		s.liveNext = next
-		if j != nil || err != nil {
-			return j, err
-		}
-	}
-	if s.backlogNext > boundary || s.o.Now().Before(s.backlogAt) {
+	if s.backlogNext > s.boundary || s.o.Now().Before(s.backlogAt) {
 		return nil, nil
 	}
-	j, next, err := s.form(max(s.backlogNext, ob.Acked+1), boundary, covered)
-	s.backlogNext = next
+	j, s.backlogNext, err = s.form(s.backlogNext, s.boundary)
 	if j != nil && s.limiter != nil {
 		r := s.limiter.ReserveN(s.o.Now(), j.count)
 		s.backlogAt = s.o.Now().Add(r.Delay())
@@ -165,77 +154,19 @@ func (s *Sender) next() (*job, error) {
 	return j, err
 }
 
-// span is an inclusive seq range.
-type span struct{ first, last uint64 }
-
-// coveredSpans are the ranges already in a batch (recorded or dead letter),
-// in order: new batches go around them.
-func coveredSpans(ob store.OutboxState) []span {
-	out := make([]span, 0, len(ob.Batches)+len(ob.DeadLetters))
-	for _, b := range ob.Batches {
-		out = append(out, span{b.First, b.Last})
+// form forms and records a batch from the readings in [next, limit] and
+// returns it (nil if there is nothing to send) with the new value of next.
+func (s *Sender) form(next, limit uint64) (*job, uint64, error) {
+	b, rs, after, err := s.st.FormBatch(next, limit, store.BatchLimits{
+		MaxReadings: s.o.MaxReadings, MaxBytes: s.o.MaxBytes, Size: readingJSONSize})
+	if err != nil || len(rs) == 0 {
+		return nil, after, err
 	}
-	for _, d := range ob.DeadLetters {
-		out = append(out, span{d.First, d.Last})
+	j := &job{first: b.First, last: b.Last}
+	if err := s.encode(j, rs); err != nil {
+		return nil, after, err
 	}
-	slices.SortFunc(out, func(a, b span) int {
-		switch {
-		case a.first < b.first:
-			return -1
-		case a.first > b.first:
-			return 1
-		}
-		return 0
-	})
-	return out
-}
-
-// form builds and records a batch from the readings in [next, limit] that
-// no recorded batch covers. It returns the new value of next.
-func (s *Sender) form(next, limit uint64, covered []span) (*job, uint64, error) {
-	for next <= limit {
-		hi := limit
-		for _, c := range covered {
-			if c.first <= next && next <= c.last {
-				next = c.last + 1
-			} else if c.first > next && c.first-1 < hi {
-				hi = c.first - 1
-			}
-		}
-		if next > hi {
-			continue
-		}
-		rs, err := s.st.ReadingsAfter(next-1, s.o.MaxReadings)
-		if err != nil {
-			return nil, next, err
-		}
-		n, size := 0, 0
-		for n < len(rs) && rs[n].Seq <= hi {
-			size += readingJSONSize(&rs[n])
-			if n > 0 && size > s.o.MaxBytes {
-				break
-			}
-			n++
-		}
-		if n == 0 {
-			if len(rs) == 0 {
-				return nil, next, nil // nothing stored past next yet
-			}
-			next = hi + 1 // [next, hi] holds no readings (deleted)
-			continue
-		}
-		rs = rs[:n]
-		first, last := rs[0].Seq, rs[n-1].Seq
-		if err := s.st.RecordBatch(first, last); err != nil {
-			return nil, last + 1, fmt.Errorf("record batch %d-%d: %w", first, last, err)
-		}
-		j := &job{first: first, last: last}
-		if err := s.encode(j, rs); err != nil {
-			return nil, last + 1, err
-		}
-		return j, last + 1, nil
-	}
-	return nil, next, nil
+	return j, after, nil
 }
 
 func (s *Sender) encode(j *job, rs []store.Reading) error {

@@ -256,8 +256,8 @@ func TestRestartResendsRecordedBatchesIdentically(t *testing.T) {
 	st := testStore(t, 500)
 	// A previous run recorded two batches and crashed before sending them.
 	for _, b := range [][2]uint64{{1, 100}, {101, 250}} {
-		if err := st.RecordBatch(b[0], b[1]); err != nil {
-			t.Fatal(err)
+		if got, _, _, err := st.FormBatch(b[0], b[1], store.BatchLimits{}); err != nil || got.First != b[0] || got.Last != b[1] {
+			t.Fatalf("FormBatch(%d, %d) = %+v, %v", b[0], b[1], got, err)
 		}
 	}
 	var mu sync.Mutex
@@ -295,5 +295,48 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDrainCrossesReadingsDroppedInFlight is the long-offline gateway with
+// a full disk: while the first batch is in flight, drop_oldest deletes the
+// readings after it. Every surviving reading must still reach the cloud
+// and the cursor must pass the gap, or retention stops for good.
+func TestDrainCrossesReadingsDroppedInFlight(t *testing.T) {
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "fieldgate.db"), GatewayID: "fg-test",
+		MaxBytes: 1 << 20, FullPolicy: store.FullDropOldest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	appendN(t, st, 300, 0)
+	sk := sink.New("secret")
+	release, first := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(first); <-release }) // the first batch hangs in flight
+		sk.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { released.Do(func() { close(release) }) })
+	o := fastOptions(srv.URL)
+	o.InFlight = 1
+	running(t, st, o)
+	<-first
+	appendN(t, st, 40000, 300) // about 4 MiB into a 1 MiB cap: the oldest unsent go
+	d, err := st.Dropped()
+	if err != nil || d["full_drop_oldest"] == 0 {
+		t.Fatalf("nothing dropped (%v, %v): the test did not fill the store", d, err)
+	}
+	released.Do(func() { close(release) })
+	drained(t, st, 30*time.Second)
+	exactlyOnce(t, st, sk)
+	ob, err := st.Outbox()
+	if err != nil || ob.Unsent != 0 {
+		t.Errorf("outbox %+v, %v: want nothing unsent", ob, err)
 	}
 }

@@ -2,8 +2,6 @@ package uplink
 
 import (
 	"strconv"
-
-	"fieldgate/store"
 	"sync"
 	"time"
 )
@@ -127,14 +125,7 @@ func (t *tracker) status(st Store) Status {
 		s.LastError = "reading the outbox: " + err.Error()
 		return s
 	}
-	// Unacknowledged: past the cursor, less batches acknowledged ahead of it
-	// and dead letters it has not reached yet.
-	s.Backlog = ob.LastSeq - ob.Acked
-	for _, sp := range coveredSpans(ob) {
-		if sp.first > ob.Acked && !unackedBatch(ob, sp) {
-			s.Backlog -= min(sp.last-sp.first+1, s.Backlog)
-		}
-	}
+	s.Backlog = ob.Unsent
 	if rs, err := st.ReadingsAfter(ob.Acked, 1); err == nil && len(rs) > 0 {
 		s.OldestUnsent = rs[0].Time
 	}
@@ -142,16 +133,4 @@ func (t *tracker) status(st Store) Status {
 		s.EstimatedDrain = time.Duration(float64(s.Backlog) / s.DrainRate * float64(time.Second))
 	}
 	return s
-}
-
-// unackedBatch reports whether sp is a recorded batch still waiting for
-// its acknowledgement (it counts as backlog); dead letters and acknowledged
-// batches do not.
-func unackedBatch(ob store.OutboxState, sp span) bool {
-	for _, b := range ob.Batches {
-		if b.First == sp.first {
-			return !b.Acked
-		}
-	}
-	return false
 }

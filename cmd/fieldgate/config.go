@@ -51,10 +51,20 @@ type LogConfig struct {
 // StoreConfig tunes the store; see store.Options for the meaning of each.
 type StoreConfig struct {
 	CommitInterval Duration        `yaml:"commit_interval"`
+	SyncWindow     Duration        `yaml:"sync_window"`
+	Head           HeadConfig      `yaml:"head"`
 	MaxSize        ByteSize        `yaml:"max_size"`
 	FullPolicy     string          `yaml:"full_policy"`
 	Retention      RetentionConfig `yaml:"retention"`
 	CompactRatio   float64         `yaml:"compact_ratio"`
+}
+
+// HeadConfig bounds the readings held in the log and in memory before a
+// checkpoint moves them into the store file.
+type HeadConfig struct {
+	MaxReadings int      `yaml:"max_readings"`
+	MaxBytes    ByteSize `yaml:"max_bytes"`
+	MaxAge      Duration `yaml:"max_age"`
 }
 
 // RetentionConfig bounds how long uploaded readings are kept.
@@ -74,11 +84,13 @@ func defaultConfig(getenv func(string) string) Config {
 		DataDir: dataDir,
 		Log:     LogConfig{Level: "info", StatusInterval: Duration(time.Minute)},
 		Store: StoreConfig{
-			CommitInterval: Duration(time.Second),
-			MaxSize:        store.DefaultMaxBytes,
-			FullPolicy:     string(store.FullDropOldest),
-			Retention:      RetentionConfig{MaxAge: Duration(30 * 24 * time.Hour)},
-			CompactRatio:   2,
+			CommitInterval: Duration(store.DefaultCommitInterval),
+			Head: HeadConfig{MaxReadings: store.DefaultHeadMaxReadings, MaxBytes: store.DefaultHeadMaxBytes,
+				MaxAge: Duration(store.DefaultCheckpointInterval)},
+			MaxSize:      store.DefaultMaxBytes,
+			FullPolicy:   string(store.FullDropOldest),
+			Retention:    RetentionConfig{MaxAge: Duration(30 * 24 * time.Hour)},
+			CompactRatio: 2,
 		},
 		MQTT:            defaultMQTT(),
 		Uplink:          defaultUplink(),
@@ -140,6 +152,18 @@ func (c *Config) validate(h host) []fieldError {
 	if d := time.Duration(st.CommitInterval); d < time.Millisecond || d > time.Minute {
 		add("store.commit_interval", "%s: want between 1ms and 1m (it bounds what a crash may lose)", d)
 	}
+	if d := time.Duration(st.SyncWindow); d < 0 || d > store.MaxSyncWindow {
+		add("store.sync_window", "%s: want between 0 (sync as soon as a reading waits) and %s", d, store.MaxSyncWindow)
+	}
+	if n := st.Head.MaxReadings; n < 1000 || n > 10_000_000 {
+		add("store.head.max_readings", "%d: want between 1000 and 10000000 (each costs about 80 bytes of memory)", n)
+	}
+	if b := st.Head.MaxBytes; b < 1<<20 || b > 1<<30 {
+		add("store.head.max_bytes", "%s: want between 1MiB and 1GiB", b)
+	}
+	if d := time.Duration(st.Head.MaxAge); d < 10*time.Second || d > 24*time.Hour {
+		add("store.head.max_age", "%s: want between 10s and 24h", d)
+	}
 	switch {
 	case st.MaxSize < 1<<20:
 		add("store.max_size", "%s: want at least 1MiB", st.MaxSize)
@@ -172,14 +196,18 @@ func (c *Config) validate(h host) []fieldError {
 // storeOptions maps the configuration onto the store's options.
 func (c *Config) storeOptions() store.Options {
 	return store.Options{
-		Path:           filepath.Join(c.DataDir, "fieldgate.db"),
-		GatewayID:      c.Gateway.ID,
-		CommitInterval: time.Duration(c.Store.CommitInterval),
-		MaxBytes:       int64(c.Store.MaxSize),
-		FullPolicy:     store.FullPolicy(c.Store.FullPolicy),
-		RetainAge:      time.Duration(c.Store.Retention.MaxAge),
-		RetainBytes:    int64(c.Store.Retention.MaxSize),
-		CompactRatio:   c.Store.CompactRatio,
+		Path:               filepath.Join(c.DataDir, "fieldgate.db"),
+		GatewayID:          c.Gateway.ID,
+		CommitInterval:     time.Duration(c.Store.CommitInterval),
+		SyncWindow:         time.Duration(c.Store.SyncWindow),
+		HeadMaxReadings:    c.Store.Head.MaxReadings,
+		HeadMaxBytes:       int64(c.Store.Head.MaxBytes),
+		CheckpointInterval: time.Duration(c.Store.Head.MaxAge),
+		MaxBytes:           int64(c.Store.MaxSize),
+		FullPolicy:         store.FullPolicy(c.Store.FullPolicy),
+		RetainAge:          time.Duration(c.Store.Retention.MaxAge),
+		RetainBytes:        int64(c.Store.Retention.MaxSize),
+		CompactRatio:       c.Store.CompactRatio,
 		// Without an uplink nothing is ever acknowledged: retention then
 		// treats every reading as delivered.
 		LocalOnly: c.Uplink.URL == "",

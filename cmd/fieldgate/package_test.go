@@ -29,9 +29,11 @@ func TestDebianPackages(t *testing.T) {
 	}
 	out := t.TempDir()
 	cmd := exec.Command("bash", "../../deploy/package.sh", out, "armhf", "arm64", "amd64")
-	built, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	built, err := cmd.Output() // the packages' paths; go's downloads and the tools' chatter go to stderr
 	if err != nil {
-		t.Fatalf("deploy/package.sh: %v\n%s", err, built)
+		t.Fatalf("deploy/package.sh: %v\n%s%s", err, built, stderr.String())
 	}
 	debs := strings.Fields(string(built))
 	if len(debs) != 3 {

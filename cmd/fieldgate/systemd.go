@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,11 +27,12 @@ func notify(log *slog.Logger, state string) {
 // listener accepts connections.
 func healthCheck(st *store.Store, mq *broker.Broker, api *apiServer) func(context.Context) error {
 	return func(ctx context.Context) error {
-		// A committer that answers but cannot commit (disk full) is healthy
+		// A committer that answers but cannot write (disk full) is healthy
 		// as a process: a restart would not free space, and would lose the
-		// readings it carries in memory. Only one that does not answer is.
-		if err := st.Ping(ctx); err != nil && ctx.Err() != nil {
-			return fmt.Errorf("store: the committer does not answer: %w", err)
+		// readings it carries in memory. One that does not answer is not,
+		// nor a store whose file a failure closed: a restart reopens it.
+		if err := st.Ping(ctx); err != nil && (ctx.Err() != nil || errors.Is(err, store.ErrClosed)) {
+			return fmt.Errorf("store: %w", err)
 		}
 		if mq != nil && mq.Addr("tcp") != "" {
 			var d net.Dialer

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// estBytesPerReading is a conservative estimate of the bytes one reading
+// takes in the log and then in bbolt (record, index entry, B+tree
+// overhead), used to decide before a write whether it fits under the cap.
+const estBytesPerReading = 96
+
+// ckptState is what the maintainer and Stats know of checkpoints.
+type ckptState struct {
+	mu      sync.Mutex
+	count   uint64
+	last    time.Time
+	err     error
+	errAt   time.Time
+	retryAt time.Time
+}
+
+// checkpoint moves the head into bbolt in transactions of at most MaxBatch
+// readings, dropping each chunk from the head once it is committed, then
+// releases the log segments that held only checkpointed readings.
+func (s *Store) checkpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	moved := 0
+	for {
+		rs := s.headChunk(s.opts.MaxBatch)
+		if len(rs) == 0 {
+			break
+		}
+		if err := s.checkpointChunk(rs); err != nil {
+			s.noteCheckpoint(err)
+			return err
+		}
+		s.head.dropThrough(rs[len(rs)-1].Seq, s.opts.Now())
+		moved += len(rs)
+	}
+	var ckpt uint64
+	if err := s.view(func(tx *bolt.Tx) error { ckpt = getUint(tx.Bucket(bMeta), kLastSeq); return nil }); err != nil {
+		return err
+	}
+	if err := s.wal.Release(ckpt); err != nil {
+		s.log.Warn("store: releasing log segments", "err", err)
+	}
+	s.refreshUsed()
+	if moved > 0 {
+		s.noteCheckpoint(nil)
+	}
+	return nil
+}
+
+// headChunk copies up to n of the head's oldest readings.
+func (s *Store) headChunk(n int) []Reading {
+	s.head.mu.RLock()
+	defer s.head.mu.RUnlock()
+	es := s.head.rs[:min(n, len(s.head.rs))]
+	out := make([]Reading, len(es))
+	for i := range es {
+		out[i] = es[i].reading()
+	}
+	return out
+}
+
+// checkpointChunk writes rs into bbolt in one transaction and moves the
+// checkpoint to the last of them.
+func (s *Store) checkpointChunk(rs []Reading) error {
+	st := s.series.begin()
+	var persisted map[string]uint64
+	err := s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		readings := tx.Bucket(bReadings)
+		readings.FillPercent = 0.95 // keys only ever grow: pack pages full
+		index := tx.Bucket(bIndex)
+		pending := tx.Bucket(bClockRepair)
+		ckpt := getUint(meta, kLastSeq)
+		n := uint64(0)
+		for i := range rs {
+			r := &rs[i]
+			if r.Seq <= ckpt {
+				continue // a chunk retried after a commit it did not hear of
+			}
+			sid, err := st.id(tx, SeriesKey{r.Source, r.Quantity})
+			if err != nil {
+				return err
+			}
+			if err := readings.Put(seqKey(r.Seq), encodeReading(nil, sid, r)); err != nil {
+				return err
+			}
+			if err := index.Put(indexKey(sid, r.Time, r.Seq), indexValue(r)); err != nil {
+				return err
+			}
+			if s.repairable(r) {
+				if err := pending.Put(seqKey(r.Seq), seqKey(uint64(r.Mono))); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		if err := putUint(meta, kLastSeq, max(ckpt, rs[len(rs)-1].Seq)); err != nil {
+			return err
+		}
+		if err := putUint(meta, kCount, getUint(meta, kCount)+n); err != nil {
+			return err
+		}
+		var err error
+		persisted, err = s.c.drops.persist(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: checkpoint %d readings: %w", len(rs), err)
+	}
+	st.publish()
+	s.c.drops.forget(persisted)
+	return nil
+}
+
+// noteCheckpoint records how the last checkpoint went; a failure is logged
+// once while they keep failing and retried after a backoff.
+func (s *Store) noteCheckpoint(err error) {
+	s.ckpt.mu.Lock()
+	defer s.ckpt.mu.Unlock()
+	now := s.opts.Now()
+	if err == nil {
+		if s.ckpt.err != nil {
+			s.log.Info("store: checkpoints succeed again", "failing_for", now.Sub(s.ckpt.errAt).Round(time.Second))
+		}
+		s.ckpt.count++
+		s.ckpt.last, s.ckpt.err, s.ckpt.retryAt = now, nil, time.Time{}
+		return
+	}
+	if s.ckpt.err == nil {
+		s.log.Error("store: checkpoint failed; readings stay in the log and the head", "err", err)
+		s.ckpt.errAt = now
+	}
+	wait := time.Second
+	if prev := s.ckpt.retryAt.Sub(s.ckpt.errAt); s.ckpt.err != nil && prev > 0 {
+		wait = min(2*prev, 30*time.Second)
+	}
+	s.ckpt.err, s.ckpt.retryAt = err, now.Add(wait)
+}
+
+// checkpointDue reports whether the head has reached one of its bounds.
+func (s *Store) checkpointDue(now time.Time) bool {
+	h := s.head.stats()
+	if h.readings == 0 {
+		return false
+	}
+	s.ckpt.mu.Lock()
+	retryAt := s.ckpt.retryAt
+	s.ckpt.mu.Unlock()
+	if now.Before(retryAt) {
+		return false
+	}
+	return h.readings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes >= s.opts.HeadMaxBytes ||
+		!now.Before(h.since.Add(s.opts.CheckpointInterval))
+}
+
+// admit is called by the committer before it writes n readings. If they
+// would take the store over its cap it makes room first, as the full policy
+// says — work on the ingest path, but only on a full store. It reports why
+// the readings must be refused, or nil: the store is full under reject_new,
+// or checkpoints have failed for so long that the head reached twice its
+// bounds.
+func (s *Store) admit(n int) error {
+	need := int64(n) * estBytesPerReading
+	if s.overCap(need) {
+		if err := s.makeRoom(need); err != nil {
+			s.log.Error("store: making room failed", "err", err)
+		}
+	}
+	if s.full.Load() && s.opts.FullPolicy == FullRejectNew {
+		return fmt.Errorf("%w: the %s cap is reached and nothing uploaded is left to delete", ErrFull, fmtSize(s.opts.MaxBytes))
+	}
+	h := s.head.stats()
+	if h.readings >= 2*s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes >= 2*s.opts.HeadMaxBytes {
+		s.ckpt.mu.Lock()
+		err := s.ckpt.err
+		s.ckpt.mu.Unlock()
+		return fmt.Errorf("%w (%d readings wait in memory): %v", ErrBehind, h.readings, err)
+	}
+	return nil
+}
+
+// headGrew is called after every sync: it wakes the maintainer when the
+// head reached a bound.
+func (s *Store) headGrew() {
+	h := s.head.stats()
+	if h.readings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes >= s.opts.HeadMaxBytes {
+		s.poke()
+	}
+}
+
+// poke wakes the maintainer.
+func (s *Store) poke() {
+	select {
+	case s.maint <- struct{}{}:
+	default:
+	}
+}

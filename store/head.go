@@ -1,0 +1,203 @@
+package store
+
+import (
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// head holds the readings that are durable in the log but not yet
+// checkpointed into bbolt, indexed like bbolt's buckets: by seq, and per
+// series by (time, seq). Readers hold mu shared for the span of one
+// snapshot; the committer takes it exclusively to add a synced group, the
+// checkpointer to drop what reached bbolt.
+type head struct {
+	mu      sync.RWMutex
+	rs      []headEntry // by seq, ascending
+	series  map[SeriesKey]*headSeries
+	strs    map[string]string // interned sources, quantities and units
+	pending []uint64          // seqs waiting for clock repair, ascending
+	since   time.Time         // when the oldest reading entered
+}
+
+// headEntry is one reading of the head.
+type headEntry struct {
+	seq   uint64
+	t     int64 // ns since the epoch
+	v     float64
+	mono  time.Duration
+	ser   *headSeries
+	unit  string
+	clock Clock
+}
+
+// headSeries lists one series' readings in the head by (time, seq).
+type headSeries struct {
+	key  SeriesKey
+	seqs []uint64
+}
+
+// headEntryBytes approximates the memory one reading costs in the head.
+const headEntryBytes = 80
+
+func newHead() *head {
+	return &head{series: map[SeriesKey]*headSeries{}, strs: map[string]string{}}
+}
+
+// intern returns the head's copy of b as a string. h.mu is held
+// exclusively (or the head is not shared yet).
+func (h *head) intern(b []byte) string {
+	if s, ok := h.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	h.strs[s] = s
+	return s
+}
+
+// insert adds rs, whose seqs follow the head's last, and notes which wait
+// for clock repair.
+func (h *head) insert(rs []Reading, now time.Time, repairable func(*Reading) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.insertLocked(rs, now, repairable)
+}
+
+func (h *head) insertLocked(rs []Reading, now time.Time, repairable func(*Reading) bool) {
+	if len(h.rs) == 0 && len(rs) > 0 {
+		h.since = now
+	}
+	for i := range rs {
+		r := &rs[i]
+		key := SeriesKey{h.internString(r.Source), h.internString(r.Quantity)}
+		ser := h.series[key]
+		if ser == nil {
+			ser = &headSeries{key: key}
+			h.series[key] = ser
+		}
+		e := headEntry{seq: r.Seq, t: r.Time.UnixNano(), v: r.Value, mono: r.Mono, ser: ser, unit: h.internString(r.Unit), clock: r.Clock}
+		h.rs = append(h.rs, e)
+		n := len(ser.seqs)
+		if n == 0 || !h.less(e.t, e.seq, ser.seqs[n-1]) {
+			ser.seqs = append(ser.seqs, e.seq)
+		} else { // an older time than the series' newest: keep the order
+			at := sort.Search(n, func(j int) bool { return h.less(e.t, e.seq, ser.seqs[j]) })
+			ser.seqs = slices.Insert(ser.seqs, at, e.seq)
+		}
+		if repairable(r) {
+			h.pending = append(h.pending, r.Seq)
+		}
+	}
+}
+
+func (h *head) internString(s string) string {
+	if v, ok := h.strs[s]; ok {
+		return v
+	}
+	h.strs[s] = s
+	return s
+}
+
+// less reports whether (t, seq) sorts before the entry of other.
+func (h *head) less(t int64, seq, other uint64) bool {
+	o := h.at(other)
+	return t < o.t || (t == o.t && seq < o.seq)
+}
+
+// index returns the position of the first entry with a seq ≥ seq.
+func (h *head) index(seq uint64) int {
+	if len(h.rs) == 0 {
+		return 0
+	}
+	if first := h.rs[0].seq; seq >= first && seq-first < uint64(len(h.rs)) && h.rs[seq-first].seq == seq {
+		return int(seq - first) // dense: the usual case
+	}
+	return sort.Search(len(h.rs), func(i int) bool { return h.rs[i].seq >= seq })
+}
+
+// at returns the entry with the given seq, which must be in the head.
+func (h *head) at(seq uint64) *headEntry { return &h.rs[h.index(seq)] }
+
+// find returns the entry with seq, if the head has it.
+func (h *head) find(seq uint64) (*headEntry, bool) {
+	i := h.index(seq)
+	if i < len(h.rs) && h.rs[i].seq == seq {
+		return &h.rs[i], true
+	}
+	return nil, false
+}
+
+// reading returns e as a Reading.
+func (e *headEntry) reading() Reading {
+	return Reading{Seq: e.seq, Source: e.ser.key.Source, Quantity: e.ser.key.Quantity, Value: e.v,
+		Unit: e.unit, Time: time.Unix(0, e.t).UTC(), Clock: e.clock, Mono: e.mono}
+}
+
+// span returns the part of key's (time, seq) list that falls in [from, to)
+// (zero times are unbounded).
+func (h *head) span(key SeriesKey, from, to time.Time) []uint64 {
+	ser := h.series[key]
+	if ser == nil {
+		return nil
+	}
+	lo, hi := 0, len(ser.seqs)
+	if !from.IsZero() {
+		f := from.UnixNano()
+		lo = sort.Search(hi, func(j int) bool { return h.at(ser.seqs[j]).t >= f })
+	}
+	if !to.IsZero() {
+		t := to.UnixNano()
+		hi = lo + sort.Search(hi-lo, func(j int) bool { return h.at(ser.seqs[lo+j]).t >= t })
+	}
+	return ser.seqs[lo:hi]
+}
+
+// dropThrough removes the readings with a seq ≤ seq: a checkpoint put them
+// into bbolt.
+func (h *head) dropThrough(seq uint64, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := h.index(seq + 1)
+	if k == 0 {
+		return
+	}
+	rest := slices.Clone(h.rs[k:]) // release the dropped entries' memory
+	for key, ser := range h.series {
+		ser.seqs = slices.DeleteFunc(ser.seqs, func(s uint64) bool { return s <= seq })
+		if len(ser.seqs) == 0 {
+			delete(h.series, key)
+		}
+	}
+	h.pending = slices.DeleteFunc(h.pending, func(s uint64) bool { return s <= seq })
+	h.rs = rest
+	h.since = now
+	if len(h.rs) == 0 {
+		h.strs = map[string]string{}
+	}
+}
+
+// clearPending forgets which readings wait for clock repair.
+func (h *head) clearPending() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending = nil
+}
+
+// headStats is what the checkpointer and Stats need to know of the head.
+type headStats struct {
+	readings int
+	first    uint64 // 0 if empty
+	last     uint64
+	since    time.Time
+}
+
+func (h *head) stats() headStats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	st := headStats{readings: len(h.rs), since: h.since}
+	if len(h.rs) > 0 {
+		st.first, st.last = h.rs[0].seq, h.rs[len(h.rs)-1].seq
+	}
+	return st
+}

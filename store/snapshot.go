@@ -1,0 +1,252 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// snapshot is one consistent view of every reading: a bbolt transaction
+// and the head's readings past the checkpoint that transaction sees.
+// Readings up to ckpt are in bbolt, later ones in the head; a reading is in
+// exactly one of them, whatever a concurrent checkpoint is doing. Every read
+// of readings goes through it, so the head is merged in one place.
+type snapshot struct {
+	s    *Store
+	tx   *bolt.Tx
+	h    *head // h.mu is held shared while the snapshot is used
+	ckpt uint64
+}
+
+// read runs fn on a snapshot in a read transaction. The head is locked
+// before the transaction begins: a checkpoint that commits in between then
+// cannot drop from the head what this transaction does not see in bbolt.
+func (s *Store) read(fn func(*snapshot) error) error {
+	s.head.mu.RLock()
+	defer s.head.mu.RUnlock()
+	return s.view(func(tx *bolt.Tx) error {
+		return fn(&snapshot{s: s, tx: tx, h: s.head, ckpt: getUint(tx.Bucket(bMeta), kLastSeq)})
+	})
+}
+
+// change runs fn on a snapshot in a write transaction. No checkpoint can
+// commit while it runs (bbolt has one writer), so the head is locked only
+// while fn runs and is released before the commit's fsync.
+func (s *Store) change(fn func(*snapshot) error) error {
+	return s.update(func(tx *bolt.Tx) error {
+		s.head.mu.RLock()
+		defer s.head.mu.RUnlock()
+		return fn(&snapshot{s: s, tx: tx, h: s.head, ckpt: getUint(tx.Bucket(bMeta), kLastSeq)})
+	})
+}
+
+// lastSeq is the newest durable seq.
+func (sn *snapshot) lastSeq() uint64 {
+	if n := len(sn.h.rs); n > 0 && sn.h.rs[n-1].seq > sn.ckpt {
+		return sn.h.rs[n-1].seq
+	}
+	return sn.ckpt
+}
+
+// count is how many readings the store holds.
+func (sn *snapshot) count() uint64 {
+	return getUint(sn.tx.Bucket(bMeta), kCount) + uint64(len(sn.headFrom(sn.ckpt+1)))
+}
+
+// headFrom returns the head's entries with a seq ≥ seq past the checkpoint.
+func (sn *snapshot) headFrom(seq uint64) []headEntry {
+	return sn.h.rs[sn.h.index(max(seq, sn.ckpt+1)):]
+}
+
+// each calls fn with every reading whose seq is > after, in seq order,
+// until fn returns false or an error.
+func (sn *snapshot) each(after uint64, fn func(Reading) (bool, error)) error {
+	if after < sn.ckpt {
+		c := sn.tx.Bucket(bReadings).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if seq > sn.ckpt {
+				break
+			}
+			r, err := sn.s.decode(seq, v)
+			if err != nil {
+				return err
+			}
+			if more, err := fn(r); err != nil || !more {
+				return err
+			}
+		}
+	}
+	hs := sn.headFrom(after + 1)
+	for i := range hs {
+		e := &hs[i]
+		if more, err := fn(e.reading()); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// countRange counts the readings with a seq in [from, to].
+func (sn *snapshot) countRange(from, to uint64) int {
+	if to < from {
+		return 0
+	}
+	n := 0
+	if from <= sn.ckpt {
+		c := sn.tx.Bucket(bReadings).Cursor()
+		end := min(to, sn.ckpt)
+		for k, _ := c.Seek(seqKey(from)); k != nil && binary.BigEndian.Uint64(k) <= end; k, _ = c.Next() {
+			n++
+		}
+	}
+	rs := sn.headFrom(from)
+	return n + sort.Search(len(rs), func(i int) bool { return rs[i].seq > to })
+}
+
+// reading returns the reading with seq, if the store holds it.
+func (sn *snapshot) reading(seq uint64) (Reading, bool, error) {
+	if seq <= sn.ckpt {
+		v := sn.tx.Bucket(bReadings).Get(seqKey(seq))
+		if v == nil {
+			return Reading{}, false, nil
+		}
+		r, err := sn.s.decode(seq, v)
+		return r, err == nil, err
+	}
+	if e, ok := sn.h.find(seq); ok {
+		return e.reading(), true, nil
+	}
+	return Reading{}, false, nil
+}
+
+// entry is one reading as a series scan sees it: without its unit, which
+// only get fetches.
+type entry struct {
+	seq   uint64
+	t     int64 // ns since the epoch
+	v     float64
+	clock Clock
+	get   func() (Reading, error)
+}
+
+// scanPos is where a series scan starts: at (t, seq), inclusive.
+type scanPos struct {
+	t   int64
+	seq uint64
+}
+
+// scanFrom is the position of the first reading at or after from.
+func scanFrom(from time.Time) scanPos {
+	if from.IsZero() {
+		return scanPos{t: math.MinInt64}
+	}
+	return scanPos{t: from.UnixNano()}
+}
+
+// scan calls fn with key's readings from pos on and before to (zero: no
+// end), in (time, seq) order, merging bbolt's index with the head, until fn
+// returns false or an error.
+func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, fn func(entry) (bool, error)) error {
+	var bc *bolt.Cursor
+	var bk, bv, end []byte
+	if sid, ok := sn.s.series.lookup(key); ok {
+		end = binary.BigEndian.AppendUint32(nil, sid+1)
+		if !to.IsZero() {
+			end = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(nil, sid), timeKey(to))
+		}
+		start := binary.BigEndian.AppendUint32(nil, sid)
+		start = binary.BigEndian.AppendUint64(start, uint64(pos.t)^(1<<63))
+		start = binary.BigEndian.AppendUint64(start, pos.seq)
+		bc = sn.tx.Bucket(bIndex).Cursor()
+		bk, bv = bc.Seek(start)
+	}
+	var from time.Time
+	if pos.t != math.MinInt64 {
+		from = time.Unix(0, pos.t)
+	}
+	hs := sn.h.span(key, from, to)
+	readings := sn.tx.Bucket(bReadings)
+	for {
+		for len(hs) > 0 && (hs[0] <= sn.ckpt || sn.before(hs[0], pos)) {
+			hs = hs[1:]
+		}
+		haveB := bc != nil && bk != nil && bytes.Compare(bk, end) < 0
+		var e entry
+		switch {
+		case haveB && len(bk) != 20:
+			return fmt.Errorf("store: index key of %d bytes is corrupt", len(bk))
+		case haveB && (len(hs) == 0 || boltFirst(bk, sn.h.at(hs[0]))):
+			seq := binary.BigEndian.Uint64(bk[12:])
+			e = entry{seq: seq, t: int64(binary.BigEndian.Uint64(bk[4:12]) ^ (1 << 63)),
+				v: math.Float64frombits(binary.BigEndian.Uint64(bv))}
+			if len(bv) > 8 {
+				e.clock = Clock(bv[8])
+			}
+			e.get = func() (Reading, error) { return sn.s.decode(seq, readings.Get(seqKey(seq))) }
+			bk, bv = bc.Next()
+		case len(hs) > 0:
+			he := sn.h.at(hs[0])
+			e = entry{seq: he.seq, t: he.t, v: he.v, clock: he.clock, get: func() (Reading, error) { return he.reading(), nil }}
+			hs = hs[1:]
+		default:
+			return nil
+		}
+		if more, err := fn(e); err != nil || !more {
+			return err
+		}
+	}
+}
+
+// before reports whether the head entry seq sorts before pos.
+func (sn *snapshot) before(seq uint64, pos scanPos) bool {
+	e := sn.h.at(seq)
+	return e.t < pos.t || (e.t == pos.t && e.seq < pos.seq)
+}
+
+// boltFirst reports whether the index key k sorts before head entry e.
+func boltFirst(k []byte, e *headEntry) bool {
+	t := int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63))
+	return t < e.t || (t == e.t && binary.BigEndian.Uint64(k[12:]) < e.seq)
+}
+
+// latest returns key's newest reading by (time, seq).
+func (sn *snapshot) latest(key SeriesKey) (Reading, bool, error) {
+	var best *entry
+	if sid, ok := sn.s.series.lookup(key); ok {
+		c := sn.tx.Bucket(bIndex).Cursor()
+		prefix := binary.BigEndian.AppendUint32(nil, sid)
+		k, v := c.Seek(binary.BigEndian.AppendUint32(nil, sid+1))
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		if k != nil && bytes.HasPrefix(k, prefix) && len(k) == 20 {
+			seq := binary.BigEndian.Uint64(k[12:])
+			best = &entry{seq: seq, t: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)), v: math.Float64frombits(binary.BigEndian.Uint64(v)),
+				get: func() (Reading, error) { return sn.s.decode(seq, sn.tx.Bucket(bReadings).Get(seqKey(seq))) }}
+		}
+	}
+	if ser := sn.h.series[key]; ser != nil {
+		for i := len(ser.seqs) - 1; i >= 0; i-- {
+			if seq := ser.seqs[i]; seq > sn.ckpt {
+				he := sn.h.at(seq)
+				if best == nil || he.t > best.t || (he.t == best.t && he.seq > best.seq) {
+					best = &entry{seq: he.seq, get: func() (Reading, error) { return he.reading(), nil }}
+				}
+				break
+			}
+		}
+	}
+	if best == nil {
+		return Reading{}, false, nil
+	}
+	r, err := best.get()
+	return r, err == nil, err
+}
