@@ -19,6 +19,14 @@ import (
 	"fieldgate/store"
 )
 
+// Per-client sizes given to mochi: the outbound packets queued for one
+// client (more are dropped for QoS 0 and held in flight for QoS 1/2), and
+// its read and write buffers (larger packets are read and written through).
+const (
+	clientWritesPending = 128
+	clientBufferSize    = 512
+)
+
 // Store is what the broker needs of the store.
 type Store interface {
 	DeviceStore
@@ -156,7 +164,12 @@ func New(st Store, o Options) (*Broker, error) {
 	caps.TopicAliasMaximum = 0
 	caps.MaximumSessionExpiryInterval = 24 * 3600
 	caps.MaximumMessageExpiryInterval = 24 * 3600
-	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: o.Logger})
+	// Sized for sensor nodes, which publish small packets and subscribe to
+	// little: mochi's default queue of 8192 outbound packets and 2 KiB
+	// buffers cost ~70 KB for every idle client.
+	caps.MaximumClientWritesPending = clientWritesPending
+	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: o.Logger,
+		ClientNetReadBufferSize: clientBufferSize, ClientNetWriteBufferSize: clientBufferSize})
 	b.hook = &hook{b: b, ids: map[string]*identity{}, retained: map[string]bool{}}
 	if err := b.server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

@@ -63,7 +63,7 @@ func (s *Store) headChunk(n int) []Reading {
 	es := s.head.rs[:min(n, len(s.head.rs))]
 	out := make([]Reading, len(es))
 	for i := range es {
-		out[i] = es[i].reading()
+		out[i] = s.head.reading(&es[i])
 	}
 	return out
 }
@@ -78,6 +78,7 @@ func (s *Store) checkpointChunk(rs []Reading) error {
 		readings := tx.Bucket(bReadings)
 		readings.FillPercent = 0.95 // keys only ever grow: pack pages full
 		index := tx.Bucket(bIndex)
+		index.FillPercent = 0.9 // each series' keys grow at its own end
 		pending := tx.Bucket(bClockRepair)
 		ckpt := getUint(meta, kLastSeq)
 		n := uint64(0)
@@ -170,7 +171,7 @@ func (s *Store) checkpointDue(now time.Time) bool {
 // bounds.
 func (s *Store) admit(n int) error {
 	need := int64(n) * estBytesPerReading
-	if s.overCap(need) {
+	if s.full.Load() || s.overCap(need) {
 		if err := s.makeRoom(need); err != nil {
 			s.log.Error("store: making room failed", "err", err)
 		}
@@ -179,7 +180,8 @@ func (s *Store) admit(n int) error {
 		return fmt.Errorf("%w: the %s cap is reached and nothing uploaded is left to delete", ErrFull, fmtSize(s.opts.MaxBytes))
 	}
 	h := s.head.stats()
-	if h.readings >= 2*s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes >= 2*s.opts.HeadMaxBytes {
+	// Twice the bounds, written so that it cannot overflow on 32 bits.
+	if h.readings-s.opts.HeadMaxReadings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes-s.opts.HeadMaxBytes >= s.opts.HeadMaxBytes {
 		s.ckpt.mu.Lock()
 		err := s.ckpt.err
 		s.ckpt.mu.Unlock()

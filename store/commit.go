@@ -11,56 +11,129 @@ import (
 // a checkpoint succeeds.
 var ErrBehind = errors.New("store: checkpoints are failing and the in-memory head is full")
 
-// write gives the readings of batch (after any carried ones) sequence
-// numbers and writes them to the log. Waiters are answered when the sync
-// covering them ends; if the write fails they are answered now.
-func (c *committer) write(batch []*request) {
-	now := c.s.opts.Now()
-	var reqs []*request
+// lead commits as the leader: it waits out the sync window, takes what is
+// queued (up to MaxBatch readings), commits it, then hands the leadership
+// to the first caller still waiting in the queue, or gives it up.
+func (c *committer) lead() {
+	if w := c.s.opts.SyncWindow; w > 0 {
+		if d := c.syncStart.Add(w).Sub(c.s.opts.Now()); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	c.mu.Lock()
+	n, k := 0, 0
+	for k < len(c.queue) && (k == 0 || n+len(c.queue[k].rs) <= c.s.opts.MaxBatch) {
+		n += len(c.queue[k].rs)
+		k++
+	}
+	batch := c.queue[:k:k]
+	c.queue = c.queue[k:]
+	c.mu.Unlock()
+	for range batch {
+		<-c.slots
+	}
+	c.commit(batch)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.queue {
+		if r.ch != nil && !r.abandoned {
+			r.handed = true
+			r.ch <- signal{lead: true}
+			return
+		}
+	}
+	c.leading = false
+	c.idle.Broadcast()
+	if len(c.queue) > 0 || len(c.carry) > 0 {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// commit writes batch (after any carried readings) to the log and syncs
+// it; its readings enter the head, then its waiters are answered, then
+// OnCommit hears of them.
+func (c *committer) commit(batch []*request) {
+	var reqs, pings []*request
 	for _, r := range batch {
 		if len(r.rs) == 0 {
-			c.pings = append(c.pings, r)
-			continue
+			pings = append(pings, r)
+		} else {
+			reqs = append(reqs, r)
 		}
-		reqs = append(reqs, r)
 	}
 	if len(reqs) == 0 && len(c.carry) == 0 {
-		return
-	}
-	n := len(c.carry)
-	for _, r := range reqs {
-		n += len(r.rs)
-	}
-	if err := c.s.admit(n); err != nil {
-		c.refuse(reqs, err)
+		c.answer(pings, result{err: c.err()})
 		return
 	}
 	if len(c.carry) > 0 {
 		reqs = append([]*request{{rs: c.carry}}, reqs...)
+		c.carry = nil
+	}
+	if err := c.s.admit(count(reqs)); err != nil {
+		c.refuse(reqs, err)
+		c.answer(pings, result{err: err})
+		return
 	}
 	seq := c.nextSeq
-	var rs []Reading
+	rs := make([]Reading, 0, count(reqs))
 	for _, r := range reqs {
 		r.first = seq
 		for i := range r.rs {
 			r.rs[i].Seq = seq + uint64(i)
 		}
-		if err := c.append(r.rs); err != nil {
+		if err := c.append(r.rs); err != nil { // a reading larger than a segment: not a valid one
 			c.log.Discard()
 			c.fail(reqs, err)
+			c.answer(pings, result{err: err})
 			return
 		}
 		seq += uint64(len(r.rs))
 		rs = append(rs, r.rs...)
 	}
+	c.syncStart = c.s.opts.Now()
 	if err := c.log.Flush(); err != nil {
-		c.log.Discard()
-		c.fail(reqs, fmt.Errorf("store: write %d readings to the log: %w", len(rs), err))
+		c.log.Discard() // nothing reached the file: the seqs are free again
+		err = fmt.Errorf("store: write %d readings to the log: %w", len(rs), err)
+		c.fail(reqs, err)
+		c.answer(pings, result{err: err})
 		return
 	}
 	c.nextSeq = seq
-	c.carry, c.backoff = nil, 0
-	c.written = append(c.written, &group{reqs: reqs, rs: rs, at: now})
+	if err := c.log.Sync(); err != nil {
+		err = fmt.Errorf("store: sync the log: %w", err)
+		c.setErr(err)
+		for _, r := range reqs {
+			if r.ch == nil {
+				c.drops.add(reasonCommitFailed, uint64(len(r.rs)))
+			}
+		}
+		c.answer(reqs, result{err: err})
+		c.answer(pings, result{err: err})
+		return
+	}
+	took := c.s.opts.Now().Sub(c.syncStart)
+	c.s.head.insert(rs, c.s.opts.Now(), c.s.repairable)
+	c.s.lastSeq.Store(seq - 1)
+	c.s.count.Add(int64(len(rs)))
+	c.commits.Add(1)
+	c.committed.Add(uint64(len(rs)))
+	c.lastCommitNs.Store(c.s.opts.Now().UnixNano())
+	c.setErr(nil)
+	c.backoff = 0
+	for _, r := range reqs {
+		if r.ch != nil {
+			r.ch <- signal{res: result{first: r.first}}
+		}
+	}
+	c.answer(pings, result{})
+	if c.s.opts.OnCommit != nil {
+		c.notify <- commitNote{rs: rs, took: took}
+	}
+	c.s.headGrew()
 }
 
 // append adds rs to the log's buffer, split into records that fit a
@@ -83,21 +156,22 @@ func (c *committer) append(rs []Reading) error {
 	return nil
 }
 
+// answer sends res to the waiters among reqs.
+func (c *committer) answer(reqs []*request, res result) {
+	for _, r := range reqs {
+		if r.ch != nil {
+			r.ch <- signal{res: res}
+		}
+	}
+}
+
 // refuse answers the waiters of a batch the store will not take (reject_new
 // on a full store, or the head at its bound) and drops or carries the
 // queued readings.
 func (c *committer) refuse(reqs []*request, err error) {
-	queued := 0
-	for _, r := range reqs {
-		if r.done != nil {
-			r.done <- result{err: err}
-		} else {
-			queued += len(r.rs)
-		}
-	}
+	c.answer(reqs, result{err: err})
 	if errors.Is(err, ErrFull) {
-		c.drops.add(reasonFullRejectNew, uint64(queued+len(c.carry)))
-		c.carry = nil
+		c.drops.add(reasonFullRejectNew, uint64(queuedCount(reqs)))
 		return
 	}
 	c.setErr(err)
@@ -105,17 +179,22 @@ func (c *committer) refuse(reqs []*request, err error) {
 }
 
 // fail handles a failed write: nothing of it reached the log's file (see
-// wal.Log.Flush), so the sequence numbers are free again. Waiters learn
-// the error; queued readings are carried and retried after a backoff.
+// wal.Log.Flush), so its sequence numbers are free again. Waiters learn the
+// error; queued readings are carried and retried after a backoff.
 func (c *committer) fail(reqs []*request, err error) {
 	c.setErr(err)
+	c.answer(reqs, result{err: err})
+	c.keepQueued(reqs)
+}
+
+func queuedCount(reqs []*request) int {
+	n := 0
 	for _, r := range reqs {
-		if r.done != nil {
-			r.done <- result{err: err}
+		if r.ch == nil {
+			n += len(r.rs)
 		}
 	}
-	c.carry = nil
-	c.keepQueued(reqs)
+	return n
 }
 
 // keepQueued moves the queued readings of reqs into carry, so that a full
@@ -123,7 +202,7 @@ func (c *committer) fail(reqs []*request, err error) {
 // dropped and counted.
 func (c *committer) keepQueued(reqs []*request) {
 	for _, r := range reqs {
-		if r.done == nil {
+		if r.ch == nil {
 			c.carry = append(c.carry, r.rs...)
 		}
 	}
@@ -135,92 +214,28 @@ func (c *committer) keepQueued(reqs []*request) {
 	c.retryAt = c.s.opts.Now().Add(c.backoff)
 }
 
-// synced ends a sync: on success its readings enter the head and become
-// durable for every reader, then its waiters are answered, then OnCommit
-// hears of them. A failed sync breaks the log (wal.Log.Sync): waiters learn
-// it and the queued readings it held are counted as dropped.
-func (c *committer) synced(err error) {
-	groups := c.inSync
-	c.inSync, c.syncing = nil, false
-	took := c.s.opts.Now().Sub(c.syncStart)
-	if err != nil {
-		err = fmt.Errorf("store: sync the log: %w", err)
-		c.setErr(err)
-		for _, g := range groups {
-			for _, r := range g.reqs {
-				if r.done != nil {
-					r.done <- result{err: err}
-				} else {
-					c.drops.add(reasonCommitFailed, uint64(len(r.rs)))
-				}
-			}
-		}
-		c.answerPings(err)
-		return
-	}
-	var rs []Reading
-	for _, g := range groups {
-		rs = append(rs, g.rs...)
-	}
-	c.s.head.insert(rs, c.s.opts.Now(), c.s.repairable)
-	c.s.lastSeq.Store(rs[len(rs)-1].Seq)
-	c.s.count.Add(int64(len(rs)))
-	c.commits.Add(1)
-	c.committed.Add(uint64(len(rs)))
-	c.lastCommitNs.Store(c.s.opts.Now().UnixNano())
-	c.setErr(nil)
-	for _, g := range groups {
-		for _, r := range g.reqs {
-			if r.done != nil {
-				r.done <- result{first: r.first}
-			}
-		}
-	}
-	c.answerPings(nil)
-	if c.s.opts.OnCommit != nil {
-		c.notify <- commitNote{rs: rs, took: took}
-	}
-	c.s.headGrew()
-}
-
-// final runs once close has stopped new sends: it writes and syncs
-// everything queued, then stops the syncer and the notifier. If a write
-// fails it stops writing, syncs what was written and gives up on the rest
-// (close reports how many readings that lost).
+// final runs in the flusher once close has stopped new requests: it waits
+// for the leader of the moment, then commits what is queued, and retries
+// carried readings once. If that fails too, close reports the loss.
 func (c *committer) final() {
-	failed := false
+	c.mu.Lock()
+	retried := false
 	for {
-		if c.syncing {
-			c.synced(<-c.syncDone)
-			continue
+		for c.leading {
+			c.idle.Wait()
 		}
-		if !failed {
-			if batch := c.gather(nil); len(batch) > 0 || len(c.carry) > 0 {
-				c.write(batch)
-				failed = len(c.carry) > 0
-				continue
+		if len(c.queue) == 0 {
+			if len(c.carry) == 0 || retried {
+				break
 			}
+			retried = true
 		}
-		if len(c.written) > 0 || len(c.pings) > 0 {
-			c.maybeSync(true)
-			continue
-		}
-		break
+		c.leading = true
+		c.mu.Unlock()
+		c.lead()
+		c.mu.Lock()
 	}
-	for {
-		select {
-		case r := <-c.reqs:
-			if r.done != nil {
-				r.done <- result{err: ErrClosed}
-			} else {
-				c.carry = append(c.carry, r.rs...)
-			}
-			continue
-		default:
-		}
-		break
-	}
-	close(c.syncReq)
+	c.mu.Unlock()
 	close(c.notify)
 	<-c.notified
 }
@@ -245,12 +260,12 @@ func (c *committer) err() error {
 	return c.lastErr
 }
 
-// close stops new sends, writes and syncs what is queued and waits for the
-// goroutines.
+// close stops new requests, commits what is queued and waits for the
+// flusher and the notifier.
 func (c *committer) close() error {
-	c.gate.Lock()
+	c.mu.Lock()
 	c.closed = true
-	c.gate.Unlock()
+	c.mu.Unlock()
 	close(c.quit)
 	<-c.done
 	if len(c.carry) > 0 {

@@ -10,11 +10,23 @@ import (
 	"fieldgate/store/wal"
 )
 
-// request is one Append, Enqueue or Ping waiting for the committer.
+// request is one Append, Enqueue or Ping waiting for a commit.
 type request struct {
 	rs    []Reading
-	done  chan result // nil for Enqueue: nobody waits
+	ch    chan signal // nil for Enqueue: nobody waits
+	at    time.Time   // when it was queued
 	first uint64      // seq of rs[0], set when written
+
+	// Under committer.mu:
+	abandoned bool // the caller gave up waiting (its context ended)
+	handed    bool // it was told to lead
+}
+
+// signal tells a waiting caller that its request is done, or that it is
+// the next leader.
+type signal struct {
+	lead bool
+	res  result
 }
 
 type result struct {
@@ -22,49 +34,44 @@ type result struct {
 	err   error
 }
 
-// group is what one pass of the committer wrote to the log. It becomes
-// visible, and its waiters are answered, once a sync covers it.
-type group struct {
-	reqs []*request
-	rs   []Reading
-	at   time.Time
-}
-
-// committer is the store's single writer. It takes everything queued,
-// gives it sequence numbers, writes it to the log in one write and hands
-// the fdatasync to the syncer goroutine; while that sync runs, the next
-// requests gather and are written, so the next sync covers every caller
-// that arrived meanwhile. When a sync ends, its readings enter the head and
-// its waiters are answered, then the live stream (OnCommit) is told.
+// committer writes readings to the log as group commits, leader and
+// followers (as LevelDB's writers do). Callers queue their requests; the
+// first caller that waits while no commit runs becomes the leader: it takes
+// everything queued, gives it sequence numbers, writes it to the log in one
+// write and fdatasyncs it on its own goroutine — so a lone client pays no
+// hand-off between goroutines. Its readings enter the head, every waiter of
+// the group is answered, and the leadership passes to the first caller that
+// queued meanwhile, which commits everything that gathered during the sync:
+// a commit holds every client that waited, not half of them.
 //
-// A sync starts as soon as the previous one ended if anyone waits (or
-// SyncWindow after the previous one started); readings nobody waits for
-// wait up to CommitInterval so that they share syncs.
+// Readings nobody waits for (Enqueue: sensor polls, QoS 0) ride along with
+// the next commit, or the flusher goroutine commits them once the oldest has
+// waited CommitInterval. A commit waits SyncWindow after the previous one
+// began (0: not at all).
 type committer struct {
 	s   *Store
 	log *wal.Log
 
-	gate   sync.RWMutex // senders hold it shared; close takes it to stop them
-	closed bool
-	reqs   chan *request
-	quit   chan struct{}
-	done   chan struct{}
+	slots chan struct{} // one per queued request: back-pressure at QueueSize
 
-	syncReq  chan struct{}
-	syncDone chan error
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled when leading ends
+	closed  bool
+	queue   []*request
+	leading bool // a leader is committing
+
+	// Owned by the leader of the moment.
+	nextSeq   uint64
+	syncStart time.Time
+	carry     []Reading // queued readings whose write failed, retried next
+	retryAt   time.Time // when carry may be retried by the flusher
+	backoff   time.Duration
+
+	kick     chan struct{} // wakes the flusher
+	quit     chan struct{}
+	done     chan struct{}
 	notify   chan commitNote
 	notified chan struct{}
-
-	// Owned by the run goroutine.
-	nextSeq   uint64
-	written   []*group   // in the log, not yet covered by a sync
-	inSync    []*group   // covered by the sync in flight
-	syncing   bool       // a sync is in flight
-	syncStart time.Time  // when the last sync started
-	pings     []*request // answered when the next sync ends
-	carry     []Reading  // queued readings whose write failed, retried next
-	retryAt   time.Time  // when carry may be retried
-	backoff   time.Duration
 
 	drops dropCounter // dropped readings not yet persisted
 
@@ -85,18 +92,17 @@ type commitNote struct {
 func newCommitter(s *Store, log *wal.Log, nextSeq uint64) *committer {
 	c := &committer{
 		s: s, log: log, nextSeq: nextSeq,
-		reqs:     make(chan *request, s.opts.QueueSize),
+		slots:    make(chan struct{}, s.opts.QueueSize),
+		kick:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
-		syncReq:  make(chan struct{}),
-		syncDone: make(chan error, 1),
 		notify:   make(chan commitNote, 64),
 		notified: make(chan struct{}),
 	}
+	c.idle = sync.NewCond(&c.mu)
 	c.drops.init()
-	go c.syncer()
 	go c.notifier()
-	go c.run()
+	go c.flusher()
 	return c
 }
 
@@ -113,27 +119,22 @@ func (s *Store) Append(ctx context.Context, rs ...Reading) error {
 	if err != nil {
 		return err
 	}
-	if err := s.c.send(ctx, req); err != nil {
-		return err
+	res, err := s.c.wait(ctx, req)
+	if err != nil {
+		return fmt.Errorf("store: append %d readings: %w", len(rs), err)
 	}
-	select {
-	case res := <-req.done:
-		if res.err != nil {
-			return res.err
-		}
-		for i := range rs {
-			rs[i].Seq = res.first + uint64(i)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("store: append %d readings: %w", len(rs), ctx.Err())
+	if res.err != nil {
+		return res.err
 	}
+	for i := range rs {
+		rs[i].Seq = res.first + uint64(i)
+	}
+	return nil
 }
 
-// Enqueue queues rs for the next sync and returns without waiting for it:
-// at most CommitInterval of queued readings is lost in a power cut (a
-// crash of the process alone loses nothing written). It blocks only while
-// the queue is full (back-pressure), until ctx ends.
+// Enqueue queues rs for the next commit and returns without waiting for it:
+// at most CommitInterval of queued readings is lost in a power cut. It
+// blocks only while the queue is full (back-pressure), until ctx ends.
 func (s *Store) Enqueue(ctx context.Context, rs ...Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -142,29 +143,25 @@ func (s *Store) Enqueue(ctx context.Context, rs ...Reading) error {
 	if err != nil {
 		return err
 	}
-	return s.c.send(ctx, req)
+	_, err = s.c.send(ctx, req)
+	return err
 }
 
-// Ping returns once the committer has answered a request, after the sync
-// in flight (if any) ended: a liveness probe for the watchdog. It fails
-// when ctx ends first — the committer is wedged (a hung disk, a stuck
-// fsync) or the queue is full — when writes are failing, and with an error
-// wrapping ErrClosed once the store file was closed by a failure (a
-// compaction that could not reopen it): only a restart helps then.
+// Ping returns once the committer has answered a request queued behind the
+// commit in flight (if any): a liveness probe for the watchdog. It fails
+// when ctx ends first — a commit is wedged (a hung disk, a stuck fsync) or
+// the queue is full — when writes are failing, and with an error wrapping
+// ErrClosed once the store file was closed by a failure (a compaction that
+// could not reopen it): only a restart helps then.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.broken.Load(); err != nil {
 		return *err
 	}
-	req := &request{done: make(chan result, 1)}
-	if err := s.c.send(ctx, req); err != nil {
-		return err
+	res, err := s.c.wait(ctx, &request{ch: make(chan signal, 1)})
+	if err != nil {
+		return fmt.Errorf("store: committer did not answer: %w", err)
 	}
-	select {
-	case res := <-req.done:
-		return res.err
-	case <-ctx.Done():
-		return fmt.Errorf("store: committer did not answer: %w", ctx.Err())
-	}
+	return res.err
 }
 
 // newRequest validates rs and copies them, so that the caller may reuse its
@@ -181,34 +178,80 @@ func newRequest(rs []Reading, wait bool) (*request, error) {
 		req.rs[i] = r
 	}
 	if wait {
-		req.done = make(chan result, 1)
+		req.ch = make(chan signal, 1)
 	}
 	return req, nil
 }
 
-func (c *committer) send(ctx context.Context, req *request) error {
-	c.gate.RLock()
-	defer c.gate.RUnlock()
-	if c.closed {
-		return ErrClosed
-	}
+// send queues req, blocking while the queue is full until ctx ends, and
+// reports whether the caller must lead: it waits and no commit runs.
+func (c *committer) send(ctx context.Context, req *request) (lead bool, err error) {
 	select {
-	case c.reqs <- req:
-		return nil
+	case c.slots <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("store: commit queue full: %w", ctx.Err())
+		return false, fmt.Errorf("store: commit queue full: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		<-c.slots
+		return false, ErrClosed
+	}
+	req.at = c.s.opts.Now()
+	c.queue = append(c.queue, req)
+	if req.ch != nil && !c.leading {
+		c.leading, req.handed = true, true
+		return true, nil
+	}
+	if req.ch == nil && !c.leading {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	return false, nil
+}
+
+// wait queues req and returns its result, leading commits when its turn
+// comes. If ctx ends first it returns ctx's error; the request may still
+// be committed.
+func (c *committer) wait(ctx context.Context, req *request) (result, error) {
+	lead, err := c.send(ctx, req)
+	if err != nil {
+		return result{}, err
+	}
+	if lead {
+		c.lead()
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case sig := <-req.ch:
+			if !sig.lead {
+				return sig.res, nil
+			}
+			c.lead()
+		case <-done:
+			if c.abandon(req) {
+				return result{}, ctx.Err()
+			}
+			done = nil // it was told to lead before it gave up: it must, then take its result
+		}
 	}
 }
 
-// syncer runs the log's fdatasyncs, one at a time, off the committer's
-// goroutine.
-func (c *committer) syncer() {
-	for range c.syncReq {
-		c.syncDone <- c.log.Sync()
+// abandon marks req as given up, unless it was already told to lead.
+func (c *committer) abandon(req *request) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if req.handed {
+		return false
 	}
+	req.abandoned = true
+	return true
 }
 
-// notifier calls OnCommit off the committer's goroutine, in commit order.
+// notifier calls OnCommit off the leaders' goroutines, in commit order.
 func (c *committer) notifier() {
 	defer close(c.notified)
 	for n := range c.notify {
@@ -216,15 +259,30 @@ func (c *committer) notifier() {
 	}
 }
 
-func (c *committer) run() {
+// flusher commits queued readings nobody waits for once the oldest has
+// waited CommitInterval (or a full batch is queued, or carried readings are
+// due for a retry), and drains the queue at close.
+func (c *committer) flusher() {
 	defer close(c.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		c.maybeSync(false)
-		reqs := c.reqs
-		if c.backlogged() {
-			reqs = nil // the disk is behind: let the queue push back
+		select {
+		case <-c.kick:
+		case <-timer.C:
+		case <-c.quit:
+			c.final()
+			return
+		}
+		c.mu.Lock()
+		due, wait := c.flushDue()
+		if due {
+			c.leading = true
+		}
+		c.mu.Unlock()
+		if due {
+			c.lead()
+			continue
 		}
 		if !timer.Stop() {
 			select {
@@ -232,129 +290,42 @@ func (c *committer) run() {
 			default:
 			}
 		}
-		if d, ok := c.nextWake(); ok {
-			timer.Reset(d)
-		}
-		select {
-		case r := <-reqs:
-			c.write(c.gather([]*request{r}))
-		case err := <-c.syncDone:
-			c.synced(err)
-		case <-timer.C:
-			if len(c.carry) > 0 && !c.s.opts.Now().Before(c.retryAt) {
-				c.write(nil)
-			}
-		case <-c.quit:
-			c.final()
-			return
+		if wait > 0 {
+			timer.Reset(wait)
 		}
 	}
 }
 
-// gather adds what is already queued to batch, up to MaxBatch readings.
-func (c *committer) gather(batch []*request) []*request {
-	for n := count(batch); n < c.s.opts.MaxBatch; {
-		select {
-		case r := <-c.reqs:
-			batch = append(batch, r)
-			n += len(r.rs)
-		default:
-			return batch
-		}
+// flushDue reports whether the flusher should lead a commit now, or else
+// how long until it should look again (0: nothing to wait for). c.mu is held.
+func (c *committer) flushDue() (bool, time.Duration) {
+	if c.leading {
+		return false, 0 // the leader will hand over or kick again
 	}
-	return batch
-}
-
-func count(batch []*request) int {
-	n := 0
-	for _, r := range batch {
-		n += len(r.rs)
-	}
-	return n
-}
-
-// backlogged reports whether so much is written and not yet synced that
-// the committer should stop taking requests until the disk catches up.
-func (c *committer) backlogged() bool {
-	n := 0
-	for _, g := range c.written {
-		n += len(g.rs)
-	}
-	return n >= 4*c.s.opts.MaxBatch
-}
-
-// syncDue reports whether the written groups should be synced now.
-func (c *committer) syncDue(now time.Time) bool {
-	if len(c.written) == 0 && len(c.pings) == 0 {
-		return false
-	}
-	if w := c.s.opts.SyncWindow; w > 0 && now.Before(c.syncStart.Add(w)) {
-		return false
-	}
-	return c.waited() || !now.Before(c.written[0].at.Add(c.s.opts.CommitInterval))
-}
-
-// waited reports whether a caller waits for the written groups.
-func (c *committer) waited() bool {
-	if len(c.pings) > 0 {
-		return true
-	}
-	for _, g := range c.written {
-		for _, r := range g.reqs {
-			if r.done != nil {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// nextWake is how long until a timed event: a sync window or commit
-// interval ending, or the retry of carried readings.
-func (c *committer) nextWake() (time.Duration, bool) {
 	now := c.s.opts.Now()
 	var at time.Time
-	if !c.syncing && (len(c.written) > 0 || len(c.pings) > 0) {
-		at = c.syncStart.Add(c.s.opts.SyncWindow)
-		if !c.waited() {
-			at = later(at, c.written[0].at.Add(c.s.opts.CommitInterval))
+	if len(c.queue) > 0 {
+		if count(c.queue) >= c.s.opts.MaxBatch {
+			return true, 0
 		}
+		at = c.queue[0].at.Add(c.s.opts.CommitInterval)
 	}
 	if len(c.carry) > 0 && (at.IsZero() || c.retryAt.Before(at)) {
 		at = c.retryAt
 	}
 	if at.IsZero() {
-		return 0, false
+		return false, 0
 	}
-	return max(at.Sub(now), 0), true
+	if !now.Before(at) {
+		return true, 0
+	}
+	return false, at.Sub(now)
 }
 
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
+func count(reqs []*request) int {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.rs)
 	}
-	return b
-}
-
-// maybeSync starts a sync of everything written if one is due (or force)
-// and none is in flight.
-func (c *committer) maybeSync(force bool) {
-	now := c.s.opts.Now()
-	if c.syncing || (!force && !c.syncDue(now)) || (len(c.written) == 0 && len(c.pings) == 0) {
-		return
-	}
-	if len(c.written) == 0 { // only pings: nothing to sync
-		c.answerPings(c.err())
-		return
-	}
-	c.inSync, c.written = c.written, nil
-	c.syncing, c.syncStart = true, now
-	c.syncReq <- struct{}{}
-}
-
-func (c *committer) answerPings(err error) {
-	for _, p := range c.pings {
-		p.done <- result{err: err}
-	}
-	c.pings = nil
+	return n
 }

@@ -14,9 +14,12 @@ import (
 // checkpointer to drop what reached bbolt.
 type head struct {
 	mu      sync.RWMutex
-	rs      []headEntry // by seq, ascending
+	rs      []headEntry // by seq, ascending; no pointers, so the GC never scans it
 	series  map[SeriesKey]*headSeries
-	strs    map[string]string // interned sources, quantities and units
+	sers    []*headSeries     // by headEntry.ser
+	units   []string          // by headEntry.unit
+	unitIDs map[string]uint32 // the index of each unit in units
+	strs    map[string]string // interned sources and quantities
 	pending []uint64          // seqs waiting for clock repair, ascending
 	since   time.Time         // when the oldest reading entered
 }
@@ -27,22 +30,22 @@ type headEntry struct {
 	t     int64 // ns since the epoch
 	v     float64
 	mono  time.Duration
-	ser   *headSeries
-	unit  string
+	ser   uint32 // index in head.sers
+	unit  uint32 // index in head.units
 	clock Clock
 }
 
 // headSeries lists one series' readings in the head by (time, seq).
 type headSeries struct {
-	key  SeriesKey
-	seqs []uint64
+	key     SeriesKey
+	id      uint32 // its index in head.sers
+	seqs    []uint64
+	lastT   int64  // (time, seq) of its newest entry, so that the usual
+	lastSeq uint64 // append in time order needs no look-up
 }
 
-// headEntryBytes approximates the memory one reading costs in the head.
-const headEntryBytes = 80
-
 func newHead() *head {
-	return &head{series: map[SeriesKey]*headSeries{}, strs: map[string]string{}}
+	return &head{series: map[SeriesKey]*headSeries{}, strs: map[string]string{}, unitIDs: map[string]uint32{}}
 }
 
 // intern returns the head's copy of b as a string. h.mu is held
@@ -68,19 +71,20 @@ func (h *head) insertLocked(rs []Reading, now time.Time, repairable func(*Readin
 	if len(h.rs) == 0 && len(rs) > 0 {
 		h.since = now
 	}
+	var last *headSeries // readings of one call are mostly of one series
 	for i := range rs {
 		r := &rs[i]
-		key := SeriesKey{h.internString(r.Source), h.internString(r.Quantity)}
-		ser := h.series[key]
-		if ser == nil {
-			ser = &headSeries{key: key}
-			h.series[key] = ser
+		ser := last
+		if ser == nil || ser.key.Source != r.Source || ser.key.Quantity != r.Quantity {
+			ser = h.seriesOf(r.Source, r.Quantity)
+			last = ser
 		}
-		e := headEntry{seq: r.Seq, t: r.Time.UnixNano(), v: r.Value, mono: r.Mono, ser: ser, unit: h.internString(r.Unit), clock: r.Clock}
+		e := headEntry{seq: r.Seq, t: r.Time.UnixNano(), v: r.Value, mono: r.Mono, ser: ser.id, unit: h.unitID(r.Unit), clock: r.Clock}
 		h.rs = append(h.rs, e)
 		n := len(ser.seqs)
-		if n == 0 || !h.less(e.t, e.seq, ser.seqs[n-1]) {
+		if n == 0 || e.t > ser.lastT || (e.t == ser.lastT && e.seq > ser.lastSeq) {
 			ser.seqs = append(ser.seqs, e.seq)
+			ser.lastT, ser.lastSeq = e.t, e.seq
 		} else { // an older time than the series' newest: keep the order
 			at := sort.Search(n, func(j int) bool { return h.less(e.t, e.seq, ser.seqs[j]) })
 			ser.seqs = slices.Insert(ser.seqs, at, e.seq)
@@ -89,6 +93,31 @@ func (h *head) insertLocked(rs []Reading, now time.Time, repairable func(*Readin
 			h.pending = append(h.pending, r.Seq)
 		}
 	}
+}
+
+// seriesOf returns the head's list of the series, creating it. A series
+// stays listed (empty after checkpoints) until the head empties, so the
+// tables grow only with distinct series.
+func (h *head) seriesOf(source, quantity string) *headSeries {
+	if ser := h.series[SeriesKey{source, quantity}]; ser != nil {
+		return ser
+	}
+	key := SeriesKey{h.internString(source), h.internString(quantity)}
+	ser := &headSeries{key: key, id: uint32(len(h.sers))}
+	h.series[key] = ser
+	h.sers = append(h.sers, ser)
+	return ser
+}
+
+// unitID returns the index of unit in h.units, adding it.
+func (h *head) unitID(unit string) uint32 {
+	if id, ok := h.unitIDs[unit]; ok {
+		return id
+	}
+	h.units = append(h.units, unit)
+	id := uint32(len(h.units) - 1)
+	h.unitIDs[unit] = id
+	return id
 }
 
 func (h *head) internString(s string) string {
@@ -129,9 +158,10 @@ func (h *head) find(seq uint64) (*headEntry, bool) {
 }
 
 // reading returns e as a Reading.
-func (e *headEntry) reading() Reading {
-	return Reading{Seq: e.seq, Source: e.ser.key.Source, Quantity: e.ser.key.Quantity, Value: e.v,
-		Unit: e.unit, Time: time.Unix(0, e.t).UTC(), Clock: e.clock, Mono: e.mono}
+func (h *head) reading(e *headEntry) Reading {
+	key := h.sers[e.ser].key
+	return Reading{Seq: e.seq, Source: key.Source, Quantity: key.Quantity, Value: e.v,
+		Unit: h.units[e.unit], Time: time.Unix(0, e.t).UTC(), Clock: e.clock, Mono: e.mono}
 }
 
 // span returns the part of key's (time, seq) list that falls in [from, to)
@@ -163,17 +193,15 @@ func (h *head) dropThrough(seq uint64, now time.Time) {
 		return
 	}
 	rest := slices.Clone(h.rs[k:]) // release the dropped entries' memory
-	for key, ser := range h.series {
+	for _, ser := range h.series {
 		ser.seqs = slices.DeleteFunc(ser.seqs, func(s uint64) bool { return s <= seq })
-		if len(ser.seqs) == 0 {
-			delete(h.series, key)
-		}
 	}
 	h.pending = slices.DeleteFunc(h.pending, func(s uint64) bool { return s <= seq })
 	h.rs = rest
 	h.since = now
-	if len(h.rs) == 0 {
-		h.strs = map[string]string{}
+	if len(h.rs) == 0 { // start the tables afresh, so they cannot grow for ever
+		h.series, h.sers, h.units = map[SeriesKey]*headSeries{}, nil, nil
+		h.unitIDs, h.strs = map[string]uint32{}, map[string]string{}
 	}
 }
 

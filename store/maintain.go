@@ -95,7 +95,7 @@ func (s *Store) makeRoom(need int64) error {
 	if err != nil {
 		return err
 	}
-	if freed >= excess {
+	if freed >= excess || s.usedBytes()+need <= limit {
 		s.full.Store(false)
 		return nil
 	}

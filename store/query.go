@@ -75,8 +75,8 @@ func (s *Store) Series() []SeriesKey {
 		seen[k] = true
 	}
 	s.head.mu.RLock()
-	for k := range s.head.series {
-		if !seen[k] {
+	for k, ser := range s.head.series {
+		if !seen[k] && len(ser.seqs) > 0 {
 			out = append(out, k)
 		}
 	}

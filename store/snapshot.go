@@ -85,7 +85,7 @@ func (sn *snapshot) each(after uint64, fn func(Reading) (bool, error)) error {
 	hs := sn.headFrom(after + 1)
 	for i := range hs {
 		e := &hs[i]
-		if more, err := fn(e.reading()); err != nil || !more {
+		if more, err := fn(sn.h.reading(e)); err != nil || !more {
 			return err
 		}
 	}
@@ -120,7 +120,7 @@ func (sn *snapshot) reading(seq uint64) (Reading, bool, error) {
 		return r, err == nil, err
 	}
 	if e, ok := sn.h.find(seq); ok {
-		return e.reading(), true, nil
+		return sn.h.reading(e), true, nil
 	}
 	return Reading{}, false, nil
 }
@@ -192,7 +192,7 @@ func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, fn func(entry
 			bk, bv = bc.Next()
 		case len(hs) > 0:
 			he := sn.h.at(hs[0])
-			e = entry{seq: he.seq, t: he.t, v: he.v, clock: he.clock, get: func() (Reading, error) { return he.reading(), nil }}
+			e = entry{seq: he.seq, t: he.t, v: he.v, clock: he.clock, get: func() (Reading, error) { return sn.h.reading(he), nil }}
 			hs = hs[1:]
 		default:
 			return nil
@@ -238,7 +238,7 @@ func (sn *snapshot) latest(key SeriesKey) (Reading, bool, error) {
 			if seq := ser.seqs[i]; seq > sn.ckpt {
 				he := sn.h.at(seq)
 				if best == nil || he.t > best.t || (he.t == best.t && he.seq > best.seq) {
-					best = &entry{seq: he.seq, get: func() (Reading, error) { return he.reading(), nil }}
+					best = &entry{seq: he.seq, get: func() (Reading, error) { return sn.h.reading(he), nil }}
 				}
 				break
 			}

@@ -55,7 +55,7 @@ func (s *Store) Stats() Stats {
 		MaxBytes:     s.opts.MaxBytes,
 		Commits:      s.c.commits.Load(),
 		Committed:    s.c.committed.Load(),
-		Queued:       len(s.c.reqs),
+		Queued:       len(s.c.slots),
 		HeadReadings: s.head.stats().readings,
 		LogBytes:     ws.LiveBytes,
 		LogSegments:  ws.Segments,

@@ -92,9 +92,14 @@ func TestOnCommit(t *testing.T) {
 		seen = append(seen, rs...)
 	}})
 	mustAppend(t, s, reading("a", "temperature", 0, 1), reading("a", "temperature", 1, 2))
+	waitFor(t, func() bool { // OnCommit runs after the waiters are answered
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 2
+	})
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) != 2 || seen[0].Seq != 1 || seen[1].Seq != 2 || seen[1].Value != 2 {
+	if seen[0].Seq != 1 || seen[1].Seq != 2 || seen[1].Value != 2 {
 		t.Errorf("OnCommit saw %+v", seen)
 	}
 }

@@ -28,6 +28,7 @@ func TestOnARM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiles and emulates eight test suites")
 	}
+	requireLong(t, "eight test suites under ARM emulation")
 	goTool := requireTool(t, "go")
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -65,12 +66,14 @@ func goBuild(t *testing.T, dir string, env []string, goTool string, args ...stri
 }
 
 // runEmulated runs a test binary under qemu in its package directory (for
-// testdata). FIELDGATE_EMULATOR lets tests that re-exec themselves (the
+// testdata), in short mode: emulation is 10–50 times slower, so the
+// randomised suites (power cuts, the model test, crash cycles) run fewer
+// rounds. FIELDGATE_EMULATOR lets tests that re-exec themselves (the
 // store's crash test) go through the emulator.
 func runEmulated(t *testing.T, tg armTarget, qemu, bin, dir string) {
 	t.Helper()
 	start := time.Now()
-	cmd := exec.Command(qemu, bin, "-test.timeout=5m")
+	cmd := exec.Command(qemu, bin, "-test.short", "-test.timeout=5m")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "FIELDGATE_EMULATOR="+qemu)
 	out, err := cmd.CombinedOutput()

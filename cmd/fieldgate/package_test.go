@@ -18,6 +18,7 @@ import (
 // DPKG_ROOT), checking modes, owners, the user, the conffile and the unit's
 // enablement on the way.
 func TestDebianPackages(t *testing.T) {
+	requireLong(t, "building three packages")
 	for _, tool := range []string{"dpkg", "dpkg-deb", "useradd", "go"} {
 		requireTool(t, tool)
 	}

@@ -226,9 +226,14 @@ func (l *Log) Flush() error {
 }
 
 // Discard drops the appended records that were not flushed.
-func (l *Log) Discard() {
-	l.buf = l.buf[:0]
-	l.frames = l.frames[:0]
+func (l *Log) Discard() { l.DiscardFrom(0) }
+
+// DiscardFrom drops the records appended since Buffered returned mark.
+func (l *Log) DiscardFrom(mark int) {
+	l.buf = l.buf[:mark]
+	for len(l.frames) > 0 && l.frames[len(l.frames)-1].end > mark {
+		l.frames = l.frames[:len(l.frames)-1]
+	}
 }
 
 // write writes b at the end of seg. l.mu is held.

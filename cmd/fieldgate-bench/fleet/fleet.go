@@ -1,6 +1,7 @@
 // Package fleet simulates ESP32 nodes publishing readings over real MQTT
-// (paho): N clients, open loop (a rate each) or closed loop (as fast as
-// acknowledgements come back), QoS 0 or 1, in the payload shapes nodes use.
+// (3.1.1 over TCP, packets encoded by mochi's codec): N clients, open loop
+// (a rate each) or closed loop (as fast as acknowledgements come back),
+// QoS 0 or 1, in the payload shapes nodes use.
 // Every reading carries its node's sequence number as its value, and every
 // PUBACKed one is recorded, so a run can count afterwards what was lost.
 package fleet
@@ -9,12 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	paho3 "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Shape is a payload format.
@@ -119,18 +119,12 @@ func Run(ctx context.Context, c Config, d time.Duration) (*Result, error) {
 	}
 	res := &Result{}
 	var mu sync.Mutex
-	clients := make([]paho3.Client, len(c.Nodes))
+	clients := make([]*client, len(c.Nodes))
 	for i, n := range c.Nodes {
-		o := paho3.NewClientOptions().AddBroker("tcp://" + c.Broker).SetClientID(n.ID).
-			SetAutoReconnect(false).SetKeepAlive(60 * time.Second).SetMaxResumePubInFlight(1).
-			SetConnectionLostHandler(func(paho3.Client, error) { mu.Lock(); res.Disconnects++; mu.Unlock() })
-		if n.Password != "" { // else anonymous: a username alone is a failed login
-			o.SetUsername(n.ID).SetPassword(n.Password)
-		}
-		clients[i] = paho3.NewClient(o)
-		if tok := clients[i].Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		var err error
+		if clients[i], err = dial(c.Broker, n, timeout); err != nil {
 			disconnect(clients[:i])
-			return nil, fmt.Errorf("fleet: connect %s: %v", n.ID, tok.Error())
+			return nil, fmt.Errorf("fleet: connect %s: %w", n.ID, err)
 		}
 	}
 	defer disconnect(clients)
@@ -142,11 +136,14 @@ func Run(ctx context.Context, c Config, d time.Duration) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acks, lats, errs := publish(ctx, cl, c, c.Nodes[i].ID)
+			acks, lats, errs, lost := publish(ctx, cl, c, c.Nodes[i].ID)
 			mu.Lock()
 			res.Acked = append(res.Acked, acks...)
 			res.Latencies = append(res.Latencies, lats...)
 			res.Errors += errs
+			if lost {
+				res.Disconnects++
+			}
 			mu.Unlock()
 		}()
 	}
@@ -156,8 +153,12 @@ func Run(ctx context.Context, c Config, d time.Duration) (*Result, error) {
 	return res, nil
 }
 
-// publish is one node's loop.
-func publish(ctx context.Context, cl paho3.Client, c Config, node string) (acks []Ack, lats []time.Duration, errs int) {
+// timeout bounds a connect and each publish's acknowledgement.
+const timeout = 10 * time.Second
+
+// publish is one node's loop. It ends with ctx, or when the connection is
+// lost (lost is then true).
+func publish(ctx context.Context, cl *client, c Config, node string) (acks []Ack, lats []time.Duration, errs int, lost bool) {
 	var tick <-chan time.Time
 	if c.Rate > 0 {
 		t := time.NewTicker(time.Duration(float64(time.Second) / c.Rate))
@@ -176,13 +177,13 @@ func publish(ctx context.Context, cl paho3.Client, c Config, node string) (acks 
 		}
 		topic, payload := c.Shape.message(node, n)
 		t0 := time.Now()
-		tok := cl.Publish(topic, c.QoS, false, payload)
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		if err := cl.publish(topic, payload, c.QoS, timeout); err != nil {
 			errs++
-			if !cl.IsConnectionOpen() {
-				return
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // no PUBACK in time: the socket still stands
 			}
-			continue
+			return acks, lats, errs, true // the socket is gone
 		}
 		if c.QoS > 0 {
 			lats = append(lats, time.Since(t0))
@@ -191,9 +192,9 @@ func publish(ctx context.Context, cl paho3.Client, c Config, node string) (acks 
 	}
 }
 
-func disconnect(cs []paho3.Client) {
+func disconnect(cs []*client) {
 	for _, c := range cs {
-		c.Disconnect(100)
+		c.close()
 	}
 }
 
