@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"sync"
 	"time"
 
@@ -10,11 +9,11 @@ import (
 
 // DeviceUpdater is what the activity flush needs of the store.
 type DeviceUpdater interface {
-	UpdateDevice(id string, fn func(*store.Device) error) error
+	UpdateDevices(fns map[string]func(*store.Device)) error
 }
 
 // activity counts what each device does in memory and writes it to the
-// store in one update per device per flush, instead of one write per
+// store in one transaction per flush, instead of one write per
 // message (the SD card would not thank us).
 type activity struct {
 	mu   sync.Mutex
@@ -87,17 +86,11 @@ func (a *activity) flush(st DeviceUpdater) error {
 		d.messages, d.readings, d.rejected, d.online, d.lastErr, d.lastSeen = 0, 0, 0, nil, "", time.Time{}
 	}
 	a.mu.Unlock()
-	var errs []error
+	fns := make(map[string]func(*store.Device), len(pending))
 	for id, p := range pending {
-		err := st.UpdateDevice(id, func(dev *store.Device) error {
-			p.applyTo(dev)
-			return nil
-		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) { // a deleted device: nothing to keep
-			errs = append(errs, err)
-		}
+		fns[id] = p.applyTo
 	}
-	return errors.Join(errs...)
+	return st.UpdateDevices(fns) // one commit for the whole fleet
 }
 
 // applyTo adds the activity to a stored device.

@@ -138,9 +138,9 @@ type guardConn struct {
 	g  *guard
 	fc frameChecker
 
-	in, out  []byte // raw bytes not yet checked; checked bytes not yet read
-	buf      [4096]byte
-	received bool // any byte arrived
+	in, out  []byte    // raw bytes not yet checked; checked bytes not yet read
+	buf      [512]byte // a sensor's packets are small; larger ones take several reads
+	received bool      // any byte arrived
 	err      error
 	state    int // 0 pending, 1 active, 2 done
 	bad      atomic.Bool

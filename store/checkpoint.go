@@ -182,9 +182,16 @@ func (s *Store) admit(n int) error {
 	h := s.head.stats()
 	// Twice the bounds, written so that it cannot overflow on 32 bits.
 	if h.readings-s.opts.HeadMaxReadings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes-s.opts.HeadMaxBytes >= s.opts.HeadMaxBytes {
+		// A burst outran the maintainer: checkpoint here (back-pressure);
+		// only if checkpoints fail is the write refused.
 		s.ckpt.mu.Lock()
-		err := s.ckpt.err
+		err, retryAt := s.ckpt.err, s.ckpt.retryAt
 		s.ckpt.mu.Unlock()
+		if err == nil || !s.opts.Now().Before(retryAt) {
+			if err = s.checkpoint(); err == nil {
+				return nil
+			}
+		}
 		return fmt.Errorf("%w (%d readings wait in memory): %v", ErrBehind, h.readings, err)
 	}
 	return nil

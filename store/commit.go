@@ -11,19 +11,26 @@ import (
 // a checkpoint succeeds.
 var ErrBehind = errors.New("store: checkpoints are failing and the in-memory head is full")
 
-// lead commits as the leader: it waits out the sync window, takes what is
+// lead commits as the leader: it waits out the sync window, lets the
+// clients answered by the last commit come back (see gather), takes what is
 // queued (up to MaxBatch readings), commits it, then hands the leadership
-// to the first caller still waiting in the queue, or gives it up.
-func (c *committer) lead() {
+// to the first caller still waiting in the queue, or gives it up. handed
+// says the leadership was handed over (the caller queued during the last
+// sync) rather than taken by a caller that found no commit running.
+func (c *committer) lead(handed bool) {
 	if w := c.s.opts.SyncWindow; w > 0 {
 		if d := c.syncStart.Add(w).Sub(c.s.opts.Now()); d > 0 {
 			time.Sleep(d)
 		}
 	}
 	c.mu.Lock()
+	c.gather(handed)
 	n, k := 0, 0
 	for k < len(c.queue) && (k == 0 || n+len(c.queue[k].rs) <= c.s.opts.MaxBatch) {
 		n += len(c.queue[k].rs)
+		if c.queue[k].ch != nil {
+			c.waiters--
+		}
 		k++
 	}
 	batch := c.queue[:k:k]
@@ -51,6 +58,44 @@ func (c *committer) lead() {
 		default:
 		}
 	}
+}
+
+// gather merges cohorts of clients before a commit. Clients in a closed
+// loop (an ESP32 sends its next reading once the last is acknowledged)
+// split into two cohorts that take turns: those answered by commit N come
+// back while commit N+1 syncs the others, so each sync holds half of them
+// and each client waits for two syncs. When the last commit answered
+// several waiters, the leader waits — up to the last sync's duration — for
+// them to come back and joins them to the group: every client once per
+// sync. A lone client never waits. c.mu is held; it is released while
+// waiting.
+func (c *committer) gather(handed bool) {
+	if c.answered < 2 {
+		return
+	}
+	want := c.answered + c.waiters
+	if !handed {
+		want-- // this leader is one of the clients coming back
+	}
+	if c.waiters >= want {
+		return
+	}
+	timer := time.NewTimer(min(c.syncTook, 2*time.Millisecond))
+	defer timer.Stop()
+	c.gatherAt = want
+	c.mu.Unlock()
+	select {
+	case <-c.gathered:
+	case <-timer.C:
+	}
+	c.mu.Lock()
+	if c.gatherAt == 0 { // send signalled after the timer fired
+		select {
+		case <-c.gathered:
+		default:
+		}
+	}
+	c.gatherAt = 0
 }
 
 // commit writes batch (after any carried readings) to the log and syncs
@@ -130,8 +175,15 @@ func (c *committer) commit(batch []*request) {
 		}
 	}
 	c.answer(pings, result{})
+	c.answered = 0
+	for _, r := range reqs {
+		if r.ch != nil {
+			c.answered++
+		}
+	}
+	c.syncTook = took
 	if c.s.opts.OnCommit != nil {
-		c.notify <- commitNote{rs: rs, took: took}
+		c.note(commitNote{rs: rs, took: took})
 	}
 	c.s.headGrew()
 }
@@ -232,11 +284,11 @@ func (c *committer) final() {
 		}
 		c.leading = true
 		c.mu.Unlock()
-		c.lead()
+		c.lead(false)
 		c.mu.Lock()
 	}
 	c.mu.Unlock()
-	close(c.notify)
+	close(c.noteKick)
 	<-c.notified
 }
 

@@ -58,19 +58,33 @@ type committer struct {
 	idle    *sync.Cond // signalled when leading ends
 	closed  bool
 	queue   []*request
+	waiters int  // requests in queue whose caller waits
 	leading bool // a leader is committing
+	// gatherAt, while a leader gathers, is how many waiters it waits for;
+	// send wakes it through gathered.
+	gatherAt int
+	gathered chan struct{}
 
 	// Owned by the leader of the moment.
 	nextSeq   uint64
 	syncStart time.Time
-	carry     []Reading // queued readings whose write failed, retried next
-	retryAt   time.Time // when carry may be retried by the flusher
+	syncTook  time.Duration // how long the last sync took
+	answered  int           // waiters the last commit answered
+	carry     []Reading     // queued readings whose write failed, retried next
+	retryAt   time.Time     // when carry may be retried by the flusher
 	backoff   time.Duration
 
-	kick     chan struct{} // wakes the flusher
-	quit     chan struct{}
-	done     chan struct{}
-	notify   chan commitNote
+	kick chan struct{} // wakes the flusher
+	quit chan struct{}
+	done chan struct{}
+
+	// Commits waiting for OnCommit. The notifier takes them in bursts, so
+	// that a commit costs the leader no goroutine wake-up (which on a busy
+	// machine delays its own acknowledgement).
+	noteMu   sync.Mutex
+	notes    []commitNote
+	noteRoom *sync.Cond    // signalled when the notifier took the notes
+	noteKick chan struct{} // wakes the notifier
 	notified chan struct{}
 
 	drops dropCounter // dropped readings not yet persisted
@@ -94,12 +108,14 @@ func newCommitter(s *Store, log *wal.Log, nextSeq uint64) *committer {
 		s: s, log: log, nextSeq: nextSeq,
 		slots:    make(chan struct{}, s.opts.QueueSize),
 		kick:     make(chan struct{}, 1),
+		gathered: make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
-		notify:   make(chan commitNote, 64),
+		noteKick: make(chan struct{}, 1),
 		notified: make(chan struct{}),
 	}
 	c.idle = sync.NewCond(&c.mu)
+	c.noteRoom = sync.NewCond(&c.noteMu)
 	c.drops.init()
 	go c.notifier()
 	go c.flusher()
@@ -199,17 +215,32 @@ func (c *committer) send(ctx context.Context, req *request) (lead bool, err erro
 	}
 	req.at = c.s.opts.Now()
 	c.queue = append(c.queue, req)
-	if req.ch != nil && !c.leading {
-		c.leading, req.handed = true, true
-		return true, nil
+	if req.ch != nil {
+		c.waiters++
+		if c.gatherAt > 0 && c.waiters >= c.gatherAt {
+			c.gatherAt = 0
+			c.gathered <- struct{}{}
+		}
+		if !c.leading {
+			c.leading, req.handed = true, true
+			return true, nil
+		}
 	}
-	if req.ch == nil && !c.leading {
+	if req.ch == nil && !c.leading && (len(c.queue) == 1 || c.queueFull()) {
 		select {
 		case c.kick <- struct{}{}:
 		default:
 		}
 	}
 	return false, nil
+}
+
+// queueFull reports whether enough is queued to commit without waiting out
+// CommitInterval: a full batch, or half the queue's slots (so that a flood
+// of QoS 0 publishes is written in big groups instead of stalling on the
+// back-pressure). c.mu is held.
+func (c *committer) queueFull() bool {
+	return len(c.queue) >= cap(c.slots)/2 || count(c.queue) >= c.s.opts.MaxBatch
 }
 
 // wait queues req and returns its result, leading commits when its turn
@@ -221,7 +252,7 @@ func (c *committer) wait(ctx context.Context, req *request) (result, error) {
 		return result{}, err
 	}
 	if lead {
-		c.lead()
+		c.lead(false)
 	}
 	done := ctx.Done()
 	for {
@@ -230,7 +261,7 @@ func (c *committer) wait(ctx context.Context, req *request) (result, error) {
 			if !sig.lead {
 				return sig.res, nil
 			}
-			c.lead()
+			c.lead(true)
 		case <-done:
 			if c.abandon(req) {
 				return result{}, ctx.Err()
@@ -251,16 +282,58 @@ func (c *committer) abandon(req *request) bool {
 	return true
 }
 
-// notifier calls OnCommit off the leaders' goroutines, in commit order.
+// noteBurst is how long the notifier lets commits gather before it passes
+// them to OnCommit: the live stream's added latency. maxNotes bounds what
+// may wait; a leader that finds that many waits for the notifier.
+const (
+	noteBurst = 50 * time.Millisecond
+	maxNotes  = 4096
+)
+
+// note queues a commit for OnCommit and wakes the notifier if it sleeps.
+func (c *committer) note(n commitNote) {
+	c.noteMu.Lock()
+	for len(c.notes) >= maxNotes {
+		c.noteRoom.Wait()
+	}
+	c.notes = append(c.notes, n)
+	first := len(c.notes) == 1
+	c.noteMu.Unlock()
+	if first {
+		select {
+		case c.noteKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// notifier calls OnCommit off the leaders' goroutines, in commit order, in
+// bursts: woken by the first commit after a quiet spell, it waits noteBurst
+// for more, then passes them all on. It ends when the flusher closed
+// noteKick, after passing on what is left.
 func (c *committer) notifier() {
 	defer close(c.notified)
-	for n := range c.notify {
-		c.s.opts.OnCommit(n.rs, n.took)
+	for {
+		_, open := <-c.noteKick
+		if open {
+			time.Sleep(noteBurst)
+		}
+		c.noteMu.Lock()
+		notes := c.notes
+		c.notes = nil
+		c.noteRoom.Broadcast()
+		c.noteMu.Unlock()
+		for _, n := range notes {
+			c.s.opts.OnCommit(n.rs, n.took)
+		}
+		if !open {
+			return
+		}
 	}
 }
 
 // flusher commits queued readings nobody waits for once the oldest has
-// waited CommitInterval (or a full batch is queued, or carried readings are
+// waited CommitInterval (or the queue is half full, or carried readings are
 // due for a retry), and drains the queue at close.
 func (c *committer) flusher() {
 	defer close(c.done)
@@ -281,7 +354,7 @@ func (c *committer) flusher() {
 		}
 		c.mu.Unlock()
 		if due {
-			c.lead()
+			c.lead(false)
 			continue
 		}
 		if !timer.Stop() {
@@ -305,7 +378,7 @@ func (c *committer) flushDue() (bool, time.Duration) {
 	now := c.s.opts.Now()
 	var at time.Time
 	if len(c.queue) > 0 {
-		if count(c.queue) >= c.s.opts.MaxBatch {
+		if c.queueFull() {
 			return true, 0
 		}
 		at = c.queue[0].at.Add(c.s.opts.CommitInterval)

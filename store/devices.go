@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,6 +56,32 @@ func (s *Store) UpdateDevice(id string, fn func(*Device) error) error {
 			return err
 		}
 		return putJSON(b, id, d)
+	})
+}
+
+// UpdateDevices applies each fn to its stored device, all in one
+// transaction (one commit for a whole fleet's activity counters). Devices
+// that no longer exist are skipped.
+func (s *Store) UpdateDevices(fns map[string]func(*Device)) error {
+	if len(fns) == 0 {
+		return nil
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDevices)
+		for id, fn := range fns {
+			d, err := getDevice(b, id)
+			if errors.Is(err, ErrNotFound) {
+				continue // removed meanwhile: nothing to keep
+			}
+			if err != nil {
+				return err
+			}
+			fn(&d)
+			if err := putJSON(b, id, d); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

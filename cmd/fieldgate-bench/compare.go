@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +20,10 @@ import (
 
 // peer is a broker process the command started.
 type peer struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
+	name    string
+	addr    string
+	cmd     *exec.Cmd
+	metrics string // fieldgate's /metrics URL, to count what it stored
 }
 
 func (p *peer) stop() {
@@ -46,6 +48,15 @@ type ratio struct {
 	MosquittoP99    float64 `json:"mosquitto_p99_ms"`
 	FieldgateRSSMiB float64 `json:"fieldgate_rss_peak_mib"`
 	MosquittoRSSMiB float64 `json:"mosquitto_rss_peak_mib"`
+	// CPU time each broker spent per reading, and fieldgate's ÷ mosquitto's.
+	FieldgateCPUus float64 `json:"fieldgate_cpu_us_per_reading"`
+	MosquittoCPUus float64 `json:"mosquitto_cpu_us_per_reading"`
+	CPURatio       float64 `json:"cpu_ratio"`
+	// RawSyncRate is a bare write+fdatasync loop on the same disk in the
+	// same round (the durable limit of one client); RawRatio is
+	// fieldgate's rate ÷ it. Set for one client at QoS 1.
+	RawSyncRate float64 `json:"raw_sync_per_second,omitempty"`
+	RawRatio    float64 `json:"fieldgate_raw_ratio,omitempty"`
 }
 
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -92,6 +103,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer mq.stop()
 
 	var reps []report
+	var raw []float64
 	for round := range *rounds {
 		for _, n := range ns {
 			order := []*peer{fg, mq}
@@ -105,9 +117,16 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				}
 				reps = append(reps, rep)
 			}
+			if n == 1 && lf.qos == 1 && lf.rate == 0 {
+				r, err := rawSync(ctx, dir, lf.duration)
+				if err != nil {
+					return fmt.Errorf("raw fdatasync loop: %w", err)
+				}
+				raw = append(raw, r)
+			}
 		}
 	}
-	ratios := compareRatios(ns, reps)
+	ratios := compareRatios(ns, reps, raw)
 	if *asJSON {
 		return writeJSON(stdout, map[string]any{"runs": reps, "ratios": ratios})
 	}
@@ -118,11 +137,17 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return printRatios(stdout, ratios)
 }
 
-// loadOnce runs the fleet against p, watching p's process.
+// loadOnce runs the fleet against p, watching p's process. For fieldgate
+// it also counts the readings stored (committed) during the run, so that a
+// QoS 0 run, which has no acknowledgement, reports what reached the store.
 func loadOnce(ctx context.Context, p *peer, lf loadFlags, clients int, prefix string) (report, error) {
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	usage := watchProc(watchCtx, p.cmd.Process.Pid, 200*time.Millisecond)
+	before, err := p.committed()
+	if err != nil {
+		return report{}, err
+	}
 	c := lf.config(p.addr, fleet.Anonymous(prefix, clients))
 	res, err := fleet.Run(ctx, c, lf.duration)
 	if err != nil {
@@ -135,11 +160,44 @@ func loadOnce(ctx context.Context, p *peer, lf loadFlags, clients int, prefix st
 		return report{}, err
 	}
 	rep.Process = &u
+	if p.metrics != "" {
+		time.Sleep(1500 * time.Millisecond) // queued readings wait up to commit_interval (1 s)
+		after, err := p.committed()
+		if err != nil {
+			return report{}, err
+		}
+		rep.Stored = int(after - before)
+		rep.StoredPerSec = float64(rep.Stored) / rep.Seconds
+	}
 	return rep, nil
 }
 
-// compareRatios averages the rounds per client count.
-func compareRatios(ns []int, reps []report) []ratio {
+// committed reads fieldgate's count of committed readings (0 for a peer
+// without metrics).
+func (p *peer) committed() (float64, error) {
+	if p.metrics == "" {
+		return 0, nil
+	}
+	res, err := http.Get(p.metrics)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "fieldgate_readings_committed_total "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no fieldgate_readings_committed_total in %s", p.metrics)
+}
+
+// compareRatios averages the rounds per client count; raw are the rounds'
+// bare fdatasync loops, compared with one client.
+func compareRatios(ns []int, reps []report, raw []float64) []ratio {
 	var out []ratio
 	for _, n := range ns {
 		r := ratio{Clients: n}
@@ -149,15 +207,29 @@ func compareRatios(ns []int, reps []report) []ratio {
 				continue
 			}
 			rss := float64(rep.Process.RSSPeakKB) / 1024
+			rate := rep.ReadingsPerSec
+			if rep.Target == "fieldgate" && rep.QoS == 0 {
+				rate = rep.StoredPerSec // no acknowledgement: count what reached the store
+			}
+			cpu := rep.Process.CPUPercent / 100 * 1e6 / max(rate, 1)
 			if rep.Target == "fieldgate" {
-				r.FieldgateRate, r.FieldgateP99, r.FieldgateRSSMiB, fgN = r.FieldgateRate+rep.ReadingsPerSec, r.FieldgateP99+rep.LatencyMs.P99, max(r.FieldgateRSSMiB, rss), fgN+1
+				r.FieldgateRate, r.FieldgateP99, r.FieldgateRSSMiB, fgN = r.FieldgateRate+rate, r.FieldgateP99+rep.LatencyMs.P99, max(r.FieldgateRSSMiB, rss), fgN+1
+				r.FieldgateCPUus += cpu
 			} else {
 				r.MosquittoRate, r.MosquittoP99, r.MosquittoRSSMiB, mqN = r.MosquittoRate+rep.ReadingsPerSec, r.MosquittoP99+rep.LatencyMs.P99, max(r.MosquittoRSSMiB, rss), mqN+1
+				r.MosquittoCPUus += cpu
 			}
 		}
-		r.FieldgateRate, r.FieldgateP99 = r.FieldgateRate/fgN, r.FieldgateP99/fgN
-		r.MosquittoRate, r.MosquittoP99 = r.MosquittoRate/mqN, r.MosquittoP99/mqN
+		r.FieldgateRate, r.FieldgateP99, r.FieldgateCPUus = r.FieldgateRate/fgN, r.FieldgateP99/fgN, r.FieldgateCPUus/fgN
+		r.MosquittoRate, r.MosquittoP99, r.MosquittoCPUus = r.MosquittoRate/mqN, r.MosquittoP99/mqN, r.MosquittoCPUus/mqN
 		r.RateRatio = r.FieldgateRate / r.MosquittoRate
+		r.CPURatio = r.FieldgateCPUus / r.MosquittoCPUus
+		if n == 1 && len(raw) > 0 {
+			for _, v := range raw {
+				r.RawSyncRate += v / float64(len(raw))
+			}
+			r.RawRatio = r.FieldgateRate / r.RawSyncRate
+		}
 		out = append(out, r)
 	}
 	return out
@@ -165,10 +237,14 @@ func compareRatios(ns []int, reps []report) []ratio {
 
 func printRatios(w io.Writer, rs []ratio) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tfieldgate readings/s\tmosquitto readings/s\tratio\tfieldgate p99 ms\tmosquitto p99 ms\tfieldgate RSS MiB\tmosquitto RSS MiB\t")
+	fmt.Fprintln(tw, "clients\tfieldgate readings/s\tmosquitto readings/s\tratio\tfieldgate p99 ms\tmosquitto p99 ms\tfieldgate CPU µs/reading\tmosquitto CPU µs/reading\tCPU ratio\tfieldgate RSS MiB\tmosquitto RSS MiB\traw fdatasync/s\tfieldgate ÷ raw\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t\n", r.Clients, r.FieldgateRate, r.MosquittoRate, r.RateRatio,
-			r.FieldgateP99, r.MosquittoP99, r.FieldgateRSSMiB, r.MosquittoRSSMiB)
+		rawRate, rawRatio := "-", "-"
+		if r.RawSyncRate > 0 {
+			rawRate, rawRatio = fmt.Sprintf("%.0f", r.RawSyncRate), fmt.Sprintf("%.2f", r.RawRatio)
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Clients, r.FieldgateRate, r.MosquittoRate, r.RateRatio,
+			r.FieldgateP99, r.MosquittoP99, r.FieldgateCPUus, r.MosquittoCPUus, r.CPURatio, r.FieldgateRSSMiB, r.MosquittoRSSMiB, rawRate, rawRatio)
 	}
 	return tw.Flush()
 }
@@ -184,12 +260,25 @@ func startFieldgate(ctx context.Context, bin, dir string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
+	apiPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(dir, "config.yaml")
-	conf := fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:%d\n  allow_anonymous: true\n  publish_rate: 100000\n  publish_burst: 100000\napi:\n  listen: \"\"\nclock:\n  trust: system\nstore:\n  retention:\n    max_age: 0\n", dir, port)
+	conf := fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:%d\n  allow_anonymous: true\n  publish_rate: 1000000\n  publish_burst: 1000000\n  max_connections: 1000\n  max_pending: 1000\napi:\n  listen: 127.0.0.1:%d\nclock:\n  trust: system\nstore:\n  retention:\n    max_age: 0\n", dir, port, apiPort)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	return startPeer(ctx, "fieldgate", port, exec.CommandContext(ctx, bin, "-config", cfg), filepath.Join(dir, "fieldgate.log"))
+	p, err := startPeer(ctx, "fieldgate", port, exec.CommandContext(ctx, bin, "-config", cfg), filepath.Join(dir, "fieldgate.log"))
+	if err != nil {
+		return nil, err
+	}
+	p.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", apiPort)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) { // the API starts after MQTT
+		if _, err = p.committed(); err == nil || time.Now().After(deadline) {
+			return p, err
+		}
+	}
 }
 
 // startMosquitto runs Debian's mosquitto on loopback with persistence on.

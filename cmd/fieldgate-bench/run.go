@@ -28,6 +28,10 @@ type report struct {
 	Errors         int        `json:"errors"`
 	Disconnects    int        `json:"disconnects"`
 	Process        *procUsage `json:"process,omitempty"`
+	// Stored and StoredPerSec count the readings fieldgate committed during
+	// the run (compare only): at QoS 0, what reached the store.
+	Stored       int     `json:"stored,omitempty"`
+	StoredPerSec float64 `json:"stored_per_second,omitempty"`
 }
 
 type latency struct {
@@ -159,15 +163,18 @@ func writeAcked(path string, acks []fleet.Ack) error {
 // printReports prints reports as a table.
 func printReports(w io.Writer, reps []report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tclients\tqos\treadings/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tcpu %\trss peak MiB\tanon peak MiB\t")
+	fmt.Fprintln(tw, "target\tclients\tqos\treadings/s\tstored/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tcpu %\trss peak MiB\tanon peak MiB\t")
 	for _, r := range reps {
-		cpu, rss, anon := "-", "-", "-"
+		cpu, rss, anon, stored := "-", "-", "-", "-"
 		if r.Process != nil {
 			cpu = fmt.Sprintf("%.0f", r.Process.CPUPercent)
 			rss = fmt.Sprintf("%.1f", float64(r.Process.RSSPeakKB)/1024)
 			anon = fmt.Sprintf("%.1f", float64(r.Process.AnonPeakKB)/1024)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n", r.Target, r.Clients, r.QoS, r.ReadingsPerSec,
+		if r.Stored > 0 {
+			stored = fmt.Sprintf("%.0f", r.StoredPerSec)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n", r.Target, r.Clients, r.QoS, r.ReadingsPerSec, stored,
 			r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max, r.Errors+r.Disconnects, cpu, rss, anon)
 	}
 	return tw.Flush()

@@ -50,12 +50,13 @@ func BenchmarkBrokers(b *testing.B) {
 			port int
 			pid  int
 		}{{"fieldgate", fgPort, fg.Process.Pid}, {"mosquitto", mqPort, mq.Process.Pid}} {
-			before := rssKB(b, target.pid)
+			before, anon0 := rssKB(b, target.pid), anonKB(b, target.pid)
 			cs := connectN(b, target.port, 200, "idle-"+target.name)
 			time.Sleep(time.Second)
-			after := rssKB(b, target.pid)
+			after, anon1 := rssKB(b, target.pid), anonKB(b, target.pid)
 			b.ReportMetric(float64(after)/1024, target.name+"-rss-MiB")
 			b.ReportMetric(float64(after-before)/200, target.name+"-KiB/client")
+			b.ReportMetric(float64(anon1-anon0)/200, target.name+"-anon-KiB/client")
 			for _, c := range cs {
 				c.Disconnect(0)
 			}
@@ -75,6 +76,16 @@ func connectN(b *testing.B, port, n int, prefix string) []paho3.Client {
 		}
 	}
 	return cs
+}
+
+// anonKB reads a process's anonymous resident memory (its heap and
+// stacks, without mapped files) from /proc.
+func anonKB(b *testing.B, pid int) int64 {
+	kb, err := procStatusKB(pid, "RssAnon")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kb
 }
 
 func rssKB(b *testing.B, pid int) int64 {

@@ -18,7 +18,7 @@ import (
 )
 
 // buildDaemon builds the fieldgate binary into a temp dir.
-func buildDaemon(t *testing.T) string {
+func buildDaemon(t testing.TB) string {
 	t.Helper()
 	goTool := requireTool(t, "go")
 	bin := filepath.Join(t.TempDir(), "fieldgate")

@@ -76,7 +76,7 @@ func TestSystemdNotifyProtocol(t *testing.T) {
 
 // listenNotify plays systemd's side of sd_notify: it returns the socket to
 // put in NOTIFY_SOCKET and a function that waits for a message with a prefix.
-func listenNotify(t *testing.T, dir string) (string, func(prefix string) string) {
+func listenNotify(t testing.TB, dir string) (string, func(prefix string) string) {
 	t.Helper()
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
