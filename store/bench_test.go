@@ -1,14 +1,12 @@
 package store
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,60 +115,6 @@ func runAppenders(b *testing.B, callers int, add appender) {
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "readings/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-}
-
-// BenchmarkWriteBytesPerReading measures the bytes this process sends to
-// the disk (write_bytes in /proc/self/io) per reading at a steady 100
-// readings/s, for the durable path (Append, one fsync'd commit each) and the
-// queued path (Enqueue, commits every CommitInterval). It needs a real disk
-// under $TMPDIR (tmpfs writes nothing) and -benchtime=NNNx for a steady run.
-func BenchmarkWriteBytesPerReading(b *testing.B) {
-	for _, path := range []string{"append", "enqueue"} {
-		b.Run(path, func(b *testing.B) {
-			s := mustOpen(b, Options{})
-			mustAppend(b, s, reading("warmup", "temperature", 0, 0))
-			before := procWriteBytes(b)
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			b.ResetTimer()
-			for i := range b.N {
-				<-tick.C
-				r := Reading{Source: "node-" + strconv.Itoa(i%20), Quantity: "temperature", Value: 20 + float64(i%100)/10, Unit: "Cel", Time: time.Now()}
-				var err error
-				if path == "append" {
-					err = s.Append(context.Background(), r)
-				} else {
-					err = s.Enqueue(context.Background(), r)
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
-			mustDo(b, s.Close()) // commits the queue: its bytes count too
-			b.StopTimer()
-			b.ReportMetric(float64(procWriteBytes(b)-before)/float64(b.N), "write-bytes/reading")
-		})
-	}
-}
-
-func procWriteBytes(b *testing.B) int64 {
-	f, err := os.Open("/proc/self/io")
-	if err != nil {
-		b.Skipf("no /proc/self/io: %v", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "write_bytes: "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return n
-		}
-	}
-	b.Skip("write_bytes missing from /proc/self/io")
-	return 0
 }
 
 // BenchmarkQueryLastHour reads the last hour of one sensor (3600 readings)

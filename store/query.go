@@ -32,7 +32,7 @@ func (s *Store) Readings(q Query) ([]Reading, error) {
 				skip--
 				return true, nil
 			}
-			r, err := e.get()
+			r, err := sn.fetch(e)
 			if err != nil {
 				return false, err
 			}

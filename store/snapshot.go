@@ -126,13 +126,24 @@ func (sn *snapshot) reading(seq uint64) (Reading, bool, error) {
 }
 
 // entry is one reading as a series scan sees it: without its unit, which
-// only get fetches.
+// only snapshot.fetch reads.
 type entry struct {
-	seq   uint64
-	t     int64 // ns since the epoch
-	v     float64
-	clock Clock
-	get   func() (Reading, error)
+	seq    uint64
+	t      int64 // ns since the epoch
+	v      float64
+	clock  Clock
+	inHead bool
+}
+
+// fetch returns the whole reading of e.
+func (sn *snapshot) fetch(e entry) (Reading, error) {
+	if e.inHead {
+		if he, ok := sn.h.find(e.seq); ok {
+			return sn.h.reading(he), nil
+		}
+		return Reading{}, fmt.Errorf("store: head lost reading %d", e.seq)
+	}
+	return sn.s.decode(e.seq, sn.tx.Bucket(bReadings).Get(seqKey(e.seq)))
 }
 
 // scanPos is where a series scan starts: at (t, seq), inclusive.
@@ -171,7 +182,6 @@ func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, fn func(entry
 		from = time.Unix(0, pos.t)
 	}
 	hs := sn.h.span(key, from, to)
-	readings := sn.tx.Bucket(bReadings)
 	for {
 		for len(hs) > 0 && (hs[0] <= sn.ckpt || sn.before(hs[0], pos)) {
 			hs = hs[1:]
@@ -182,17 +192,15 @@ func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, fn func(entry
 		case haveB && len(bk) != 20:
 			return fmt.Errorf("store: index key of %d bytes is corrupt", len(bk))
 		case haveB && (len(hs) == 0 || boltFirst(bk, sn.h.at(hs[0]))):
-			seq := binary.BigEndian.Uint64(bk[12:])
-			e = entry{seq: seq, t: int64(binary.BigEndian.Uint64(bk[4:12]) ^ (1 << 63)),
+			e = entry{seq: binary.BigEndian.Uint64(bk[12:]), t: int64(binary.BigEndian.Uint64(bk[4:12]) ^ (1 << 63)),
 				v: math.Float64frombits(binary.BigEndian.Uint64(bv))}
 			if len(bv) > 8 {
 				e.clock = Clock(bv[8])
 			}
-			e.get = func() (Reading, error) { return sn.s.decode(seq, readings.Get(seqKey(seq))) }
 			bk, bv = bc.Next()
 		case len(hs) > 0:
 			he := sn.h.at(hs[0])
-			e = entry{seq: he.seq, t: he.t, v: he.v, clock: he.clock, get: func() (Reading, error) { return sn.h.reading(he), nil }}
+			e = entry{seq: he.seq, t: he.t, v: he.v, clock: he.clock, inHead: true}
 			hs = hs[1:]
 		default:
 			return nil
@@ -228,9 +236,8 @@ func (sn *snapshot) latest(key SeriesKey) (Reading, bool, error) {
 			k, v = c.Prev()
 		}
 		if k != nil && bytes.HasPrefix(k, prefix) && len(k) == 20 {
-			seq := binary.BigEndian.Uint64(k[12:])
-			best = &entry{seq: seq, t: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)), v: math.Float64frombits(binary.BigEndian.Uint64(v)),
-				get: func() (Reading, error) { return sn.s.decode(seq, sn.tx.Bucket(bReadings).Get(seqKey(seq))) }}
+			best = &entry{seq: binary.BigEndian.Uint64(k[12:]), t: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)),
+				v: math.Float64frombits(binary.BigEndian.Uint64(v))}
 		}
 	}
 	if ser := sn.h.series[key]; ser != nil {
@@ -238,7 +245,7 @@ func (sn *snapshot) latest(key SeriesKey) (Reading, bool, error) {
 			if seq := ser.seqs[i]; seq > sn.ckpt {
 				he := sn.h.at(seq)
 				if best == nil || he.t > best.t || (he.t == best.t && he.seq > best.seq) {
-					best = &entry{seq: he.seq, get: func() (Reading, error) { return sn.h.reading(he), nil }}
+					best = &entry{seq: he.seq, inHead: true}
 				}
 				break
 			}
@@ -247,6 +254,6 @@ func (sn *snapshot) latest(key SeriesKey) (Reading, bool, error) {
 	if best == nil {
 		return Reading{}, false, nil
 	}
-	r, err := best.get()
+	r, err := sn.fetch(*best)
 	return r, err == nil, err
 }

@@ -34,7 +34,7 @@ func (s *Store) Summarize(q Query, step time.Duration) ([]Summary, error) {
 	width := int64(step)
 	cur := (*Summary)(nil)
 	curStart := int64(math.MinInt64)
-	err := s.walk(q, nil, func(e entry) error {
+	err := s.walk(q, nil, func(_ *snapshot, e entry) error {
 		start := e.t - ((e.t%width)+width)%width // floor, also before 1970
 		if start != curStart {
 			if cur != nil {
@@ -76,7 +76,7 @@ func (s *Store) Walk(q Query, fn func(Reading) error) error {
 		buf = buf[:0]
 		return nil
 	}
-	return s.walk(q, flush, func(e entry) error {
+	return s.walk(q, flush, func(sn *snapshot, e entry) error {
 		if skip > 0 {
 			skip--
 			return nil
@@ -85,7 +85,7 @@ func (s *Store) Walk(q Query, fn func(Reading) error) error {
 			return errStopWalk
 		}
 		n++
-		r, err := e.get()
+		r, err := sn.fetch(e)
 		buf = append(buf, r)
 		return err
 	})
@@ -98,7 +98,7 @@ var errStopWalk = errors.New("stop walk")
 // (time, seq) order, walkChunk readings per snapshot, and flush (if not
 // nil) after each snapshot. visit runs inside the snapshot; it may return
 // errStopWalk.
-func (s *Store) walk(q Query, flush func() error, visit func(entry) error) error {
+func (s *Store) walk(q Query, flush func() error, visit func(*snapshot, entry) error) error {
 	pos := scanFrom(q.From)
 	for {
 		seen, stop := 0, true
@@ -109,7 +109,7 @@ func (s *Store) walk(q Query, flush func() error, visit func(entry) error) error
 					return false, nil
 				}
 				seen++
-				return true, visit(e)
+				return true, visit(sn, e)
 			})
 		})
 		if errors.Is(err, errStopWalk) {

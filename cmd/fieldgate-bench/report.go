@@ -30,10 +30,10 @@ type sizes struct {
 var (
 	fullSizes = sizes{CompareDuration: 10 * time.Second, CompareRounds: 2, DrainReadings: 200_000, AppendTime: "3s",
 		QueryLarge: 10_000_000, LiveBacklog: 1_000_000, APIReadings: 10_000_000, APISmall: 100_000,
-		SiteDuration: 2 * time.Minute, Chaos: 30 * time.Minute}
+		SiteDuration: 5 * time.Minute, Chaos: 30 * time.Minute}
 	quickSizes = sizes{CompareDuration: 2 * time.Second, CompareRounds: 1, DrainReadings: 20_000, AppendTime: "300ms",
 		QueryLarge: 200_000, LiveBacklog: 20_000, APIReadings: 200_000, APISmall: 100_000,
-		SiteDuration: 20 * time.Second, Chaos: 40 * time.Second}
+		SiteDuration: 30 * time.Second, Chaos: 40 * time.Second}
 )
 
 // reportCommand is the documented command that regenerates the page.
@@ -99,7 +99,7 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cmd += " -chaos " + chaos.String()
 	}
 	var page bytes.Buffer
-	if err := renderPage(&page, pageData{Machine: m, Sizes: sz, Quick: *quick, Command: cmd,
+	if err := renderPage(&page, pageData{Machine: m, Sizes: sz, Baseline: baseline, Quick: *quick, Command: cmd,
 		Took: fmt.Sprintf("%.0f minutes", time.Since(began).Minutes()), Figures: figs}); err != nil {
 		return err
 	}

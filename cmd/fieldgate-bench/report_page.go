@@ -16,12 +16,13 @@ var pageTemplate string
 
 // pageData is what the page template sees.
 type pageData struct {
-	Machine machine
-	Sizes   sizes
-	Quick   bool
-	Command string
-	Took    string
-	Figures map[string]figures
+	Machine  machine
+	Sizes    sizes
+	Baseline string // the commit the API's figures are compared with
+	Quick    bool
+	Command  string
+	Took     string
+	Figures  map[string]figures
 }
 
 // renderPage writes docs/BENCHMARKS.md. A figure the template asks for and

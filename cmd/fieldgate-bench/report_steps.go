@@ -35,13 +35,18 @@ func reportSteps(sz sizes) []step {
 	}
 	d := func(v time.Duration) string { return v.String() }
 	return []step{
-		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside mosquitto, 1/10/50 clients", want: both(loadUnits),
-			run: compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(sz.CompareRounds))},
-		{id: "ingest-qos0", title: "QoS 0 at 50 readings/s per client, fieldgate beside mosquitto", want: both([]string{"readings/s", "cpu-%", "anon-MiB"}),
-			run: compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", "1", "-qos", "0", "-rate", "50")},
+		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside mosquitto and a raw fdatasync loop, 1/10/50 clients",
+			want: withRaw(both(append(loadUnits, "cpu-µs/reading"))),
+			run:  compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(sz.CompareRounds))},
+		{id: "ingest-qos0", title: "QoS 0 flood (1000 readings/s offered per client), fieldgate beside mosquitto",
+			want: qos0Want(), run: compareStep("-clients", "10,50", "-duration", d(sz.CompareDuration), "-rounds", "1", "-qos", "0", "-rate", "1000")},
 		{id: "idle", title: "memory of 200 idle MQTT clients, fieldgate beside mosquitto",
-			want: map[string][]string{"idle200": {"fieldgate-rss-MiB", "fieldgate-KiB/client", "mosquitto-rss-MiB", "mosquitto-KiB/client"}},
-			run:  goBench("./cmd/fieldgate", "Brokers/idle200", nil, "-benchtime", "1x")},
+			want: map[string][]string{"idle200": {"fieldgate-rss-MiB", "fieldgate-KiB/client", "fieldgate-anon-KiB/client",
+				"mosquitto-rss-MiB", "mosquitto-KiB/client", "mosquitto-anon-KiB/client"}},
+			run: goBench("./cmd/fieldgate", "Brokers/idle200", nil, "-benchtime", "1x")},
+		{id: "ready", title: "time to READY, empty store beside 1M stored and a full head (cold page cache)",
+			want: map[string][]string{"empty": {"ready-ms"}, "1M+head": {"ready-ms"}},
+			run:  goBench("./cmd/fieldgate", "Ready", nil, "-benchtime", "5x", "-timeout", "30m")},
 		{id: "drain", title: "uplink drain rate (fieldgate-bench drain)",
 			want: map[string][]string{"": {"readings", "readings/s", "seconds", "wire-B/reading", "json-B/reading", "duplicates", "batches"}},
 			run:  drainStep(sz.DrainReadings)},
@@ -51,13 +56,10 @@ func reportSteps(sz sizes) []step {
 				"-benchtime", "1x", "-timeout", "30m")},
 		{id: "append", title: "the store's durable append: group committer beside bbolt Update and Batch", want: appendWant,
 			run: goBench("./store", "Append", nil, "-benchtime", sz.AppendTime)},
-		{id: "writes", title: "bytes written per reading by the store, durable and queued",
-			want: map[string][]string{"append": {"write-bytes/reading"}, "enqueue": {"write-bytes/reading"}},
-			run:  goBench("./store", "WriteBytesPerReading", nil, "-benchtime", "1000x")},
-		{id: "site", title: "bytes the daemon writes at a typical site, QoS 1 and QoS 0",
-			want: map[string][]string{"qos1": {"readings/h", "wchar-B/reading", "disk-B/reading", "disk-MiB/h"}, "qos0": {"readings/h", "wchar-B/reading", "disk-B/reading", "disk-MiB/h"}},
+		{id: "site", title: "bytes a typical site's block device receives per reading: QoS 1 (sync window 0 and 1 s) and QoS 0",
+			want: siteWant(),
 			run: goBench("./cmd/fieldgate", "SiteWrites", []string{"FIELDGATE_BENCH_SITE_DURATION=" + d(sz.SiteDuration)},
-				"-benchtime", "1x", "-timeout", "60m")},
+				"-benchtime", "1x", "-timeout", "90m")},
 		{id: "query", title: "the last hour of a sensor from a small and a large store",
 			want: map[string][]string{"readings=100000": {"ns/op"}, fmt.Sprintf("readings=%d", sz.QueryLarge): {"ns/op"}},
 			run: goBench("./store", "QueryLastHour", []string{"FIELDGATE_BENCH_LARGE=" + strconv.Itoa(sz.QueryLarge)},
@@ -67,6 +69,10 @@ func reportSteps(sz sizes) []step {
 		{id: "api", title: fmt.Sprintf("REST API under wrk, %d readings stored", sz.APIReadings),
 			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
 			run: goBench("./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APIReadings)},
+				"-benchtime", "1x", "-timeout", "60m")},
+		{id: "api-before", title: fmt.Sprintf("REST API under wrk, %d readings stored, fieldgate %s (before the write-ahead log)", sz.APIReadings, baseline),
+			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
+			run: goBenchAt(baseline, "./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APIReadings)},
 				"-benchtime", "1x", "-timeout", "60m")},
 		{id: "api-small", title: fmt.Sprintf("REST API under wrk, %d readings stored", sz.APISmall),
 			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
@@ -84,6 +90,32 @@ func reportSteps(sz sizes) []step {
 	}
 }
 
+// baseline is the last commit before the write-ahead log: the API's
+// figures are measured on it too, in the same run.
+const baseline = "84d5f75"
+
+// withRaw adds the raw fdatasync loop's figure to the ingest step's.
+func withRaw(w map[string][]string) map[string][]string {
+	w["raw"] = []string{"syncs/s"}
+	return w
+}
+
+// qos0Want lists the QoS 0 flood's figures.
+func qos0Want() map[string][]string {
+	w := map[string][]string{}
+	for _, c := range []string{"clients=10", "clients=50"} {
+		w["fieldgate/"+c] = []string{"readings/s", "stored/s", "cpu-%", "cpu-µs/reading", "anon-MiB"}
+		w["mosquitto/"+c] = []string{"readings/s", "cpu-%", "cpu-µs/reading", "anon-MiB"}
+	}
+	return w
+}
+
+// siteWant lists the site run's figures per case.
+func siteWant() map[string][]string {
+	units := []string{"readings/h", "wchar-B/reading", "disk-B/reading", "disk-MiB/h"}
+	return map[string][]string{"qos1/window=0s": units, "qos1/window=1s": units, "qos0/window=0s": units}
+}
+
 // chaosUnits are the figures TestChaos writes with -chaos.summary.
 var chaosUnits = []string{"minutes", "acknowledged", "not-acknowledged", "in-cloud", "lost", "twice", "duplicate-readings", "replays",
 	"starts", "max-backlog", "drain-ms", "rss-first-MiB", "rss-last-MiB", "goroutines-first", "goroutines-last", "rogue-stored",
@@ -98,6 +130,31 @@ func goBench(pkg, pattern string, env []string, flags ...string) func(context.Co
 		out, err := goTool(ctx, env, append(args, pkg)...)
 		if err != nil {
 			return nil, err
+		}
+		return parseBench(out), nil
+	}
+}
+
+// goBenchAt runs goBench in a temporary checkout of commit (a git
+// worktree), for a figure measured on an earlier fieldgate in the same run.
+func goBenchAt(commit, pkg, pattern string, env []string, flags ...string) func(context.Context) (figures, error) {
+	return func(ctx context.Context) (figures, error) {
+		dir, err := os.MkdirTemp("", "fieldgate-baseline-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		wt := filepath.Join(dir, "src")
+		if out, err := exec.CommandContext(ctx, "git", "worktree", "add", "--detach", wt, commit).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("git worktree add %s: %v\n%s", commit, err, out)
+		}
+		defer func() { _ = exec.Command("git", "worktree", "remove", "--force", wt).Run() }() // the directory goes anyway
+		args := append([]string{"test", "-run", "^$", "-bench", pattern}, flags...)
+		cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+		cmd.Dir, cmd.Env = wt, append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("go test at %s: %v\n%s", commit, err, out[max(0, len(out)-4000):])
 		}
 		return parseBench(out), nil
 	}
@@ -187,13 +244,31 @@ func compareStep(args ...string) func(context.Context) (figures, error) {
 		if err := compareCmd(ctx, append(args, "-json"), &out, &errOut); err != nil {
 			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
 		}
-		var res struct{ Runs []report }
+		var res struct {
+			Runs   []report
+			Ratios []ratio
+		}
 		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 			return nil, err
 		}
 		f := figures{}
+		for _, r := range res.Ratios {
+			if r.RawSyncRate > 0 {
+				f.add("raw", "syncs/s", r.RawSyncRate)
+			}
+		}
 		for _, r := range res.Runs {
 			name := fmt.Sprintf("%s/clients=%d", r.Target, r.Clients)
+			rate := r.ReadingsPerSec
+			if r.Stored > 0 {
+				f.add(name, "stored/s", r.StoredPerSec)
+				if r.QoS == 0 {
+					rate = r.StoredPerSec
+				}
+			}
+			if p := r.Process; p != nil {
+				f.add(name, "cpu-µs/reading", p.CPUPercent/100*1e6/max(rate, 1))
+			}
 			f.add(name, "readings/s", r.ReadingsPerSec)
 			f.add(name, "p50-ms", r.LatencyMs.P50)
 			f.add(name, "p99-ms", r.LatencyMs.P99)

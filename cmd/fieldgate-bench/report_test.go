@@ -67,7 +67,7 @@ func TestPageRenders(t *testing.T) {
 			figs[st.id] = f
 		}
 		var page bytes.Buffer
-		err := renderPage(&page, pageData{Machine: machine{CPU: "Test CPU", Cores: 2, MemGiB: 24}, Sizes: sz, Quick: sz == quickSizes,
+		err := renderPage(&page, pageData{Machine: machine{CPU: "Test CPU", Cores: 2, MemGiB: 24}, Sizes: sz, Baseline: baseline, Quick: sz == quickSizes,
 			Command: reportCommand, Took: "1h0m0s", Figures: figs})
 		if err != nil {
 			t.Fatal(err)
