@@ -136,6 +136,8 @@ type Broker struct {
 	activity activity
 	hook     *hook
 
+	probeSecret []byte // the password of the broker's own health probe
+
 	stats   Stats
 	statsMu sync.Mutex
 	addrs   map[string]string // listener id → bound address
@@ -148,7 +150,7 @@ type Broker struct {
 func New(st Store, o Options) (*Broker, error) {
 	o = o.withDefaults()
 	b := &Broker{o: o, st: st, log: o.Logger, auth: newAuthenticator(st), addrs: map[string]string{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		probeSecret: newProbeSecret(), stop: make(chan struct{}), done: make(chan struct{})}
 	b.guard = newGuard(o.Limits, func(msg string, err error) {
 		if err != nil {
 			b.log.Warn("mqtt: "+msg, "err", err)
@@ -188,14 +190,15 @@ func (b *Broker) Start() error {
 	}
 	specs := []spec{
 		{"tcp", b.o.Listen, func(a string) (listeners.Listener, error) {
-			return listeners.NewTCP(listeners.Config{ID: "tcp", Address: a}), nil
+			return &tcpListener{id: "tcp", address: a, onErr: b.guard.onError, errs: &b.guard.acceptErrs}, nil
 		}},
 		{"tls", b.o.TLSListen, func(a string) (listeners.Listener, error) {
 			cert, err := tls.LoadX509KeyPair(b.o.TLSCert, b.o.TLSKey)
 			if err != nil {
 				return nil, fmt.Errorf("broker: TLS certificate: %w", err)
 			}
-			return listeners.NewTCP(listeners.Config{ID: "tls", Address: a, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}), nil
+			return &tcpListener{id: "tls", address: a, onErr: b.guard.onError, errs: &b.guard.acceptErrs,
+				tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}, nil
 		}},
 		{"ws", b.o.WSListen, func(a string) (listeners.Listener, error) {
 			return listeners.NewWebsocket(listeners.Config{ID: "ws", Address: a}), nil

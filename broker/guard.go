@@ -21,6 +21,11 @@ type Limits struct {
 	MaxConnections int
 	// MaxPending bounds sockets that have not sent CONNECT yet. Default 64.
 	MaxPending int
+	// MaxPendingPerAddress and MaxConnectionsPerAddress are one source
+	// address's share of those: one host cannot take the slots every
+	// device needs. Defaults MaxPending/8 (at least 2) and
+	// MaxConnections/4 (at least 4).
+	MaxPendingPerAddress, MaxConnectionsPerAddress int
 	// ConnectTimeout closes a socket that has not sent a valid CONNECT in
 	// time. Default 5 s.
 	ConnectTimeout time.Duration
@@ -39,6 +44,12 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxPending <= 0 {
 		l.MaxPending = 64
 	}
+	if l.MaxPendingPerAddress <= 0 {
+		l.MaxPendingPerAddress = max(2, l.MaxPending/8)
+	}
+	if l.MaxConnectionsPerAddress <= 0 {
+		l.MaxConnectionsPerAddress = max(4, l.MaxConnections/4)
+	}
 	if l.ConnectTimeout <= 0 {
 		l.ConnectTimeout = 5 * time.Second
 	}
@@ -54,6 +65,7 @@ type GuardStats struct {
 	Oversized       uint64 // … for a packet over the size limit
 	ConnectTimeouts uint64 // … for sending no CONNECT in time
 	Refused         uint64 // sockets refused at a connection limit
+	AcceptErrors    uint64 // accepts that failed and were retried (out of file descriptors)
 	Pending, Active int64  // sockets before and after CONNECT, now
 }
 
@@ -62,18 +74,90 @@ type guard struct {
 	lim     Limits
 	onError func(reason string, err error) // rate-limited logging, by the caller
 
-	pending, active                            atomic.Int64
-	malformed, oversized, timeouts, refusedCnt atomic.Uint64
+	mu     sync.Mutex
+	byAddr map[string]*addrSlots // sockets per source address
+
+	pending, active                                        atomic.Int64
+	malformed, oversized, timeouts, refusedCnt, acceptErrs atomic.Uint64
 }
 
+// addrSlots counts one source address's sockets before and after CONNECT.
+type addrSlots struct{ pending, active int }
+
 func newGuard(lim Limits, onError func(string, error)) *guard {
-	return &guard{lim: lim.withDefaults(), onError: onError}
+	return &guard{lim: lim.withDefaults(), onError: onError, byAddr: map[string]*addrSlots{}}
+}
+
+// admit takes a pending slot for a socket from addr, or reports why not.
+func (g *guard) admit(addr string) (ok bool, why string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.byAddr[addr]
+	if a == nil {
+		a = &addrSlots{}
+	}
+	switch {
+	case g.pending.Load() >= int64(g.lim.MaxPending):
+		return false, "connection refused: every pre-CONNECT slot is taken"
+	case g.active.Load() >= int64(g.lim.MaxConnections):
+		return false, "connection refused at the connection limit"
+	case a.pending >= g.lim.MaxPendingPerAddress:
+		return false, "connection refused: the address holds its share of pre-CONNECT slots"
+	case a.pending+a.active >= g.lim.MaxConnectionsPerAddress:
+		return false, "connection refused: the address holds its share of connections"
+	}
+	a.pending++
+	g.byAddr[addr] = a
+	g.pending.Add(1)
+	return true, ""
+}
+
+// promote moves a socket of addr from pending to active.
+func (g *guard) promote(addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a := g.byAddr[addr]; a != nil {
+		a.pending--
+		a.active++
+	}
+	g.pending.Add(-1)
+	g.active.Add(1)
+}
+
+// release gives back a socket's slot, pending or active.
+func (g *guard) release(addr string, active bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.byAddr[addr]
+	if active {
+		g.active.Add(-1)
+		if a != nil {
+			a.active--
+		}
+	} else {
+		g.pending.Add(-1)
+		if a != nil {
+			a.pending--
+		}
+	}
+	if a != nil && a.pending == 0 && a.active == 0 {
+		delete(g.byAddr, addr) // the map holds only addresses with sockets
+	}
+}
+
+// sourceAddr is the host part of a connection's remote address.
+func sourceAddr(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
 }
 
 func (g *guard) stats() GuardStats {
 	return GuardStats{
 		Malformed: g.malformed.Load(), Oversized: g.oversized.Load(), ConnectTimeouts: g.timeouts.Load(),
-		Refused: g.refusedCnt.Load(), Pending: g.pending.Load(), Active: g.active.Load(),
+		Refused: g.refusedCnt.Load(), AcceptErrors: g.acceptErrs.Load(), Pending: g.pending.Load(), Active: g.active.Load(),
 	}
 }
 
@@ -110,14 +194,14 @@ func (l *guardedListener) Close(closeClients listeners.CloseFn) {
 func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 	l.Listener.Serve(func(id string, c net.Conn) error {
 		g := l.g
-		if g.pending.Add(1) > int64(g.lim.MaxPending) || g.active.Load() >= int64(g.lim.MaxConnections) {
-			g.pending.Add(-1)
+		addr := sourceAddr(c)
+		if ok, why := g.admit(addr); !ok {
 			g.refusedCnt.Add(1)
-			g.onError("connection refused at the connection limit", nil)
+			g.onError(why, nil)
 			_ = c.Close() // refused: nothing to report to the peer
 			return nil
 		}
-		gc := &guardConn{Conn: c, g: g, fc: frameChecker{maxSize: g.lim.MaxPacketSize, maxKeep: uint16(g.lim.MaxKeepalive / time.Second)}}
+		gc := &guardConn{Conn: c, g: g, addr: addr, fc: frameChecker{maxSize: g.lim.MaxPacketSize, maxKeep: uint16(g.lim.MaxKeepalive / time.Second)}}
 		_ = c.SetDeadline(time.Now().Add(g.lim.ConnectTimeout)) // mochi sets its own after CONNECT
 		err := establish(id, gc)
 		gc.finish()
@@ -135,8 +219,9 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 // connection is closed.
 type guardConn struct {
 	net.Conn
-	g  *guard
-	fc frameChecker
+	g    *guard
+	addr string // the source address whose slot it holds
+	fc   frameChecker
 
 	in, out  []byte    // raw bytes not yet checked; checked bytes not yet read
 	buf      [512]byte // a sensor's packets are small; larger ones take several reads
@@ -217,8 +302,7 @@ func (c *guardConn) promote() {
 	defer c.mu.Unlock()
 	if c.state == 0 {
 		c.state = 1
-		c.g.pending.Add(-1)
-		c.g.active.Add(1)
+		c.g.promote(c.addr)
 	}
 }
 
@@ -226,11 +310,8 @@ func (c *guardConn) promote() {
 func (c *guardConn) finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch c.state {
-	case 0:
-		c.g.pending.Add(-1)
-	case 1:
-		c.g.active.Add(-1)
+	if c.state < 2 {
+		c.g.release(c.addr, c.state == 1)
 	}
 	c.state = 2
 }

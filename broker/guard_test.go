@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -141,7 +142,7 @@ func TestHugeAnnouncedPacketsAllocateNothing(t *testing.T) {
 }
 
 func TestIdleSocketsBeforeConnectAreCappedAndClosed(t *testing.T) {
-	addr, g := guardedServer(t, Limits{MaxPending: 50, ConnectTimeout: 500 * time.Millisecond})
+	addr, g := guardedServer(t, Limits{MaxPending: 50, MaxPendingPerAddress: 50, ConnectTimeout: 500 * time.Millisecond})
 	const n = 1000
 	conns := make([]*rawClient, n)
 	for i := range conns {
@@ -206,5 +207,86 @@ func TestMalformedPublishesAndConnectsCloseTheConnection(t *testing.T) {
 	publishes(t, addr)
 	if s := g.stats(); s.Malformed+s.Oversized != uint64(len(cases))+1 {
 		t.Errorf("guard stats %+v, want %d rejections", s, len(cases)+1)
+	}
+}
+
+// dialFrom connects to addr from the loopback address local (127.0.0.2…).
+func dialFrom(t *testing.T, local, addr string) *rawClient {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &rawClient{t: t, Conn: c, r: bufio.NewReader(c)}
+}
+
+// TestOneAddressCannotLockOutTheDevices is the lock-out of a LAN attacker:
+// 70 idle sockets from 127.0.0.1, reopened as the guard closes them, used
+// to take every pre-CONNECT slot. Each address now has its share; a device
+// from 127.0.0.2 connects and publishes, and the attacker's connections
+// after CONNECT are capped at their share too.
+func TestOneAddressCannotLockOutTheDevices(t *testing.T) {
+	addr, g := guardedServer(t, Limits{MaxPending: 64, MaxConnections: 40, ConnectTimeout: 2 * time.Second})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 70 {
+		wg.Add(1)
+		go func() { // an idle socket, reopened whenever it is closed
+			defer wg.Done()
+			for {
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					buf := make([]byte, 1)
+					_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+					_, _ = c.Read(buf)
+					_ = c.Close()
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	waitGuard(t, g, func(s GuardStats) bool { return s.Refused > 70 }) // the flood is on
+	for i := range 5 {
+		c := dialFrom(t, "127.0.0.2", addr)
+		c.send(connect(4, fmt.Sprintf("device-%d", i)))
+		c.expect(0x20) // CONNACK: the device got in
+		c.send(packet(0x32, cat(str(fmt.Sprintf("fieldgate/device-%d/temperature", i)), []byte{0, 9}, []byte("21.5"))))
+		c.expect(0x40)
+	}
+	// After CONNECT too: 127.0.0.1 gets its share of the 40 (a quarter).
+	var held []*rawClient
+	for i := range 11 {
+		c := dial(t, addr)
+		c.send(connect(4, fmt.Sprintf("hog-%d", i)))
+		held = append(held, c)
+	}
+	connected := 0
+	for _, c := range held {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if b, err := c.r.ReadByte(); err == nil && b == 0x20 {
+			connected++
+		}
+	}
+	if lim := 10; connected > lim {
+		t.Errorf("%d connections from one address, want at most its share of %d", connected, lim)
+	}
+}
+
+// waitGuard polls the guard's stats until cond holds.
+func waitGuard(t *testing.T, g *guard, cond func(GuardStats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond(g.stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("guard stats %+v never got there", g.stats())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -21,6 +21,7 @@ import (
 type identity struct {
 	device string
 	admin  bool
+	probe  bool // the broker's own health probe: no rights, not a device
 	lim    *rate.Limiter
 }
 
@@ -75,6 +76,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
 	id := &identity{lim: rate.NewLimiter(rate.Limit(b.o.PublishRate), b.o.PublishBurst)}
 	switch {
+	case b.isProbe(user, pk.Connect.Password):
+		id.probe = true
+		h.mu.Lock()
+		h.ids[cl.ID] = id
+		h.mu.Unlock()
+		return true
 	case user == "" && b.o.AllowAnonymous:
 		id.device = cl.ID // bench mode: the client id is the device
 	default:
@@ -124,14 +131,14 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnSessionEstablished marks the device online.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if id := h.identity(cl); id != nil {
+	if id := h.identity(cl); id != nil && !id.probe {
 		h.b.activity.setOnline(id.device, true, h.b.o.Now())
 	}
 }
 
 // OnDisconnect marks the device offline.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if id := h.identity(cl); id != nil {
+	if id := h.identity(cl); id != nil && !id.probe {
 		h.b.activity.setOnline(id.device, false, h.b.o.Now())
 	}
 }

@@ -27,7 +27,7 @@ type BrokerStats struct {
 
 // UplinkStatus is what the API reports of the replay to the cloud.
 type UplinkStatus struct {
-	// State is "starting", "online", "offline" or "unauthorized".
+	// State is "starting", "online", "offline", "unauthorized" or "redirected".
 	State          string
 	OfflineSince   time.Time
 	LastSuccess    time.Time

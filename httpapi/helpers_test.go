@@ -32,9 +32,11 @@ type fakeBroker struct {
 	mu           sync.Mutex
 	stats        BrokerStats
 	disconnected []string
+	probeErr     error
 }
 
 func (f *fakeBroker) Stats() BrokerStats                     { return f.stats }
+func (f *fakeBroker) Probe(context.Context) error            { return f.probeErr }
 func (f *fakeBroker) LiveDevice(d store.Device) store.Device { return d }
 func (f *fakeBroker) Disconnect(id string) {
 	f.mu.Lock()

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,10 @@ type Broker interface {
 	// LiveDevice applies what the broker saw but has not yet written to the
 	// store (online state, last seen, counters).
 	LiveDevice(d store.Device) store.Device
+	// Probe connects to the broker as a device would and waits for its
+	// CONNACK: readiness proves the broker answers, not only that its port
+	// is open.
+	Probe(ctx context.Context) error
 }
 
 // Uplink is the replay of readings to the cloud.

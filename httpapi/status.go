@@ -203,6 +203,8 @@ func (s *Server) uplinkStatus(b *statusBody, now time.Time) error {
 		b.Health.degrade(fmt.Sprintf("the uplink is offline (%s); %d readings wait", u.LastError, u.Backlog))
 	case "unauthorized":
 		b.Health.degrade("the cloud refuses the gateway's token; readings are kept until it is fixed")
+	case "redirected":
+		b.Health.degrade(fmt.Sprintf("the cloud redirects the uploads (%s); readings are kept until uplink.url is fixed", u.LastError))
 	}
 	if n := len(ob.DeadLetters); n > 0 {
 		b.Health.degrade(fmt.Sprintf("%d batches were refused by the cloud (dead letters)", n))
@@ -250,7 +252,9 @@ func (s *Server) healthz(c *gin.Context) {
 }
 
 // readyz is readiness: the gateway can take readings now. It fails while
-// commits fail (disk full, I/O errors) and while shutting down.
+// writes fail (disk full, I/O errors), while the MQTT broker does not
+// answer a CONNECT (or a connection limit turns it away), and while
+// shutting down.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
@@ -265,6 +269,12 @@ func (s *Server) readyz(c *gin.Context) {
 			checks["store"] = "the committer does not answer"
 		default:
 			checks["store"] = "commits fail: " + err.Error()
+		}
+	}
+	if s.deps.Broker != nil {
+		checks["mqtt"] = "ok"
+		if err := s.deps.Broker.Probe(ctx); err != nil {
+			status, checks["mqtt"] = http.StatusServiceUnavailable, "no CONNACK: "+err.Error()
 		}
 	}
 	verdict := "ready"

@@ -105,5 +105,8 @@ func (o Options) withDefaults() (Options, error) {
 			return o, err
 		}
 	}
+	cl := *o.Client
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse } // see Sender.handle
+	o.Client = &cl
 	return o, nil
 }

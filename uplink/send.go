@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ type outcome struct {
 	local      bool  // the batch could not even be built (store, token file)
 	retryAfter time.Duration
 	reason     string // the start of the response body, for dead letters
+	location   string // where a 3xx points
 }
 
 // send PUTs one batch.
@@ -56,7 +58,7 @@ func (s *Sender) send(ctx context.Context, j *job) outcome {
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))          // only for the dead-letter reason
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	o := outcome{j: j, status: resp.StatusCode, reason: strings.TrimSpace(string(msg))}
+	o := outcome{j: j, status: resp.StatusCode, reason: strings.TrimSpace(string(msg)), location: resp.Header.Get("Location")}
 	if ra, ok := retryAfter(resp.Header.Get("Retry-After"), s.o.Now()); ok {
 		o.retryAfter = ra
 	}
@@ -86,8 +88,18 @@ func (s *Sender) handle(o outcome) {
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
 		s.failures++
 		wait := max(fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1), s.o.AuthRetry)
-		if s.state.paused(st, o.reason) {
+		if s.state.paused("unauthorized", st, o.reason) {
 			log.Error("uplink: the cloud refuses the token; sending paused, readings keep buffering", "status", st, "reason", o.reason)
+		}
+		s.retry(j, now.Add(wait))
+	case st >= 300 && st < 400:
+		// Following would resend the PUT as a body-less GET (301/302/303)
+		// and take its answer for the batch's: never. The URL is wrong.
+		s.failures++
+		wait := max(fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1), s.o.AuthRetry)
+		reason := fmt.Sprintf("redirected to %q: set uplink.url to the address it names (fieldgate never follows a redirect)", o.location)
+		if s.state.paused("redirected", st, reason) {
+			log.Error("uplink: the cloud redirects; sending paused until uplink.url is fixed, readings keep buffering", "status", st, "location", o.location)
 		}
 		s.retry(j, now.Add(wait))
 	case st == http.StatusRequestEntityTooLarge && j.count > 1 && !j.deadLetter:

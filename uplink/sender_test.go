@@ -340,3 +340,37 @@ func TestDrainCrossesReadingsDroppedInFlight(t *testing.T) {
 		t.Errorf("outbox %+v, %v: want nothing unsent", ob, err)
 	}
 }
+
+// TestRedirectIsAConfigurationErrorNotADelivery: an http:// URL behind a
+// load balancer that moves clients to https:// gets a 301. Following it
+// turned the PUT into a body-less GET whose 200 was taken for the batch's
+// acknowledgement: the readings were deleted later and never reached the
+// cloud. Now a 3xx pauses sending with the Location in the status, and
+// nothing is acknowledged until the URL answers.
+func TestRedirectIsAConfigurationErrorNotADelivery(t *testing.T) {
+	st := testStore(t, 50)
+	sk := sink.New("secret")
+	var redirect atomic.Bool
+	redirect.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/moved":
+			w.WriteHeader(http.StatusOK) // what a redirect target answers a GET with
+		case redirect.Load():
+			http.Redirect(w, r, "/moved", http.StatusMovedPermanently)
+		default:
+			sk.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	s := running(t, st, fastOptions(srv.URL))
+	waitStatus(t, s, func(x Status) bool {
+		return x.State == "redirected" && strings.Contains(x.LastError, "301") && strings.Contains(x.LastError, "/moved")
+	})
+	if ob, _ := st.Outbox(); ob.Acked != 0 || ob.Unsent != 50 {
+		t.Fatalf("outbox %+v while redirected: nothing may count as delivered", ob)
+	}
+	redirect.Store(false) // the URL fixed
+	drained(t, st, 30*time.Second)
+	exactlyOnce(t, st, sk)
+}

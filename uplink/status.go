@@ -9,7 +9,8 @@ import (
 // Status is the uplink's connectivity and backlog, for the API and metrics.
 type Status struct {
 	// State is "starting" (no answer yet), "online", "offline" (retrying)
-	// or "unauthorized" (paused on 401/403).
+	// "unauthorized" (paused on 401/403) or "redirected" (paused on a 3xx:
+	// uplink.url must change).
 	State        string
 	OfflineSince time.Time
 	LastSuccess  time.Time
@@ -70,19 +71,21 @@ func (t *tracker) failure(status int, reason string) bool {
 	return true
 }
 
-// paused records a 401/403 and reports whether sending just got paused.
-func (t *tracker) paused(status int, reason string) bool {
+// paused records an answer that only a change of configuration can fix —
+// state "unauthorized" (401/403) or "redirected" (3xx) — and reports
+// whether sending just got paused.
+func (t *tracker) paused(state string, status int, reason string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	t.s.LastError, t.s.LastErrorAt = describe(status, reason), now
-	if t.s.State == "unauthorized" {
+	if t.s.State == state {
 		return false
 	}
 	if t.s.OfflineSince.IsZero() {
 		t.s.OfflineSince = now
 	}
-	t.s.State = "unauthorized"
+	t.s.State = state
 	return true
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"fieldgate/broker"
 	"fieldgate/httpapi"
 	"fieldgate/sensors"
@@ -55,6 +57,7 @@ func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker,
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("api: listen on %s: %w", cfg.API.Listen, err), api.Close())
 	}
+	ln = netutil.LimitListener(ln, cfg.API.MaxConnections) // net/http retries accept errors itself
 	s := &apiServer{api: api, http: httpapi.NewHTTPServer(cfg.API.Listen, api, log), ln: ln, done: make(chan error, 1)}
 	if tc, err := apiTLS(cfg, log); err != nil {
 		return nil, errors.Join(err, ln.Close(), api.Close())
@@ -177,6 +180,8 @@ func (b brokerStats) Stats() httpapi.BrokerStats {
 func (b brokerStats) Disconnect(device string) { b.b.Disconnect(device) }
 
 func (b brokerStats) LiveDevice(d store.Device) store.Device { return b.b.LiveDevice(d) }
+
+func (b brokerStats) Probe(ctx context.Context) error { return b.b.Probe(ctx) }
 
 type uplinkStatus struct{ s *uplink.Sender }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldgate/store"
 	"fieldgate/store/storetest"
 )
 
@@ -28,7 +30,10 @@ import (
 // checkpoints included: the head is checkpointed once per measured span
 // (store.head.max_age is set to its length), more often than the
 // 10-minute default and the Pi package's 30 minutes, so the checkpoints'
-// share is overstated rather than left out. Cases: QoS 1 with
+// share is overstated rather than left out. The store is a mature one: it
+// starts with two days of the site's readings and keeps one (retention),
+// so the file reuses the pages retention frees, as a gateway's does after
+// its first day, instead of growing. Cases: QoS 1 with
 // store.sync_window 0 and with each window in FIELDGATE_BENCH_SITE_WINDOWS
 // (default "1s", the Pi package's), and QoS 0. Needs root (loop device);
 // run with -benchtime 1x.
@@ -62,16 +67,17 @@ func BenchmarkSiteWrites(b *testing.B) {
 	for _, sc := range cases {
 		b.Run(fmt.Sprintf("qos%d/window=%s", sc.qos, sc.window), func(b *testing.B) {
 			dev := storetest.MountLoop(b, 512)
+			matureSite(b, filepath.Join(dev.Dir, "fieldgate.db"))
 			var sensors strings.Builder
 			for i := range 4 {
 				fmt.Fprintf(&sensors, "  - name: s%d\n    driver: sim\n    interval: 10s\n", i)
 			}
 			cfg := filepath.Join(b.TempDir(), "fieldgate.yaml")
-			writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors:\n%smqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\napi:\n  listen: \"\"\nclock:\n  trust: system\nstore:\n  sync_window: %s\n  head:\n    max_age: %s\n", dev.Dir, sensors.String(), sc.window, d))
+			writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors:\n%smqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\napi:\n  listen: \"\"\nclock:\n  trust: system\nstore:\n  sync_window: %s\n  head:\n    max_age: %s\n  retention:\n    max_age: 24h\n", dev.Dir, sensors.String(), sc.window, d))
 			daemon := startDaemon(b, bin, cfg)
 			pid := daemon.cmd.Process.Pid
 			stop, published := publishers(b, daemon.mqtt, "site", 20, 10*time.Second, sc.qos, true, "temperature", "humidity")
-			time.Sleep(15 * time.Second) // every node and sensor past its first reading
+			time.Sleep(75 * time.Second) // every node and sensor past its first reading, retention's first run done
 			dev.Sync(b)
 			w0, p0, n0 := dev.BytesWritten(b), procIO(b, pid), published()
 			b.ResetTimer()
@@ -88,6 +94,42 @@ func BenchmarkSiteWrites(b *testing.B) {
 			b.ReportMetric(float64(w1-w0)*perHour/(1<<20), "disk-MiB/h")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// matureSite fills the store at path with two days of the site's readings
+// (20 nodes and 4 sensors, temperature and humidity every 10 s).
+func matureSite(b *testing.B, path string) {
+	st, err := store.Open(store.Options{Path: path})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sources []string
+	for i := range 20 {
+		sources = append(sources, fmt.Sprintf("site-%02d", i))
+	}
+	for i := range 4 {
+		sources = append(sources, fmt.Sprintf("sim-s%d", i))
+	}
+	start := time.Now().Add(-48 * time.Hour)
+	var rs []store.Reading
+	for t := start; t.Before(time.Now()); t = t.Add(10 * time.Second) {
+		for _, src := range sources {
+			rs = append(rs, store.Reading{Source: src, Quantity: "temperature", Value: 21.5, Unit: "Cel", Time: t},
+				store.Reading{Source: src, Quantity: "humidity", Value: 48.2, Unit: "%RH", Time: t})
+		}
+		if len(rs) >= 10_000 {
+			if err := st.Append(context.Background(), rs...); err != nil {
+				b.Fatal(err)
+			}
+			rs = rs[:0]
+		}
+	}
+	if err := st.Append(context.Background(), rs...); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -23,6 +23,10 @@ type APIConfig struct {
 	// TrustedProxies are reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxConnections caps the API's open connections, so that sockets
+	// held open to it cannot starve the MQTT broker of file descriptors;
+	// more wait in the kernel's queue until one closes.
+	MaxConnections int `yaml:"max_connections"`
 	// RateLimit and RateBurst bound each client's requests per second.
 	RateLimit float64 `yaml:"rate_limit"`
 	RateBurst int     `yaml:"rate_burst"`
@@ -38,7 +42,7 @@ type APIConfig struct {
 }
 
 func defaultAPI() APIConfig {
-	return APIConfig{Listen: ":8080", OpenReads: true, RateLimit: 20, RateBurst: 60,
+	return APIConfig{Listen: ":8080", OpenReads: true, MaxConnections: 128, RateLimit: 20, RateBurst: 60,
 		MaxBodySize: 64 << 10, SessionTTL: Duration(12 * time.Hour)}
 }
 
@@ -47,6 +51,9 @@ func validateAPI(a APIConfig, add func(path, format string, args ...any)) {
 		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 			add("api.listen", "%q: want host:port or :port", a.Listen)
 		}
+	}
+	if a.MaxConnections < 1 || a.MaxConnections > 10000 {
+		add("api.max_connections", "%d: want 1 to 10000", a.MaxConnections)
 	}
 	for _, o := range a.CORSOrigins {
 		u, err := url.Parse(o)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -31,6 +32,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	}
 	log := newLogger(stderr, cfg.Log.Level, getenv)
 	log.Info("fieldgate starting", "version", version, "config", cfg.Source, "env_overrides", cfg.Env)
+	checkDescriptors(log, &cfg.Config)
 
 	opts := cfg.storeOptions()
 	opts.Logger = log.With("component", "store")
@@ -262,4 +264,26 @@ func statusLine(attrs []any) string {
 		fmt.Fprintf(&b, "%v=%v", attrs[i], attrs[i+1])
 	}
 	return b.String()
+}
+
+// checkDescriptors warns when the connection caps could take more file
+// descriptors than the process may open: then a flood of sockets could
+// leave none for the store's files or for devices.
+func checkDescriptors(log *slog.Logger, cfg *Config) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	const reserve = 64 // the store's files, the log's segments, sensors, the uplink
+	need := uint64(reserve)
+	if cfg.MQTT.Listen != "" || cfg.MQTT.TLSListen != "" || cfg.MQTT.WSListen != "" {
+		need += uint64(cfg.MQTT.MaxConnections + cfg.MQTT.MaxPending)
+	}
+	if cfg.API.Listen != "" {
+		need += uint64(cfg.API.MaxConnections)
+	}
+	if need > lim.Cur {
+		log.Warn("the connection caps exceed the file descriptor limit: raise LimitNOFILE or lower mqtt.max_connections and api.max_connections",
+			"limit", lim.Cur, "needed", need)
+	}
 }

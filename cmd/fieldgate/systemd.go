@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -34,14 +33,13 @@ func healthCheck(st *store.Store, mq *broker.Broker, api *apiServer) func(contex
 		if err := st.Ping(ctx); err != nil && (ctx.Err() != nil || errors.Is(err, store.ErrClosed)) {
 			return fmt.Errorf("store: %w", err)
 		}
-		if mq != nil && mq.Addr("tcp") != "" {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", mq.Addr("tcp"))
-			if err != nil {
-				return fmt.Errorf("mqtt listener: %w", err)
-			}
-			if err := c.Close(); err != nil {
-				return err
+		// A real CONNECT→CONNACK round trip: an accept loop that stopped or
+		// a broker that no longer reads fails it. A connection limit that
+		// turns it away (clients flooding the port) is not cured by a
+		// restart; /readyz reports it.
+		if mq != nil {
+			if err := mq.Probe(ctx); err != nil && !errors.Is(err, broker.ErrBusy) {
+				return fmt.Errorf("mqtt: %w", err)
 			}
 		}
 		if api != nil {
