@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -101,29 +102,54 @@ func (s *Server) putDevice(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	d, err := s.st.Device(id)
-	exists := err == nil
-	if !exists {
-		d = store.Device{ID: id, CreatedAt: s.opts.Now().UTC()}
-	}
-	d.Name, d.Admin = "", false // PUT replaces: absent fields take their defaults
-	if req.Name != nil {
-		d.Name = *req.Name
-	}
-	if req.Admin != nil {
-		d.Admin = *req.Admin
-	}
+	admin := who(c).Role >= RoleAdmin
 	var shown string
-	if !exists || req.ResetPassword {
-		if shown, d.PasswordHash, err = s.deps.NewDevicePassword(); err != nil {
+	var hash []byte
+	if req.ResetPassword {
+		var err error
+		if shown, hash, err = s.deps.NewDevicePassword(); err != nil {
 			s.fail(c, err)
 			return
 		}
 	}
-	created, err := s.st.PutDevice(d)
+	var d store.Device
+	save := func(x *store.Device, exists bool) error {
+		if err := mayChangeAdmin(admin, *x, req.Admin); err != nil {
+			return err
+		}
+		if !exists {
+			if hash == nil {
+				return errNeedPassword // made outside the transaction: bcrypt is slow
+			}
+			x.CreatedAt = s.opts.Now().UTC()
+		}
+		x.Name, x.Admin = "", false // PUT replaces: absent fields take their defaults
+		if req.Name != nil {
+			x.Name = *req.Name
+		}
+		if req.Admin != nil {
+			x.Admin = *req.Admin
+		}
+		if !exists || req.ResetPassword {
+			x.PasswordHash = hash
+		}
+		d = *x
+		return nil
+	}
+	created, err := s.st.SaveDevice(id, save)
+	if errors.Is(err, errNeedPassword) {
+		if shown, hash, err = s.deps.NewDevicePassword(); err != nil {
+			s.fail(c, err)
+			return
+		}
+		created, err = s.st.SaveDevice(id, save)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	if !created && !req.ResetPassword {
+		shown = "" // created by another request meanwhile: its password stands
 	}
 	if shown != "" && !created {
 		s.disconnect(id) // the old password no longer works
@@ -159,7 +185,11 @@ func (s *Server) patchDevice(c *gin.Context) {
 		}
 	}
 	var d store.Device
+	admin := who(c).Role >= RoleAdmin
 	err := s.st.UpdateDevice(c.Param("id"), func(x *store.Device) error {
+		if err := mayChangeAdmin(admin, *x, req.Admin); err != nil {
+			return err
+		}
 		if req.Name != nil {
 			x.Name = *req.Name
 		}
@@ -187,13 +217,27 @@ func (s *Server) patchDevice(c *gin.Context) {
 // deleteDevice removes a device and ends its session; its readings stay.
 func (s *Server) deleteDevice(c *gin.Context) {
 	id := c.Param("id")
-	if err := s.st.DeleteDevice(id); err != nil {
+	admin := who(c).Role >= RoleAdmin
+	if err := s.st.DeleteDevice(id, func(d store.Device) error { return mayChangeAdmin(admin, d, nil) }); err != nil {
 		s.fail(c, err)
 		return
 	}
 	s.disconnect(id)
 	s.log.Info("api device removed", "device", id, "by", who(c).User)
 	c.Status(http.StatusNoContent)
+}
+
+// errNeedPassword asks putDevice for a password before creating a device.
+var errNeedPassword = errors.New("a new device needs a password")
+
+// mayChangeAdmin refuses a caller who is not an admin any change to an
+// admin device, and making a device admin: admin devices may publish
+// commands to every device and read $SYS, more than a technician may.
+func mayChangeAdmin(callerIsAdmin bool, d store.Device, wantAdmin *bool) error {
+	if callerIsAdmin || (!d.Admin && (wantAdmin == nil || !*wantAdmin)) {
+		return nil
+	}
+	return errorf(http.StatusForbidden, "only an admin may create, change or remove an admin device")
 }
 
 func (s *Server) disconnect(id string) {

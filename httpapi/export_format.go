@@ -83,8 +83,20 @@ func newRowWriter(format string, w io.Writer) (rowWriter, error) {
 type csvWriter struct{ w *csv.Writer }
 
 func (c csvWriter) write(r readingBody) error {
-	return c.w.Write([]string{r.ID, strconv.FormatUint(r.Seq, 10), r.Source, r.Quantity,
-		strconv.FormatFloat(r.Value, 'f', -1, 64), r.Unit, r.Time.Format(time.RFC3339Nano), r.Clock})
+	return c.w.Write([]string{r.ID, strconv.FormatUint(r.Seq, 10), textCell(r.Source), textCell(r.Quantity),
+		strconv.FormatFloat(r.Value, 'f', -1, 64), textCell(r.Unit), r.Time.Format(time.RFC3339Nano), r.Clock})
+}
+
+// textCell neutralises a text cell a spreadsheet would run as a formula
+// (OWASP's rule: one starting with =, +, -, @, tab or CR gets a leading
+// apostrophe). Quantities and units come from the devices: a node could
+// name one =HYPERLINK(…). Values are numbers the gateway formats, and a
+// negative one stays a number.
+func textCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 func (c csvWriter) flush() error { c.w.Flush(); return c.w.Error() }

@@ -3,12 +3,16 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"fieldgate/store"
 )
 
 // TestExportJob runs an export to completion and checks the file holds
@@ -97,5 +101,33 @@ func TestExportStreamNDJSON(t *testing.T) {
 	// Exports need a technician even with open reads.
 	if r := e.do(req{method: "GET", path: "/api/v1/readings/export", role: RoleViewer}); r.StatusCode != 403 {
 		t.Errorf("viewer export → %d", r.StatusCode)
+	}
+}
+
+// TestCSVExportCannotCarryFormulas: a device could name a quantity
+// =hyperlink("http:evil") and the CSV export wrote it as it was, for a
+// spreadsheet to run. Such cells get a leading apostrophe; negative values
+// stay numbers.
+func TestCSVExportCannotCarryFormulas(t *testing.T) {
+	e := newEnv(t, Options{OpenReads: true})
+	rs := []store.Reading{
+		{Source: "esp-1", Quantity: `=hyperlink("http:evil")`, Value: -3.5, Unit: "@x", Time: t0.Add(-time.Minute)},
+		{Source: "esp-1", Quantity: "+cmd", Value: 1, Unit: "-u", Time: t0.Add(-time.Minute)},
+	}
+	if err := e.st.Append(context.Background(), rs...); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(req{method: "GET", path: "/api/v1/readings/export?from=-5m&source=esp-1", role: RoleTechnician})
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("%d rows, %v: %s", len(rows), err, r.body)
+	}
+	got := map[string][2]string{}
+	for _, row := range rows[1:] {
+		got[row[3]] = [2]string{row[4], row[5]}
+	}
+	want := map[string][2]string{`'=hyperlink("http:evil")`: {"-3.5", "'@x"}, "'+cmd": {"1", "'-u"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("quantity → value, unit: %v, want %v", got, want)
 	}
 }

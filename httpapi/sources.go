@@ -168,15 +168,16 @@ func parseTime(c *gin.Context, name string, now time.Time) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if strings.HasPrefix(v, "-") {
-		d, err := time.ParseDuration(v)
-		if err == nil {
-			return now.Add(d).UTC(), nil
-		}
-	}
 	t, err := time.Parse(time.RFC3339Nano, v)
+	if d, derr := time.ParseDuration(v); strings.HasPrefix(v, "-") && derr == nil {
+		t, err = now.Add(d), nil
+	}
 	if err != nil {
 		return time.Time{}, fieldError(http.StatusBadRequest, name, "must be an RFC 3339 time (2026-11-22T08:00:00Z) or a negative duration (-24h), not "+quote(v))
+	}
+	if t.Before(store.MinTime) || t.After(store.MaxTime) {
+		return time.Time{}, fieldError(http.StatusBadRequest, name, quote(v)+" is outside the times the store can hold ("+
+			store.MinTime.Format(time.RFC3339)+" to "+store.MaxTime.Format(time.RFC3339)+")")
 	}
 	return t.UTC(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io/fs"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -16,9 +17,25 @@ import (
 //go:embed web
 var web embed.FS
 
-// pagePolicy lets the page load only what the gateway itself serves.
-const pagePolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
-	"style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+// pagePolicy lets the page load only what the gateway itself serves, and
+// connect only to it: its API and its live stream at ws(s)://host (not
+// every ws: host, which would let an injected script send data anywhere).
+func pagePolicy(host string) string {
+	connect := "'self'"
+	if validHost(host) {
+		connect += " ws://" + host + " wss://" + host // older browsers do not count ws: as 'self'
+	}
+	return "default-src 'self'; connect-src " + connect + "; img-src 'self' data:; " +
+		"style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+}
+
+// validHost reports whether a Host header is a plain host[:port] that may
+// go into the policy as it is.
+func validHost(h string) bool {
+	return h != "" && len(h) <= 255 && !strings.ContainsFunc(h, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-:[]", r))
+	})
+}
 
 // pageRoutes serves the page at / and its files under /assets/, each with
 // a strong ETag from its content (embedded files have no modification time).
@@ -38,7 +55,7 @@ func (s *Server) pageRoutes(e *gin.Engine) {
 	files := http.FileServerFS(assets)
 	serve := func(c *gin.Context, path string) {
 		h := c.Writer.Header()
-		h.Set("Content-Security-Policy", pagePolicy)
+		h.Set("Content-Security-Policy", pagePolicy(c.Request.Host))
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache") // revalidate: 304 while the ETag holds

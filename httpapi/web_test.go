@@ -19,6 +19,14 @@ func TestPageIsServedWithItsAssets(t *testing.T) {
 	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "script-src 'self'") {
 		t.Errorf("Content-Security-Policy %q", csp)
 	}
+	// The live stream may connect to the gateway, not to any ws: host.
+	host := strings.TrimPrefix(e.ts.URL, "http://")
+	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' ws://"+host+" wss://"+host+";") {
+		t.Errorf("Content-Security-Policy %q: want connect-src limited to this host", csp)
+	}
+	if csp := pagePolicy("gw.local; script-src *"); !strings.Contains(csp, "connect-src 'self';") || strings.Contains(csp, "script-src *") {
+		t.Errorf("a Host header with a directive in it: %q", csp)
+	}
 	for path, ctype := range map[string]string{"/assets/app.js": "text/javascript", "/assets/app.css": "text/css", "/assets/icon.svg": "image/svg+xml"} {
 		r := e.do(req{method: "GET", path: path})
 		if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), ctype) || r.Header.Get("ETag") == "" {

@@ -44,6 +44,33 @@ func (s *Store) PutDevice(d Device) (created bool, err error) {
 	return created, err
 }
 
+// SaveDevice creates or changes device id in one transaction: fn gets the
+// stored device (exists true) or a new one with only its id (exists false,
+// only when the store has no such device: any other read error is
+// returned) and edits it; an error from fn aborts without a write.
+func (s *Store) SaveDevice(id string, fn func(d *Device, exists bool) error) (created bool, err error) {
+	if id == "" || len(id) > MaxSourceLen {
+		return false, fmt.Errorf("store: device id must be 1 to %d bytes", MaxSourceLen)
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDevices)
+		d, err := getDevice(b, id)
+		exists := err == nil
+		switch {
+		case errors.Is(err, ErrNotFound):
+			d = Device{ID: id}
+		case err != nil:
+			return err
+		}
+		if err := fn(&d, exists); err != nil {
+			return err
+		}
+		d.ID, created = id, !exists
+		return putJSON(b, id, d)
+	})
+	return created, err
+}
+
 // UpdateDevice applies fn to the stored device in one transaction.
 func (s *Store) UpdateDevice(id string, fn func(*Device) error) error {
 	return s.update(func(tx *bolt.Tx) error {
@@ -100,11 +127,18 @@ func (s *Store) Devices() ([]Device, error) {
 }
 
 // DeleteDevice removes a device; its readings stay. ErrNotFound if absent.
-func (s *Store) DeleteDevice(id string) error {
+// Each check, if any, sees the device first and may refuse the delete.
+func (s *Store) DeleteDevice(id string, checks ...func(Device) error) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bDevices)
-		if b.Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: device %q", ErrNotFound, id)
+		d, err := getDevice(b, id)
+		if err != nil {
+			return err
+		}
+		for _, check := range checks {
+			if err := check(d); err != nil {
+				return err
+			}
 		}
 		return b.Delete([]byte(id))
 	})

@@ -70,6 +70,13 @@ const (
 	MaxUnitLen     = 16
 )
 
+// MinTime and MaxTime bound the times the store can hold (nanoseconds
+// since 1970 in 64 bits: 1677-09-21 to 2262-04-11).
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
 // Validate reports why r cannot be stored, or nil.
 func (r *Reading) Validate() error {
 	switch {
@@ -85,6 +92,8 @@ func (r *Reading) Validate() error {
 		return fmt.Errorf("%w: value %v is not a finite number", ErrInvalidReading, r.Value)
 	case r.Time.IsZero():
 		return fmt.Errorf("%w: time is missing", ErrInvalidReading)
+	case r.Time.Before(MinTime) || r.Time.After(MaxTime):
+		return fmt.Errorf("%w: time %s is outside %d to %d", ErrInvalidReading, r.Time.UTC().Format(time.RFC3339), MinTime.Year(), MaxTime.Year())
 	case r.Clock > ClockUnsynced:
 		return fmt.Errorf("%w: unknown clock state %d", ErrInvalidReading, r.Clock)
 	}

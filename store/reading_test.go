@@ -62,3 +62,20 @@ func TestIndexKeysSortByTime(t *testing.T) {
 		}
 	}
 }
+
+// TestTimesOutsideTheStoreAreInvalid: a time past 2262 wrapped around in
+// the 64-bit nanosecond keys and was stored as a time in 1677.
+func TestTimesOutsideTheStoreAreInvalid(t *testing.T) {
+	for _, tm := range []time.Time{MinTime.Add(-time.Nanosecond), MaxTime.Add(time.Nanosecond), time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		r := Reading{Source: "esp32", Quantity: "temperature", Value: 1, Time: tm}
+		if r.Validate() == nil {
+			t.Errorf("time %s accepted", tm)
+		}
+	}
+	for _, tm := range []time.Time{MinTime, MaxTime} {
+		r := Reading{Source: "esp32", Quantity: "temperature", Value: 1, Time: tm}
+		if err := r.Validate(); err != nil {
+			t.Errorf("time %s refused: %v", tm, err)
+		}
+	}
+}
