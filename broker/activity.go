@@ -26,6 +26,8 @@ type devActivity struct {
 	lastSeen                     time.Time
 	online                       *bool     // a change not yet written
 	newest                       time.Time // newest reading time seen (not persisted)
+	sessions                     int       // live MQTT sessions
+	saidOffline                  bool      // its availability topic said "offline"
 }
 
 func (a *activity) get(id string) *devActivity {
@@ -54,11 +56,43 @@ func (a *activity) message(id string, t time.Time, readings int, rejectErr error
 	}
 }
 
-// setOnline records a connect, disconnect or Last Will.
-func (a *activity) setOnline(id string, online bool, t time.Time) {
+// A device is online while it has at least one live session and its
+// availability topic (ESPHome's status, Tasmota's LWT) last said so, if it
+// has one. Two connections of one device, or a reconnect taking over the
+// session of a connection not yet closed, keep it online until the last
+// one ends.
+
+// sessionStarted records a new session of device id at t.
+func (a *activity) sessionStarted(id string, t time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	d := a.get(id)
+	d.sessions++
+	d.saidOffline = false
+	d.changed(t)
+}
+
+// sessionEnded records the end of one of id's sessions at t.
+func (a *activity) sessionEnded(id string, t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := a.get(id)
+	d.sessions = max(0, d.sessions-1)
+	d.changed(t)
+}
+
+// reported records what id's availability topic said at t.
+func (a *activity) reported(id string, online bool, t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := a.get(id)
+	d.saidOffline = !online
+	d.changed(t)
+}
+
+// changed marks the online state for the next flush. a.mu is held.
+func (d *devActivity) changed(t time.Time) {
+	online := d.sessions > 0 && !d.saidOffline
 	d.online, d.lastSeen = &online, t
 }
 

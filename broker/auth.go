@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -50,8 +51,12 @@ type DeviceStore interface {
 // costs ~50 ms here and far more on a Pi Zero, so a successful check is
 // remembered (a SHA-256 of the password, against the hash it matched) and
 // a fleet reconnecting after a Wi-Fi outage costs one bcrypt per device.
+// One bcrypt runs at a time, so guessing cannot take every core; an unknown
+// device costs one too, against a dummy hash, so that the time of a
+// refusal does not tell which device ids exist.
 type authenticator struct {
 	st    DeviceStore
+	sem   chan struct{}
 	mu    sync.Mutex
 	cache map[string]authEntry
 }
@@ -62,8 +67,33 @@ type authEntry struct {
 }
 
 func newAuthenticator(st DeviceStore) *authenticator {
-	return &authenticator{st: st, cache: map[string]authEntry{}}
+	return &authenticator{st: st, sem: make(chan struct{}, 1), cache: map[string]authEntry{}}
 }
+
+// errBusy refuses a login that waited too long for its turn at bcrypt.
+var errBusy = errors.New("too many logins at once; try again")
+
+// bcryptWait bounds how long a login waits for its turn at bcrypt.
+const bcryptWait = 5 * time.Second
+
+// compare runs one bcrypt comparison when its turn comes.
+func (a *authenticator) compare(hash, password []byte) error {
+	t := time.NewTimer(bcryptWait)
+	defer t.Stop()
+	select {
+	case a.sem <- struct{}{}:
+	case <-t.C:
+		return errBusy
+	}
+	defer func() { <-a.sem }()
+	return bcrypt.CompareHashAndPassword(hash, password)
+}
+
+// dummyHash stands in for an unknown device's hash, made on first use.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("fieldgate dummy device password"), bcrypt.DefaultCost) // fails only beyond 72 bytes
+	return h
+})
 
 // errBadCredentials is the one answer for an unknown device and a wrong
 // password, so that device ids cannot be probed.
@@ -73,6 +103,9 @@ var errBadCredentials = errors.New("bad username or password")
 func (a *authenticator) check(user string, password []byte) (store.Device, error) {
 	d, err := a.st.Device(user)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && len(d.PasswordHash) == 0) {
+		if err := a.compare(dummyHash(), password); errors.Is(err, errBusy) {
+			return store.Device{}, err
+		}
 		return store.Device{}, errBadCredentials
 	}
 	if err != nil {
@@ -85,33 +118,13 @@ func (a *authenticator) check(user string, password []byte) (store.Device, error
 	if ok && subtle.ConstantTimeCompare(e.hash, d.PasswordHash) == 1 && subtle.ConstantTimeCompare(e.sum[:], sum[:]) == 1 {
 		return d, nil
 	}
-	if bcrypt.CompareHashAndPassword(d.PasswordHash, password) != nil {
+	if err := a.compare(d.PasswordHash, password); errors.Is(err, errBusy) {
+		return store.Device{}, err
+	} else if err != nil {
 		return store.Device{}, errBadCredentials
 	}
 	a.mu.Lock()
 	a.cache[user] = authEntry{hash: d.PasswordHash, sum: sum}
 	a.mu.Unlock()
 	return d, nil
-}
-
-// clientBinding binds each MQTT client id to the first device that used it,
-// for the life of the process, so that no device can take over another's
-// session (and with it the session's inflight messages) by reusing its id.
-type clientBinding struct {
-	mu sync.Mutex
-	by map[string]string
-}
-
-// bind reports whether device may use client id.
-func (c *clientBinding) bind(clientID, device string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.by == nil {
-		c.by = map[string]string{}
-	}
-	if owner, ok := c.by[clientID]; ok {
-		return owner == device
-	}
-	c.by[clientID] = device
-	return true
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"fieldgate/store"
+	"fieldgate/store/throttle"
 )
 
 // Per-client sizes given to mochi: the outbound packets queued for one
@@ -33,6 +34,7 @@ type Store interface {
 	DeviceUpdater
 	Append(ctx context.Context, rs ...store.Reading) error
 	Enqueue(ctx context.Context, rs ...store.Reading) error
+	Series() []store.SeriesKey
 }
 
 var _ Store = (*store.Store)(nil)
@@ -45,10 +47,19 @@ type Options struct {
 	Listen, TLSListen, TLSCert, TLSKey, WSListen string
 	// Limits guard the listeners.
 	Limits Limits
-	// PublishRate and PublishBurst bound each client's publishes per
-	// second. Defaults 20 and 100.
+	// PublishRate and PublishBurst bound each device's publishes per
+	// second, over all its connections and reconnections. Defaults 20 and
+	// 100.
 	PublishRate  float64
 	PublishBurst int
+	// ConnectsPerMinute and ConnectBurst bound how often each device may
+	// connect. Defaults 6 and 10: a node reconnecting after a Wi-Fi drop
+	// gets in, one in a crash loop is slowed to one try every 10 s.
+	ConnectsPerMinute float64
+	ConnectBurst      int
+	// MaxQuantities caps the distinct quantities one device may create;
+	// readings of further ones are refused. Default 64.
+	MaxQuantities int
 	// ReceiveMaximum bounds each client's unacknowledged QoS 1/2 publishes.
 	// Default 32.
 	ReceiveMaximum uint16
@@ -80,6 +91,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PublishBurst <= 0 {
 		o.PublishBurst = 100
+	}
+	if o.ConnectsPerMinute <= 0 {
+		o.ConnectsPerMinute = 6
+	}
+	if o.ConnectBurst <= 0 {
+		o.ConnectBurst = 10
+	}
+	if o.MaxQuantities <= 0 {
+		o.MaxQuantities = 64
 	}
 	if o.ReceiveMaximum == 0 {
 		o.ReceiveMaximum = 32
@@ -115,28 +135,33 @@ type Stats struct {
 	// Messages received; Readings stored; Rejected payloads; Unmatched
 	// topics (allowed, acknowledged, not readings).
 	Messages, Readings, Rejected, Unmatched uint64
-	// AuthFailures, ACLDenied (publishes, subscriptions, wills, client
-	// ids), RateLimited publishes, Flagged (implausible device timestamps).
-	AuthFailures, ACLDenied, RateLimited, Flagged uint64
+	// AuthFailures, AuthThrottled (logins refused unchecked after too many
+	// failures), ConnectLimited (devices reconnecting too often), ACLDenied
+	// (publishes, subscriptions, wills), RateLimited publishes, Flagged
+	// (implausible device timestamps).
+	AuthFailures, AuthThrottled, ConnectLimited, ACLDenied, RateLimited, Flagged uint64
 	// StoreFailures: publishes refused because the commit failed;
-	// RetainDropped: retain flags dropped at the cap.
-	StoreFailures, RetainDropped uint64
-	Guard                        GuardStats
+	// RetainDropped: retain flags dropped at the cap; QuantityCapped:
+	// publishes with readings of a new quantity past a device's cap.
+	StoreFailures, RetainDropped, QuantityCapped uint64
+	Guard                                        GuardStats
 }
 
 // Broker is fieldgate's embedded MQTT broker.
 type Broker struct {
-	o        Options
-	st       Store
-	log      *slog.Logger
-	server   *mqtt.Server
-	guard    *guard
-	auth     *authenticator
-	binding  clientBinding
-	activity activity
-	hook     *hook
+	o          Options
+	st         Store
+	log        *slog.Logger
+	server     *mqtt.Server
+	guard      *guard
+	auth       *authenticator
+	limits     *devLimits
+	quantities *quantities
+	activity   activity
+	hook       *hook
 
-	probeSecret []byte // the password of the broker's own health probe
+	probeSecret []byte             // the password of the broker's own health probe
+	logins      *throttle.Throttle // failed logins per address and device id
 
 	stats   Stats
 	statsMu sync.Mutex
@@ -150,7 +175,7 @@ type Broker struct {
 func New(st Store, o Options) (*Broker, error) {
 	o = o.withDefaults()
 	b := &Broker{o: o, st: st, log: o.Logger, auth: newAuthenticator(st), addrs: map[string]string{},
-		probeSecret: newProbeSecret(), stop: make(chan struct{}), done: make(chan struct{})}
+		probeSecret: newProbeSecret(), logins: throttle.New(addrPolicy, devicePolicy, o.Now), stop: make(chan struct{}), done: make(chan struct{})}
 	b.guard = newGuard(o.Limits, func(msg string, err error) {
 		if err != nil {
 			b.log.Warn("mqtt: "+msg, "err", err)
@@ -172,7 +197,9 @@ func New(st Store, o Options) (*Broker, error) {
 	caps.MaximumClientWritesPending = clientWritesPending
 	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: o.Logger,
 		ClientNetReadBufferSize: clientBufferSize, ClientNetWriteBufferSize: clientBufferSize})
-	b.hook = &hook{b: b, ids: map[string]*identity{}, retained: map[string]bool{}}
+	b.limits = newDevLimits(o)
+	b.quantities = &quantities{max: o.MaxQuantities, series: st.Series, devs: map[string]map[string]bool{}}
+	b.hook = &hook{b: b, ids: map[*mqtt.Client]*identity{}, retained: map[string]bool{}}
 	if err := b.server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -236,6 +263,7 @@ func (b *Broker) flushLoop() {
 		case <-b.stop:
 			return
 		case <-t.C:
+			b.hook.sweep(b.o.Now())
 			if err := b.activity.flush(b.st); err != nil {
 				b.log.Error("mqtt: writing device counters", "err", err)
 			}
@@ -259,17 +287,15 @@ func (b *Broker) Close() error {
 // password changed).
 func (b *Broker) Disconnect(device string) {
 	b.hook.mu.Lock()
-	var ids []string
-	for cid, id := range b.hook.ids {
+	var cls []*mqtt.Client
+	for cl, id := range b.hook.ids {
 		if id.device == device {
-			ids = append(ids, cid)
+			cls = append(cls, cl)
 		}
 	}
 	b.hook.mu.Unlock()
-	for _, cid := range ids {
-		if cl, ok := b.server.Clients.Get(cid); ok {
-			_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized) // best effort: it may be gone already
-		}
+	for _, cl := range cls {
+		_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized) // best effort: it may be gone already
 	}
 }
 

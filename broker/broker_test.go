@@ -286,7 +286,12 @@ func TestACLOverMQTT(t *testing.T) {
 	}
 }
 
-func TestWillAndClientIDChecks(t *testing.T) {
+// TestWillChecksAndClientIDsScopedPerDevice: a will must go to the
+// device's own topics; client ids are scoped per device, so esp32-b using
+// esp32-a's client id gets a session of its own and neither takes over nor
+// locks out esp32-a's (a client id used to belong to the first device that
+// used it, until restart: any device could squat another's).
+func TestWillChecksAndClientIDsScopedPerDevice(t *testing.T) {
 	st, pw := testStore(t)
 	b := startBroker(t, st, Options{})
 	if _, err := v3(t, b, "esp32-a", pw["esp32-a"], "a-will", "fieldgate/esp32-b/status", "offline"); err == nil {
@@ -295,15 +300,19 @@ func TestWillAndClientIDChecks(t *testing.T) {
 	if _, err := v3(t, b, "esp32-a", pw["esp32-a"], "a-ok-will", "esp32-a/status", "offline"); err != nil {
 		t.Errorf("a will on its own status topic was refused: %v", err)
 	}
-	owner, err := v3(t, b, "esp32-a", pw["esp32-a"], "shared-id")
+	squatter, err := v3(t, b, "esp32-b", pw["esp32-b"], "esp32-a")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("esp32-b with client id esp32-a: %v", err)
 	}
-	if _, err := v3(t, b, "esp32-b", pw["esp32-b"], "shared-id"); err == nil {
-		t.Error("esp32-b took over esp32-a's client id")
+	owner, err := v3(t, b, "esp32-a", pw["esp32-a"], "esp32-a")
+	if err != nil {
+		t.Fatalf("esp32-a locked out of its client id by esp32-b: %v", err)
 	}
-	if !owner.IsConnected() {
-		t.Error("the owner of the client id was disconnected by the attempt")
+	if tok := owner.Publish("fieldgate/esp32-a/temperature", 1, false, "21"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("owner's publish: %v", tok.Error())
+	}
+	if !squatter.IsConnected() || !owner.IsConnected() {
+		t.Errorf("one device's session took over the other's: esp32-b connected %v, esp32-a connected %v", squatter.IsConnected(), owner.IsConnected())
 	}
 }
 
@@ -457,7 +466,7 @@ func TestRetainedMessagesAreCapped(t *testing.T) {
 func TestCloseWhileClientsDisconnect(t *testing.T) {
 	st, pw := testStore(t)
 	for cycle := range 15 {
-		b, err := New(st, Options{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		b, err := New(st, Options{Listen: "127.0.0.1:0", ConnectBurst: 100, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}

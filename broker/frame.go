@@ -37,6 +37,7 @@ const (
 type frameChecker struct {
 	maxSize   int    // largest remaining length accepted
 	maxKeep   uint16 // keepalive bound, written into the CONNECT (0: none)
+	keepSet   bool   // the CONNECT's keepalive was replaced by maxKeep
 	version   byte   // protocol level from CONNECT: 3, 4 or 5
 	connected bool
 }
@@ -168,6 +169,7 @@ func (fc *frameChecker) checkConnect(r *reader, body []byte) error {
 		// A client that would hold an idle socket forever, or for hours,
 		// gets the bound: mochi drops it after 1.5 × keepalive of silence.
 		binary.BigEndian.PutUint16(body[keepAt:], fc.maxKeep)
+		fc.keepSet = true
 	}
 	if level == 5 {
 		fc.properties(r)
@@ -208,6 +210,12 @@ func (fc *frameChecker) checkPublish(r *reader, qos byte) error {
 	topic := r.string()
 	if r.err == nil && !validTopic(topic) {
 		return malformed("publish topic %q is empty, has a wildcard or is not UTF-8", truncate(topic))
+	}
+	if r.err == nil && len(topic) >= 4 && strings.EqualFold(topic[:4], "$SYS") {
+		// mochi drops these without a PUBACK or a word, and a QoS 1
+		// client would wait for ever: closing is the answer both
+		// protocol versions understand.
+		return malformed("publish to %q: $SYS topics are the broker's own", truncate(topic))
 	}
 	if qos > 0 && r.uint16() == 0 && r.err == nil {
 		return malformed("QoS %d publish with packet identifier 0", qos)

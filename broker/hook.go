@@ -11,7 +11,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"golang.org/x/time/rate"
 
 	"fieldgate/broker/payload"
 	"fieldgate/store"
@@ -19,21 +18,21 @@ import (
 
 // identity is who a connected client is.
 type identity struct {
-	device string
-	admin  bool
-	probe  bool // the broker's own health probe: no rights, not a device
-	lim    *rate.Limiter
+	device      string
+	admin       bool
+	probe       bool // the broker's own health probe: no rights, not a device
+	established bool // counted as one of the device's sessions
 }
 
-// hook is fieldgate's mochi hook: authentication, ACL, will and client-id
-// checks at CONNECT, online state, and the ingest of every publish.
+// hook is fieldgate's mochi hook: authentication and limits at CONNECT
+// (connect.go), ACL, online state, and the ingest of every publish.
 type hook struct {
 	mqtt.HookBase
 	b *Broker
 
 	mu       sync.Mutex
-	ids      map[string]*identity // by client id
-	retained map[string]bool      // topics clients retained a message on
+	ids      map[*mqtt.Client]*identity // every connection from CONNECT to disconnect
+	retained map[string]bool            // topics clients retained a message on
 }
 
 // retain reports whether a retained message on topic may be kept under the
@@ -58,7 +57,7 @@ func (h *hook) ID() string { return "fieldgate" }
 // Provides lists the events the hook handles.
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnPacketEncode, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPublish,
 	}, []byte{b})
 }
@@ -66,47 +65,7 @@ func (h *hook) Provides(b byte) bool {
 func (h *hook) identity(cl *mqtt.Client) *identity {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.ids[cl.ID]
-}
-
-// OnConnectAuthenticate checks the device's credentials, that its will (if
-// any) goes to a topic it may publish to, and that its client id is its own.
-func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	b := h.b
-	user := string(pk.Connect.Username)
-	id := &identity{lim: rate.NewLimiter(rate.Limit(b.o.PublishRate), b.o.PublishBurst)}
-	switch {
-	case b.isProbe(user, pk.Connect.Password):
-		id.probe = true
-		h.mu.Lock()
-		h.ids[cl.ID] = id
-		h.mu.Unlock()
-		return true
-	case user == "" && b.o.AllowAnonymous:
-		id.device = cl.ID // bench mode: the client id is the device
-	default:
-		d, err := b.auth.check(user, pk.Connect.Password)
-		if err != nil {
-			b.count(&b.stats.AuthFailures)
-			b.log.Warn("mqtt: connection refused", "user", user, "remote", cl.Net.Remote, "err", err)
-			return false
-		}
-		id.device, id.admin = d.ID, d.Admin
-	}
-	if pk.Connect.WillFlag && !CanPublish(id.device, id.admin, pk.Connect.WillTopic) {
-		b.count(&b.stats.ACLDenied)
-		b.log.Warn("mqtt: connection refused: will on a foreign topic", "device", id.device, "topic", pk.Connect.WillTopic)
-		return false
-	}
-	if !b.binding.bind(cl.ID, id.device) {
-		b.count(&b.stats.ACLDenied)
-		b.log.Warn("mqtt: connection refused: client id belongs to another device", "device", id.device, "client_id", cl.ID)
-		return false
-	}
-	h.mu.Lock()
-	h.ids[cl.ID] = id
-	h.mu.Unlock()
-	return true
+	return h.ids[cl]
 }
 
 // OnACLCheck applies the ACL to publishes and subscriptions.
@@ -129,17 +88,42 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return ok
 }
 
-// OnSessionEstablished marks the device online.
+// OnSessionEstablished counts one more live session of the device: it is
+// online while it has at least one.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if id := h.identity(cl); id != nil && !id.probe {
-		h.b.activity.setOnline(id.device, true, h.b.o.Now())
+	h.mu.Lock()
+	id := h.ids[cl]
+	if id != nil && !id.probe {
+		id.established = true
+	}
+	h.mu.Unlock()
+	if id != nil && !id.probe {
+		h.b.activity.sessionStarted(id.device, h.b.o.Now())
 	}
 }
 
-// OnDisconnect marks the device offline.
+// OnDisconnect forgets the connection and counts one session fewer; a
+// session taken over by the device's reconnect leaves it online.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if id := h.identity(cl); id != nil && !id.probe {
-		h.b.activity.setOnline(id.device, false, h.b.o.Now())
+	h.mu.Lock()
+	id := h.ids[cl]
+	delete(h.ids, cl)
+	h.mu.Unlock()
+	if id != nil && id.established {
+		h.b.activity.sessionEnded(id.device, h.b.o.Now())
+	}
+}
+
+// sweep forgets connections that were admitted but closed without a
+// session (their CONNACK could not be written), which mochi reports to no
+// hook.
+func (h *hook) sweep(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for cl, id := range h.ids {
+		if !id.established && cl.Closed() && now.Unix()-cl.StopTime() > 60 {
+			delete(h.ids, cl)
+		}
 	}
 }
 
@@ -160,14 +144,14 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	b.count(&b.stats.Messages)
 	v5 := cl.Properties.ProtocolVersion == 5
-	if !id.lim.AllowN(now, 1) {
+	if !b.limits.publish(id.device, now) {
 		b.count(&b.stats.RateLimited)
 		b.log.Warn("mqtt: publish rate exceeded", "device", id.device)
-		if v5 {
-			return pk, packets.ErrQuotaExceeded
+		if !v5 && pk.FixedHeader.Qos > 0 {
+			_ = b.server.DisconnectClient(cl, packets.ErrQuotaExceeded) // no PUBACK: the device sends again later
+			return pk, packets.ErrRejectPacket
 		}
-		_ = b.server.DisconnectClient(cl, packets.ErrQuotaExceeded) // no PUBACK: the device sends again later
-		return pk, packets.ErrRejectPacket
+		return pk, refuse(cl, pk, packets.ErrQuotaExceeded)
 	}
 	if pk.FixedHeader.Retain && !h.retain(pk.TopicName, len(pk.Payload) > 0) {
 		pk.FixedHeader.Retain = false // delivered, not kept: the cap bounds memory
@@ -176,7 +160,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	t := ParseTopic(pk.TopicName)
 	if t.Kind == KindAvailability {
 		online := strings.EqualFold(strings.TrimSpace(string(pk.Payload)), "online")
-		b.activity.setOnline(t.Device, online, now)
+		b.activity.reported(t.Device, online, now)
 		return pk, nil
 	}
 	if t.Kind == KindNone {
@@ -188,10 +172,16 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		b.count(&b.stats.Rejected)
 		b.activity.message(id.device, now, 0, err)
 		b.log.Warn("mqtt: payload rejected", "device", id.device, "topic", pk.TopicName, "err", err)
-		if v5 {
-			return pk, packets.ErrPayloadFormatInvalid
+		return pk, refuse(cl, pk, packets.ErrPayloadFormatInvalid) // resending cannot fix it
+	}
+	rs, capErr := b.quantities.admit(id.device, rs)
+	if capErr != nil {
+		b.count(&b.stats.QuantityCapped)
+		b.log.Warn("mqtt: readings refused", "device", id.device, "err", capErr)
+		if len(rs) == 0 {
+			b.activity.message(id.device, now, 0, capErr)
+			return pk, refuse(cl, pk, packets.ErrQuotaExceeded)
 		}
-		return pk, packets.CodeSuccessIgnore // acknowledged, dropped: resending cannot fix it
 	}
 	if err := h.store(pk.FixedHeader.Qos, rs); err != nil {
 		b.count(&b.stats.StoreFailures)
@@ -204,8 +194,20 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	b.count(&b.stats.Readings, len(rs))
-	b.activity.message(id.device, now, len(rs), nil)
+	b.activity.message(id.device, now, len(rs), capErr) // readings of known quantities are kept
 	return pk, nil
+}
+
+// refuse answers a publish the gateway does not take: an MQTT 5 QoS 1/2
+// publish gets code in its PUBACK; QoS 0 and 3.1.1 cannot carry a refusal
+// and are acknowledged as the protocol requires. Either way the message is
+// neither stored, retained nor forwarded to subscribers (mochi honours a
+// reason code only at QoS 1/2, and used to retain and forward the rest).
+func refuse(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return code
+	}
+	return packets.CodeSuccessIgnore
 }
 
 // decode turns a payload into readings of device.

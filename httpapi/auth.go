@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"fieldgate/store"
+	"fieldgate/store/throttle"
 )
 
 // Role is what an account may do; each role includes the ones below it.
@@ -184,7 +187,19 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.bcryptSem <- struct{}{} // bcrypt is slow on a Pi: bound how many run at once
+	addr, account := c.ClientIP(), strings.ToLower(req.Username)
+	if wait := s.logins.Wait(addr, account); wait > 0 {
+		s.metrics.loginThrottle.Inc()
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		s.fail(c, errorf(http.StatusTooManyRequests, "too many failed logins from this address or for this account; try again in %s", wait.Round(time.Second)))
+		return
+	}
+	select { // bcrypt is slow on a Pi: one at a time
+	case s.bcryptSem <- struct{}{}:
+	case <-c.Request.Context().Done():
+		s.fail(c, errorf(http.StatusServiceUnavailable, "the gateway is busy checking other logins; try again"))
+		return
+	}
 	u, err := s.st.User(req.Username)
 	if err == nil {
 		err = bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(req.Password))
@@ -201,10 +216,12 @@ func (s *Server) login(c *gin.Context) {
 			return
 		}
 		s.metrics.loginFailures.Inc()
+		s.logins.Fail(addr, account)
 		s.log.Warn("api login failed", "user", req.Username, "client", c.ClientIP())
 		s.fail(c, errorf(http.StatusUnauthorized, "wrong user name or password"))
 		return
 	}
+	s.logins.Succeed(addr, account)
 	role, _ := ParseRole(u.Role)
 	now := s.opts.Now()
 	bearer, t := newToken(u.Name, role, "session", "login", now, s.opts.SessionTTL)
@@ -215,6 +232,15 @@ func (s *Server) login(c *gin.Context) {
 	s.log.Info("api login", "user", u.Name, "role", u.Role, "client", c.ClientIP())
 	reply(c, http.StatusOK, cachePrivate, tokenResponse{Token: bearer, ID: t.ID, User: u.Name, Role: t.Role, ExpiresAt: &t.ExpiresAt})
 }
+
+// Failed logins: an address gets 5 free attempts, an account (from
+// addresses other than its last good one) 10; then each waits 1 s, doubling
+// with every further failure, up to 10 and 5 minutes. A guesser is slowed
+// to a crawl and costs no bcrypt; a technician who mistyped waits seconds.
+var (
+	addrPolicy    = throttle.Policy{Free: 5, Base: time.Second, Max: 10 * time.Minute}
+	accountPolicy = throttle.Policy{Free: 10, Base: time.Second, Max: 5 * time.Minute}
+)
 
 // dummyHash is compared against when the user does not exist, so response
 // times do not tell which user names are valid.

@@ -23,6 +23,9 @@ type BrokerStats struct {
 	Readings uint64 `json:"readings"`
 	// Rejected counts refused payloads, packets, logins and publishes.
 	Rejected uint64 `json:"rejected"`
+	// Refused breaks Rejected and the refused sockets down by reason
+	// ("login", "login_throttled", "acl", …), for /metrics.
+	Refused map[string]uint64 `json:"-"`
 }
 
 // UplinkStatus is what the API reports of the replay to the cloud.

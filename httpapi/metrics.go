@@ -17,6 +17,7 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	limited       prometheus.Counter
 	loginFailures prometheus.Counter
+	loginThrottle prometheus.Counter
 	handler       http.Handler
 }
 
@@ -24,7 +25,7 @@ func newMetrics(s *Server) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "fieldgate_commit_duration_seconds", Help: "Time to write and fsync one group commit.",
+			Name: "fieldgate_commit_duration_seconds", Help: "Time to write and fdatasync one group commit of the write-ahead log.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,8 +37,11 @@ func newMetrics(s *Server) *metrics {
 		loginFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fieldgate_login_failures_total", Help: "API logins refused for a wrong user name or password.",
 		}),
+		loginThrottle: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fieldgate_login_throttled_total", Help: "API logins refused with 429 unchecked: the address or account failed too often.",
+		}),
 	}
-	m.reg.MustRegister(m.commit, m.requests, m.limited, m.loginFailures, &collector{s: s},
+	m.reg.MustRegister(m.commit, m.requests, m.limited, m.loginFailures, m.loginThrottle, &collector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
 	return m
@@ -73,6 +77,7 @@ var (
 	descMessages    = prometheus.NewDesc("fieldgate_mqtt_messages_total", "MQTT PUBLISH packets received.", nil, nil)
 	descIngested    = prometheus.NewDesc("fieldgate_mqtt_readings_total", "Readings taken from MQTT payloads.", nil, nil)
 	descRejected    = prometheus.NewDesc("fieldgate_mqtt_rejected_total", "MQTT payloads, packets, logins and publishes refused.", nil, nil)
+	descRefused     = prometheus.NewDesc("fieldgate_mqtt_refused_total", "MQTT connections, logins, packets and publishes refused, by reason.", []string{"reason"}, nil)
 	descSensor      = prometheus.NewDesc("fieldgate_sensor_state", "1 for each local sensor's current state.", []string{"sensor", "source", "state"}, nil)
 	descWSClients   = prometheus.NewDesc("fieldgate_ws_clients", "Live stream (WebSocket) clients connected.", nil, nil)
 )
@@ -122,6 +127,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descMessages, float64(m.Messages))
 		counter(descIngested, float64(m.Readings))
 		counter(descRejected, float64(m.Rejected))
+		for reason, n := range m.Refused {
+			counter(descRefused, float64(n), reason)
+		}
 	}
 	if s.deps.Sensors != nil {
 		for _, h := range s.deps.Sensors.Health() {

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"fieldgate/store"
+	"fieldgate/store/throttle"
 )
 
 // Sensors reports the health of the gateway's own sensors.
@@ -132,8 +133,9 @@ type Server struct {
 	exports   *exports
 	metrics   *metrics
 	rates     *rateSampler
-	bcryptSem chan struct{} // bounds concurrent bcrypt comparisons
-	stop      chan struct{} // ends watchStatus
+	bcryptSem chan struct{}      // bounds concurrent bcrypt comparisons
+	logins    *throttle.Throttle // failed logins per address and account
+	stop      chan struct{}      // ends watchStatus
 	stopped   chan struct{}
 	closing   sync.Once
 }
@@ -148,7 +150,8 @@ func New(deps Deps, o Options) (*Server, error) {
 		opts: o, deps: deps, st: deps.Store, log: o.Logger, started: o.Now(),
 		limiter:   newLimiter(o.RateLimit, o.RateBurst, o.Now),
 		rates:     &rateSampler{},
-		bcryptSem: make(chan struct{}, 2),
+		bcryptSem: make(chan struct{}, 1), // one core at most: /healthz keeps the other
+		logins:    throttle.New(addrPolicy, accountPolicy, o.Now),
 		stop:      make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.hub = newHub(deps.Store.GatewayID())

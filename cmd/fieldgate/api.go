@@ -173,8 +173,16 @@ type brokerStats struct{ b *broker.Broker }
 
 func (b brokerStats) Stats() httpapi.BrokerStats {
 	s := b.b.Stats()
+	refused := map[string]uint64{
+		"payload": s.Rejected, "login": s.AuthFailures, "login_throttled": s.AuthThrottled,
+		"connect_limited": s.ConnectLimited, "quantity_cap": s.QuantityCapped,
+		"acl": s.ACLDenied, "rate_limited": s.RateLimited, "store_failure": s.StoreFailures,
+		"malformed": s.Guard.Malformed, "oversized": s.Guard.Oversized,
+		"connect_timeout": s.Guard.ConnectTimeouts, "connection_limit": s.Guard.Refused,
+	}
 	return httpapi.BrokerStats{Clients: s.Clients, Messages: s.Messages, Readings: s.Readings,
-		Rejected: s.Rejected + s.AuthFailures + s.ACLDenied + s.RateLimited + s.Guard.Malformed + s.Guard.Oversized}
+		Rejected: s.Rejected + s.AuthFailures + s.AuthThrottled + s.ConnectLimited + s.QuantityCapped + s.ACLDenied + s.RateLimited + s.Guard.Malformed + s.Guard.Oversized,
+		Refused:  refused}
 }
 
 func (b brokerStats) Disconnect(device string) { b.b.Disconnect(device) }

@@ -26,9 +26,15 @@ type MQTTConfig struct {
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// MaxKeepalive replaces a client's keepalive of 0 or more.
 	MaxKeepalive Duration `yaml:"max_keepalive"`
-	// PublishRate and PublishBurst bound each client's publishes per second.
+	// PublishRate and PublishBurst bound each device's publishes per
+	// second, over all its connections and reconnects.
 	PublishRate  float64 `yaml:"publish_rate"`
 	PublishBurst int     `yaml:"publish_burst"`
+	// ConnectsPerMinute and ConnectBurst bound how often a device connects.
+	ConnectsPerMinute float64 `yaml:"connects_per_minute"`
+	ConnectBurst      int     `yaml:"connect_burst"`
+	// MaxQuantitiesPerDevice caps the distinct quantities a device creates.
+	MaxQuantitiesPerDevice int `yaml:"max_quantities_per_device"`
 	// ReceiveMaximum bounds each client's unacknowledged QoS 1/2 publishes.
 	ReceiveMaximum int `yaml:"receive_maximum"`
 	// MaxRetained caps retained messages from clients.
@@ -42,7 +48,8 @@ func defaultMQTT() MQTTConfig {
 	return MQTTConfig{
 		Listen: ":1883", MaxPacketSize: 16 << 10, MaxConnections: 500, MaxPending: 64,
 		ConnectTimeout: Duration(5 * time.Second), MaxKeepalive: Duration(10 * time.Minute),
-		PublishRate: 20, PublishBurst: 100, ReceiveMaximum: 32, MaxRetained: 1000,
+		PublishRate: 20, PublishBurst: 100, ConnectsPerMinute: 6, ConnectBurst: 10, MaxQuantitiesPerDevice: 64,
+		ReceiveMaximum: 32, MaxRetained: 1000,
 	}
 }
 
@@ -76,6 +83,12 @@ func validateMQTT(m MQTTConfig, add func(path, format string, args ...any)) {
 	if m.PublishRate <= 0 || m.PublishBurst < 1 {
 		add("mqtt.publish_rate", "%v per second with a burst of %d: want both above 0", m.PublishRate, m.PublishBurst)
 	}
+	if m.ConnectsPerMinute <= 0 || m.ConnectBurst < 1 {
+		add("mqtt.connects_per_minute", "%v per minute with a burst of %d: want both above 0", m.ConnectsPerMinute, m.ConnectBurst)
+	}
+	if m.MaxQuantitiesPerDevice < 1 || m.MaxQuantitiesPerDevice > 10000 {
+		add("mqtt.max_quantities_per_device", "%d: want 1 to 10000", m.MaxQuantitiesPerDevice)
+	}
 	if m.ReceiveMaximum < 1 || m.ReceiveMaximum > 65535 {
 		add("mqtt.receive_maximum", "%d: want 1 to 65535", m.ReceiveMaximum)
 	}
@@ -94,6 +107,7 @@ func (c *Config) brokerOptions() broker.Options {
 			ConnectTimeout: time.Duration(m.ConnectTimeout), MaxKeepalive: time.Duration(m.MaxKeepalive),
 		},
 		PublishRate: m.PublishRate, PublishBurst: m.PublishBurst, ReceiveMaximum: uint16(m.ReceiveMaximum),
+		ConnectsPerMinute: m.ConnectsPerMinute, ConnectBurst: m.ConnectBurst, MaxQuantities: m.MaxQuantitiesPerDevice,
 		MaxRetained: m.MaxRetained, AllowAnonymous: m.AllowAnonymous,
 	}
 }

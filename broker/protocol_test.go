@@ -1,0 +1,218 @@
+package broker
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// rawPacket decodes the hex the attack was written down in.
+func rawPacket(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// closedSilently reports whether the server closed c without writing a byte.
+func closedSilently(t *testing.T, c *rawClient) bool {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := c.r.ReadByte()
+	if err == nil {
+		t.Errorf("read %#x, want the connection closed without a packet", b)
+		return false
+	}
+	return c.closedWithin(time.Second)
+}
+
+// TestA311ClientIsNeverSentADisconnect: a 3.1.1 client publishing QoS 1 to
+// a foreign topic got `e0 00`, a DISCONNECT 3.1.1 does not have. The
+// answer 3.1.1 allows for a publish refused is closing the connection.
+func TestA311ClientIsNeverSentADisconnect(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	_, c := login(t, b, "127.0.0.1", 4, "a", "esp32-a", pw["esp32-a"])
+	// topic "fieldgate/other/temperature", packet id 5, payload "1"
+	c.send(append(rawPacket(t, "32 20 00 1b"), append([]byte("fieldgate/other/temperature"), 0x00, 0x05, '1')...))
+	if !closedSilently(t, c) {
+		t.Error("connection left open after a refused publish")
+	}
+}
+
+// TestSysPublishIsAnsweredWithAClose: a QoS 1 publish to $SYS/x was
+// swallowed — no PUBACK, connection open, the client waiting for ever.
+func TestSysPublishIsAnsweredWithAClose(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	for _, v := range []byte{4, 5} {
+		_, c := login(t, b, "127.0.0.1", v, "a", "ops", pw["ops"]) // even an admin
+		pkt := rawPacket(t, "32 0b 00 06 24 53 59 53 2f 78 00 05 31")
+		if v == 5 {
+			pkt = rawPacket(t, "32 0c 00 06 24 53 59 53 2f 78 00 05 00 31") // with an empty property list
+		}
+		c.send(pkt)
+		if !c.closedWithin(5 * time.Second) {
+			t.Errorf("MQTT level %d: a QoS 1 publish to $SYS/x got neither an answer nor a close", v)
+		}
+	}
+}
+
+// TestConnackAdvertisesEveryLimit: the MQTT 5 CONNACK omitted the packet
+// size the broker enforces and the keepalive it imposes.
+func TestConnackAdvertisesEveryLimit(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{Limits: Limits{MaxPacketSize: 16 << 10, MaxKeepalive: 10 * time.Minute}})
+	_, ack, err := v5(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ack.Properties
+	if p == nil || p.MaximumPacketSize == nil || *p.MaximumPacketSize != 16<<10 || p.ReceiveMaximum == nil || *p.ReceiveMaximum != 32 {
+		t.Fatalf("CONNACK properties %+v: want Maximum Packet Size 16384 and Receive Maximum 32", p)
+	}
+	if p.TopicAliasMaximum != nil && *p.TopicAliasMaximum != 0 {
+		t.Errorf("Topic Alias Maximum %d, want 0 or absent", *p.TopicAliasMaximum)
+	}
+	// v5() asks for a keepalive of 30 s, within the bound: none imposed.
+	if p.ServerKeepAlive != nil {
+		t.Errorf("Server Keep Alive %d for a keepalive within the bound", *p.ServerKeepAlive)
+	}
+	// A keepalive of 0 (never time out) is replaced, and the CONNACK says so.
+	body := cat(str("MQTT"), []byte{5, 0xC2}, []byte{0, 0}, []byte{0}, str("k0"), str("esp32-b"), str(pw["esp32-b"]))
+	raw := dial(t, b.Addr("tcp"))
+	raw.send(packet(0x10, body))
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 256)
+	n, _ := raw.Read(buf)
+	// Server Keep Alive is property 0x13 with a 2-byte value: 600 = 0x0258.
+	if !strings.Contains(string(buf[:n]), "\x13\x02\x58") {
+		t.Errorf("CONNACK % x lacks Server Keep Alive 600 for a keepalive of 0", buf[:n])
+	}
+}
+
+// TestRefusedQoS0IsNeitherRetainedNorForwarded: an MQTT 5 QoS 0 publish
+// with a bad payload, or over the rate limit, got a reason code mochi
+// ignores at QoS 0 — and was retained and forwarded to subscribers.
+func TestRefusedQoS0IsNeitherRetainedNorForwarded(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{PublishRate: 0.001, PublishBurst: 3})
+	got := make(chan string, 10)
+	sub, _, err := v5(t, b, "ops", pw["ops"], "ops", func(c *paho.ClientConfig) {
+		c.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
+			got <- string(p.Packet.Payload)
+			return true, nil
+		}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "fieldgate/esp32-a/#"}}}); err != nil {
+		t.Fatal(err)
+	}
+	dev, _, err := v5(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, payload := range []string{"not-a-number", "21.5", "22.5", "over-the-limit"} {
+		if _, err := dev.Publish(ctx, &paho.Publish{Topic: "fieldgate/esp32-a/temperature", QoS: 0, Retain: true, Payload: []byte(payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var forwarded []string
+	for len(forwarded) < 2 {
+		select {
+		case p := <-got:
+			forwarded = append(forwarded, p)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("forwarded %q, want the two good readings", forwarded)
+		}
+	}
+	if fmt.Sprint(forwarded) != "[21.5 22.5]" {
+		t.Errorf("forwarded %q, want only the two good readings", forwarded)
+	}
+	// A barrier: the admin's own retained publish arrives after anything
+	// the device's last publish could have caused.
+	if _, err := sub.Publish(ctx, &paho.Publish{Topic: "fieldgate/esp32-a/cmd/x", QoS: 1, Payload: []byte("barrier")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-got; p != "barrier" {
+		t.Errorf("received %q after the good readings, want nothing but the barrier", p)
+	}
+	late, _, err := v5(t, b, "ops", pw["ops"], "late", func(c *paho.ClientConfig) {
+		c.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
+			got <- "retained:" + string(p.Packet.Payload)
+			return true, nil
+		}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "fieldgate/esp32-a/temperature"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-got; p != "retained:22.5" {
+		t.Errorf("retained message %q, want the last good reading", p)
+	}
+}
+
+// TestQuantitiesPerDeviceAreCapped: ten SenML messages created 5,000
+// series. Readings of a new quantity past the cap are refused and counted
+// with the device's last error; known quantities keep working, also after
+// a restart.
+func TestQuantitiesPerDeviceAreCapped(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{MaxQuantities: 3})
+	c, _, err := v5(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pack []string
+	for i := range 5 {
+		pack = append(pack, fmt.Sprintf(`{"n":"q%d","v":%d}`, i, i))
+	}
+	if rc, err := publish5(t, c, "fieldgate/esp32-a/senml", "["+strings.Join(pack, ",")+"]"); err != nil || rc != 0 {
+		t.Fatalf("a pack with known room for three: reason %#x, %v", rc, err)
+	}
+	if rc, _ := publish5(t, c, "fieldgate/esp32-a/q4", "1"); rc != 0x97 {
+		t.Errorf("a fourth quantity alone: reason %#x, want 0x97", rc)
+	}
+	var qs []string
+	for _, k := range st.Series() {
+		if k.Source == "esp32-a" {
+			qs = append(qs, k.Quantity)
+		}
+	}
+	if fmt.Sprint(qs) != "[q0 q1 q2]" {
+		t.Errorf("series %v, want the first three", qs)
+	}
+	if n := b.Stats().QuantityCapped; n != 2 {
+		t.Errorf("capped %d, want 2", n)
+	}
+	if d, _ := st.Device("esp32-a"); !strings.Contains(b.LiveDevice(d).LastError, "mqtt.max_quantities_per_device") {
+		t.Errorf("last error %q does not name the cap", b.LiveDevice(d).LastError)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := startBroker(t, st, Options{MaxQuantities: 3})
+	c2, _, err := v5(t, b2, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, _ := publish5(t, c2, "fieldgate/esp32-a/q1", "7"); rc != 0 {
+		t.Errorf("a known quantity after a restart: reason %#x", rc)
+	}
+	if rc, _ := publish5(t, c2, "fieldgate/esp32-a/q9", "7"); rc != 0x97 {
+		t.Errorf("a new quantity after a restart: reason %#x, want 0x97", rc)
+	}
+}
