@@ -89,15 +89,13 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 // OnSessionEstablished counts one more live session of the device: it is
-// online while it has at least one.
+// online while it has at least one. The count changes under h.mu with the
+// connection table, so the two always agree.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.mu.Lock()
-	id := h.ids[cl]
-	if id != nil && !id.probe {
+	defer h.mu.Unlock()
+	if id := h.ids[cl]; id != nil && !id.probe {
 		id.established = true
-	}
-	h.mu.Unlock()
-	if id != nil && !id.probe {
 		h.b.activity.sessionStarted(id.device, h.b.o.Now())
 	}
 }
@@ -106,9 +104,9 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // session taken over by the device's reconnect leaves it online.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	id := h.ids[cl]
 	delete(h.ids, cl)
-	h.mu.Unlock()
 	if id != nil && id.established {
 		h.b.activity.sessionEnded(id.device, h.b.o.Now())
 	}

@@ -159,6 +159,30 @@ func conns(b *Broker) int {
 	return len(b.hook.ids)
 }
 
+// sessions reports how many connections the hook knows and how many
+// sessions of device it counts, read together.
+func sessions(b *Broker, device string) (conns, live int) {
+	b.hook.mu.Lock()
+	defer b.hook.mu.Unlock()
+	b.activity.mu.Lock()
+	defer b.activity.mu.Unlock()
+	if d := b.activity.devs[device]; d != nil {
+		live = d.sessions
+	}
+	return len(b.hook.ids), live
+}
+
+// waitSessions waits until the hook knows conns connections and counts
+// live sessions of device: a CONNACK reaches the client before mochi runs
+// OnSessionEstablished, so a login's return proves neither.
+func waitSessions(t *testing.T, b *Broker, device string, conns, live int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		c, l := sessions(b, device)
+		return c == conns && l == live
+	})
+}
+
 // TestOnlineWhileAnySessionLives: a device with two connections showed
 // offline as soon as either closed, and a reconnect taking over its own
 // session showed offline while it published.
@@ -174,9 +198,9 @@ func TestOnlineWhileAnySessionLives(t *testing.T) {
 	}
 	_, first := login(t, b, "127.0.0.1", 4, "node", "esp32-a", pw["esp32-a"])
 	_, second := login(t, b, "127.0.0.1", 5, "other", "esp32-a", pw["esp32-a"])
-	waitFor(t, online)
+	waitSessions(t, b, "esp32-a", 2, 2)
 	_ = second.Close()
-	waitFor(t, func() bool { return conns(b) == 1 })
+	waitSessions(t, b, "esp32-a", 1, 1)
 	if !online() {
 		t.Error("offline after one of two connections closed")
 	}
@@ -186,7 +210,7 @@ func TestOnlineWhileAnySessionLives(t *testing.T) {
 	if !first.closedWithin(5 * time.Second) {
 		t.Fatal("the taken-over connection was not closed")
 	}
-	waitFor(t, func() bool { return conns(b) == 1 })
+	waitSessions(t, b, "esp32-a", 1, 1)
 	if !online() {
 		t.Error("offline after its reconnect took its session over")
 	}
