@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"fieldgate/store"
 )
 
 type deadLetterBody struct {
@@ -51,11 +48,7 @@ func (s *Server) retryDeadLetter(c *gin.Context) {
 		return
 	}
 	if err := s.deps.Uplink.RetryDeadLetter(first); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			s.fail(c, errorf(http.StatusNotFound, "no dead letter %d", first))
-		} else {
-			s.fail(c, errorf(http.StatusConflict, "%v", err))
-		}
+		s.fail(c, err)
 		return
 	}
 	s.log.Info("api dead letter retried", "first", first, "by", who(c).User)

@@ -1,6 +1,9 @@
 package httpapi
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // SensorHealth is one local sensor's state as the API reports it.
 type SensorHealth struct {
@@ -15,6 +18,10 @@ type SensorHealth struct {
 	// Frozen lists quantities stuck at one value for hours.
 	Frozen []string `json:"frozen,omitempty"`
 }
+
+// ErrBusy, wrapped by a dependency's error, says "try again shortly": the
+// API answers 503 with Retry-After and the error's message.
+var ErrBusy = errors.New("busy")
 
 // BrokerStats is what the API reports of the MQTT broker.
 type BrokerStats struct {

@@ -78,7 +78,9 @@ func errorResponse(log *slog.Logger, err error) (int, []apiError) {
 	case errors.As(err, &he):
 		return he.Status, he.Errors
 	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, []apiError{{Code: http.StatusNotFound, Message: "not found"}}
+		return http.StatusNotFound, []apiError{{Code: http.StatusNotFound, Message: strings.TrimPrefix(err.Error(), "store: ")}}
+	case errors.Is(err, ErrBusy):
+		return http.StatusServiceUnavailable, []apiError{{Code: http.StatusServiceUnavailable, Message: strings.TrimPrefix(err.Error(), ErrBusy.Error()+": ")}}
 	case errors.Is(err, store.ErrFull):
 		return http.StatusServiceUnavailable, []apiError{{Code: http.StatusServiceUnavailable, Message: "the store is full"}}
 	case errors.Is(err, store.ErrClosed):
@@ -91,8 +93,11 @@ func errorResponse(log *slog.Logger, err error) (int, []apiError) {
 // fail writes err as the error body and stops the handler chain.
 func (s *Server) fail(c *gin.Context, err error) {
 	status, errs := errorResponse(s.log, err)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		c.Header("WWW-Authenticate", `Bearer realm="fieldgate"`)
+	case http.StatusServiceUnavailable:
+		c.Header("Retry-After", "5")
 	}
 	c.Header("Cache-Control", "no-store")
 	body, _ := json.Marshal(struct {
@@ -103,6 +108,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 }
 
 const jsonType = "application/json; charset=utf-8"
+
+// internalErrorBody is the body of a 500 that never leaks internals.
+var internalErrorBody = []byte(`{"errors":[{"code":500,"message":"internal error; see the gateway's log"}]}`)
 
 // Cache policies by resource.
 const (
@@ -115,9 +123,11 @@ const (
 // a 304 without a body.
 func reply(c *gin.Context, status int, cache string, v any) {
 	body, err := json.Marshal(v)
-	if err != nil {
-		c.Error(err) //nolint:errcheck // recorded for the logger
-		c.AbortWithStatus(http.StatusInternalServerError)
+	if err != nil { // a value that cannot be JSON: a bug, logged by logRequests
+		_ = c.Error(err)
+		c.Header("Cache-Control", "no-store")
+		c.Data(http.StatusInternalServerError, jsonType, internalErrorBody)
+		c.Abort()
 		return
 	}
 	c.Header("Cache-Control", cache)

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -195,8 +196,14 @@ func (s *Sender) load(j *job) error {
 	return s.encode(j, rs)
 }
 
+// ErrRetriesWaiting refuses a dead-letter retry while others wait.
+var ErrRetriesWaiting = errors.New("uplink: retries are already waiting; try again shortly")
+
 // RetryDeadLetter sends the dead-lettered batch starting at first again, as
 // the same request; on success it leaves the dead letters.
+//
+// It returns ErrRetriesWaiting when the queue of retries is full, and
+// store.ErrNotFound when no dead letter starts at first.
 func (s *Sender) RetryDeadLetter(first uint64) error {
 	ob, err := s.st.Outbox()
 	if err != nil {
@@ -208,7 +215,7 @@ func (s *Sender) RetryDeadLetter(first uint64) error {
 			case s.retryDL <- &job{first: d.First, last: d.Last, deadLetter: true}:
 				return nil
 			default:
-				return fmt.Errorf("uplink: %d retries are already waiting; try again shortly", cap(s.retryDL))
+				return ErrRetriesWaiting
 			}
 		}
 	}

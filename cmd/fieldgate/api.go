@@ -200,4 +200,10 @@ func (u uplinkStatus) Status() httpapi.UplinkStatus {
 		DrainRate: s.DrainRate, EstimatedDrain: s.EstimatedDrain, Sent: s.Sent, Retries: s.Retries, DeadLettered: s.DeadLettered}
 }
 
-func (u uplinkStatus) RetryDeadLetter(first uint64) error { return u.s.RetryDeadLetter(first) }
+func (u uplinkStatus) RetryDeadLetter(first uint64) error {
+	err := u.s.RetryDeadLetter(first)
+	if errors.Is(err, uplink.ErrRetriesWaiting) {
+		return fmt.Errorf("%w: %v", httpapi.ErrBusy, err)
+	}
+	return err
+}
