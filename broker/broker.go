@@ -74,7 +74,11 @@ type Options struct {
 	// TimeTolerance is how far in the future a device timestamp may be
 	// before the reading is flagged unsynced. Default 5 minutes.
 	TimeTolerance time.Duration
-	// FlushInterval is how often device counters are written. Default 30 s.
+	// FlushInterval is how often device counters (messages, last seen,
+	// online) are written to the store; the API shows them live in
+	// between, and a crash loses at most this much of them (never a
+	// reading). Default 5 minutes: each write is a bbolt commit, tens of
+	// KB on the SD card.
 	FlushInterval time.Duration
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger
@@ -114,7 +118,7 @@ func (o Options) withDefaults() Options {
 		o.TimeTolerance = 5 * time.Minute
 	}
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 30 * time.Second
+		o.FlushInterval = 5 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -176,12 +180,11 @@ func New(st Store, o Options) (*Broker, error) {
 	o = o.withDefaults()
 	b := &Broker{o: o, st: st, log: o.Logger, auth: newAuthenticator(st), addrs: map[string]string{},
 		probeSecret: newProbeSecret(), logins: throttle.New(addrPolicy, devicePolicy, o.Now), stop: make(chan struct{}), done: make(chan struct{})}
-	b.guard = newGuard(o.Limits, func(msg string, err error) {
+	b.guard = newGuard(o.Limits, func(msg string, err error, attrs ...any) {
 		if err != nil {
-			b.log.Warn("mqtt: "+msg, "err", err)
-		} else {
-			b.log.Warn("mqtt: " + msg)
+			attrs = append(attrs, "err", err)
 		}
+		b.log.Warn("mqtt: "+msg, attrs...)
 	})
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(o.Limits.MaxPacketSize)
@@ -195,7 +198,7 @@ func New(st Store, o Options) (*Broker, error) {
 	// little: mochi's default queue of 8192 outbound packets and 2 KiB
 	// buffers cost ~70 KB for every idle client.
 	caps.MaximumClientWritesPending = clientWritesPending
-	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: o.Logger,
+	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: newMochiLog(o.Logger),
 		ClientNetReadBufferSize: clientBufferSize, ClientNetWriteBufferSize: clientBufferSize})
 	b.limits = newDevLimits(o)
 	b.quantities = &quantities{max: o.MaxQuantities, series: st.Series, devs: map[string]map[string]bool{}}
@@ -300,7 +303,7 @@ func (b *Broker) Disconnect(device string) {
 }
 
 // LiveDevice returns a stored device with what the broker saw since its
-// last write to the store (every 30 s) applied: online state, last seen and
+// last write to the store (every FlushInterval) applied: online state, last seen and
 // counters as of now.
 func (b *Broker) LiveDevice(d store.Device) store.Device {
 	return b.activity.live(d)

@@ -72,7 +72,7 @@ type GuardStats struct {
 // guard is shared by all listeners: limits and counters.
 type guard struct {
 	lim     Limits
-	onError func(reason string, err error) // rate-limited logging, by the caller
+	onError func(reason string, err error, attrs ...any) // rate-limited logging, by the caller
 
 	mu     sync.Mutex
 	byAddr map[string]*addrSlots // sockets per source address
@@ -84,7 +84,7 @@ type guard struct {
 // addrSlots counts one source address's sockets before and after CONNECT.
 type addrSlots struct{ pending, active int }
 
-func newGuard(lim Limits, onError func(string, error)) *guard {
+func newGuard(lim Limits, onError func(string, error, ...any)) *guard {
 	return &guard{lim: lim.withDefaults(), onError: onError, byAddr: map[string]*addrSlots{}}
 }
 
@@ -197,7 +197,7 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 		addr := sourceAddr(c)
 		if ok, why := g.admit(addr); !ok {
 			g.refusedCnt.Add(1)
-			g.onError(why, nil)
+			g.onError(why, nil, "addr", addr)
 			_ = c.Close() // refused: nothing to report to the peer
 			return nil
 		}
@@ -274,7 +274,7 @@ func (c *guardConn) next() error {
 			if !c.fc.connected && errors.As(err, &ne) && ne.Timeout() {
 				c.g.timeouts.Add(1)
 				c.bad.Store(true)
-				c.g.onError("socket sent no CONNECT in time; closed", nil)
+				c.g.onError("socket sent no CONNECT in time; closed", nil, "addr", c.addr)
 			}
 			return err
 		}
@@ -290,7 +290,7 @@ func (c *guardConn) reject(err error) error {
 		} else {
 			c.g.malformed.Add(1)
 		}
-		c.g.onError("malformed packet; connection closed", err)
+		c.g.onError("malformed packet; connection closed", err, "addr", c.addr)
 	}
 	_ = c.Conn.Close() // the error below is what matters
 	return err

@@ -24,7 +24,7 @@ func guardedServer(t *testing.T, lim Limits) (string, *guard) {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	g := newGuard(lim, func(string, error) {})
+	g := newGuard(lim, func(string, error, ...any) {})
 	tcp := listeners.NewTCP(listeners.Config{ID: "guarded", Address: "127.0.0.1:0"})
 	if err := srv.AddListener(&guardedListener{Listener: tcp, g: g}); err != nil {
 		t.Fatal(err)

@@ -22,8 +22,8 @@ type tcpListener struct {
 	tls         *tls.Config
 	ln          net.Listener
 	end         atomic.Bool
-	onErr       func(reason string, err error) // rate-limited logging, by the broker
-	errs        *atomic.Uint64                 // accept errors survived
+	onErr       func(reason string, err error, attrs ...any) // rate-limited logging, by the broker
+	errs        *atomic.Uint64                               // accept errors survived
 }
 
 var _ listeners.Listener = (*tcpListener)(nil)

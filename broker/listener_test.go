@@ -28,7 +28,7 @@ func (f *flakyListener) Accept() (net.Conn, error) {
 // stopped MQTT for good. Ours backs off and takes the next connection.
 func TestAcceptSurvivesRunningOutOfDescriptors(t *testing.T) {
 	var errs atomic.Uint64
-	l := &tcpListener{id: "tcp", address: "127.0.0.1:0", onErr: func(string, error) {}, errs: &errs}
+	l := &tcpListener{id: "tcp", address: "127.0.0.1:0", onErr: func(string, error, ...any) {}, errs: &errs}
 	if err := l.Init(nil); err != nil {
 		t.Fatal(err)
 	}

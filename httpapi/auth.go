@@ -217,7 +217,8 @@ func (s *Server) login(c *gin.Context) {
 		}
 		s.metrics.loginFailures.Inc()
 		s.logins.Fail(addr, account)
-		s.log.Warn("api login failed", "user", req.Username, "client", c.ClientIP())
+		s.log.Warn("api login failed", "user", req.Username, "addr", c.ClientIP())
+		c.Set(loggedKey, true)
 		s.fail(c, errorf(http.StatusUnauthorized, "wrong user name or password"))
 		return
 	}
@@ -229,7 +230,7 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.log.Info("api login", "user", u.Name, "role", u.Role, "client", c.ClientIP())
+	s.log.Info("api login", "user", u.Name, "role", u.Role, "addr", c.ClientIP())
 	reply(c, http.StatusOK, cachePrivate, tokenResponse{Token: bearer, ID: t.ID, User: u.Name, Role: t.Role, ExpiresAt: &t.ExpiresAt})
 }
 

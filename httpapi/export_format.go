@@ -161,7 +161,7 @@ func (s *Server) streamExport(c *gin.Context) {
 		return rc.SetWriteDeadline(time.Now().Add(time.Minute))
 	})
 	if err != nil {
-		s.log.Warn("api export stream ended early", "err", err, "client", c.ClientIP())
+		s.log.Warn("api export stream ended early", "err", err, "addr", c.ClientIP())
 	}
 }
 

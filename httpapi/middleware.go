@@ -135,22 +135,36 @@ func (l *limiter) take(addr string) time.Duration {
 	return 0
 }
 
-// logRequests logs failed requests at info (5xx at error) and the rest at
-// debug, so a busy LAN does not write the SD card per request.
+// loggedKey marks a request whose handler logged its refusal already.
+const loggedKey = "fieldgate.logged"
+
+// logRequests counts every request in /metrics by method and status and
+// logs 5xx at error, refusals that may be an attack (401, 403, 429) at
+// warn — rate-limited per client address by the daemon's logger — and the
+// rest, other 4xx included, at debug: a hammering client must not turn
+// into SD-card writes.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	status := c.Writer.Status()
 	s.metrics.requests.WithLabelValues(c.Request.Method, strconv.Itoa(status)).Inc()
 	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "status", status,
-		"took", time.Since(start).Round(time.Microsecond), "client", c.ClientIP()}
-	switch {
-	case status >= 500:
-		s.log.Error("api request failed", attrs...)
-	case status >= 400 && status != http.StatusNotFound && status != http.StatusNotModified:
-		s.log.Info("api request refused", attrs...)
+		"took", time.Since(start).Round(time.Microsecond), "addr", c.ClientIP()}
+	_, logged := c.Get(loggedKey)
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
+		if !logged {
+			s.log.Warn("api request refused", attrs...)
+		}
 	default:
-		s.log.Debug("api request", attrs...)
+		if status >= 500 {
+			if len(c.Errors) > 0 {
+				attrs = append(attrs, "err", c.Errors.String())
+			}
+			s.log.Error("api request failed", attrs...)
+		} else {
+			s.log.Debug("api request", attrs...)
+		}
 	}
 }
 

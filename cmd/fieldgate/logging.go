@@ -34,28 +34,51 @@ func newLogger(w io.Writer, level string, getenv func(string) string) *slog.Logg
 }
 
 // limitHandler passes debug and info records through and lets each distinct
-// warning or error (same message, same logger attributes such as the sensor)
-// through at a limited rate. The next record that passes says how many were
-// suppressed in between.
+// warning or error (same message, same logger attributes such as the sensor,
+// same device or source address) through at a limited rate: one node or
+// one attacker cannot drown the others' warnings, nor write the SD card
+// per packet. The next record that passes says how many were suppressed in
+// between. Every string attribute is cut to maxAttrLen, so a line stays
+// short whatever a client sent (a 16 KiB topic, a long path).
 type limitHandler struct {
 	slog.Handler
 	lim    *limiter
 	prefix string // the logger's attributes, part of the rate-limit key
 }
 
+// maxAttrLen bounds each string attribute of a log line.
+const maxAttrLen = 80
+
+// keyAttrs are the attributes that make a warning distinct: who caused it.
+var keyAttrs = map[string]bool{"device": true, "addr": true, "user": true, "source": true}
+
 // Handle writes r unless it is a repeat over the limit.
 func (h *limitHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	key := h.prefix + "\x00" + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindString || a.Value.Kind() == slog.KindAny {
+			if v := a.Value.String(); len(v) > maxAttrLen {
+				a = slog.String(a.Key, strings.ToValidUTF8(v[:maxAttrLen], "")+"…")
+			}
+		}
+		if keyAttrs[a.Key] {
+			key += "\x00" + a.Value.String()
+		}
+		out.AddAttrs(a)
+		return true
+	})
 	if r.Level < slog.LevelWarn {
-		return h.Handler.Handle(ctx, r)
+		return h.Handler.Handle(ctx, out)
 	}
-	ok, suppressed := h.lim.allow(h.prefix + "\x00" + r.Message)
+	ok, suppressed := h.lim.allow(key)
 	if !ok {
 		return nil
 	}
 	if suppressed > 0 {
-		r.AddAttrs(slog.Int("suppressed", suppressed))
+		out.AddAttrs(slog.Int("suppressed", suppressed))
 	}
-	return h.Handler.Handle(ctx, r)
+	return h.Handler.Handle(ctx, out)
 }
 
 // WithAttrs keeps the rate limiter shared and adds the attributes to the key.

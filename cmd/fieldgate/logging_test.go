@@ -63,3 +63,30 @@ func TestLoggerUnderJournaldOmitsTime(t *testing.T) {
 		t.Errorf("info logged at level warn: %q", buf.String())
 	}
 }
+
+// TestLoggerLimitsPerDeviceAndCutsLongValues: a refused publish logged ~3
+// KB with its payload, and one hammering node silenced every other node's
+// warnings. Each device (or address) now has its own limit, and every line
+// stays short whatever the client sent.
+func TestLoggerLimitsPerDeviceAndCutsLongValues(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(&buf, "info", envMap(map[string]string{"JOURNAL_STREAM": "8:1"}))
+	long := strings.Repeat("fieldgate/esp32-a/", 900) // a 16 KiB topic
+	for range 50 {
+		log.Warn("mqtt: payload rejected", "device", "esp32-a", "topic", long, "err", "not a number")
+	}
+	log.Warn("mqtt: payload rejected", "device", "esp32-b", "topic", "fieldgate/esp32-b/t", "err", "not a number")
+	log.Warn("mqtt: malformed packet; connection closed", "addr", "192.168.1.66")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 7 {
+		t.Fatalf("%d lines, want esp32-a's burst of 5, esp32-b's and the address's:\n%s", len(lines), buf.String())
+	}
+	for _, l := range lines {
+		if len(l) > 200 {
+			t.Errorf("a line of %d bytes: %.120s…", len(l), l)
+		}
+	}
+	if !strings.Contains(lines[5], "device=esp32-b") || !strings.Contains(lines[6], "addr=192.168.1.66") {
+		t.Errorf("other devices' warnings suppressed:\n%s", buf.String())
+	}
+}

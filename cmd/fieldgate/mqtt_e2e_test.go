@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,16 @@ type runningDaemon struct {
 	cmd  *exec.Cmd
 	mqtt string // the broker's bound address
 	api  string // the API's base URL, if it serves
+
+	mu  sync.Mutex
+	log []string // every line it logged
+}
+
+// logged returns the lines the daemon logged so far.
+func (d *runningDaemon) logged() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.log)
 }
 
 var (
@@ -63,6 +75,9 @@ func startDaemonCmd(t testing.TB, cmd *exec.Cmd) *runningDaemon {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			d.mu.Lock()
+			d.log = append(d.log, line)
+			d.mu.Unlock()
 			if m := mqttAddr.FindStringSubmatch(line); m != nil {
 				d.mqtt = m[1]
 			}
