@@ -20,6 +20,7 @@ import (
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/sys/unix"
 
 	"fieldgate/cmd/fieldgate-bench/fleet"
 	"fieldgate/store"
@@ -50,6 +51,7 @@ type chaosRun struct {
 	exited   chan error    // the current daemon's exit
 	killed   atomic.Bool   // the current daemon was SIGKILLed: start another
 	killDone chan struct{} // closed once the scheduled SIGKILL was done
+	fdLimit  unix.Rlimit   // the daemon's descriptor limit before "descriptors"
 	length   time.Duration // of the fault injection
 	restarts int
 	began    time.Time
@@ -70,7 +72,8 @@ type chaosSample struct {
 // fleet of registered nodes publishing QoS 1, and injects faults on a
 // schedule: SIGKILL and restart; the cloud down, slow, answering 503 with
 // Retry-After, resetting connections, dropping responses after committing;
-// the store's disk filled and freed; throughout, a rogue device sends
+// the store's disk filled and freed; the descriptor limit held at what the
+// daemon has open (every accept fails); throughout, a rogue device sends
 // malformed packets, bad payloads and readings on another node's topic. In
 // the end every acknowledged reading is in the cloud exactly once with its
 // value, nothing of the rogue's is stored, the daemon never exited on its
@@ -122,6 +125,7 @@ uplink:
 		{"cloud 503", func() { r.cloud.SetFaults(sink.Faults{Unavailable: 1, RetryAfter: time.Second}) }, r.cloudOK},
 		{"cloud resets", func() { r.cloud.SetFaults(sink.Faults{Reset: 0.5}) }, r.cloudOK},
 		{"cloud drops responses", func() { r.cloud.SetFaults(sink.Faults{DropResponse: 0.5}) }, r.cloudOK},
+		{"descriptors", r.limitDescriptors, r.restoreDescriptors},
 		{"disk full", func() { filler = storetest.FillDisk(t, r.dataDir) }, func() { _ = os.Remove(filler) }},
 	}
 	const segment = 4 * time.Second
@@ -143,7 +147,7 @@ uplink:
 		go r.rogue(ctx, r.d.mqtt, roguePW)
 		res, err := fleet.Run(ctx, fleet.Config{Broker: r.d.mqtt, Nodes: nodes, Rate: 5, QoS: 1, Start: uint64(seg) * 1_000_000}, segment)
 		cancel()
-		if err != nil && f.name != "sigkill" && f.name != "disk full" {
+		if err != nil && f.name != "sigkill" && f.name != "disk full" && f.name != "descriptors" {
 			t.Fatalf("segment %d (%s): %v", seg, f.name, err)
 		}
 		if res != nil {
@@ -162,6 +166,35 @@ uplink:
 	drain := time.Since(injectEnd)
 	r.stop()
 	r.verify(acked, errs, drain)
+}
+
+// limitDescriptors holds the daemon's descriptor limit at what it has open,
+// as a flood of sockets would: accepts, dials and file opens fail with
+// EMFILE until restoreDescriptors. The fleet must get back in by itself.
+func (r *chaosRun) limitDescriptors() {
+	pid := r.d.cmd.Process.Pid
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &r.fdLimit); err != nil {
+		r.t.Fatal(err)
+	}
+	low := unix.Rlimit{Cur: uint64(len(fds)), Max: r.fdLimit.Max}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &low, nil); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// restoreDescriptors gives the daemon its limit back, after checking (the
+// first time: the log is rate-limited) that the limit bit.
+func (r *chaosRun) restoreDescriptors() {
+	if r.injected["descriptors"] == 1 && !slices.ContainsFunc(r.d.logged(), func(l string) bool { return strings.Contains(l, "cannot accept") }) {
+		r.t.Error("the daemon never ran out of descriptors: no accept failed")
+	}
+	if err := unix.Prlimit(r.d.cmd.Process.Pid, unix.RLIMIT_NOFILE, &r.fdLimit, nil); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // start runs the daemon and watches that it never exits on its own.

@@ -38,7 +38,9 @@ func publishQoS1(addr, id, pw string, v int) error {
 func TestMQTTSurvivesRunningOutOfDescriptors(t *testing.T) {
 	bin := buildDaemon(t)
 	dir := t.TempDir()
-	cfg := writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  max_connections: 100\napi:\n  listen: 127.0.0.1:0\n  max_connections: 1000\n", dir))
+	// The device retries every 200 ms: its reconnect budget must not be
+	// what stops it.
+	cfg := writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  max_connections: 100\n  connect_burst: 1000\napi:\n  listen: 127.0.0.1:0\n  max_connections: 1000\n", dir))
 	pw := addDevice(t, cfg, "esp-fd")
 	d := startDaemonCmd(t, exec.Command("bash", "-c", `ulimit -n 256 && exec "$0" -config "$1"`, bin, cfg))
 	defer d.terminate(t)

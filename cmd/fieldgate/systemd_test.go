@@ -113,7 +113,9 @@ func listenNotify(t testing.TB, dir string) (string, func(prefix string) string)
 }
 
 // TestUnitFile checks systemd/fieldgate.service with systemd's own tools:
-// it verifies, and its exposure score is 2.0 or lower.
+// it verifies, and its exposure score is 1.5 or lower (it was 1.6 before
+// PrivateMounts= and UMask=0077; PrivateUsers= would unmap the i2c group,
+// PrivateNetwork= and an IP allow list would cut the LAN and the cloud).
 func TestUnitFile(t *testing.T) {
 	analyze := requireTool(t, "systemd-analyze")
 	bin := buildDaemon(t)
@@ -135,8 +137,8 @@ func TestUnitFile(t *testing.T) {
 		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
 	}
 	score, _ := strconv.ParseFloat(string(m[1]), 64)
-	if score > 2.0 {
-		t.Errorf("exposure %.1f, want 2.0 or lower", score)
+	if score > 1.5 {
+		t.Errorf("exposure %.1f, want 1.5 or lower", score)
 	}
 	t.Logf("systemd-analyze security exposure: %s", fmt.Sprint(score))
 }
