@@ -163,18 +163,16 @@ func (s *Store) deleteOldestUnuploaded(max int) (int, error) {
 
 // applyRetention deletes delivered readings older than RetainAge and, while
 // the store's data exceeds RetainBytes, the oldest delivered ones.
+//
+// Readings are deleted by age in batches: once the oldest is retainSlack
+// past max_age, everything past max_age goes. Every bbolt commit costs the
+// SD card a meta page and the freelist (tens of KB on a store that once
+// held more); deleting a minute's readings every minute cost more than
+// storing them.
 func (s *Store) applyRetention() error {
 	if s.opts.RetainAge > 0 {
-		cutoff := s.opts.Now().Add(-s.opts.RetainAge)
-		n, err := s.deleteFront(frontScan{
-			max: int(^uint(0) >> 1), uploaded: true, counter: keyRetentionDeleted,
-			stop: func(t time.Time) bool { return !t.Before(cutoff) },
-		})
-		if err != nil {
+		if err := s.retainByAge(); err != nil {
 			return err
-		}
-		if n > 0 {
-			s.log.Info("store: retention deleted uploaded readings by age", "deleted", n, "older_than", cutoff.UTC().Format(time.RFC3339))
 		}
 	}
 	if s.opts.RetainBytes > 0 {
@@ -189,4 +187,45 @@ func (s *Store) applyRetention() error {
 		}
 	}
 	return nil
+}
+
+// retainByAge deletes delivered readings older than RetainAge, once the
+// oldest is retainSlack past it.
+func (s *Store) retainByAge() error {
+	cutoff := s.opts.Now().Add(-s.opts.RetainAge)
+	due, err := s.oldestBefore(cutoff.Add(-retainSlack(s.opts.RetainAge)))
+	if err != nil || !due {
+		return err
+	}
+	n, err := s.deleteFront(frontScan{
+		max: int(^uint(0) >> 1), uploaded: true, counter: keyRetentionDeleted,
+		stop: func(t time.Time) bool { return !t.Before(cutoff) },
+	})
+	if n > 0 {
+		s.log.Info("store: retention deleted uploaded readings by age", "deleted", n, "older_than", cutoff.UTC().Format(time.RFC3339))
+	}
+	return err
+}
+
+// retainSlack is how far past max_age the oldest reading may get before
+// retention deletes: an hour at a 24 h max_age, less for shorter ones.
+func retainSlack(age time.Duration) time.Duration { return min(age/24, time.Hour) }
+
+// oldestBefore reports whether the first reading in bbolt (by seq, about
+// the oldest) is older than t.
+func (s *Store) oldestBefore(t time.Time) (bool, error) {
+	var before bool
+	err := s.view(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bReadings).Cursor().First()
+		if k == nil {
+			return nil
+		}
+		var r Reading
+		if _, err := decodeReading(v, &r); err != nil {
+			return fmt.Errorf("store: reading %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		before = r.Time.Before(t)
+		return nil
+	})
+	return before, err
 }

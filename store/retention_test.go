@@ -153,3 +153,25 @@ func TestFullStoreRejectNew(t *testing.T) {
 	mustDo(t, s.AckBatch(1))
 	mustAppend(t, s, reading("a", "temperature", 0, 1))
 }
+
+// TestRetentionDeletesInBatches: deleting each minute's expired readings
+// every minute cost a bbolt commit a minute. Retention waits until the
+// oldest reading is an hour (at a 24 h max_age) past due, then deletes all
+// that is due.
+func TestRetentionDeletesInBatches(t *testing.T) {
+	now := t0.Add(10 * 24 * time.Hour)
+	s := mustOpen(t, Options{LocalOnly: true, RetainAge: 24 * time.Hour, Now: func() time.Time { return now }})
+	for i, age := range []time.Duration{24*time.Hour + 50*time.Minute, 24*time.Hour + 10*time.Minute, 23 * time.Hour} {
+		mustAppend(t, s, Reading{Source: "a", Quantity: "temperature", Value: float64(i), Time: now.Add(-age)})
+	}
+	mustCheckpoint(t, s)
+	mustDo(t, s.applyRetention())
+	if n := s.Stats().Readings; n != 3 {
+		t.Fatalf("%d readings left; the oldest is 50 minutes past due, within the hour's slack: want all 3", n)
+	}
+	now = now.Add(15 * time.Minute) // the oldest is now 65 minutes past due
+	mustDo(t, s.applyRetention())
+	if n := s.Stats().Readings; n != 1 {
+		t.Fatalf("%d readings left, want the one not yet 24 h old", n)
+	}
+}
