@@ -22,7 +22,7 @@ import (
 
 // testStore opens a store holding devices esp32-a, esp32-b and the admin
 // "ops"; it returns their passwords.
-func testStore(t *testing.T) (*store.Store, map[string]string) {
+func testStore(t testing.TB) (*store.Store, map[string]string) {
 	t.Helper()
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "fieldgate.db"), CommitInterval: 10 * time.Millisecond})
 	if err != nil {
@@ -48,7 +48,7 @@ func testStore(t *testing.T) (*store.Store, map[string]string) {
 	return st, pw
 }
 
-func startBroker(t *testing.T, st Store, o Options) *Broker {
+func startBroker(t testing.TB, st Store, o Options) *Broker {
 	t.Helper()
 	o.Listen = "127.0.0.1:0"
 	if o.FlushInterval == 0 {
@@ -499,7 +499,7 @@ func TestCloseWhileClientsDisconnect(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

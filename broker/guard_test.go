@@ -40,12 +40,12 @@ func guardedServer(t *testing.T, lim Limits) (string, *guard) {
 
 // rawClient is a TCP connection speaking MQTT by hand.
 type rawClient struct {
-	t *testing.T
+	t testing.TB
 	net.Conn
 	r *bufio.Reader
 }
 
-func dial(t *testing.T, addr string) *rawClient {
+func dial(t testing.TB, addr string) *rawClient {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -211,7 +211,7 @@ func TestMalformedPublishesAndConnectsCloseTheConnection(t *testing.T) {
 }
 
 // dialFrom connects to addr from the loopback address local (127.0.0.2…).
-func dialFrom(t *testing.T, local, addr string) *rawClient {
+func dialFrom(t testing.TB, local, addr string) *rawClient {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 	c, err := d.Dial("tcp", addr)

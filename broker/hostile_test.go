@@ -22,7 +22,7 @@ func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 // login sends a CONNECT of protocol level v with credentials from the
 // loopback address local and returns the CONNACK's reason code.
-func login(t *testing.T, b *Broker, local string, v byte, clientID, user, pass string) (byte, *rawClient) {
+func login(t testing.TB, b *Broker, local string, v byte, clientID, user, pass string) (byte, *rawClient) {
 	t.Helper()
 	body := cat(str("MQTT"), []byte{v, 0xC2}, []byte{0, 60})
 	if v == 5 {
