@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,27 @@ func TestStatusReportsTrouble(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(st.Health.Reasons, "\n"), "sensor cellar is failing: bus: no ACK") {
 		t.Errorf("reasons %q do not name the sensor", st.Health.Reasons)
+	}
+}
+
+// A newcomer without NTP saw "starting" and no reason while every reading
+// waited for the clock: a hold is said in words everywhere.
+func TestStatusSaysUploadsAreHeld(t *testing.T) {
+	e := newEnv(t, Options{OpenReads: true})
+	const why = "uploads held: 54 readings wait for the system clock to synchronise"
+	e.uplink.status = UplinkStatus{State: "held", Backlog: 55, HeldForClock: 54, Held: why, HoldLeft: 23 * time.Hour}
+	var st statusBody
+	e.do(req{method: "GET", path: "/api/v1/status"}).json(t, &st)
+	if st.Uplink.State != "held" || st.Uplink.Held != why || st.Uplink.HeldReadings != 54 || st.Uplink.HoldLeft != 23*3600 {
+		t.Errorf("uplink = %+v", st.Uplink)
+	}
+	if st.Health.State != "degraded" || !slices.Contains(st.Health.Reasons, why) {
+		t.Errorf("health = %+v, want degraded saying why uploads wait", st.Health)
+	}
+	m := e.do(req{method: "GET", path: "/metrics"})
+	for _, want := range []string{"fieldgate_uplink_held_readings 54", "fieldgate_uplink_hold_left_seconds 82800"} {
+		if !strings.Contains(string(m.body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

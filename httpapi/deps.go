@@ -37,7 +37,8 @@ type BrokerStats struct {
 
 // UplinkStatus is what the API reports of the replay to the cloud.
 type UplinkStatus struct {
-	// State is "starting", "online", "offline", "unauthorized" or "redirected".
+	// State is "starting", "online", "held", "offline", "unauthorized" or
+	// "redirected".
 	State          string
 	OfflineSince   time.Time
 	LastSuccess    time.Time
@@ -49,6 +50,12 @@ type UplinkStatus struct {
 	EstimatedDrain time.Duration
 	Sent, Retries  uint64
 	DeadLettered   uint64
+	// HeldForClock counts unsent readings waiting for the clock to sync;
+	// Held says so in words (why, until when, how to change it), and
+	// HoldLeft is how long until they go flagged unsynced (0: no limit).
+	HeldForClock uint64
+	Held         string
+	HoldLeft     time.Duration
 }
 
 // ClockState says whether the system clock can be trusted.

@@ -73,6 +73,8 @@ var (
 	descUplinkSent  = prometheus.NewDesc("fieldgate_uplink_sent_total", "Readings the cloud acknowledged since start.", nil, nil)
 	descUplinkRetry = prometheus.NewDesc("fieldgate_uplink_errors_total", "Failed upload attempts since start.", nil, nil)
 	descDeadLetter  = prometheus.NewDesc("fieldgate_uplink_dead_lettered_total", "Batches the cloud refused for good since start.", nil, nil)
+	descHeld        = prometheus.NewDesc("fieldgate_uplink_held_readings", "Unsent readings waiting for the system clock to synchronise (see /api/v1/status uplink.held).", nil, nil)
+	descHoldLeft    = prometheus.NewDesc("fieldgate_uplink_hold_left_seconds", "Time until readings held for the clock go flagged unsynced (clock.upload_hold); 0 when none are held.", nil, nil)
 	descClients     = prometheus.NewDesc("fieldgate_mqtt_clients", "MQTT clients connected.", nil, nil)
 	descMessages    = prometheus.NewDesc("fieldgate_mqtt_messages_total", "MQTT PUBLISH packets received.", nil, nil)
 	descIngested    = prometheus.NewDesc("fieldgate_mqtt_readings_total", "Readings taken from MQTT payloads.", nil, nil)
@@ -120,6 +122,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descUplinkSent, float64(u.Sent))
 		counter(descUplinkRetry, float64(u.Retries))
 		counter(descDeadLetter, float64(u.DeadLettered))
+		gauge(descHeld, float64(u.HeldForClock))
+		gauge(descHoldLeft, u.HoldLeft.Seconds())
 	}
 	if s.deps.Broker != nil {
 		m := s.deps.Broker.Stats()

@@ -89,6 +89,9 @@ type uplinkBody struct {
 	EstimatedDrain  float64   `json:"estimated_drain_seconds"`
 	Sent            uint64    `json:"sent"`
 	DeadLetters     int       `json:"dead_letters"`
+	Held            string    `json:"held,omitempty"`
+	HeldReadings    uint64    `json:"held_readings,omitempty"`
+	HoldLeft        float64   `json:"hold_left_seconds,omitempty"`
 }
 
 type brokerBody struct {
@@ -194,11 +197,14 @@ func (s *Server) uplinkStatus(b *statusBody, now time.Time) error {
 	}
 	b.Uplink = uplinkBody{Configured: true, State: u.State, OfflineSince: u.OfflineSince.UTC(), LastSuccess: u.LastSuccess.UTC(),
 		LastError: u.LastError, LastErrorAt: u.LastErrorAt.UTC(), Backlog: u.Backlog, OldestUnsent: u.OldestUnsent.UTC(),
-		DrainRate: u.DrainRate, EstimatedDrain: u.EstimatedDrain.Seconds(), Sent: u.Sent, DeadLetters: len(ob.DeadLetters)}
+		DrainRate: u.DrainRate, EstimatedDrain: u.EstimatedDrain.Seconds(), Sent: u.Sent, DeadLetters: len(ob.DeadLetters),
+		Held: u.Held, HeldReadings: u.HeldForClock, HoldLeft: u.HoldLeft.Round(time.Second).Seconds()}
 	if !u.OldestUnsent.IsZero() {
 		b.Uplink.OldestUnsentAge = max(0, now.Sub(u.OldestUnsent).Seconds())
 	}
 	switch u.State {
+	case "held":
+		b.Health.degrade(u.Held)
 	case "offline":
 		b.Health.degrade(fmt.Sprintf("the uplink is offline (%s); %d readings wait", u.LastError, u.Backlog))
 	case "unauthorized":

@@ -8,9 +8,10 @@ import (
 
 // Status is the uplink's connectivity and backlog, for the API and metrics.
 type Status struct {
-	// State is "starting" (no answer yet), "online", "offline" (retrying)
-	// "unauthorized" (paused on 401/403) or "redirected" (paused on a 3xx:
-	// uplink.url must change).
+	// State is "starting" (no answer yet), "online", "held" (what is left
+	// to send waits for the clock to sync: see HeldForClock), "offline"
+	// (retrying), "unauthorized" (paused on 401/403) or "redirected"
+	// (paused on a 3xx: uplink.url must change).
 	State        string
 	OfflineSince time.Time
 	LastSuccess  time.Time
@@ -24,6 +25,10 @@ type Status struct {
 	// EstimatedDrain the backlog divided by it.
 	DrainRate      float64
 	EstimatedDrain time.Duration
+	// HeldForClock counts the unsent readings from the first one taken
+	// before the clock synced on: none of them may go before their times
+	// are repaired (see store.ClockRepair).
+	HeldForClock uint64
 	// Counters since start.
 	Sent, Batches, Retries, DeadLettered, Splits uint64
 	BytesSent                                    uint64 // compressed bodies acknowledged
@@ -129,6 +134,12 @@ func (t *tracker) status(st Store) Status {
 		return s
 	}
 	s.Backlog = ob.Unsent
+	if ob.HoldFrom > ob.Acked {
+		s.HeldForClock = min(ob.Unsent, ob.LastSeq-ob.HoldFrom+1)
+		if s.HeldForClock == ob.Unsent && (s.State == "starting" || s.State == "online") {
+			s.State = "held"
+		}
+	}
 	if rs, err := st.ReadingsAfter(ob.Acked, 1); err == nil && len(rs) > 0 {
 		s.OldestUnsent = rs[0].Time
 	}

@@ -42,7 +42,7 @@ func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker,
 		deps.Broker = brokerStats{mq}
 	}
 	if sender != nil {
-		deps.Uplink = uplinkStatus{sender}
+		deps.Uplink = uplinkStatus{sender, clk}
 	}
 	o := cfg.apiOptions()
 	o.Logger = log
@@ -191,13 +191,18 @@ func (b brokerStats) LiveDevice(d store.Device) store.Device { return b.b.LiveDe
 
 func (b brokerStats) Probe(ctx context.Context) error { return b.b.Probe(ctx) }
 
-type uplinkStatus struct{ s *uplink.Sender }
+type uplinkStatus struct {
+	s   *uplink.Sender
+	clk *clock.Tracker
+}
 
 func (u uplinkStatus) Status() httpapi.UplinkStatus {
 	s := u.s.Status()
+	c := u.clk.State()
 	return httpapi.UplinkStatus{State: s.State, OfflineSince: s.OfflineSince, LastSuccess: s.LastSuccess,
 		LastError: s.LastError, LastErrorAt: s.LastErrorAt, Backlog: s.Backlog, OldestUnsent: s.OldestUnsent,
-		DrainRate: s.DrainRate, EstimatedDrain: s.EstimatedDrain, Sent: s.Sent, Retries: s.Retries, DeadLettered: s.DeadLettered}
+		DrainRate: s.DrainRate, EstimatedDrain: s.EstimatedDrain, Sent: s.Sent, Retries: s.Retries, DeadLettered: s.DeadLettered,
+		HeldForClock: s.HeldForClock, Held: holdWords(s.HeldForClock, c), HoldLeft: c.HoldLeft}
 }
 
 func (u uplinkStatus) RetryDeadLetter(first uint64) error {

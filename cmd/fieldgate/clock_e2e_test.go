@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,7 +112,19 @@ uplink:
 	if status["clock"] != "unsynced" || status["health"].(map[string]any)["state"] != "degraded" {
 		t.Errorf("status before the sync: clock %v, health %v", status["clock"], status["health"])
 	}
-	time.Sleep(300 * time.Millisecond) // several uplink flushes
+	// A newcomer without NTP saw "starting" and no reason: the hold is now
+	// said in words, with how to change it.
+	waitUntil(t, 20*time.Second, func() bool {
+		_, status = api.do("GET", "/api/v1/status", nil)
+		return status["uplink"].(map[string]any)["state"] == "held"
+	})
+	up := status["uplink"].(map[string]any)
+	if held, _ := up["held"].(string); !strings.Contains(held, "clock.trust: system") || up["held_readings"].(float64) < 6 || up["hold_left_seconds"].(float64) <= 0 {
+		t.Errorf("uplink while held: %v", up)
+	}
+	if reasons := fmt.Sprint(status["health"].(map[string]any)["reasons"]); !strings.Contains(reasons, "uploads held") {
+		t.Errorf("health reasons do not say uploads are held: %s", reasons)
+	}
 	if n := len(sk.Readings()); n != 0 {
 		t.Fatalf("the cloud got %d readings before the clock synced", n)
 	}

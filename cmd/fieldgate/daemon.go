@@ -89,7 +89,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	go func() { defer wg.Done(); poller.Run(runCtx) }()
 	go func() {
 		defer wg.Done()
-		logStatus(runCtx, log, st, poller, mq, sender, time.Duration(cfg.Log.StatusInterval))
+		logStatus(runCtx, log, st, poller, mq, sender, clk, time.Duration(cfg.Log.StatusInterval))
 	}()
 	if sender != nil {
 		wg.Add(1)
@@ -184,7 +184,7 @@ func sensorEntries(cfgs []SensorConfig, buses *sensors.Buses) []sensors.Entry {
 
 // logStatus logs a one-line summary every interval: how the store is doing,
 // without a line per reading.
-func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *sensors.Poller, mq *broker.Broker, sender *uplink.Sender, every time.Duration) {
+func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *sensors.Poller, mq *broker.Broker, sender *uplink.Sender, clk *clock.Tracker, every time.Duration) {
 	if every <= 0 {
 		return
 	}
@@ -217,6 +217,9 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 		if sender != nil {
 			u := sender.Status()
 			attrs = append(attrs, "uplink", u.State, "backlog", u.Backlog)
+			if held := holdWords(u.HeldForClock, clk.State()); held != "" {
+				attrs = append(attrs, "held", held)
+			}
 		}
 		if s.Err != nil {
 			log.Error("status: commits failing", append(attrs, "since", s.FailingSince, "err", s.Err)...)

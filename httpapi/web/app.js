@@ -116,6 +116,7 @@ function renderStatus(s) {
     facts.push(["State", "no uplink configured: readings stay on the gateway"]);
   } else {
     facts.push(["State", u.state + (u.state === "offline" && u.offline_since ? " since " + new Date(u.offline_since).toLocaleString() : "")]);
+    if (u.held) facts.push(["Held", u.held]);
     facts.push(["Waiting to upload", u.backlog.toLocaleString() + " readings"]);
     facts.push(["Oldest not sent", u.backlog ? fmtDuration(u.oldest_unsent_age_seconds) + " old" : "—"]);
     facts.push(["Estimated drain", u.backlog ? fmtDuration(u.estimated_drain_seconds) : "—"]);

@@ -102,6 +102,9 @@ type State struct {
 	Repaired int
 	// GaveUp says the hold expired before any sync.
 	GaveUp bool
+	// HoldLeft is, while unsynced and still holding, how long until the
+	// readings waiting for the sync are released flagged unsynced.
+	HoldLeft time.Duration
 }
 
 // New returns a tracker over src that repairs readings in st. It evaluates
@@ -141,8 +144,12 @@ func (t *Tracker) Synced() bool { return t.synced.Load() }
 // State returns the tracker's view of the clock.
 func (t *Tracker) State() State {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.state
+	s := t.state
+	t.mu.Unlock()
+	if !s.Synced && t.holding.Load() {
+		s.HoldLeft = max(0, t.o.Hold-t.src.SinceBoot())
+	}
+	return s
 }
 
 // Run checks the clock every interval until ctx ends.

@@ -167,10 +167,13 @@ func TestGivingUpReleasesHeldReadingsFlagged(t *testing.T) {
 	st := openStore(t, "boot-1")
 	tr := New(src, st, Options{Hold: time.Hour})
 	take(t, st, tr, 1)
+	if left := tr.State().HoldLeft; left != 59*time.Minute {
+		t.Errorf("a minute after boot: hold left %s, want 59m", left)
+	}
 	src.advance(time.Hour)
 	tr.Check()
 	s := tr.State()
-	if !s.GaveUp || !strings.Contains(s.Reason, "gave up") {
+	if !s.GaveUp || !strings.Contains(s.Reason, "gave up") || s.HoldLeft != 0 {
 		t.Fatalf("state after the hold = %+v", s)
 	}
 	if cr, _ := st.ClockRepair(); cr.Pending != 0 || cr.HoldFrom != 0 || cr.Stranded != 1 {
