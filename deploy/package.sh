@@ -22,19 +22,23 @@ else
 fi
 version=${PKG_VERSION:-$version}
 
-bins=$(mktemp -d)
-trap 'rm -rf "$bins" dist/.pkg' EXIT
-VERSION=$version bash deploy/build.sh "$bins" >/dev/null
+# Everything temporary is private to this run, so that two runs (a build and
+# the packaging test) never share a file; the tools' output goes to stderr,
+# stdout carries only the packages' paths.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+VERSION=$version bash deploy/build.sh "$work/bin" >&2
+sed "s|dist/.pkg/fieldgate|$work/fieldgate|" deploy/nfpm.yaml >"$work/nfpm.yaml"
 mkdir -p "$out"
 for arch in "${arches[@]}"; do
   case $arch in
-    armhf) bin=$bins/fieldgate-linux-armv6 ;;
-    arm64) bin=$bins/fieldgate-linux-arm64 ;;
-    amd64) bin=$bins/fieldgate-linux-amd64 ;;
+    armhf) bin=$work/bin/fieldgate-linux-armv6 ;;
+    arm64) bin=$work/bin/fieldgate-linux-arm64 ;;
+    amd64) bin=$work/bin/fieldgate-linux-amd64 ;;
     *) echo "unknown architecture $arch (want armhf, arm64 or amd64)" >&2; exit 2 ;;
   esac
-  mkdir -p dist/.pkg && cp "$bin" dist/.pkg/fieldgate
+  cp "$bin" "$work/fieldgate"
   PKG_ARCH=$arch PKG_VERSION=$version \
-    GOFLAGS= go run "$nfpm" package --config deploy/nfpm.yaml --packager deb --target "$out/fieldgate_${version}_${arch}.deb" >/dev/null
+    GOFLAGS= go run "$nfpm" package --config "$work/nfpm.yaml" --packager deb --target "$out/fieldgate_${version}_${arch}.deb" >&2
   printf '%s\n' "$out/fieldgate_${version}_${arch}.deb"
 done

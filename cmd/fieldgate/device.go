@@ -39,11 +39,11 @@ func device(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	if needID && id == "" {
 		return fmt.Errorf("device %s: which device? (fieldgate device %s ID)", cmd, cmd)
 	}
-	st, err := openStoreCLI("device", *path, getenv, stderr)
+	st, closeStore, err := openStoreCLI("device", *path, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	return errors.Join(deviceCmd(st, cmd, id, *name, *admin, stdout, stderr), st.Close())
+	return errors.Join(deviceCmd(st, cmd, id, *name, *admin, stdout, stderr), closeStore())
 }
 
 func deviceCmd(st *store.Store, cmd, id, name string, admin bool, stdout, stderr io.Writer) error {
@@ -156,22 +156,4 @@ func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
 		// take it and parse the flags after it too.
 		arg, args = fs.Arg(0), fs.Args()[1:]
 	}
-}
-
-// openStoreCLI opens the configured store for a management command, with a
-// clear message when the running daemon holds it.
-func openStoreCLI(name, configPath string, getenv func(string) string, stderr io.Writer) (*store.Store, error) {
-	var cfgArgs []string
-	if configPath != "" {
-		cfgArgs = []string{"-config", configPath}
-	}
-	cfg, err := configFlags(name, cfgArgs, getenv, stderr)
-	if err != nil {
-		return nil, err
-	}
-	st, err := store.Open(cfg.storeOptions())
-	if errors.Is(err, store.ErrInUse) {
-		return nil, fmt.Errorf("%w\nfieldgate is running and holds the store: use the API (docs/api.md), or stop it first (sudo systemctl stop fieldgate)", err)
-	}
-	return st, err
 }

@@ -153,9 +153,17 @@ func installScratch(t *testing.T, deb string) {
 			t.Errorf("the service is not enabled: %v", err)
 		}
 	}
-	// The shipped configuration is valid.
-	if out, err := exec.Command(filepath.Join(root, "usr/bin/fieldgate"), "check-config", "-config", filepath.Join(root, "etc/fieldgate/config.yaml")).CombinedOutput(); err != nil {
+	// The shipped configuration is valid, and the management commands
+	// (run by an operator with sudo, outside systemd) open the store the
+	// service's StateDirectory holds: they once wrote to ./fieldgate-data.
+	out, err := exec.Command(filepath.Join(root, "usr/bin/fieldgate"), "check-config", "-config", filepath.Join(root, "etc/fieldgate/config.yaml")).CombinedOutput()
+	if err != nil {
 		t.Errorf("the packaged config.yaml does not pass check-config: %v\n%s", err, out)
+	}
+	unit := readFile(t, filepath.Join(root, "lib/systemd/system/fieldgate.service"))
+	state := regexp.MustCompile(`(?m)^StateDirectory=(\S+)$`).FindStringSubmatch(unit)
+	if state == nil || !regexp.MustCompile(`(?m)^data_dir: /var/lib/`+regexp.QuoteMeta(state[1])+`$`).Match(out) {
+		t.Errorf("the packaged config's data_dir is not the unit's StateDirectory %v:\n%s", state, out)
 	}
 
 	dpkg("-r", "fieldgate")

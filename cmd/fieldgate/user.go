@@ -50,11 +50,11 @@ func user(args []string, getenv func(string) string, stdout, stderr io.Writer) e
 	if !ok {
 		return fmt.Errorf("user: role %q: want viewer, technician or admin", *roleName)
 	}
-	st, err := openStoreCLI("user", *path, getenv, stderr)
+	st, closeStore, err := openStoreCLI("user", *path, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	return errors.Join(userCmd(st, cmd, name, role, stdout), st.Close())
+	return errors.Join(userCmd(st, cmd, name, role, stdout), closeStore())
 }
 
 func userCmd(st *store.Store, cmd, name string, role httpapi.Role, w io.Writer) error {
