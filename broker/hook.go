@@ -13,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"fieldgate/broker/payload"
+	"fieldgate/sensors/plausible"
 	"fieldgate/store"
 )
 
@@ -84,6 +85,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !ok {
 		h.b.count(&h.b.stats.ACLDenied)
 		h.b.log.Warn("mqtt: denied by ACL", "device", id.device, "topic", topic, "publish", write)
+		verb := "subscribe to"
+		if write {
+			verb = "publish to"
+		}
+		h.b.activity.message(id.device, h.b.o.Now(), 0, fmt.Errorf("not allowed to %s %s", verb, truncate(topic)))
 	}
 	return ok
 }
@@ -239,6 +245,9 @@ func (h *hook) decode(t Topic, p []byte, now time.Time, device string) ([]store.
 			r.Clock = h.clock(device, r.Time, now)
 		}
 		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", payload.ErrInvalid, err)
+		}
+		if err := plausible.Check(r.Quantity, r.Unit, r.Value); err != nil {
 			return nil, fmt.Errorf("%w: %v", payload.ErrInvalid, err)
 		}
 		rs = append(rs, r)

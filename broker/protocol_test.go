@@ -45,6 +45,56 @@ func TestA311ClientIsNeverSentADisconnect(t *testing.T) {
 	if !closedSilently(t, c) {
 		t.Error("connection left open after a refused publish")
 	}
+	// The refusal shows on the device: it used to be invisible there.
+	waitFor(t, func() bool {
+		d, _ := st.Device("esp32-a")
+		d = b.LiveDevice(d)
+		return d.Rejected == 1 && d.LastError == "not allowed to publish to fieldgate/other/temperature"
+	})
+}
+
+// TestImplausibleValuesAreRefused: `humidity 150` from a node was
+// acknowledged and shown as the latest value. MQTT values now meet the
+// local sensors' physical bounds: refused, counted, the device's last
+// error says why, and MQTT 5 gets 0x99.
+func TestImplausibleValuesAreRefused(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	c5, _, err := v5(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, payload := range map[string]string{
+		"fieldgate/esp32-a/humidity":          "150",
+		"fieldgate/esp32-a/water_temperature": "-127", // a DS18B20 without its bus
+		"fieldgate/esp32-a/senml":             `[{"n":"co2","u":"ppm","v":-3}]`,
+		"esp32-a/sensor/humidity/state":       "101",
+	} {
+		if rc, err := publish5(t, c5, topic, payload); err != nil || rc != 0x99 {
+			t.Errorf("%s %s: reason %#x, %v; want 0x99", topic, payload, rc, err)
+		}
+	}
+	c3, err := v3(t, b, "esp32-b", pw["esp32-b"], "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := c3.Publish("fieldgate/esp32-b/humidity", 1, false, "150"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Errorf("3.1.1: a refused payload is still acknowledged (resending cannot fix it): %v", tok.Error())
+	}
+	if n := b.Stats().Rejected; n != 5 {
+		t.Errorf("rejected %d, want 5", n)
+	}
+	d, _ := st.Device("esp32-b")
+	if d = b.LiveDevice(d); d.Rejected != 1 || !strings.Contains(d.LastError, "humidity=150%RH is implausible (plausible 0 to 100)") {
+		t.Errorf("esp32-b: rejected %d, last error %q", d.Rejected, d.LastError)
+	}
+	for _, dev := range []string{"esp32-a", "esp32-b"} {
+		for _, q := range []string{"humidity", "water_temperature", "co2"} {
+			if rs := readings(t, st, dev, q); len(rs) != 0 {
+				t.Errorf("%s %s stored: %v", dev, q, rs)
+			}
+		}
+	}
 }
 
 // TestSysPublishIsAnsweredWithAClose: a QoS 1 publish to $SYS/x was

@@ -87,13 +87,6 @@ func (h *Health) state(implausible bool) State {
 	}
 }
 
-// Plausible ranges beyond which a value is physically impossible.
-var quantityRange = map[string][2]float64{
-	Humidity: {0, 100},
-	Pressure: {30_000, 110_000}, // Pa: the Dead Sea to the top of Everest, with margin
-	CO2:      {0, 40_000},       // ppm: the SCD4x's range
-}
-
 // frozenTracker notices a value that stops changing on a sensor that
 // normally jitters.
 type frozenTracker struct {

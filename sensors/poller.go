@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"fieldgate/sensors/plausible"
 	"fieldgate/store"
 )
 
@@ -269,11 +270,11 @@ func (p *Poller) check(ps *polled, ms []Measurement, at time.Time) ([]store.Read
 	var rejected, frozen []string
 	for _, m := range ms {
 		v := m.Value + ps.e.Offsets[m.Quantity]
-		lo, hi := math.Inf(-1), math.Inf(1)
-		if r, ok := quantityRange[m.Quantity]; ok {
-			lo, hi = r[0], r[1]
+		lo, hi, ok := plausible.Range(m.Quantity, m.Unit)
+		if !ok {
+			lo, hi = math.Inf(-1), math.Inf(1)
 		}
-		if m.Quantity == Temperature {
+		if m.Quantity == Temperature { // the driver's datasheet range is narrower
 			lo, hi = ps.e.MinTemp, ps.e.MaxTemp
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi {
