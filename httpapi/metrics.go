@@ -74,6 +74,10 @@ var (
 	descUplinkRetry = prometheus.NewDesc("fieldgate_uplink_errors_total", "Failed upload attempts since start.", nil, nil)
 	descDeadLetter  = prometheus.NewDesc("fieldgate_uplink_dead_lettered_total", "Batches the cloud refused for good since start.", nil, nil)
 	descHeld        = prometheus.NewDesc("fieldgate_uplink_held_readings", "Unsent readings waiting for the system clock to synchronise (see /api/v1/status uplink.held).", nil, nil)
+	descAutonomy    = prometheus.NewDesc("fieldgate_autonomy_seconds", "With the uplink down, how long until the store is full of readings the cloud never got, at the current rate (absent while unknown).", nil, nil)
+	descIngestRate  = prometheus.NewDesc("fieldgate_ingest_readings_per_hour", "Readings stored per hour over the last hour.", nil, nil)
+	descPerReading  = prometheus.NewDesc("fieldgate_store_bytes_per_reading", "What a stored reading takes in the store file, measured (0 while unknown).", nil, nil)
+	descDiskFree    = prometheus.NewDesc("fieldgate_store_disk_free_bytes", "Free space of the store's file system.", nil, nil)
 	descHoldLeft    = prometheus.NewDesc("fieldgate_uplink_hold_left_seconds", "Time until readings held for the clock go flagged unsynced (clock.upload_hold); 0 when none are held.", nil, nil)
 	descClients     = prometheus.NewDesc("fieldgate_mqtt_clients", "MQTT clients connected.", nil, nil)
 	descMessages    = prometheus.NewDesc("fieldgate_mqtt_messages_total", "MQTT PUBLISH packets received.", nil, nil)
@@ -110,8 +114,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descDropped, float64(n), reason)
 		}
 	}
+	gauge(descIngestRate, st.IngestPerHour)
+	gauge(descPerReading, st.BytesPerReading)
+	gauge(descDiskFree, float64(st.DiskFree))
+	var u UplinkStatus
 	if s.deps.Uplink != nil {
-		u := s.deps.Uplink.Status()
+		u = s.deps.Uplink.Status()
+	}
+	if a, _ := s.autonomy(st, s.deps.Uplink != nil, u.Backlog, u.State, u.OfflineSince, s.opts.Now()); a.Seconds != nil {
+		gauge(descAutonomy, *a.Seconds)
+	}
+	if s.deps.Uplink != nil {
 		gauge(descBacklog, float64(u.Backlog))
 		age := 0.0
 		if !u.OldestUnsent.IsZero() {

@@ -87,6 +87,10 @@ type Options struct {
 	ExportDir string
 	// ExportTTL is how long a finished export is kept (default 24 h).
 	ExportTTL time.Duration
+	// AutonomyWarning: health warns when the store would fill with readings
+	// the cloud has not got in less than this at the current rate (default
+	// 7 days).
+	AutonomyWarning time.Duration
 	// Logger receives the API's logs. Default: discard.
 	Logger *slog.Logger
 	// Now returns the current time (tests inject one). Default time.Now.
@@ -108,6 +112,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ExportTTL <= 0 {
 		o.ExportTTL = 24 * time.Hour
+	}
+	if o.AutonomyWarning <= 0 {
+		o.AutonomyWarning = 7 * 24 * time.Hour
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

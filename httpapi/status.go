@@ -25,6 +25,7 @@ type statusBody struct {
 	Health    health         `json:"health"`
 	Store     storeBody      `json:"store"`
 	Uplink    uplinkBody     `json:"uplink"`
+	Autonomy  autonomyBody   `json:"autonomy"`
 	Broker    brokerBody     `json:"broker"`
 	Sensors   map[string]int `json:"sensors"`
 }
@@ -181,6 +182,10 @@ func (s *Server) status() (statusBody, error) {
 	}
 	if err := s.uplinkStatus(&b, now); err != nil {
 		return statusBody{}, err
+	}
+	var warn string
+	if b.Autonomy, warn = s.autonomy(st, b.Uplink.Configured, b.Uplink.Backlog, b.Uplink.State, b.Uplink.OfflineSince, now); warn != "" {
+		h.degrade(warn)
 	}
 	return b, nil
 }

@@ -32,6 +32,7 @@ func (s *Store) maintain() {
 
 // maintainOnce does what is due; periodic adds retention and compaction.
 func (s *Store) maintainOnce(periodic bool) {
+	s.rate.observe(s.opts.Now(), s.lastSeq.Load())
 	if s.checkpointDue(s.opts.Now()) {
 		_ = s.checkpoint() // noted and retried by noteCheckpoint
 	}

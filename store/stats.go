@@ -2,6 +2,7 @@ package store
 
 import (
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,6 +43,16 @@ type Stats struct {
 	// TornTails counts records a crash cut short, found in the log at Open
 	// over the store's life (never acknowledged, so nothing was lost).
 	TornTails uint64
+
+	// IngestPerHour is readings stored per hour over the last hour (since
+	// Open if shorter); IngestKnown is false until a minute has passed.
+	IngestPerHour float64
+	IngestKnown   bool
+	// BytesPerReading is what a stored reading takes in the store file,
+	// measured (0 while nothing is checkpointed into it).
+	BytesPerReading float64
+	// DiskFree is the free space of the store's file system.
+	DiskFree int64
 }
 
 // Stats returns a snapshot of the store's state.
@@ -59,6 +70,9 @@ func (s *Store) Stats() Stats {
 		HeadReadings: s.head.stats().readings,
 		LogBytes:     ws.LiveBytes,
 		LogSegments:  ws.Segments,
+
+		BytesPerReading: s.bytesPerReading(),
+		DiskFree:        diskFree(filepath.Dir(s.opts.Path)),
 	}
 	_ = s.view(func(tx *bolt.Tx) error { // a closed store has no count to add
 		st.TornTails = getUint(tx.Bucket(bMeta), kTornTails)
@@ -67,6 +81,7 @@ func (s *Store) Stats() Stats {
 	s.ckpt.mu.Lock()
 	st.Checkpoints, st.LastCheckpoint, st.CheckpointErr = s.ckpt.count, s.ckpt.last, s.ckpt.err
 	s.ckpt.mu.Unlock()
+	st.IngestPerHour, st.IngestKnown = s.rate.perHour(s.opts.Now(), st.LastSeq)
 	if fi, err := os.Stat(s.opts.Path); err == nil {
 		st.FileBytes = fi.Size()
 	}

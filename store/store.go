@@ -81,6 +81,7 @@ type Store struct {
 	maint     chan struct{} // wakes the maintainer
 	maintStop chan struct{}
 	maintDone chan struct{}
+	rate      ingestRate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -128,6 +129,7 @@ func Open(opts Options) (*Store, error) {
 	s.maint = make(chan struct{}, 1)
 	s.maintStop = make(chan struct{})
 	s.maintDone = make(chan struct{})
+	s.rate.observe(s.opts.Now(), s.lastSeq.Load())
 	go s.maintain()
 	return s, nil
 }

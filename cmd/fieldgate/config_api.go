@@ -100,5 +100,6 @@ func (c *Config) apiOptions() httpapi.Options {
 		Version: version, GatewayName: c.Gateway.Name, OpenReads: a.OpenReads, CORSOrigins: a.CORSOrigins, TrustedProxies: a.TrustedProxies,
 		RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxBodyBytes: int64(a.MaxBodySize),
 		SessionTTL: time.Duration(a.SessionTTL), ExportDir: filepath.Join(c.DataDir, "exports"),
+		AutonomyWarning: time.Duration(c.Uplink.AutonomyWarning),
 	}
 }

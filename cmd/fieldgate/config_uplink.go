@@ -35,6 +35,9 @@ type UplinkConfig struct {
 	CAFile     string `yaml:"ca_file"`
 	ClientCert string `yaml:"client_cert"`
 	ClientKey  string `yaml:"client_key"`
+	// AutonomyWarning: health warns when, at the current rate, the store
+	// would fill with readings the cloud has not got in less than this.
+	AutonomyWarning Duration `yaml:"autonomy_warning"`
 }
 
 // Secret is a string that check-config prints as [redacted].
@@ -53,11 +56,15 @@ func defaultUplink() UplinkConfig {
 		BatchMaxReadings: 500, BatchMaxSize: 256 << 10, InFlight: 3, BacklogRate: 5000,
 		FlushInterval: Duration(time.Second), BackoffBase: Duration(time.Second),
 		BackoffMax: Duration(5 * time.Minute), Timeout: Duration(30 * time.Second),
+		AutonomyWarning: Duration(7 * 24 * time.Hour),
 	}
 }
 
 // validateUplink checks the uplink section when a URL is set.
 func validateUplink(u UplinkConfig, add func(path, format string, args ...any)) {
+	if d := time.Duration(u.AutonomyWarning); d < time.Hour || d > 365*24*time.Hour {
+		add("uplink.autonomy_warning", "%s: want between 1h and 8760h", d)
+	}
 	if u.URL == "" {
 		return
 	}

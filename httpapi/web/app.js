@@ -123,6 +123,7 @@ function renderStatus(s) {
     facts.push(["Last error", u.last_error ? u.last_error + (u.last_error_at ? " (" + fmtAge(u.last_error_at) + ")" : "") : "none"]);
     facts.push(["Dead letters", String(u.dead_letters)]);
   }
+  facts.push(["Offline autonomy", s.autonomy.summary]);
   $("#uplink").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
