@@ -39,7 +39,6 @@ func TestOnARM(t *testing.T) {
 		{name: "arm64", goarch: "arm64", qemu: "qemu-aarch64-static"},
 	} {
 		t.Run(tg.name, func(t *testing.T) {
-			t.Parallel()
 			qemu := requireTool(t, tg.qemu)
 			env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+tg.goarch, "GOARM="+tg.goarm)
 			out := t.TempDir()

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +64,18 @@ func TestRunStoresSimulatedReadingsUntilCancelled(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"fieldgate", "-config", cfg}, envMap(nil), &bytes.Buffer{}, &stderr) }()
 	waitFor(t, 10*time.Second, "the daemon to run", func() bool { return strings.Contains(stderr.String(), "fieldgate running") })
-	time.Sleep(500 * time.Millisecond)
+	api := apiURL.FindStringSubmatch(stderr.String())[1]
+	waitFor(t, 10*time.Second, "four readings stored", func() bool {
+		resp, err := http.Get(api + "/api/v1/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var s struct {
+			Store struct{ Readings int } `json:"store"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&s) == nil && s.Store.Readings >= 4
+	})
 	cancel()
 	select {
 	case err := <-done:

@@ -21,12 +21,13 @@ import (
 
 func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
 	var healthy atomic.Bool
-	var pings atomic.Int32
+	var checks, pings atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		watchdog(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 40*time.Millisecond,
 			func(context.Context) error {
+				defer checks.Add(1)
 				if healthy.Load() {
 					return nil
 				}
@@ -34,15 +35,13 @@ func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
 			}, func() { pings.Add(1) })
 		close(done)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Counted in checks, not in time: a loaded machine runs fewer.
+	waitFor(t, 10*time.Second, "five failed checks", func() bool { return checks.Load() >= 5 })
 	if n := pings.Load(); n != 0 {
-		t.Fatalf("%d watchdog pings while unhealthy", n)
+		t.Fatalf("%d watchdog pings after %d failed checks", n, checks.Load())
 	}
 	healthy.Store(true)
-	time.Sleep(300 * time.Millisecond)
-	if n := pings.Load(); n < 3 {
-		t.Fatalf("%d watchdog pings in 300 ms while healthy, want several", n)
-	}
+	waitFor(t, 10*time.Second, "pings once healthy", func() bool { return pings.Load() >= 3 })
 	cancel()
 	<-done
 }
