@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -102,14 +103,21 @@ func defaultConfig(getenv func(string) string) Config {
 
 // host is what the configuration's defaults and limits depend on.
 type host struct {
-	is32bit bool // the address space limits the store's size
-	hasI2C  bool // an I2C bus exists, so no simulated sensor by default
+	is32bit bool     // the address space limits the store's size
+	hasI2C  bool     // an I2C bus exists, so no simulated sensor by default
+	env     []string // names of the FIELDGATE_* variables set, to catch typos
 }
 
 // detectHost looks at the machine the daemon runs on.
 func detectHost() host {
 	buses, _ := filepath.Glob("/dev/i2c-*") // the pattern is valid
-	return host{is32bit: strconv.IntSize == 32, hasI2C: len(buses) > 0}
+	var env []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, envPrefix) {
+			env = append(env, name)
+		}
+	}
+	return host{is32bit: strconv.IntSize == 32, hasI2C: len(buses) > 0, env: env}
 }
 
 // defaultSensors is used when the configuration lists no sensors: a

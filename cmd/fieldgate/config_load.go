@@ -45,10 +45,14 @@ type loadedConfig struct {
 func loadConfig(path string, explicit bool, getenv func(string) string, h host) (*loadedConfig, error) {
 	lc := &loadedConfig{Config: defaultConfig(getenv), Source: path}
 	where := map[string]string{} // key path → "file:line" or env var, for messages
+	// Every problem is listed at once: keys, values, environment
+	// variables and the checks across them. A value that failed to decode
+	// keeps its default, so the checks see no false trouble from it.
+	var problems []string
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := decodeConfig(data, path, &lc.Config, where); err != nil {
+		if problems, err = decodeConfig(data, path, &lc.Config, where); err != nil {
 			return nil, err
 		}
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
@@ -60,17 +64,14 @@ func loadConfig(path string, explicit bool, getenv func(string) string, h host) 
 		lc.Sensors = defaultSensors(h)
 	}
 	fillSensorDefaults(lc.Sensors)
-	lc.Env, err = applyEnv(&lc.Config, getenv, where)
-	if err != nil {
-		return nil, err
+	var known map[string]bool
+	lc.Env, known, problems = applyEnv(&lc.Config, getenv, where, problems)
+	problems = append(problems, unknownEnv(h.env, known)...)
+	for _, e := range lc.validate(h) {
+		problems = append(problems, fmt.Sprintf("%s: %s: %s", locate(where, e.Path), e.Path, e.Msg))
 	}
-	if errs := lc.validate(h); len(errs) > 0 {
-		ce := &ConfigError{Source: lc.Source}
-		for _, e := range errs {
-			at := locate(where, e.Path)
-			ce.Problems = append(ce.Problems, fmt.Sprintf("%s: %s: %s", at, e.Path, e.Msg))
-		}
-		return nil, ce
+	if len(problems) > 0 {
+		return nil, &ConfigError{Source: lc.Source, Problems: problems}
 	}
 	return lc, nil
 }
@@ -91,45 +92,44 @@ func locate(where map[string]string, path string) string {
 	return "default"
 }
 
-// decodeConfig parses one YAML document onto cfg, rejecting unknown keys
-// with their line numbers and recording where each key was set.
-func decodeConfig(data []byte, path string, cfg *Config, where map[string]string) error {
+// decodeConfig parses one YAML document onto cfg, recording where each key
+// was set. It returns the unknown keys and the values that do not decode,
+// each as "file:line: key: why"; err is for a file that is not one YAML
+// mapping at all.
+func decodeConfig(data []byte, path string, cfg *Config, where map[string]string) (problems []string, err error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // an empty file: the defaults stand
+			return nil, nil // an empty file: the defaults stand
 		}
-		return &ConfigError{Source: path, Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, &ConfigError{Source: path, Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return &ConfigError{Source: path, Problems: []string{fmt.Sprintf("line %d: a second YAML document; the configuration is one document", extra.Line)}}
+		return nil, &ConfigError{Source: path, Problems: []string{fmt.Sprintf("line %d: a second YAML document; the configuration is one document", extra.Line)}}
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
 	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
-		return nil
+		return nil, nil
 	}
 	if doc.Kind != yaml.MappingNode {
-		return &ConfigError{Source: path, Problems: []string{fmt.Sprintf("line %d: the configuration must be a mapping of keys such as data_dir: and store:", doc.Line)}}
+		return nil, &ConfigError{Source: path, Problems: []string{fmt.Sprintf("line %d: the configuration must be a mapping of keys such as data_dir: and store:", doc.Line)}}
 	}
-	var problems []string
 	checkKeys(doc, reflect.TypeOf(*cfg), "", path, where, &problems)
-	if len(problems) > 0 {
-		return &ConfigError{Source: path, Problems: problems}
-	}
-	if err := doc.Decode(cfg); err != nil {
-		msg := err.Error()
+	if err := doc.Decode(cfg); err != nil { // yaml.v3 decodes what it can and lists the rest
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			msg = strings.Join(te.Errors, "; ")
+		if !errors.As(err, &te) {
+			return nil, &ConfigError{Source: path, Problems: []string{err.Error()}}
 		}
-		return &ConfigError{Source: path, Problems: []string{msg}}
+		for _, e := range te.Errors {
+			problems = append(problems, locateValueError(e, path, where))
+		}
 	}
-	return nil
+	return problems, nil
 }
 
 // checkKeys walks the YAML tree against the config struct, reporting keys the
@@ -219,9 +219,10 @@ func joinPath(prefix, key string) string {
 }
 
 // applyEnv overrides scalar keys from FIELDGATE_* variables (lists such as
-// sensors are not overridable). It returns the names of the variables used.
-func applyEnv(cfg *Config, getenv func(string) string, where map[string]string) ([]string, error) {
-	var used, problems []string
+// sensors are not overridable). It returns the names of the variables used,
+// every name a key has, and problems with the values added.
+func applyEnv(cfg *Config, getenv func(string) string, where map[string]string, problems []string) (used []string, known map[string]bool, _ []string) {
+	known = map[string]bool{}
 	var walk func(v reflect.Value, prefix string)
 	walk = func(v reflect.Value, prefix string) {
 		t := v.Type()
@@ -237,13 +238,19 @@ func applyEnv(cfg *Config, getenv func(string) string, where map[string]string) 
 				continue
 			}
 			env := envPrefix + strings.ToUpper(strings.ReplaceAll(p, ".", "_"))
+			known[env] = true
 			val := getenv(env)
 			if val == "" {
 				continue
 			}
 			node := &yaml.Node{Kind: yaml.ScalarNode, Value: val, Line: 1}
 			if err := node.Decode(fv.Addr().Interface()); err != nil {
-				problems = append(problems, fmt.Sprintf("%s: %s: %q: %s", env, p, val, strings.TrimPrefix(err.Error(), "line 1: ")))
+				msg := err.Error()
+				var te *yaml.TypeError
+				if errors.As(err, &te) {
+					msg = strings.Join(te.Errors, "; ")
+				}
+				problems = append(problems, fmt.Sprintf("%s: %s: %q: %s", env, p, val, strings.ReplaceAll(msg, "line 1: ", "")))
 				continue
 			}
 			where[p] = env
@@ -251,8 +258,60 @@ func applyEnv(cfg *Config, getenv func(string) string, where map[string]string) 
 		}
 	}
 	walk(reflect.ValueOf(cfg).Elem(), "")
-	if len(problems) > 0 {
-		return nil, &ConfigError{Source: "environment", Problems: problems}
+	return used, known, problems
+}
+
+// envNotConfig are the FIELDGATE_* variables that are not configuration
+// keys: the configuration's path, the boot id the unit passes, and the test
+// suite's and benchmarks' switches (a trailing * matches a prefix).
+var envNotConfig = []string{"FIELDGATE_CONFIG", "FIELDGATE_BOOT_ID", "FIELDGATE_REQUIRE_ALL", "FIELDGATE_LONG",
+	"FIELDGATE_ARTIFACTS", "FIELDGATE_EMULATOR", "FIELDGATE_BENCH_*", "FIELDGATE_STORE_CRASH_HELPER", "FIELDGATE_READY_HELPER"}
+
+// unknownEnv reports the FIELDGATE_* variables among names that set no key
+// — a typo would otherwise be ignored in silence — with the nearest known
+// name.
+func unknownEnv(names []string, known map[string]bool) []string {
+	var problems []string
+	for _, name := range names {
+		if !strings.HasPrefix(name, envPrefix) || known[name] || slices.ContainsFunc(envNotConfig, func(p string) bool {
+			pre, wild := strings.CutSuffix(p, "*")
+			return name == p || (wild && strings.HasPrefix(name, pre))
+		}) {
+			continue
+		}
+		best, dist := "", 4
+		for k := range known {
+			if d := editDistance(name, k); d < dist || (d == dist && k < best) {
+				best, dist = k, d
+			}
+		}
+		hint := ""
+		if best != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", best)
+		}
+		problems = append(problems, fmt.Sprintf("%s: not a configuration variable%s; `fieldgate check-config` prints every key", name, hint))
 	}
-	return used, nil
+	slices.Sort(problems)
+	return problems
+}
+
+// locateValueError turns yaml.v3's "line N: cannot unmarshal …" into
+// "file:N: key: cannot unmarshal …", naming the deepest key set on line N.
+func locateValueError(msg, file string, where map[string]string) string {
+	var line int
+	if _, err := fmt.Sscanf(msg, "line %d:", &line); err != nil {
+		return file + ": " + msg
+	}
+	at := fmt.Sprintf("%s:%d", file, line)
+	key := ""
+	for p, w := range where {
+		if w == at && len(p) > len(key) {
+			key = p
+		}
+	}
+	rest := strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+	if key == "" {
+		return at + ": " + rest
+	}
+	return at + ": " + key + ": " + rest
 }

@@ -35,7 +35,7 @@ type I2CAddr uint16
 func (a *I2CAddr) UnmarshalYAML(n *yaml.Node) error {
 	v, err := strconv.ParseUint(n.Value, 0, 16)
 	if err != nil || n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: %q is not an I2C address (write it like 0x44)", n.Line, n.Value)
+		return valueError(n, "%q is not an I2C address (write it like 0x44)", n.Value)
 	}
 	*a = I2CAddr(v)
 	return nil

@@ -88,9 +88,9 @@ func TestConfigRejections(t *testing.T) {
 		{name: "unknown key in a sensor", yaml: "sensors:\n  - name: a\n    drvier: sim\n",
 			want: []string{`:3: unknown key "sensors[0].drvier" (did you mean "driver"?)`}},
 		{name: "bad duration", yaml: "store:\n  commit_interval: fast\n",
-			want: []string{`line 2: "fast" is not a duration (write it like 500ms, 10s, 5m or 720h)`}},
+			want: []string{`:2: store.commit_interval: "fast" is not a duration (write it like 500ms, 10s, 5m or 720h)`}},
 		{name: "bad size", yaml: "store:\n  max_size: lots\n",
-			want: []string{`line 2: "lots" is not a size`}},
+			want: []string{`:2: store.max_size: "lots" is not a size`}},
 		{name: "size too small", yaml: "store:\n  max_size: 512KiB\n",
 			want: []string{`:2: store.max_size: 512KiB: want at least 1MiB`}},
 		{name: "too big for 32-bit", yaml: "store:\n  max_size: 2GiB\n", host: host{is32bit: true},
@@ -106,7 +106,7 @@ func TestConfigRejections(t *testing.T) {
 		{name: "compact ratio", yaml: "store:\n  compact_ratio: 1\n",
 			want: []string{`store.compact_ratio: 1: want at least 1.2`}},
 		{name: "not a number", yaml: "store:\n  compact_ratio: lots\n",
-			want: []string{"line 2: cannot unmarshal !!str `lots` into float64"}},
+			want: []string{"config.yaml:2: store.compact_ratio: cannot unmarshal !!str `lots` into float64"}},
 		{name: "log level", yaml: "log:\n  level: loud\n",
 			want: []string{`:2: log.level: "loud": want debug, info, warn or error`}},
 		{name: "gateway id", yaml: "gateway:\n  id: north pump!\n",
@@ -189,7 +189,7 @@ func TestConfigRejections(t *testing.T) {
 		{name: "uplink without token", yaml: "uplink:\n  url: https://example.com\n",
 			want: []string{`uplink.token: the cloud needs a bearer token: set token or token_file`}},
 		{name: "bad address", yaml: "sensors:\n  - name: a\n    driver: sht3x\n    address: 0xZZ\n    interval: 10s\n",
-			want: []string{`line 4: "0xZZ" is not an I2C address (write it like 0x44)`}},
+			want: []string{`:4: sensors[0].address: "0xZZ" is not an I2C address (write it like 0x44)`}},
 		{name: "syntax error", yaml: "store:\n  max_size: [1\n", want: []string{"line 1: did not find expected ',' or ']'"}},
 		{name: "two documents", yaml: "data_dir: a\n---\ndata_dir: b\n", want: []string{"line 2: a second YAML document"}},
 		{name: "not a mapping", yaml: "- data_dir\n", want: []string{"line 1: the configuration must be a mapping"}},
@@ -197,6 +197,17 @@ func TestConfigRejections(t *testing.T) {
 			want: []string{`FIELDGATE_STORE_MAX_SIZE: store.max_size: "huge": "huge" is not a size`, `FIELDGATE_SHUTDOWN_TIMEOUT: shutdown_timeout: "soon"`}},
 		{name: "environment value out of range", yaml: "", env: map[string]string{"FIELDGATE_STORE_FULL_POLICY": "keep"},
 			want: []string{`FIELDGATE_STORE_FULL_POLICY: store.full_policy: "keep": want drop_oldest or reject_new`}},
+		// A typo in a variable's name was ignored with exit 0.
+		{name: "unknown environment variable", yaml: "", host: host{env: []string{"FIELDGATE_STORE_MAX_SIZ", "FIELDGATE_CONFIG", "FIELDGATE_BENCH_LARGE", "HOME"}},
+			want: []string{`FIELDGATE_STORE_MAX_SIZ: not a configuration variable (did you mean FIELDGATE_STORE_MAX_SIZE?)`}},
+		// check-config reported in rounds: unknown keys, then the first
+		// value error, then the checks. Now every problem at once.
+		{name: "every problem at once", yaml: "stor:\n  max_size: 1\nlog:\n  level: loud\n  status_interval: often\nstore:\n  compact_ratio: lots\n  commit_interval: later\n",
+			env: map[string]string{"FIELDGATE_SHUTDOWN_TIMEOUT": "soon"}, host: host{env: []string{"FIELDGATE_SHUTDOWN_TIMEOUT", "FIELDGATE_UPLINK_UR"}},
+			want: []string{`config.yaml:1: unknown key "stor" (did you mean "store"?)`, `config.yaml:5: log.status_interval: "often" is not a duration`,
+				"config.yaml:7: store.compact_ratio: cannot unmarshal", `config.yaml:8: store.commit_interval: "later" is not a duration`,
+				`config.yaml:4: log.level: "loud"`, `FIELDGATE_SHUTDOWN_TIMEOUT: shutdown_timeout: "soon"`,
+				"FIELDGATE_UPLINK_UR: not a configuration variable (did you mean FIELDGATE_UPLINK_URL?)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(writeTemp(t, tc.yaml), true, envMap(tc.env), tc.host)

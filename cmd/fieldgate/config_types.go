@@ -17,7 +17,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: %q is not a duration (write it like 500ms, 10s, 5m or 720h)", n.Line, n.Value)
+		return valueError(n, "%q is not a duration (write it like 500ms, 10s, 5m or 720h)", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -61,7 +61,7 @@ func parseByteSize(s string) (ByteSize, error) {
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := parseByteSize(n.Value)
 	if err != nil || n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: %q is not a size (write it like 512MiB, 1GiB or 64MB)", n.Line, n.Value)
+		return valueError(n, "%q is not a size (write it like 512MiB, 1GiB or 64MB)", n.Value)
 	}
 	*b = v
 	return nil
@@ -81,4 +81,10 @@ func (b ByteSize) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(b), 10) + "B"
+}
+
+// valueError says why node's value is wrong, as a *yaml.TypeError: yaml.v3
+// then goes on decoding the rest and lists every such error at once.
+func valueError(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
 }
