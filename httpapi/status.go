@@ -69,6 +69,7 @@ type storeBody struct {
 	Error        string            `json:"error,omitempty"`
 	FailingSince time.Time         `json:"failing_since,omitzero"`
 	Dropped      map[string]uint64 `json:"dropped"`
+	Retired      uint64            `json:"retention_deleted"`
 	HeadReadings int               `json:"head_readings"`
 	LogBytes     int64             `json:"log_bytes"`
 	Checkpoints  uint64            `json:"checkpoints"`
@@ -122,6 +123,10 @@ func (s *Server) status() (statusBody, error) {
 	if err != nil {
 		return statusBody{}, err
 	}
+	retired, err := s.st.RetentionDeleted()
+	if err != nil {
+		return statusBody{}, err
+	}
 	b := statusBody{
 		GatewayID: st.GatewayID, Name: s.opts.GatewayName, Version: s.opts.Version, Now: now.UTC(), StartedAt: s.started.UTC(),
 		Uptime: now.Sub(s.started).Round(time.Second).Seconds(), Clock: string(ClockUnknown),
@@ -129,7 +134,7 @@ func (s *Server) status() (statusBody, error) {
 		Sensors: map[string]int{"total": 0, "ok": 0, "degraded": 0, "failing": 0, "starting": 0},
 		Store: storeBody{Path: s.st.Path(), Readings: st.Readings, LastSeq: st.LastSeq, FileBytes: st.FileBytes,
 			UsedBytes: st.UsedBytes, MaxBytes: st.MaxBytes, Queued: st.Queued, LastCommit: st.LastCommit.UTC(),
-			FailingSince: st.FailingSince.UTC(), Dropped: dropped,
+			FailingSince: st.FailingSince.UTC(), Dropped: dropped, Retired: retired,
 			HeadReadings: st.HeadReadings, LogBytes: st.LogBytes, Checkpoints: st.Checkpoints, LastCkpt: st.LastCheckpoint.UTC()},
 	}
 	h := &b.Health

@@ -72,15 +72,29 @@ func addCounters(tx *bolt.Tx, add map[string]uint64) error {
 	return nil
 }
 
-// Dropped returns how many readings the store has dropped, by reason,
-// including drops not yet persisted because commits are failing.
+// Dropped returns how many readings the store has lost, by reason,
+// including drops not yet persisted because commits are failing. Readings
+// retention deleted after delivery are no loss: see RetentionDeleted.
 func (s *Store) Dropped() (map[string]uint64, error) {
 	out := s.c.drops.snapshot()
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bCounters).ForEach(func(k, v []byte) error {
-			out[string(k)] += getUint(tx.Bucket(bCounters), k)
+			if string(k) != keyRetentionDeleted {
+				out[string(k)] += getUint(tx.Bucket(bCounters), k)
+			}
 			return nil
 		})
 	})
 	return out, err
+}
+
+// RetentionDeleted returns how many delivered readings retention deleted
+// over the store's life: routine, not a loss.
+func (s *Store) RetentionDeleted() (uint64, error) {
+	var n uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		n = getUint(tx.Bucket(bCounters), []byte(keyRetentionDeleted))
+		return nil
+	})
+	return n, err
 }
