@@ -28,6 +28,31 @@ type devActivity struct {
 	newest                       time.Time // newest reading time seen (not persisted)
 	sessions                     int       // live MQTT sessions
 	saidOffline                  bool      // its availability topic said "offline"
+	lastReading                  time.Time // when its last reading was stored (kept across flushes)
+	interval                     time.Duration
+}
+
+// minGap is the shortest gap between messages that says something about a
+// device's reporting interval: a node publishing temperature and humidity
+// as two messages sends them a few milliseconds apart.
+const minGap = time.Second
+
+// learn folds the gap since the device's last reading into its learned
+// reporting interval (a moving average that follows a changed interval
+// within a few reports). a.mu is held.
+func (d *devActivity) learn(t time.Time) {
+	if !d.lastReading.IsZero() {
+		if gap := t.Sub(d.lastReading); gap >= minGap {
+			if d.interval == 0 {
+				d.interval = gap
+			} else {
+				d.interval = (3*d.interval + gap) / 4
+			}
+		} else if gap >= 0 {
+			return // the same report: keep the time of its first message
+		}
+	}
+	d.lastReading = t
 }
 
 func (a *activity) get(id string) *devActivity {
@@ -50,6 +75,9 @@ func (a *activity) message(id string, t time.Time, readings int, rejectErr error
 	d.messages++
 	d.readings += uint64(readings)
 	d.lastSeen = t
+	if readings > 0 {
+		d.learn(t)
+	}
 	if rejectErr != nil {
 		d.rejected++
 		d.lastErr = rejectErr.Error()
@@ -140,6 +168,12 @@ func (p *devActivity) applyTo(dev *store.Device) {
 	}
 	if p.online != nil {
 		dev.Online = *p.online
+	}
+	if p.lastReading.After(dev.LastReading) {
+		dev.LastReading = p.lastReading.UTC()
+	}
+	if p.interval > 0 {
+		dev.ReportInterval = p.interval
 	}
 }
 

@@ -217,3 +217,39 @@ func TestOnlineWhileAnySessionLives(t *testing.T) {
 	again.send([]byte{0xE0, 0x00})
 	waitFor(t, func() bool { return !online() })
 }
+
+// TestSleepyNodeIsJudgedByItsReadings: a deep-sleep node connects,
+// publishes temperature and humidity and disconnects every five minutes.
+// Its reporting interval is learned from the gaps between its reports
+// (the two messages of one report count once) and it stays offline by
+// session — which the API no longer reads as trouble.
+func TestSleepyNodeIsJudgedByItsReadings(t *testing.T) {
+	st, pw := testStore(t)
+	clock := &fakeClock{t: time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)}
+	b := startBroker(t, st, Options{Now: clock.now})
+	for i := range 4 {
+		c, err := v3(t, b, "esp32-a", pw["esp32-a"], "sleepy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range [][2]string{{"temperature", "21.5"}, {"humidity", "40"}} {
+			if tok := c.Publish("fieldgate/esp32-a/"+m[0], 1, false, m[1]); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				t.Fatalf("report %d: %v", i, tok.Error())
+			}
+		}
+		c.Disconnect(0)
+		waitSessions(t, b, "esp32-a", 0, 0)
+		if i < 3 {
+			clock.add(5 * time.Minute)
+		}
+	}
+	d, _ := st.Device("esp32-a")
+	d = b.LiveDevice(d)
+	if d.ReportInterval != 5*time.Minute || !d.LastReading.Equal(clock.now()) || d.Online {
+		t.Errorf("interval %s, last reading %s (want 5m0s, %s), online %v", d.ReportInterval, d.LastReading, clock.now(), d.Online)
+	}
+	waitFor(t, func() bool { // and it reaches the store with the activity flush
+		d, _ := st.Device("esp32-a")
+		return d.ReportInterval == 5*time.Minute
+	})
+}

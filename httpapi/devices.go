@@ -21,15 +21,23 @@ type deviceBody struct {
 	Readings  uint64    `json:"readings"`
 	Rejected  uint64    `json:"rejected"`
 	LastError string    `json:"last_error,omitempty"`
+	// State is waiting, ok, late or silent: whether readings arrive when
+	// expected (see deviceState); StateReason says so in words.
+	State          string    `json:"state"`
+	StateReason    string    `json:"state_reason"`
+	LastReading    time.Time `json:"last_reading,omitzero"`
+	ReportInterval float64   `json:"report_interval_seconds,omitempty"`
 	// Password is set only in the answer that generated it.
 	Password string `json:"password,omitempty"`
 	// Source links the device's readings.
 	Source string `json:"source"`
 }
 
-func deviceView(d store.Device) deviceBody {
+func deviceView(d store.Device, now time.Time) deviceBody {
+	state, why := deviceState(d, now)
 	return deviceBody{ID: d.ID, Name: d.Name, Admin: d.Admin, CreatedAt: d.CreatedAt.UTC(), LastSeen: d.LastSeen.UTC(),
 		Online: d.Online, Messages: d.Messages, Readings: d.Readings, Rejected: d.Rejected, LastError: d.LastError,
+		State: state, StateReason: why, LastReading: d.LastReading.UTC(), ReportInterval: d.ReportInterval.Seconds(),
 		Source: "/api/v1/sources/" + d.ID}
 }
 
@@ -52,7 +60,7 @@ func (s *Server) listDevices(c *gin.Context) {
 	}
 	out := make([]deviceBody, 0, len(devs))
 	for _, d := range devs {
-		out = append(out, deviceView(d))
+		out = append(out, deviceView(d, s.opts.Now()))
 	}
 	reply(c, http.StatusOK, cacheRevalidate, map[string]any{"devices": out})
 }
@@ -66,7 +74,7 @@ func (s *Server) getDevice(c *gin.Context) {
 	if s.deps.Broker != nil {
 		d = s.deps.Broker.LiveDevice(d)
 	}
-	reply(c, http.StatusOK, cacheRevalidate, deviceView(d))
+	reply(c, http.StatusOK, cacheRevalidate, deviceView(d, s.opts.Now()))
 }
 
 type deviceRequest struct {
@@ -154,7 +162,7 @@ func (s *Server) putDevice(c *gin.Context) {
 	if shown != "" && !created {
 		s.disconnect(id) // the old password no longer works
 	}
-	out := deviceView(d)
+	out := deviceView(d, s.opts.Now())
 	out.Password = shown
 	status := http.StatusOK
 	if created {
@@ -209,7 +217,7 @@ func (s *Server) patchDevice(c *gin.Context) {
 	if hash != nil || req.Admin != nil {
 		s.disconnect(d.ID) // new credentials or rights apply from the next session
 	}
-	out := deviceView(d)
+	out := deviceView(d, s.opts.Now())
 	out.Password = shown
 	reply(c, http.StatusOK, cachePrivate, out)
 }

@@ -39,13 +39,15 @@ type sourceBody struct {
 	Kind string `json:"kind"` // sensor, device or other
 	Name string `json:"name,omitempty"`
 	// State is the sensor's health (starting, ok, degraded, failing), a
-	// device's online or offline, or unknown.
-	State     string        `json:"state"`
-	LastError string        `json:"last_error,omitempty"`
-	LastSeen  time.Time     `json:"last_seen,omitzero"`
-	Frozen    []string      `json:"frozen,omitempty"`
-	Latest    []readingBody `json:"latest"`
-	Readings  string        `json:"readings"`
+	// device's waiting, ok, late or silent (see deviceState), or unknown;
+	// StateReason says a device's in words.
+	State       string        `json:"state"`
+	StateReason string        `json:"state_reason,omitempty"`
+	LastError   string        `json:"last_error,omitempty"`
+	LastSeen    time.Time     `json:"last_seen,omitzero"`
+	Frozen      []string      `json:"frozen,omitempty"`
+	Latest      []readingBody `json:"latest"`
+	Readings    string        `json:"readings"`
 }
 
 // sources gathers every source the gateway knows, sorted by id: those with
@@ -72,10 +74,8 @@ func (s *Server) sources() (map[string]*sourceBody, []string, error) {
 	}
 	for _, d := range devs {
 		b := get(d.ID)
-		b.Kind, b.Name, b.LastError, b.LastSeen, b.State = "device", d.Name, d.LastError, d.LastSeen.UTC(), "offline"
-		if d.Online {
-			b.State = "online"
-		}
+		b.Kind, b.Name, b.LastError, b.LastSeen = "device", d.Name, d.LastError, d.LastSeen.UTC()
+		b.State, b.StateReason = deviceState(d, s.opts.Now())
 	}
 	for _, k := range s.st.Series() {
 		r, ok, err := s.st.Latest(k)

@@ -181,8 +181,8 @@ func (s *Server) status() (statusBody, error) {
 		return statusBody{}, err
 	}
 	for _, d := range devs {
-		if !d.Online && !d.LastSeen.IsZero() {
-			h.degrade(fmt.Sprintf("device %s is offline since %s", d.ID, d.LastSeen.UTC().Format(time.RFC3339)))
+		if state, why := deviceState(d, now); state == deviceSilent {
+			h.degrade(fmt.Sprintf("device %s is %s", d.ID, why))
 		}
 	}
 	if err := s.uplinkStatus(&b, now); err != nil {

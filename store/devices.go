@@ -29,6 +29,13 @@ type Device struct {
 	Readings  uint64 `json:"readings"`
 	Rejected  uint64 `json:"rejected"`
 	LastError string `json:"last_error,omitempty"`
+	// LastReading is when the device's last reading was stored, and
+	// ReportInterval how often it reports, learned from the gaps between
+	// its messages (0 until two messages came). A node is judged by them —
+	// readings arriving when expected — not by its session: a deep-sleep
+	// node ends its session after every publish.
+	LastReading    time.Time     `json:"last_reading,omitzero"`
+	ReportInterval time.Duration `json:"report_interval,omitempty"`
 }
 
 // PutDevice creates or replaces a device and reports whether it was created.

@@ -82,6 +82,22 @@ func DefaultUnit(quantity string) string {
 		return "hPa"
 	case q == "co2" || strings.HasSuffix(q, "co2"):
 		return "ppm"
+	case strings.HasSuffix(q, "voltage") || q == "vcc" || q == "battery_voltage":
+		return "V"
+	case strings.HasSuffix(q, "current"):
+		return "A"
+	case strings.HasSuffix(q, "power"):
+		return "W"
+	case strings.HasSuffix(q, "energy"):
+		return "kWh" // what Tasmota and ESPHome's total energy sensors report
+	case strings.HasSuffix(q, "illuminance") || q == "lux":
+		return "lx"
+	case q == "rssi" || strings.HasSuffix(q, "signal") || strings.HasSuffix(q, "wifi_signal"):
+		return "dBm"
+	case strings.HasSuffix(q, "battery_level"): // a bare "battery" is a voltage as often as a level
+		return "%EL"
+	case q == "pm25" || q == "pm10" || q == "pm1" || strings.HasPrefix(q, "pm2"):
+		return "ug/m3"
 	}
 	return ""
 }

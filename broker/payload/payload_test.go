@@ -79,6 +79,11 @@ func TestPlain(t *testing.T) {
 		{"co2", "612", Value{Quantity: "co2", Value: 612, Unit: "ppm"}},
 		{"kitchen_temperature", "-3.5", Value{Quantity: "kitchen_temperature", Value: -3.5, Unit: "Cel"}},
 		{"battery", "3.71", Value{Quantity: "battery", Value: 3.71}},
+		// The Porch card showed a bare "3.30": every common quantity has its unit.
+		{"voltage", "3.30", Value{Quantity: "voltage", Value: 3.3, Unit: "V"}},
+		{"wifi_signal", "-67", Value{Quantity: "wifi_signal", Value: -67, Unit: "dBm"}},
+		{"power", "12.5", Value{Quantity: "power", Value: 12.5, Unit: "W"}},
+		{"pm25", "8", Value{Quantity: "pm25", Value: 8, Unit: "ug/m3"}},
 	} {
 		got, err := Plain(tc.quantity, []byte(tc.payload))
 		if err != nil || len(got) != 1 || got[0] != tc.want {

@@ -31,6 +31,8 @@ const state = {
 };
 const RANKS = { viewer: 1, technician: 2, admin: 3 };
 const canChange = () => (RANKS[state.role] || 0) >= RANKS.technician;
+// Quantities shown first on a card and charted first; every other numeric
+// quantity follows, by name.
 const CHART_QUANTITIES = ["temperature", "humidity"];
 const DAY = 24 * 3600 * 1000;
 
@@ -72,7 +74,24 @@ function notice(msg) {
 
 // ---- formatting -----------------------------------------------------------
 
-const UNITS = { Cel: ["°C", 1], "%RH": ["%RH", 0], Pa: ["hPa", 0, 0.01], ppm: ["ppm", 0], lx: ["lx", 0], V: ["V", 2] };
+// SenML units (RFC 8428 and its registry) as people read them: label,
+// decimals, and a scale (pressure is stored in Pa and shown in hPa).
+const UNITS = {
+  Cel: ["°C", 1], K: ["K", 1], "%RH": ["%RH", 0], "%": ["%", 0], "%EL": ["% battery", 0], Pa: ["hPa", 0, 0.01], hPa: ["hPa", 0],
+  ppm: ["ppm", 0], ppb: ["ppb", 0], lx: ["lx", 0], V: ["V", 2], mV: ["mV", 0], A: ["A", 2], mA: ["mA", 0], W: ["W", 1],
+  kW: ["kW", 2], Wh: ["Wh", 0], kWh: ["kWh", 2], J: ["J", 0], VA: ["VA", 1], var: ["var", 1], Hz: ["Hz", 1], dB: ["dB", 1],
+  dBm: ["dBm", 0], dBW: ["dBW", 1], m: ["m", 2], mm: ["mm", 1], cm: ["cm", 1], "m/s": ["m/s", 1], "km/h": ["km/h", 1],
+  "m/s2": ["m/s²", 2], s: ["s", 0], ms: ["ms", 0], kg: ["kg", 2], g: ["g", 1], l: ["l", 1], "l/s": ["l/s", 2], m3: ["m³", 2],
+  "m3/s": ["m³/s", 3], "mm/h": ["mm/h", 1], "ug/m3": ["µg/m³", 0], "mg/m3": ["mg/m³", 1], Ohm: ["Ω", 1], rad: ["rad", 2],
+  "/": ["", 2], count: ["", 0], bit: ["bit", 0], "bit/s": ["bit/s", 0], lm: ["lm", 0], cd: ["cd", 0], "W/m2": ["W/m²", 0],
+  beat: ["beats", 0], "beat/min": ["bpm", 0], "1/min": ["/min", 0], S: ["S", 3], "S/m": ["S/m", 3], N: ["N", 1], Bq: ["Bq", 0],
+};
+function fmtValue(value, unit) {
+  const [label, digits, scale] = UNITS[unit] || [unit, 2];
+  return [(value * (scale || 1)).toFixed(digits), label];
+}
+// fmtQuantity names a quantity for people: "attic_temperature" → "attic temperature".
+const fmtQuantity = (q) => q.replace(/[_.]+/g, " ");
 function fmtValue(value, unit) {
   const [label, digits, scale] = UNITS[unit] || [unit, 2];
   return [(value * (scale || 1)).toFixed(digits), label];
@@ -153,45 +172,68 @@ async function loadSources() {
   const chosen = sel.value;
   sel.replaceChildren(el("option", { value: "" }, "All sources"), ...sources.map((s) => el("option", { value: s.id }, s.name ? `${s.name} (${s.id})` : s.id)));
   sel.value = chosen;
-  for (const s of sources) {
-    for (const r of s.latest) {
-      const key = s.id + "|" + r.quantity;
-      if (CHART_QUANTITIES.includes(r.quantity) && !state.charted.has(key)) {
-        state.charted.add(key);
-        loadSeries(s.id, r.quantity).catch(() => state.charted.delete(key)); // tried again at the next refresh
-      }
+}
+
+// Charts load lazily: a card's series when it comes into view, so a page
+// with many sources stays within the API's rate limit.
+const chartObserver = "IntersectionObserver" in window
+  ? new IntersectionObserver((entries) => { for (const e of entries) if (e.isIntersecting) chartSource(e.target.dataset.source); })
+  : null;
+function chartSource(id) {
+  const s = state.sources.get(id);
+  if (!s) return;
+  for (const r of s.latest) {
+    const key = s.id + "|" + r.quantity;
+    if (!state.charted.has(key)) {
+      state.charted.add(key);
+      loadSeries(s.id, r.quantity).catch(() => state.charted.delete(key)); // tried again when next in view
     }
   }
 }
 
-const stateClass = (st) => (st === "failing" || st === "offline" ? "bad" : st === "degraded" ? "warn" : "");
+const stateClass = (st) => (st === "failing" || st === "silent" ? "bad" : st === "degraded" || st === "late" ? "warn" : "");
+const STATE_LABELS = { waiting: "waiting for first reading" };
 
 function renderSources() {
   const box = $("#sources");
   if (!state.sources.size) { box.replaceChildren(el("p", { class: "empty" }, "No sensors or devices yet.")); return; }
   const order = [...state.sources.values()].sort((a, b) => (stateClass(b.state) ? 1 : 0) - (stateClass(a.state) ? 1 : 0) || a.id.localeCompare(b.id));
+  if (chartObserver) chartObserver.disconnect(); // the new cards are observed as they are made
   box.replaceChildren(...order.map(renderCard));
 }
 
+// replaceCard redraws source s's card, if it is on the page.
+function replaceCard(s) {
+  const card = document.querySelector(`[data-source="${CSS.escape(s.id)}"]`);
+  if (!card) return;
+  if (chartObserver) chartObserver.unobserve(card);
+  card.replaceWith(renderCard(s));
+}
+
+const rank = (q) => (CHART_QUANTITIES.includes(q) ? CHART_QUANTITIES.indexOf(q) : CHART_QUANTITIES.length);
+const byRank = (a, b) => rank(a.quantity) - rank(b.quantity) || a.quantity.localeCompare(b.quantity);
+
 function renderCard(s) {
-  const rank = (q) => (CHART_QUANTITIES.includes(q) ? CHART_QUANTITIES.indexOf(q) : CHART_QUANTITIES.length);
-  const latest = [...s.latest].sort((a, b) => rank(a.quantity) - rank(b.quantity) || a.quantity.localeCompare(b.quantity));
+  const latest = [...s.latest].sort(byRank);
   const newest = latest.reduce((m, r) => (!m || r.time > m ? r.time : m), "");
   const card = el("article", { class: "card " + stateClass(s.state), "data-source": s.id, "aria-label": s.name || s.id },
-    el("header", {}, el("h3", {}, s.name || s.id), el("span", { class: "badge " + s.state }, s.state)),
+    el("header", {}, el("h3", {}, s.name || s.id), el("span", { class: "badge " + s.state, title: s.state_reason || "" }, STATE_LABELS[s.state] || s.state)),
     s.name ? el("div", { class: "id" }, s.id) : null,
+    s.state_reason && s.state !== "waiting" ? el("div", { class: "id" }, s.state_reason) : null,
     el("div", { class: "values" }, ...latest.map((r) => {
       const [v, u] = fmtValue(r.value, r.unit);
-      return el("div", { class: "value", "data-quantity": r.quantity, title: r.quantity + (r.clock === "unsynced" ? " (time unsure: clock not synced)" : "") }, v, " ", el("small", {}, u));
+      return el("div", { class: "value", "data-quantity": r.quantity, title: r.clock === "unsynced" ? "time unsure: clock not synced" : "" },
+        el("span", { class: "q" }, fmtQuantity(r.quantity)), v, u ? " " : "", u ? el("small", {}, u) : null);
     })),
     latest.length ? null : el("p", { class: "empty" }, "No reading yet."),
     el("div", {}, "Last reading ", ageNode(newest || s.last_seen)),
     s.last_error && stateClass(s.state) ? el("p", { class: "problem" }, s.last_error) : null,
     s.frozen && s.frozen.length ? el("p", { class: "problem" }, "Value unchanged for hours: " + s.frozen.join(", ")) : null);
-  for (const q of CHART_QUANTITIES) {
-    const ser = state.series.get(s.id + "|" + q);
-    if (ser && ser.points.length) card.append(chart(ser, q));
+  for (const r of latest) {
+    const ser = state.series.get(s.id + "|" + r.quantity);
+    if (ser && ser.points.length) card.append(chart(ser, r.quantity));
   }
+  if (chartObserver) chartObserver.observe(card); else queueMicrotask(() => chartSource(s.id));
   return card;
 }
 
@@ -200,34 +242,38 @@ async function loadSeries(id, quantity) {
   const q = new URLSearchParams({ quantity, from: from.toISOString(), to: to.toISOString(), step: "5m" });
   const s = await api("GET", `/sources/${encodeURIComponent(id)}/series?${q}`);
   state.series.set(id + "|" + quantity, { points: s.points.map((p) => ({ t: Date.parse(p.time), min: p.min, avg: p.avg, max: p.max })), step: 5 * 60 * 1000, unit: s.unit });
-  const card = document.querySelector(`[data-source="${CSS.escape(id)}"]`);
-  if (card && state.sources.has(id)) card.replaceWith(renderCard(state.sources.get(id)));
+  if (state.sources.has(id)) replaceCard(state.sources.get(id));
 }
 
 // chart draws the last 24 h as a min–max band with the average on top.
 function chart(ser, quantity) {
   const W = 300, H = 90, L = 34, B = 14;
-  const now = Date.now(), t0 = now - DAY;
+  // A new site has less than a day: the chart spans what there is (at
+  // least an hour), so it does not look empty.
+  const now = Date.now(), first = ser.points.length ? ser.points[0].t : now;
+  const t0 = Math.max(now - DAY, Math.min(first, now - 3600 * 1000)), span = now - t0;
   const pts = ser.points.filter((p) => p.t >= t0);
   const scale = (UNITS[ser.unit] || [])[2] || 1;
   let lo = Math.min(...pts.map((p) => p.min)) * scale, hi = Math.max(...pts.map((p) => p.max)) * scale;
   if (hi - lo < 1) { const mid = (hi + lo) / 2; lo = mid - 0.5; hi = mid + 0.5; }
-  const x = (t) => L + ((t - t0) / DAY) * (W - L);
+  const x = (t) => L + ((t - t0) / span) * (W - L);
   const y = (v) => 2 + (1 - (v * scale - lo) / (hi - lo)) * (H - B - 4);
   const g = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img",
-    "aria-label": `${quantity}, last 24 hours: ${fmtValue(lo / scale, ser.unit).join(" ")} to ${fmtValue(hi / scale, ser.unit).join(" ")}` });
+    "aria-label": `${fmtQuantity(quantity)}, last ${fmtDuration(span / 1000)}: ${fmtValue(lo / scale, ser.unit).join(" ")} to ${fmtValue(hi / scale, ser.unit).join(" ")}` });
   const band = pts.map((p) => `${x(p.t).toFixed(1)},${y(p.max).toFixed(1)}`).concat(pts.slice().reverse().map((p) => `${x(p.t).toFixed(1)},${y(p.min).toFixed(1)}`));
   if (pts.length > 1) g.append(svg("polygon", { class: "band", points: band.join(" ") }));
   g.append(svg("polyline", { class: "line", points: pts.map((p) => `${x(p.t).toFixed(1)},${y(p.avg).toFixed(1)}`).join(" "), "data-points": pts.length }));
+  if (pts.length === 1) g.append(svg("circle", { class: "dot", cx: x(pts[0].t).toFixed(1), cy: y(pts[0].avg).toFixed(1), r: 3 }));
   g.append(svg("line", { class: "axis", x1: L, y1: H - B, x2: W, y2: H - B }));
   const label = (txt, ax, ay, anchor) => { const t = svg("text", { x: ax, y: ay, "text-anchor": anchor }); t.textContent = txt; g.append(t); };
   label(hi.toFixed(1), L - 3, 10, "end");
   label(lo.toFixed(1), L - 3, H - B, "end");
-  label("−24 h", L, H - 2, "start");
-  label("−12 h", L + (W - L) / 2, H - 2, "middle");
+  label("−" + fmtDuration(span / 1000), L, H - 2, "start");
+  label("−" + fmtDuration(span / 2000), L + (W - L) / 2, H - 2, "middle");
   label("now", W, H - 2, "end");
   const [, unit] = fmtValue(0, ser.unit);
-  return el("figure", { class: "chart-box" }, g, el("figcaption", { class: "chart-label" }, `${quantity} (${unit}), last 24 h: band min–max, line average`));
+  return el("figure", { class: "chart-box" }, g, el("figcaption", { class: "chart-label" },
+    `${fmtQuantity(quantity)}${unit ? " (" + unit + ")" : ""}, last ${fmtDuration(span / 1000)}: band min–max, line average`));
 }
 
 // live adds a reading from the WebSocket to its card and chart.
@@ -236,7 +282,7 @@ function live(r) {
   if (!s) { loadSources().catch(() => {}); return; }
   const i = s.latest.findIndex((x) => x.quantity === r.quantity);
   if (i >= 0) { if (r.time >= s.latest[i].time) s.latest[i] = r; } else s.latest.push(r);
-  if (s.kind === "device") { s.state = "online"; s.last_seen = r.time; }
+  if (s.kind === "device") { s.state = "ok"; s.last_seen = r.time; }
   const ser = state.series.get(r.source + "|" + r.quantity);
   if (ser) {
     const t = Date.parse(r.time), start = t - (t % ser.step);
@@ -247,12 +293,8 @@ function live(r) {
     } else if (!last || start > last.t) {
       ser.points.push({ t: start, min: r.value, avg: r.value, max: r.value, n: 1 });
     }
-  } else if (CHART_QUANTITIES.includes(r.quantity) && !state.charted.has(r.source + "|" + r.quantity)) {
-    state.charted.add(r.source + "|" + r.quantity);
-    loadSeries(r.source, r.quantity).catch(() => state.charted.delete(r.source + "|" + r.quantity));
   }
-  const card = document.querySelector(`[data-source="${CSS.escape(r.source)}"]`);
-  if (card) card.replaceWith(renderCard(s));
+  replaceCard(s);
 }
 
 // ---- devices --------------------------------------------------------------
@@ -262,7 +304,8 @@ async function loadDevices() {
   const rows = devices.map((d) => el("tr", { "data-device": d.id },
     el("td", {}, el("code", {}, d.id)),
     el("td", { class: "name" }, d.name || ""),
-    el("td", {}, el("span", { class: "badge " + (d.online ? "online" : "offline") }, d.online ? "online" : "offline")),
+    el("td", {}, el("span", { class: "badge " + d.state, title: d.state_reason }, STATE_LABELS[d.state] || d.state),
+      el("div", { class: "id" }, d.state_reason + (d.online ? " · connected" : ""))),
     el("td", {}, ageNode(d.last_seen)),
     el("td", { class: "num" }, d.readings.toLocaleString()),
     el("td", { class: "num" }, String(d.rejected), d.last_error ? el("div", { class: "problem" }, d.last_error) : null),
