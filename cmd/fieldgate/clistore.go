@@ -29,7 +29,7 @@ func openStoreCLI(name, configPath string, getenv func(string) string, stderr io
 	}
 	st, err := store.Open(cfg.storeOptions())
 	if errors.Is(err, store.ErrInUse) {
-		return nil, nil, fmt.Errorf("%w\nfieldgate is running and holds the store: use the API (docs/api.md), or stop it first (sudo systemctl stop fieldgate)", err)
+		return nil, nil, fmt.Errorf("%w\nwhile it runs, use the API (docs/api.md); or stop it first (sudo systemctl stop fieldgate)", err)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -163,6 +163,8 @@ clock:
   trust: system
 `, dir))
 	pw := addDevice(t, cfg, "esp32-porch", "-name", "Porch")
+	atticPW := addDevice(t, cfg, "attic", "-name", "Attic (ESPHome)")
+	garagePW := addDevice(t, cfg, "garage", "-name", "Garage (Tasmota)")
 	fillDay(t, dir, "sim-cellar", "sim-roof", "esp32-porch")
 	d := startDaemon(t, bin, cfg)
 	admin, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
@@ -184,6 +186,22 @@ clock:
 	publish("temperature", "21.4")
 	publish("humidity", "55")
 	publish("voltage", "3.30")
+	// A multi-quantity ESPHome node and a Tasmota node with two sensors,
+	// each publishing once and going back to sleep.
+	for _, n := range []struct{ id, pw, topic, payload string }{
+		{"attic", atticPW, "attic/sensor/attic_temperature/state", "19.5"},
+		{"attic", atticPW, "attic/sensor/co2/state", "640"},
+		{"garage", garagePW, "tele/garage/SENSOR", `{"Time":"2026-11-29T12:00:00","AM2301":{"Temperature":12.3,"Humidity":70.1},"DS18B20":{"Temperature":11.8},"TempUnit":"C"}`},
+	} {
+		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).SetClientID("once").SetUsername(n.id).SetPassword(n.pw).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s connect: %v", n.id, tok.Error())
+		}
+		if tok := c.Publish(n.topic, 1, false, n.payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s publish: %v", n.id, tok.Error())
+		}
+		c.Disconnect(0)
+	}
 
 	porch := `article[data-source="esp32-porch"]`
 	b.run(t, "load the page", chromedp.Navigate(d.api+"/"),
@@ -191,14 +209,21 @@ clock:
 		chromedp.WaitVisible(porch+` .value`, chromedp.ByQuery))
 	var cards, withValue, charts int
 	var title string
-	b.run(t, "count the cards", // the charts load after the cards: wait for all six
-		chromedp.Poll(`document.querySelectorAll("polyline[data-points]").length >= 6`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+	b.run(t, "count the cards", // the charts load after the cards, as each comes into view: wait for the three day-long pairs
+		chromedp.Poll(`[...document.querySelectorAll("polyline[data-points]")].filter(p => +p.dataset.points > 100).length >= 6`, nil, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.Evaluate(`document.querySelectorAll("article.card").length`, &cards),
 		chromedp.Evaluate(`[...document.querySelectorAll("article.card")].filter(c => c.querySelector(".value")).length`, &withValue),
 		chromedp.Evaluate(`[...document.querySelectorAll("polyline[data-points]")].filter(p => +p.dataset.points > 100).length`, &charts),
 		chromedp.Text(`#gw-name`, &title, chromedp.ByQuery))
-	if cards != 3 || withValue != 3 {
-		t.Errorf("%d cards, %d with a value; want the 2 sensors and the node, each with a value", cards, withValue)
+	if cards != 5 || withValue != 5 {
+		t.Errorf("%d cards, %d with a value; want the 2 sensors and the 3 nodes, each with a value", cards, withValue)
+	}
+	var labels []string
+	b.run(t, "every value labelled", chromedp.Evaluate(`[...document.querySelectorAll("article.card .value")].map(v => v.textContent)`, &labels))
+	for _, want := range []string{"attic temperature19.5 °C", "co2640 ppm", "am2301 temperature12.3 °C", "am2301 humidity70 %RH", "ds18b20 temperature11.8 °C"} {
+		if !slices.Contains(labels, want) {
+			t.Errorf("no value reads %q: %q", want, labels)
+		}
 	}
 	if charts != 6 {
 		t.Errorf("%d charts with a day of points, want 6 (temperature and humidity of 3 sources)", charts)
