@@ -81,6 +81,31 @@ func TestDebianPackages(t *testing.T) {
 	installScratch(t, debs[2])
 }
 
+// operatorAddsDevice runs the installed binary as an operator would — a
+// device added from the shell with the packaged configuration (its paths
+// moved into the scratch root) — and then the daemon from the same
+// configuration, which must know the device.
+func operatorAddsDevice(t *testing.T, root string) {
+	t.Helper()
+	bin := filepath.Join(root, "usr/bin/fieldgate")
+	conf := strings.ReplaceAll(readFile(t, filepath.Join(root, "etc/fieldgate/config.yaml")), "/var/lib/fieldgate", filepath.Join(root, "var/lib/fieldgate"))
+	conf = strings.NewReplacer(`listen: ":1883"`, `listen: "127.0.0.1:0"`, `listen: ":8080"`, `listen: "127.0.0.1:0"`).Replace(conf)
+	cfg := filepath.Join(root, "etc/fieldgate/scratch.yaml")
+	if err := os.WriteFile(cfg, []byte(conf), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cfg)
+	if out, err := exec.Command(bin, "device", "add", "esp-kitchen", "-config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("fieldgate device add: %v\n%s", err, out)
+	}
+	d := startDaemon(t, bin, cfg)
+	defer d.terminate(t)
+	api := &apiClient{t: t, base: d.api}
+	if code, dev := api.do("GET", "/api/v1/devices/esp-kitchen", nil); code != 200 || dev["id"] != "esp-kitchen" {
+		t.Errorf("the daemon does not know the device the CLI added: %d %v", code, dev)
+	}
+}
+
 func dpkgDeb(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("dpkg-deb", args...).CombinedOutput()
@@ -165,6 +190,7 @@ func installScratch(t *testing.T, deb string) {
 	if state == nil || !regexp.MustCompile(`(?m)^data_dir: /var/lib/`+regexp.QuoteMeta(state[1])+`$`).Match(out) {
 		t.Errorf("the packaged config's data_dir is not the unit's StateDirectory %v:\n%s", state, out)
 	}
+	operatorAddsDevice(t, root)
 
 	dpkg("-r", "fieldgate")
 	if _, err := os.Stat(filepath.Join(root, "usr/bin/fieldgate")); err == nil {
