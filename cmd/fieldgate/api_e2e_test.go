@@ -113,7 +113,7 @@ func TestAPIEndToEnd(t *testing.T) {
 		t.Errorf("readings → %d %v", status, body)
 	}
 	status, body = c.do("GET", "/sources/esp-api", nil)
-	if status != 200 || body["state"] != "online" {
+	if status != 200 || body["state"] != "ok" {
 		t.Errorf("source → %d %v", status, body)
 	}
 	status, body = c.do("GET", "/status", nil)

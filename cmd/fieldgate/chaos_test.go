@@ -256,7 +256,7 @@ func (r *chaosRun) rogue(ctx context.Context, addr, pw string) {
 			SetUsername("rogue").SetPassword(pw).SetAutoReconnect(false))
 		if tok := cl.Connect(); tok.WaitTimeout(time.Second) && tok.Error() == nil {
 			cl.Publish("fieldgate/rogue/temperature", 1, false, "not a number").WaitTimeout(time.Second)
-			cl.Publish("fieldgate/node-00/temperature", 1, false, "666666").WaitTimeout(time.Second)
+			cl.Publish("fieldgate/node-00/illuminance", 1, false, "666666") // unbounded: only the ACL stops it.WaitTimeout(time.Second)
 			cl.Publish("tele/rogue/SENSOR", 1, false, `{"SHT3X":{"Temperature":`).WaitTimeout(time.Second)
 			cl.Disconnect(0)
 		}

@@ -63,7 +63,7 @@ sensors:
 	}
 	var ackedValues []float64
 	publish := func(mc paho3.Client, v int) bool {
-		tok := mc.Publish("fieldgate/esp-full/temperature", 1, false, fmt.Sprint(v))
+		tok := mc.Publish("fieldgate/esp-full/counter", 1, false, fmt.Sprint(v)) // a quantity without physical bounds
 		ok := tok.WaitTimeout(3*time.Second) && tok.Error() == nil
 		if ok {
 			ackedValues = append(ackedValues, float64(v))
@@ -117,7 +117,7 @@ sensors:
 	if err := st.Check(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Readings(store.Query{Source: "esp-full", Quantity: "temperature"})
+	got, err := st.Readings(store.Query{Source: "esp-full", Quantity: "counter"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,15 @@ import (
 // Shape is a payload format.
 type Shape string
 
-// Payload shapes (broker/topic.go lists the topics fieldgate ingests).
+// Payload shapes (broker/topic.go lists the topics fieldgate ingests). A
+// reading's value is its number n, which identifies it when the store or
+// the cloud is checked: the quantity is illuminance, which has no physical
+// bounds the gateway enforces (a temperature of 42,000 would be refused).
 const (
-	Plain   Shape = "plain"   // fieldgate/{node}/temperature: "42"
-	SenML   Shape = "senml"   // fieldgate/{node}/senml: [{"n":"temperature","u":"Cel","v":42}]
-	ESPHome Shape = "esphome" // {node}/sensor/temperature/state: "42"
-	Tasmota Shape = "tasmota" // tele/{node}/SENSOR: {"SHT3X":{"Temperature":42}}
+	Plain   Shape = "plain"   // fieldgate/{node}/illuminance: "42"
+	SenML   Shape = "senml"   // fieldgate/{node}/senml: [{"n":"illuminance","u":"lx","v":42}]
+	ESPHome Shape = "esphome" // {node}/sensor/illuminance/state: "42"
+	Tasmota Shape = "tasmota" // tele/{node}/SENSOR: {"BH1750":{"Illuminance":42}}
 )
 
 // Shapes lists the payload shapes by name.
@@ -36,13 +39,13 @@ func (s Shape) message(node string, n uint64) (string, string) {
 	v := strconv.FormatUint(n, 10)
 	switch s {
 	case SenML:
-		return "fieldgate/" + node + "/senml", `[{"n":"temperature","u":"Cel","v":` + v + `}]`
+		return "fieldgate/" + node + "/senml", `[{"n":"illuminance","u":"lx","v":` + v + `}]`
 	case ESPHome:
-		return node + "/sensor/temperature/state", v
+		return node + "/sensor/illuminance/state", v
 	case Tasmota:
-		return "tele/" + node + "/SENSOR", `{"SHT3X":{"Temperature":` + v + `},"TempUnit":"C"}`
+		return "tele/" + node + "/SENSOR", `{"BH1750":{"Illuminance":` + v + `}}`
 	default:
-		return "fieldgate/" + node + "/temperature", v
+		return "fieldgate/" + node + "/illuminance", v
 	}
 }
 
