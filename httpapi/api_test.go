@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/uplink"
 )
 
 // TestEndpoints calls every operation with a typical request and checks the
@@ -122,8 +124,8 @@ func fillOutbox(t *testing.T, st *store.Store) {
 
 func TestStatusReportsTrouble(t *testing.T) {
 	e := newEnv(t, Options{OpenReads: true})
-	e.sensors.health = append(e.sensors.health, SensorHealth{Name: "cellar", Source: "i2c1-0x44", Driver: "sht3x", State: "failing", LastError: "bus: no ACK"})
-	e.uplink.status = UplinkStatus{State: "offline", LastError: "dial tcp: connection refused", Backlog: 42, OldestUnsent: t0.Add(-time.Hour)}
+	e.sensors.health = append(e.sensors.health, sensors.Health{Name: "cellar", Source: "i2c1-0x44", Driver: "sht3x", State: "failing", LastError: "bus: no ACK"})
+	e.uplink.status = uplink.Status{State: "offline", LastError: "dial tcp: connection refused", Backlog: 42, OldestUnsent: t0.Add(-time.Hour)}
 	var st statusBody
 	r := e.do(req{method: "GET", path: "/api/v1/status"})
 	r.json(t, &st)
@@ -142,8 +144,9 @@ func TestStatusReportsTrouble(t *testing.T) {
 // waited for the clock: a hold is said in words everywhere.
 func TestStatusSaysUploadsAreHeld(t *testing.T) {
 	e := newEnv(t, Options{OpenReads: true})
-	const why = "uploads held: 54 readings wait for the system clock to synchronise"
-	e.uplink.status = UplinkStatus{State: "held", Backlog: 55, HeldForClock: 54, Held: why, HoldLeft: 23 * time.Hour}
+	e.uplink.status = uplink.Status{State: "held", Backlog: 55, HeldForClock: 54}
+	e.clock = ClockInfo{State: ClockUnsynced, Reason: "the system clock is not synchronised", HoldLeft: 23 * time.Hour}
+	why := uplink.HoldWords(54, 23*time.Hour)
 	var st statusBody
 	e.do(req{method: "GET", path: "/api/v1/status"}).json(t, &st)
 	if st.Uplink.State != "held" || st.Uplink.Held != why || st.Uplink.HeldReadings != 54 || st.Uplink.HoldLeft != 23*3600 {

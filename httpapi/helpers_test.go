@@ -20,13 +20,15 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"golang.org/x/crypto/bcrypt"
 
+	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/uplink"
 )
 
 // fakeSensors, fakeBroker and fakeUplink stand in for the components.
-type fakeSensors struct{ health []SensorHealth }
+type fakeSensors struct{ health []sensors.Health }
 
-func (f *fakeSensors) Health() []SensorHealth { return f.health }
+func (f *fakeSensors) Health() []sensors.Health { return f.health }
 
 type fakeBroker struct {
 	mu           sync.Mutex
@@ -45,12 +47,12 @@ func (f *fakeBroker) Disconnect(id string) {
 }
 
 type fakeUplink struct {
-	status  UplinkStatus
+	status  uplink.Status
 	retried []uint64
 	retry   func(first uint64) error
 }
 
-func (f *fakeUplink) Status() UplinkStatus { return f.status }
+func (f *fakeUplink) Status() uplink.Status { return f.status }
 func (f *fakeUplink) RetryDeadLetter(first uint64) error {
 	f.retried = append(f.retried, first)
 	return f.retry(first)
@@ -66,6 +68,7 @@ type env struct {
 	sensors *fakeSensors
 	broker  *fakeBroker
 	uplink  *fakeUplink
+	clock   ClockInfo
 	router  routers.Router
 	now     time.Time
 	tokens  map[Role]string
@@ -82,10 +85,10 @@ func newEnv(t testing.TB, o Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, now: t0,
-		sensors: &fakeSensors{health: []SensorHealth{{Name: "lab", Source: "sim-lab", Driver: "sim", State: "ok", LastGood: t0}}},
+	e := &env{t: t, st: st, now: t0, clock: ClockInfo{State: ClockSynced},
+		sensors: &fakeSensors{health: []sensors.Health{{Name: "lab", Source: "sim-lab", Driver: "sim", State: "ok", LastGood: t0}}},
 		broker:  &fakeBroker{stats: BrokerStats{Clients: 2, Messages: 10, Readings: 20}},
-		uplink:  &fakeUplink{status: UplinkStatus{State: "online"}, retry: func(uint64) error { return nil }},
+		uplink:  &fakeUplink{status: uplink.Status{State: "online"}, retry: func(uint64) error { return nil }},
 	}
 	var mu sync.Mutex
 	o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return e.now }
@@ -99,7 +102,7 @@ func newEnv(t testing.TB, o Options) *env {
 		o.RateLimit, o.RateBurst = 1000, 1000
 	}
 	e.srv, err = New(Deps{Store: st, Broker: e.broker, Sensors: e.sensors, Uplink: e.uplink,
-		Clock:            func() ClockInfo { return ClockInfo{State: ClockSynced} },
+		Clock:            func() ClockInfo { return e.clock },
 		ValidateDeviceID: func(id string) error { return nil },
 		NewDevicePassword: func() (string, []byte, error) {
 			h, err := bcrypt.GenerateFromPassword([]byte("device-password"), bcrypt.MinCost)

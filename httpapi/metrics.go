@@ -7,6 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"fieldgate/sensors"
+	"fieldgate/uplink"
 )
 
 // metrics are the Prometheus metrics behind /metrics: a few the API counts
@@ -121,7 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descIngestRate, st.IngestPerHour)
 	gauge(descPerReading, st.BytesPerReading)
 	gauge(descDiskFree, float64(st.DiskFree))
-	var u UplinkStatus
+	var u uplink.Status
 	if s.deps.Uplink != nil {
 		u = s.deps.Uplink.Status()
 	}
@@ -140,7 +143,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descUplinkRetry, float64(u.Retries))
 		counter(descDeadLetter, float64(u.DeadLettered))
 		gauge(descHeld, float64(u.HeldForClock))
-		gauge(descHoldLeft, u.HoldLeft.Seconds())
+		gauge(descHoldLeft, s.holdLeft(u).Seconds())
 	}
 	if s.deps.Broker != nil {
 		m := s.deps.Broker.Stats()
@@ -154,8 +157,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.deps.Sensors != nil {
 		for _, h := range s.deps.Sensors.Health() {
-			for _, state := range []string{"starting", "ok", "degraded", "failing"} {
-				gauge(descSensor, b2f(h.State == state), h.Name, h.Source, state)
+			for _, state := range []sensors.State{sensors.StateStarting, sensors.StateOK, sensors.StateDegraded, sensors.StateFailing} {
+				gauge(descSensor, b2f(h.State == state), h.Name, h.Source, string(state))
 			}
 		}
 	}

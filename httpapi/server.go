@@ -12,13 +12,16 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"fieldgate/sensors"
 	"fieldgate/store"
 	"fieldgate/store/throttle"
+	"fieldgate/uplink"
 )
 
-// Sensors reports the health of the gateway's own sensors.
+// Sensors reports the health of the gateway's own sensors (the poller's
+// own type: one definition, no copy).
 type Sensors interface {
-	Health() []SensorHealth
+	Health() []sensors.Health
 }
 
 // Broker is the embedded MQTT broker as the API sees it.
@@ -37,7 +40,7 @@ type Broker interface {
 
 // Uplink is the replay of readings to the cloud.
 type Uplink interface {
-	Status() UplinkStatus
+	Status() uplink.Status
 	// RetryDeadLetter puts a dead-lettered batch back in the queue.
 	RetryDeadLetter(first uint64) error
 }

@@ -65,7 +65,7 @@ func (s *Server) sources() (map[string]*sourceBody, []string, error) {
 	if s.deps.Sensors != nil {
 		for _, h := range s.deps.Sensors.Health() {
 			b := get(h.Source)
-			b.Kind, b.Name, b.State, b.LastError, b.LastSeen, b.Frozen = "sensor", h.Name, h.State, h.LastError, h.LastGood.UTC(), h.Frozen
+			b.Kind, b.Name, b.State, b.LastError, b.LastSeen, b.Frozen = "sensor", h.Name, string(h.State), h.LastError, h.LastGood.UTC(), h.Frozen
 		}
 	}
 	devs, err := s.devices()

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"fieldgate/store"
+	"fieldgate/uplink"
 )
 
 type statusBody struct {
@@ -165,7 +166,7 @@ func (s *Server) status() (statusBody, error) {
 	if s.deps.Sensors != nil {
 		for _, x := range s.deps.Sensors.Health() {
 			b.Sensors["total"]++
-			b.Sensors[x.State]++
+			b.Sensors[string(x.State)]++
 			if x.State == "failing" || x.State == "degraded" {
 				h.degrade(fmt.Sprintf("sensor %s is %s: %s", x.Name, x.State, x.LastError))
 			}
@@ -208,13 +209,16 @@ func (s *Server) uplinkStatus(b *statusBody, now time.Time) error {
 	b.Uplink = uplinkBody{Configured: true, State: u.State, OfflineSince: u.OfflineSince.UTC(), LastSuccess: u.LastSuccess.UTC(),
 		LastError: u.LastError, LastErrorAt: u.LastErrorAt.UTC(), Backlog: u.Backlog, OldestUnsent: u.OldestUnsent.UTC(),
 		DrainRate: u.DrainRate, EstimatedDrain: u.EstimatedDrain.Seconds(), Sent: u.Sent, DeadLetters: len(ob.DeadLetters),
-		Held: u.Held, HeldReadings: u.HeldForClock, HoldLeft: u.HoldLeft.Round(time.Second).Seconds()}
+		HeldReadings: u.HeldForClock}
+	if left := s.holdLeft(u); u.HeldForClock > 0 {
+		b.Uplink.Held, b.Uplink.HoldLeft = uplink.HoldWords(u.HeldForClock, left), left.Round(time.Second).Seconds()
+	}
 	if !u.OldestUnsent.IsZero() {
 		b.Uplink.OldestUnsentAge = max(0, now.Sub(u.OldestUnsent).Seconds())
 	}
 	switch u.State {
 	case "held":
-		b.Health.degrade(u.Held)
+		b.Health.degrade(b.Uplink.Held)
 	case "offline":
 		b.Health.degrade(fmt.Sprintf("the uplink is offline (%s); %d readings wait", u.LastError, u.Backlog))
 	case "unauthorized":
@@ -298,4 +302,13 @@ func (s *Server) readyz(c *gin.Context) {
 		verdict = "not ready"
 	}
 	reply(c, status, "no-store", map[string]any{"status": verdict, "checks": checks})
+}
+
+// holdLeft is how long until readings held for the clock go flagged
+// unsynced: 0 when none are held or the clock is not known.
+func (s *Server) holdLeft(u uplink.Status) time.Duration {
+	if u.HeldForClock == 0 || s.deps.Clock == nil {
+		return 0
+	}
+	return s.deps.Clock().HoldLeft
 }

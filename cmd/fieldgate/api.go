@@ -35,14 +35,14 @@ type apiServer struct {
 // startAPI builds the API over the components and starts serving it.
 func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker, poller *sensors.Poller, sender *uplink.Sender, commits *commitFanout, clk *clock.Tracker) (*apiServer, error) {
 	deps := httpapi.Deps{
-		Store: st, Sensors: pollerHealth{poller}, Clock: clockInfo(clk),
+		Store: st, Sensors: poller, Clock: clockInfo(clk),
 		ValidateDeviceID: broker.ValidateDeviceID, NewDevicePassword: broker.NewPassword,
 	}
 	if mq != nil {
 		deps.Broker = brokerStats{mq}
 	}
 	if sender != nil {
-		deps.Uplink = uplinkStatus{sender, clk}
+		deps.Uplink = uplinkStatus{sender}
 	}
 	o := cfg.apiOptions()
 	o.Logger = log
@@ -155,19 +155,9 @@ func (c *commitFanout) committed(rs []store.Reading, took time.Duration) {
 	}
 }
 
-// pollerHealth, brokerStats and uplinkStatus adapt the components to the
-// API's interfaces.
-type pollerHealth struct{ p *sensors.Poller }
-
-func (p pollerHealth) Health() []httpapi.SensorHealth {
-	hs := p.p.Health()
-	out := make([]httpapi.SensorHealth, len(hs))
-	for i, h := range hs {
-		out[i] = httpapi.SensorHealth{Name: h.Name, Source: h.Source, Driver: h.Driver, State: string(h.State),
-			LastError: h.LastError, LastErrorAt: h.LastErrorAt, LastGood: h.LastGood, Frozen: h.Frozen}
-	}
-	return out
-}
+// brokerStats and uplinkStatus adapt the components to the API's
+// interfaces (the poller's health and the uplink's status are the API's
+// types as they are).
 
 type brokerStats struct{ b *broker.Broker }
 
@@ -191,22 +181,11 @@ func (b brokerStats) LiveDevice(d store.Device) store.Device { return b.b.LiveDe
 
 func (b brokerStats) Probe(ctx context.Context) error { return b.b.Probe(ctx) }
 
-type uplinkStatus struct {
-	s   *uplink.Sender
-	clk *clock.Tracker
-}
+type uplinkStatus struct{ *uplink.Sender }
 
-func (u uplinkStatus) Status() httpapi.UplinkStatus {
-	s := u.s.Status()
-	c := u.clk.State()
-	return httpapi.UplinkStatus{State: s.State, OfflineSince: s.OfflineSince, LastSuccess: s.LastSuccess,
-		LastError: s.LastError, LastErrorAt: s.LastErrorAt, Backlog: s.Backlog, OldestUnsent: s.OldestUnsent,
-		DrainRate: s.DrainRate, EstimatedDrain: s.EstimatedDrain, Sent: s.Sent, Retries: s.Retries, DeadLettered: s.DeadLettered,
-		HeldForClock: s.HeldForClock, Held: holdWords(s.HeldForClock, c), HoldLeft: c.HoldLeft}
-}
-
+// RetryDeadLetter maps a full retry queue to the API's "try again shortly".
 func (u uplinkStatus) RetryDeadLetter(first uint64) error {
-	err := u.s.RetryDeadLetter(first)
+	err := u.Sender.RetryDeadLetter(first)
 	if errors.Is(err, uplink.ErrRetriesWaiting) {
 		return fmt.Errorf("%w: %v", httpapi.ErrBusy, err)
 	}

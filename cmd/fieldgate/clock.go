@@ -52,7 +52,7 @@ func newestSynced(st *store.Store, log *slog.Logger) time.Time {
 func clockInfo(t *clock.Tracker) func() httpapi.ClockInfo {
 	return func() httpapi.ClockInfo {
 		s := t.State()
-		ci := httpapi.ClockInfo{State: httpapi.ClockUnsynced, Reason: s.Reason, SyncedAt: s.SyncedAt, Step: s.Step}
+		ci := httpapi.ClockInfo{State: httpapi.ClockUnsynced, Reason: s.Reason, SyncedAt: s.SyncedAt, Step: s.Step, HoldLeft: s.HoldLeft}
 		if s.Synced {
 			ci.State = httpapi.ClockSynced
 		}

@@ -217,7 +217,7 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 		if sender != nil {
 			u := sender.Status()
 			attrs = append(attrs, "uplink", u.State, "backlog", u.Backlog)
-			if held := holdWords(u.HeldForClock, clk.State()); held != "" {
+			if held := uplink.HoldWords(u.HeldForClock, clk.State().HoldLeft); held != "" {
 				attrs = append(attrs, "held", held)
 			}
 		}
