@@ -9,18 +9,6 @@ import (
 // API answers 503 with Retry-After and the error's message.
 var ErrBusy = errors.New("busy")
 
-// BrokerStats is what the API reports of the MQTT broker.
-type BrokerStats struct {
-	Clients  int64  `json:"clients"`
-	Messages uint64 `json:"messages"`
-	Readings uint64 `json:"readings"`
-	// Rejected counts refused payloads, packets, logins and publishes.
-	Rejected uint64 `json:"rejected"`
-	// Refused breaks Rejected and the refused sockets down by reason
-	// ("login", "login_throttled", "acl", …), for /metrics.
-	Refused map[string]uint64 `json:"-"`
-}
-
 // ClockState says whether the system clock can be trusted.
 type ClockState string
 

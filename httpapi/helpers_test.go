@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"golang.org/x/crypto/bcrypt"
 
+	"fieldgate/broker"
 	"fieldgate/sensors"
 	"fieldgate/store"
 	"fieldgate/uplink"
@@ -32,12 +33,12 @@ func (f *fakeSensors) Health() []sensors.Health { return f.health }
 
 type fakeBroker struct {
 	mu           sync.Mutex
-	stats        BrokerStats
+	stats        broker.Stats
 	disconnected []string
 	probeErr     error
 }
 
-func (f *fakeBroker) Stats() BrokerStats                     { return f.stats }
+func (f *fakeBroker) Stats() broker.Stats                    { return f.stats }
 func (f *fakeBroker) Probe(context.Context) error            { return f.probeErr }
 func (f *fakeBroker) LiveDevice(d store.Device) store.Device { return d }
 func (f *fakeBroker) Disconnect(id string) {
@@ -87,7 +88,7 @@ func newEnv(t testing.TB, o Options) *env {
 	}
 	e := &env{t: t, st: st, now: t0, clock: ClockInfo{State: ClockSynced},
 		sensors: &fakeSensors{health: []sensors.Health{{Name: "lab", Source: "sim-lab", Driver: "sim", State: "ok", LastGood: t0}}},
-		broker:  &fakeBroker{stats: BrokerStats{Clients: 2, Messages: 10, Readings: 20}},
+		broker:  &fakeBroker{stats: broker.Stats{Clients: 2, Messages: 10, Readings: 20}},
 		uplink:  &fakeUplink{status: uplink.Status{State: "online"}, retry: func(uint64) error { return nil }},
 	}
 	var mu sync.Mutex

@@ -150,8 +150,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descClients, float64(m.Clients))
 		counter(descMessages, float64(m.Messages))
 		counter(descIngested, float64(m.Readings))
-		counter(descRejected, float64(m.Rejected))
-		for reason, n := range m.Refused {
+		counter(descRejected, float64(m.RejectedTotal()))
+		for reason, n := range m.Refused() {
 			counter(descRefused, float64(n), reason)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"fieldgate/broker"
 	"fieldgate/sensors"
 	"fieldgate/store"
 	"fieldgate/store/throttle"
@@ -26,7 +27,7 @@ type Sensors interface {
 
 // Broker is the embedded MQTT broker as the API sees it.
 type Broker interface {
-	Stats() BrokerStats
+	Stats() broker.Stats
 	// Disconnect closes a device's session, if it has one.
 	Disconnect(device string)
 	// LiveDevice applies what the broker saw but has not yet written to the

@@ -175,7 +175,7 @@ func (s *Server) status() (statusBody, error) {
 	if s.deps.Broker != nil {
 		m := s.deps.Broker.Stats()
 		b.Broker = brokerBody{Enabled: true, Clients: m.Clients, Messages: m.Messages, Readings: m.Readings,
-			Rejected: m.Rejected, MessagesPerSecond: s.rates.rate(now, m.Messages)}
+			Rejected: m.RejectedTotal(), MessagesPerSecond: s.rates.rate(now, m.Messages)}
 	}
 	devs, err := s.devices()
 	if err != nil {

@@ -39,7 +39,7 @@ func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker,
 		ValidateDeviceID: broker.ValidateDeviceID, NewDevicePassword: broker.NewPassword,
 	}
 	if mq != nil {
-		deps.Broker = brokerStats{mq}
+		deps.Broker = mq
 	}
 	if sender != nil {
 		deps.Uplink = uplinkStatus{sender}
@@ -155,32 +155,9 @@ func (c *commitFanout) committed(rs []store.Reading, took time.Duration) {
 	}
 }
 
-// brokerStats and uplinkStatus adapt the components to the API's
-// interfaces (the poller's health and the uplink's status are the API's
-// types as they are).
-
-type brokerStats struct{ b *broker.Broker }
-
-func (b brokerStats) Stats() httpapi.BrokerStats {
-	s := b.b.Stats()
-	refused := map[string]uint64{
-		"payload": s.Rejected, "login": s.AuthFailures, "login_throttled": s.AuthThrottled,
-		"connect_limited": s.ConnectLimited, "quantity_cap": s.QuantityCapped,
-		"acl": s.ACLDenied, "rate_limited": s.RateLimited, "store_failure": s.StoreFailures,
-		"malformed": s.Guard.Malformed, "oversized": s.Guard.Oversized,
-		"connect_timeout": s.Guard.ConnectTimeouts, "connection_limit": s.Guard.Refused,
-	}
-	return httpapi.BrokerStats{Clients: s.Clients, Messages: s.Messages, Readings: s.Readings,
-		Rejected: s.Rejected + s.AuthFailures + s.AuthThrottled + s.ConnectLimited + s.QuantityCapped + s.ACLDenied + s.RateLimited + s.Guard.Malformed + s.Guard.Oversized,
-		Refused:  refused}
-}
-
-func (b brokerStats) Disconnect(device string) { b.b.Disconnect(device) }
-
-func (b brokerStats) LiveDevice(d store.Device) store.Device { return b.b.LiveDevice(d) }
-
-func (b brokerStats) Probe(ctx context.Context) error { return b.b.Probe(ctx) }
-
+// uplinkStatus adapts the uplink to the API: its full retry queue is the
+// API's "try again shortly". The broker, the poller and the uplink's
+// status are the API's types as they are.
 type uplinkStatus struct{ *uplink.Sender }
 
 // RetryDeadLetter maps a full retry queue to the API's "try again shortly".

@@ -212,7 +212,7 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 		}
 		if mq != nil {
 			m := mq.Stats()
-			attrs = append(attrs, "mqtt_clients", m.Clients, "mqtt_rejected", m.Rejected+m.Guard.Malformed+m.Guard.Oversized)
+			attrs = append(attrs, "mqtt_clients", m.Clients, "mqtt_rejected", m.RejectedTotal())
 		}
 		if sender != nil {
 			u := sender.Status()
