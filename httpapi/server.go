@@ -101,6 +101,11 @@ type Options struct {
 	Now func() time.Time
 }
 
+// DefaultOptions returns what New uses for every zero field: the one place
+// the API's defaults are written (the daemon's configuration starts from
+// them).
+func DefaultOptions() Options { return Options{}.withDefaults() }
+
 func (o Options) withDefaults() Options {
 	if o.RateLimit <= 0 {
 		o.RateLimit = 20

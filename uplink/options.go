@@ -65,29 +65,21 @@ type Options struct {
 	Now func() time.Time
 }
 
+// DefaultOptions returns the batch sizes, intervals and timeouts New uses
+// for zero fields: the one place the uplink's defaults are written (the
+// daemon's configuration starts from them).
+func DefaultOptions() Options {
+	var o Options
+	o.defaultLimits()
+	return o
+}
+
 func (o Options) withDefaults() (Options, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return o, fmt.Errorf("uplink: url %q: want http(s)://host[:port][/path]", o.URL)
 	}
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&o.MaxReadings, 500)
-	def(&o.MaxBytes, 256<<10)
-	def(&o.InFlight, 3)
-	defD(&o.FlushInterval, time.Second)
-	defD(&o.BackoffBase, time.Second)
-	defD(&o.BackoffMax, 5*time.Minute)
-	defD(&o.AuthRetry, time.Minute)
-	defD(&o.Timeout, 30*time.Second)
+	o.defaultLimits()
 	if o.Version == "" {
 		o.Version = "dev"
 	}
@@ -109,4 +101,26 @@ func (o Options) withDefaults() (Options, error) {
 	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse } // see Sender.handle
 	o.Client = &cl
 	return o, nil
+}
+
+// defaultLimits fills the zero sizes, intervals and timeouts.
+func (o *Options) defaultLimits() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxReadings, 500)
+	def(&o.MaxBytes, 256<<10)
+	def(&o.InFlight, 3)
+	defD(&o.FlushInterval, time.Second)
+	defD(&o.BackoffBase, time.Second)
+	defD(&o.BackoffMax, 5*time.Minute)
+	defD(&o.AuthRetry, time.Minute)
+	defD(&o.Timeout, 30*time.Second)
 }

@@ -41,9 +41,12 @@ type APIConfig struct {
 	TLSSelfSigned bool   `yaml:"tls_self_signed"`
 }
 
+// defaultAPI is the API's own defaults (httpapi.DefaultOptions) on the
+// standard port, open to reads on the LAN.
 func defaultAPI() APIConfig {
-	return APIConfig{Listen: ":8080", OpenReads: true, MaxConnections: 128, RateLimit: 20, RateBurst: 60,
-		MaxBodySize: 64 << 10, SessionTTL: Duration(12 * time.Hour)}
+	o := httpapi.DefaultOptions()
+	return APIConfig{Listen: ":8080", OpenReads: true, MaxConnections: 128, RateLimit: o.RateLimit, RateBurst: o.RateBurst,
+		MaxBodySize: ByteSize(o.MaxBodyBytes), SessionTTL: Duration(o.SessionTTL)}
 }
 
 func validateAPI(a APIConfig, add func(path, format string, args ...any)) {

@@ -44,12 +44,15 @@ type MQTTConfig struct {
 	AllowAnonymous bool `yaml:"allow_anonymous"`
 }
 
+// defaultMQTT is the broker's own defaults (broker.DefaultOptions), on the
+// standard port.
 func defaultMQTT() MQTTConfig {
+	o := broker.DefaultOptions()
 	return MQTTConfig{
-		Listen: ":1883", MaxPacketSize: 16 << 10, MaxConnections: 500, MaxPending: 64,
-		ConnectTimeout: Duration(5 * time.Second), MaxKeepalive: Duration(10 * time.Minute),
-		PublishRate: 20, PublishBurst: 100, ConnectsPerMinute: 6, ConnectBurst: 10, MaxQuantitiesPerDevice: 64,
-		ReceiveMaximum: 32, MaxRetained: 1000,
+		Listen: ":1883", MaxPacketSize: ByteSize(o.Limits.MaxPacketSize), MaxConnections: o.Limits.MaxConnections,
+		MaxPending: o.Limits.MaxPending, ConnectTimeout: Duration(o.Limits.ConnectTimeout), MaxKeepalive: Duration(o.Limits.MaxKeepalive),
+		PublishRate: o.PublishRate, PublishBurst: o.PublishBurst, ConnectsPerMinute: o.ConnectsPerMinute, ConnectBurst: o.ConnectBurst,
+		MaxQuantitiesPerDevice: o.MaxQuantities, ReceiveMaximum: int(o.ReceiveMaximum), MaxRetained: o.MaxRetained,
 	}
 }
 

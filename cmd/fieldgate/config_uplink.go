@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"fieldgate/httpapi"
 	"fieldgate/uplink"
 )
 
@@ -51,12 +52,16 @@ func (s Secret) MarshalYAML() (any, error) {
 	return "[redacted]", nil
 }
 
+// defaultUplink is the uplink's own defaults (uplink.DefaultOptions), with
+// the backlog capped so that a long outage's drain leaves the Pi room to
+// breathe, and the API's autonomy warning.
 func defaultUplink() UplinkConfig {
+	o := uplink.DefaultOptions()
 	return UplinkConfig{
-		BatchMaxReadings: 500, BatchMaxSize: 256 << 10, InFlight: 3, BacklogRate: 5000,
-		FlushInterval: Duration(time.Second), BackoffBase: Duration(time.Second),
-		BackoffMax: Duration(5 * time.Minute), Timeout: Duration(30 * time.Second),
-		AutonomyWarning: Duration(7 * 24 * time.Hour),
+		BatchMaxReadings: o.MaxReadings, BatchMaxSize: ByteSize(o.MaxBytes), InFlight: o.InFlight, BacklogRate: 5000,
+		FlushInterval: Duration(o.FlushInterval), BackoffBase: Duration(o.BackoffBase),
+		BackoffMax: Duration(o.BackoffMax), Timeout: Duration(o.Timeout),
+		AutonomyWarning: Duration(httpapi.DefaultOptions().AutonomyWarning),
 	}
 }
 
