@@ -20,11 +20,16 @@ type activity struct {
 	devs map[string]*devActivity
 }
 
+// A devActivity holds deltas (counters, last error) that a flush moves to
+// the store and clears, and state (last seen, online, last reading,
+// interval) that stays in memory, so that the live view never falls back
+// to an older stored value while a flush is being written.
 type devActivity struct {
 	messages, readings, rejected uint64 // since the last flush
 	lastErr                      string
+	dirty                        bool // state changed since the last flush
 	lastSeen                     time.Time
-	online                       *bool     // a change not yet written
+	online                       *bool     // nil until a session or availability topic said
 	newest                       time.Time // newest reading time seen (not persisted)
 	sessions                     int       // live MQTT sessions
 	saidOffline                  bool      // its availability topic said "offline"
@@ -74,7 +79,7 @@ func (a *activity) message(id string, t time.Time, readings int, rejectErr error
 	d := a.get(id)
 	d.messages++
 	d.readings += uint64(readings)
-	d.lastSeen = t
+	d.lastSeen, d.dirty = t, true
 	if readings > 0 {
 		d.learn(t)
 	}
@@ -121,7 +126,7 @@ func (a *activity) reported(id string, online bool, t time.Time) {
 // changed marks the online state for the next flush. a.mu is held.
 func (d *devActivity) changed(t time.Time) {
 	online := d.sessions > 0 && !d.saidOffline
-	d.online, d.lastSeen = &online, t
+	d.online, d.lastSeen, d.dirty = &online, t, true
 }
 
 // newest returns the newest reading time seen from id, and records t if newer.
@@ -136,16 +141,23 @@ func (a *activity) newestReading(id string, t time.Time) time.Time {
 	return prev
 }
 
+// forget drops what was seen of device id (it was deleted).
+func (a *activity) forget(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.devs, id)
+}
+
 // flush writes the counters to the store and clears them.
 func (a *activity) flush(st DeviceUpdater) error {
 	a.mu.Lock()
 	pending := make(map[string]devActivity, len(a.devs))
 	for id, d := range a.devs {
-		if d.messages == 0 && d.online == nil && d.lastSeen.IsZero() {
+		if !d.dirty && d.messages == 0 {
 			continue
 		}
 		pending[id] = *d
-		d.messages, d.readings, d.rejected, d.online, d.lastErr, d.lastSeen = 0, 0, 0, nil, "", time.Time{}
+		d.messages, d.readings, d.rejected, d.lastErr, d.dirty = 0, 0, 0, "", false
 	}
 	a.mu.Unlock()
 	fns := make(map[string]func(*store.Device), len(pending))

@@ -307,6 +307,13 @@ func (b *Broker) Disconnect(device string) {
 	}
 }
 
+// Removed drops every connection of a deleted device and forgets what the
+// broker saw of it, so that a device added again under its id starts clean.
+func (b *Broker) Removed(device string) {
+	b.Disconnect(device)
+	b.activity.forget(device)
+}
+
 // LiveDevice returns a stored device with what the broker saw since its
 // last write to the store (every FlushInterval) applied: online state, last seen and
 // counters as of now.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"fieldgate/store"
 )
 
 // fakeClock is a settable Options.Now.
@@ -252,4 +254,50 @@ func TestSleepyNodeIsJudgedByItsReadings(t *testing.T) {
 		d, _ := st.Device("esp32-a")
 		return d.ReportInterval == 5*time.Minute
 	})
+}
+
+// TestLiveStateOutlastsAFlush: a flush used to clear the online state
+// before its write reached the store, so the live view read the older
+// stored "offline" in between. And a device removed and added again under
+// its id starts clean.
+func TestLiveStateOutlastsAFlush(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{FlushInterval: time.Hour}) // flushed by hand below
+	_, c := login(t, b, "127.0.0.1", 4, "node", "esp32-a", pw["esp32-a"])
+	waitSessions(t, b, "esp32-a", 1, 1)
+	gate := &gatedUpdater{st: st, entered: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- b.activity.flush(gate) }()
+	<-gate.entered // the flush took the activity and has not written it yet
+	d, _ := st.Device("esp32-a")
+	if !b.LiveDevice(d).Online {
+		t.Error("offline while a flush was being written")
+	}
+	close(gate.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	waitSessions(t, b, "esp32-a", 0, 0)
+
+	b.Removed("esp32-a")
+	if _, err := st.PutDevice(store.Device{ID: "esp32-a", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = st.Device("esp32-a")
+	if d = b.LiveDevice(d); !d.LastSeen.IsZero() || d.Online {
+		t.Errorf("a device added again shows its predecessor's activity: %+v", d)
+	}
+}
+
+// gatedUpdater holds UpdateDevices until released.
+type gatedUpdater struct {
+	st               DeviceUpdater
+	entered, release chan struct{}
+}
+
+func (g *gatedUpdater) UpdateDevices(fns map[string]func(*store.Device)) error {
+	close(g.entered)
+	<-g.release
+	return g.st.UpdateDevices(fns)
 }

@@ -230,7 +230,9 @@ func (s *Server) deleteDevice(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.disconnect(id)
+	if s.deps.Broker != nil {
+		s.deps.Broker.Removed(id)
+	}
 	s.log.Info("api device removed", "device", id, "by", who(c).User)
 	c.Status(http.StatusNoContent)
 }

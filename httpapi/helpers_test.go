@@ -46,6 +46,7 @@ func (f *fakeBroker) Disconnect(id string) {
 	defer f.mu.Unlock()
 	f.disconnected = append(f.disconnected, id)
 }
+func (f *fakeBroker) Removed(id string) { f.Disconnect(id) }
 
 type fakeUplink struct {
 	status  uplink.Status

@@ -30,6 +30,9 @@ type Broker interface {
 	Stats() broker.Stats
 	// Disconnect closes a device's session, if it has one.
 	Disconnect(device string)
+	// Removed closes a deleted device's sessions and forgets what the
+	// broker saw of it.
+	Removed(device string)
 	// LiveDevice applies what the broker saw but has not yet written to the
 	// store (online state, last seen, counters).
 	LiveDevice(d store.Device) store.Device
