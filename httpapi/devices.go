@@ -93,6 +93,24 @@ func (r *deviceRequest) validate() error {
 	return bad.err()
 }
 
+// deviceInput reads and checks a device request and, when it asks for
+// one, makes the new password (outside any transaction: bcrypt is slow).
+// On failure it has answered and ok is false.
+func (s *Server) deviceInput(c *gin.Context) (req deviceRequest, shown string, hash []byte, ok bool) {
+	err := decode(c, &req)
+	if err == nil {
+		err = req.validate()
+	}
+	if err == nil && req.ResetPassword {
+		shown, hash, err = s.deps.NewDevicePassword()
+	}
+	if err != nil {
+		s.fail(c, err)
+		return req, "", nil, false
+	}
+	return req, shown, hash, true
+}
+
 // putDevice creates (201, with a generated password shown once) or replaces
 // (200, password kept unless reset_password) a device.
 func (s *Server) putDevice(c *gin.Context) {
@@ -101,25 +119,11 @@ func (s *Server) putDevice(c *gin.Context) {
 		s.fail(c, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	var req deviceRequest
-	if err := decode(c, &req); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := req.validate(); err != nil {
-		s.fail(c, err)
+	req, shown, hash, ok := s.deviceInput(c)
+	if !ok {
 		return
 	}
 	admin := who(c).Role >= RoleAdmin
-	var shown string
-	var hash []byte
-	if req.ResetPassword {
-		var err error
-		if shown, hash, err = s.deps.NewDevicePassword(); err != nil {
-			s.fail(c, err)
-			return
-		}
-	}
 	var d store.Device
 	save := func(x *store.Device, exists bool) error {
 		if err := mayChangeAdmin(admin, *x, req.Admin); err != nil {
@@ -174,23 +178,9 @@ func (s *Server) putDevice(c *gin.Context) {
 }
 
 func (s *Server) patchDevice(c *gin.Context) {
-	var req deviceRequest
-	if err := decode(c, &req); err != nil {
-		s.fail(c, err)
+	req, shown, hash, ok := s.deviceInput(c)
+	if !ok {
 		return
-	}
-	if err := req.validate(); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var shown string
-	var hash []byte
-	if req.ResetPassword {
-		var err error
-		if shown, hash, err = s.deps.NewDevicePassword(); err != nil {
-			s.fail(c, err)
-			return
-		}
 	}
 	var d store.Device
 	admin := who(c).Role >= RoleAdmin
