@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -124,11 +123,11 @@ func fileSize(path string) (int64, error) {
 // checkFreeSpace refuses a compaction that could fill the disk: the copy may
 // need as much room as the original.
 func checkFreeSpace(dir string, need int64) error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("store: compact: statfs %s: %w", dir, err)
+	free, err := diskFree(dir)
+	if err != nil {
+		return fmt.Errorf("store: compact: %w", err)
 	}
-	if free := int64(st.Bavail) * int64(st.Bsize); free < need+need/10 {
+	if free < need+need/10 {
 		return fmt.Errorf("store: compact: %s free in %s, need %s", fmtSize(free), dir, fmtSize(need+need/10))
 	}
 	return nil

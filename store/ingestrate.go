@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -65,11 +66,12 @@ func (s *Store) bytesPerReading() float64 {
 	return float64(s.boltUsed.Load()) / float64(inBolt)
 }
 
-// diskFree is how many bytes the store's file system has free for it.
-func diskFree(dir string) int64 {
+// diskFree is how many bytes the file system holding dir has free for an
+// unprivileged writer.
+func diskFree(dir string) (int64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	return int64(st.Bavail) * int64(st.Bsize)
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
