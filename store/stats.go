@@ -73,8 +73,9 @@ func (s *Store) Stats() Stats {
 
 		BytesPerReading: s.bytesPerReading(),
 	}
-	st.DiskFree, _ = diskFree(filepath.Dir(s.opts.Path)) // 0, unknown, if the file system cannot say
-	_ = s.view(func(tx *bolt.Tx) error {                 // a closed store has no count to add
+	// 0, unknown, if the file system cannot say.
+	st.DiskFree, _ = diskFree(filepath.Dir(s.opts.Path))
+	_ = s.view(func(tx *bolt.Tx) error { // a closed store has no count to add
 		st.TornTails = getUint(tx.Bucket(bMeta), kTornTails)
 		return nil
 	})
