@@ -9,15 +9,10 @@
 package sink
 
 import (
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -65,9 +60,9 @@ type Sink struct {
 	// Token is the bearer token required; empty accepts any.
 	Token string
 
+	inj      *Injector
 	mu       sync.Mutex
 	faults   Faults
-	rng      *rand.Rand
 	batches  map[string][32]byte // idempotency key → body hash
 	readings map[string]wire.ReadingBody
 	received map[string]time.Time // reading id → when it first arrived
@@ -76,10 +71,9 @@ type Sink struct {
 
 // New returns an empty sink requiring token (empty: any).
 func New(token string) *Sink {
-	return &Sink{
-		Token: token, rng: rand.New(rand.NewPCG(1, 2)),
-		batches: map[string][32]byte{}, readings: map[string]wire.ReadingBody{}, received: map[string]time.Time{},
-	}
+	s := &Sink{Token: token, batches: map[string][32]byte{}, readings: map[string]wire.ReadingBody{}, received: map[string]time.Time{}}
+	s.inj = Inject(http.HandlerFunc(s.serve))
+	return s
 }
 
 // SetFaults replaces the faults injected from now on.
@@ -87,6 +81,7 @@ func (s *Sink) SetFaults(f Faults) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = f
+	s.inj.SetFaults(f)
 }
 
 // SetToken changes the token required from now on.
@@ -98,9 +93,13 @@ func (s *Sink) SetToken(token string) {
 
 // Stats returns the counts so far.
 func (s *Sink) Stats() Stats {
+	injected, dropped := s.inj.Injected()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	st.Requests += injected - dropped // the rest reached the sink
+	st.Refused += injected
+	return st
 }
 
 // Readings returns every reading stored, by id ("gateway:seq").
@@ -120,7 +119,10 @@ func (s *Sink) Received() map[string]time.Time {
 var batchPath = regexp.MustCompile(`^/v1/gateways/([A-Za-z0-9._-]+)/batches/([0-9]+)-([0-9]+)$`)
 
 // ServeHTTP handles one batch PUT, and GET /stats.
-func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.inj.ServeHTTP(w, r) }
+
+// serve is the sink behind its fault injector.
+func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Stats()) // a failed write is the client's problem
@@ -130,11 +132,6 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.stats.Requests++
 	f, token := s.faults, s.Token
 	s.mu.Unlock()
-	roll := func() float64 {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.rng.Float64()
-	}
 
 	m := batchPath.FindStringSubmatch(r.URL.Path)
 	switch {
@@ -149,29 +146,15 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusUnauthorized, "bad or missing bearer token")
 		return
 	}
-	if f.Down {
-		s.hangUp(w, false)
-		return
-	}
-	if f.Unavailable > 0 && roll() < f.Unavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Seconds())))
-		s.refuse(w, http.StatusServiceUnavailable, "injected: unavailable")
-		return
-	}
-	if f.Reset > 0 && roll() < f.Reset {
-		_, _ = io.CopyN(io.Discard, r.Body, 100) // part of the body, then cut
-		s.hangUp(w, true)
-		return
-	}
 	gw := m[1]
 	first, _ := strconv.ParseUint(m[2], 10, 64)
 	last, _ := strconv.ParseUint(m[3], 10, 64)
-	raw, body, status, msg := readBody(r)
-	if status != 0 {
-		s.refuse(w, status, msg)
+	raw, body, err := wire.DecodeRequest(r, wire.Limits{Body: 64 << 20, JSON: 256 << 20})
+	if err != nil {
+		s.refuse(w, err.(*wire.DecodeError).Status, err.Error())
 		return
 	}
-	if msg := check(body, gw, first, last, r.Header.Get("Idempotency-Key")); msg != "" {
+	if msg := body.Check(gw, first, last, r.Header.Get("Idempotency-Key")); msg != "" {
 		s.refuse(w, http.StatusBadRequest, msg)
 		return
 	}
@@ -191,58 +174,8 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusConflict, "this batch key was received before with a different body")
 		return
 	}
-	if f.DropResponse > 0 && roll() < f.DropResponse {
-		s.hangUp(w, false)
-		return
-	}
-	if f.Delay > 0 {
-		time.Sleep(f.Delay)
-	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"accepted":%d}`+"\n", len(body.Readings))
-}
-
-// readBody gunzips and decodes the body; status is non-zero on failure.
-func readBody(r *http.Request) (raw []byte, body wire.BatchBody, status int, msg string) {
-	if r.Header.Get("Content-Encoding") != "gzip" {
-		return nil, body, http.StatusUnsupportedMediaType, "Content-Encoding must be gzip"
-	}
-	compressed, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-	if err != nil {
-		return nil, body, http.StatusBadRequest, "reading body: " + err.Error()
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(compressed))
-	if err != nil {
-		return nil, body, http.StatusBadRequest, "body is not gzip: " + err.Error()
-	}
-	js, err := io.ReadAll(io.LimitReader(zr, 256<<20))
-	if err != nil {
-		return nil, body, http.StatusBadRequest, "body is not gzip: " + err.Error()
-	}
-	if err := json.Unmarshal(js, &body); err != nil {
-		return nil, body, http.StatusBadRequest, "body is not a batch: " + err.Error()
-	}
-	return compressed, body, 0, ""
-}
-
-// check verifies that the body matches its URL and key.
-func check(b wire.BatchBody, gw string, first, last uint64, key string) string {
-	switch {
-	case b.Gateway != gw || b.FirstSeq != first || b.LastSeq != last:
-		return "body's gateway and bounds differ from the URL's"
-	case key != wire.IdempotencyKey(gw, first, last):
-		return "Idempotency-Key differs from the URL"
-	case len(b.Readings) == 0:
-		return "empty batch"
-	}
-	prev := uint64(0)
-	for _, rd := range b.Readings {
-		if rd.Seq < first || rd.Seq > last || rd.Seq <= prev {
-			return fmt.Sprintf("reading %d is out of order or outside %d-%d", rd.Seq, first, last)
-		}
-		prev = rd.Seq
-	}
-	return ""
 }
 
 // store records the batch and its readings; it reports a conflict when the
@@ -288,20 +221,5 @@ func (s *Sink) refuse(w http.ResponseWriter, status int, msg string) {
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"errors":[{"code":%d,"message":%q}]}`+"\n", status, msg)
-}
-
-// hangUp closes the connection without a response; reset sends a TCP RST.
-func (s *Sink) hangUp(w http.ResponseWriter, reset bool) {
-	s.mu.Lock()
-	s.stats.Refused++
-	s.mu.Unlock()
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler) // HTTP/2: abort the stream instead
-	}
-	if tc, ok := conn.(*net.TCPConn); ok && reset {
-		_ = tc.SetLinger(0)
-	}
-	_ = conn.Close() // the point is to drop it
+	_, _ = w.Write(wire.ErrorBody(status, msg)) // a failed write is the client's problem
 }

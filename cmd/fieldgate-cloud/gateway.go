@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"fieldgate/uplink/cloud"
+)
+
+// gateway runs "gateway add|list|rotate|remove".
+func gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("gateway: want add, list, rotate or remove")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("fieldgate-cloud gateway "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dbURL := databaseFlag(fs)
+	name := fs.String("name", "", "a name for people (add)")
+	id, err := parseWithID(fs, args, sub != "list")
+	if err != nil {
+		return err
+	}
+	if err := needDatabase(*dbURL); err != nil {
+		return err
+	}
+	db, err := openMigrated(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch sub {
+	case "add":
+		tok, err := db.AddGateway(ctx, id, *name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added gateway %s; its token (shown only now; set it as the gateway's uplink.token):\n%s\n", id, tok)
+	case "rotate":
+		tok, err := db.RotateGateway(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "new token for gateway %s (the old one no longer works):\n%s\n", id, tok)
+	case "remove":
+		if err := db.RemoveGateway(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed gateway %s; its readings stay\n", id)
+	case "list":
+		gws, err := db.Gateways(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tADDED\tLAST SEEN")
+		for _, g := range gws {
+			seen := "never"
+			if g.LastSeen != nil {
+				seen = g.LastSeen.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.ID, g.Name, g.Created.UTC().Format(time.RFC3339), seen)
+		}
+		return tw.Flush()
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("gateway: unknown command %q", sub)
+	}
+	return nil
+}
+
+// parseWithID parses flags around one positional gateway id (wanted or not).
+func parseWithID(fs *flag.FlagSet, args []string, wantID bool) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	var id string
+	if rest := fs.Args(); len(rest) > 0 && wantID {
+		id = rest[0]
+		if err := fs.Parse(rest[1:]); err != nil { // flags after the id
+			return "", err
+		}
+	}
+	switch {
+	case wantID && id == "":
+		return "", fmt.Errorf("%s: want a gateway id", fs.Name())
+	case fs.NArg() > 0:
+		return "", fmt.Errorf("%s: unexpected %q", fs.Name(), fs.Arg(0))
+	}
+	return id, nil
+}
+
+// openMigrated opens the database and brings its schema up to date.
+func openMigrated(ctx context.Context, url string) (*cloud.DB, error) {
+	db, err := cloud.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}

@@ -1,0 +1,139 @@
+package cloud
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"fieldgate/uplink/wire"
+)
+
+// Outcome is what storing a batch did.
+type Outcome int
+
+// What storing a batch can do.
+const (
+	// Stored: the batch is new and committed.
+	Stored Outcome = iota
+	// Replay: the same batch was stored before; nothing changed.
+	Replay
+	// Conflict: the same bounds were stored before with other readings.
+	Conflict
+)
+
+// Result is the outcome of StoreBatch.
+type Result struct {
+	Outcome Outcome
+	// New is how many readings were inserted; the rest of a stored batch
+	// were there already (an overlapping batch sent them).
+	New int
+}
+
+// An InvalidError is a batch the database cannot hold as it is (the
+// contract's 422): a seq beyond 2^63-1, a bad time or clock, text with NUL.
+type InvalidError struct{ Msg string }
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+// maxText is the longest source, quantity or unit stored.
+const maxText = 256
+
+// columns are a batch's readings as arrays, one per column, for unnest.
+type columns struct {
+	seq                           []int64
+	source, quantity, unit, clock []string
+	value                         []float64
+	time                          []time.Time
+}
+
+// toColumns validates b's readings and turns them into columns.
+func toColumns(b wire.BatchBody) (columns, error) {
+	n := len(b.Readings)
+	if b.LastSeq > math.MaxInt64 {
+		return columns{}, &InvalidError{fmt.Sprintf("last_seq %d is beyond 2^63-1", b.LastSeq)}
+	}
+	c := columns{make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]float64, n), make([]time.Time, n)}
+	for i, r := range b.Readings {
+		t, err := time.Parse(time.RFC3339Nano, r.Time)
+		switch {
+		case err != nil:
+			return c, &InvalidError{fmt.Sprintf("reading %d: time %q is not RFC 3339", r.Seq, r.Time)}
+		case r.Clock != "synced" && r.Clock != "unsynced":
+			return c, &InvalidError{fmt.Sprintf("reading %d: clock %q is neither synced nor unsynced", r.Seq, r.Clock)}
+		case !storable(r.Source) || !storable(r.Quantity) || !storable(r.Unit):
+			return c, &InvalidError{fmt.Sprintf("reading %d: source, quantity and unit must be UTF-8 without NUL, at most %d bytes", r.Seq, maxText)}
+		case r.Source == "" || r.Quantity == "":
+			return c, &InvalidError{fmt.Sprintf("reading %d: source and quantity must not be empty", r.Seq)}
+		}
+		c.seq[i], c.source[i], c.quantity[i], c.unit[i], c.clock[i], c.value[i], c.time[i] =
+			int64(r.Seq), r.Source, r.Quantity, r.Unit, r.Clock, r.Value, t
+	}
+	return c, nil
+}
+
+func storable(s string) bool {
+	return len(s) <= maxText && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// digest identifies a batch's content: the SHA-256 of its readings encoded
+// again, so equal readings match whatever compression or spacing carried
+// them.
+func digest(b wire.BatchBody) []byte {
+	js, _ := json.Marshal(b.Readings) // decoded readings always encode
+	h := sha256.Sum256(js)
+	return h[:]
+}
+
+// storeSQL records the batch and inserts its readings in one statement, so
+// both commit together; the readings are inserted only when the batch is
+// new. It returns how many batch rows and readings were inserted.
+const storeSQL = `
+WITH batch AS (
+	INSERT INTO batches (gateway_id, first_seq, last_seq, readings, digest)
+	VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (gateway_id, first_seq, last_seq) DO NOTHING
+	RETURNING 1
+), added AS (
+	INSERT INTO readings (gateway_id, seq, source, quantity, value, unit, time, clock)
+	SELECT $1, r.* FROM unnest($6::bigint[], $7::text[], $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::text[])
+		AS r(seq, source, quantity, value, unit, time, clock)
+	WHERE EXISTS (SELECT 1 FROM batch)
+	ON CONFLICT (gateway_id, seq) DO NOTHING
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)`
+
+// StoreBatch stores batch b, which must have passed b.Check. It returns
+// once the batch is committed, or found stored before.
+func (d *DB) StoreBatch(ctx context.Context, b wire.BatchBody) (Result, error) {
+	c, err := toColumns(b)
+	if err != nil {
+		return Result{}, err
+	}
+	sum := digest(b)
+	var batches, added int
+	err = d.pool.QueryRow(ctx, storeSQL, b.Gateway, int64(b.FirstSeq), int64(b.LastSeq), len(b.Readings), sum,
+		c.seq, c.source, c.quantity, c.value, c.unit, c.time, c.clock).Scan(&batches, &added)
+	if err != nil {
+		return Result{}, err
+	}
+	if batches == 1 {
+		return Result{Outcome: Stored, New: added}, nil
+	}
+	var stored []byte
+	err = d.pool.QueryRow(ctx, "SELECT digest FROM batches WHERE gateway_id = $1 AND first_seq = $2 AND last_seq = $3",
+		b.Gateway, int64(b.FirstSeq), int64(b.LastSeq)).Scan(&stored)
+	if err != nil {
+		return Result{}, err
+	}
+	if !bytes.Equal(stored, sum) {
+		return Result{Outcome: Conflict}, nil
+	}
+	return Result{Outcome: Replay}, nil
+}

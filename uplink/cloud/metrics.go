@@ -1,0 +1,45 @@
+package cloud
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the receiver's Prometheus metrics.
+type metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	batches    *prometheus.CounterVec
+	readings   prometheus.Counter
+	duplicates prometheus.Counter
+	dbErrors   prometheus.Counter
+	latency    prometheus.Histogram
+	inFlight   prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fieldgate_cloud_requests_total",
+			Help: "Batch requests answered, by HTTP status."}, []string{"code"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fieldgate_cloud_batches_total",
+			Help: "Batches by outcome: stored (new), replay (stored before, same readings), conflict (stored before, other readings: 409)."}, []string{"outcome"}),
+		readings: prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldgate_cloud_readings_stored_total",
+			Help: "Readings inserted."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldgate_cloud_readings_duplicate_total",
+			Help: "Readings of new batches that were stored already (overlapping batches)."}),
+		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldgate_cloud_database_errors_total",
+			Help: "Requests answered 503 because the database failed or was too slow."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldgate_cloud_batch_seconds",
+			Help:    "Time from request to commit of stored batches.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fieldgate_cloud_requests_in_flight",
+			Help: "Batch requests being handled now."}),
+	}
+	for _, o := range []string{"stored", "replay", "conflict"} {
+		m.batches.WithLabelValues(o) // present at zero
+	}
+	m.reg.MustRegister(m.requests, m.batches, m.readings, m.duplicates, m.dbErrors, m.latency, m.inFlight,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

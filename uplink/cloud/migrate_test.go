@@ -1,0 +1,72 @@
+package cloud
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+)
+
+// TestMigratesFromTheFirstSchema opens a database left at schema version 1
+// with a gateway and its readings in it: the receiver brings it to the
+// current version and everything keeps working.
+func TestMigratesFromTheFirstSchema(t *testing.T) {
+	r := newReceiverAt(t, 1)
+	if from, to, err := r.db.Migrate(t.Context()); err != nil || from != 1 || to != SchemaVersion() {
+		t.Fatalf("migrate: from %d to %d, %v; want 1 to %d", from, to, err, SchemaVersion())
+	}
+	if a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1, 2), nil); a.status != http.StatusOK {
+		t.Fatalf("replay of the batch stored under version 1: %+v", a)
+	}
+	if a := r.put(r.tokens["gw-a"], batch("gw-a", 3, 3), nil); a.status != http.StatusOK {
+		t.Fatalf("a new batch: %+v", a)
+	}
+	if n := r.count("SELECT count(*) FROM readings WHERE gateway_id = 'gw-a'"); n != 3 {
+		t.Errorf("%d readings, want 3", n)
+	}
+	if n := r.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'readings_series'"); n != 1 {
+		t.Error("the series index was not created")
+	}
+	if from, to, err := r.db.Migrate(t.Context()); err != nil || from != to {
+		t.Errorf("a second migration: from %d to %d, %v; want nothing to do", from, to, err)
+	}
+}
+
+// newReceiverAt is a receiver whose database was built at schema version v
+// by an older receiver, with gateway gw-a and its batch 1-2 in it.
+func newReceiverAt(t *testing.T, v int) *receiver {
+	t.Helper()
+	r := newReceiver(t, Options{})
+	ctx := t.Context()
+	if _, err := r.db.pool.Exec(ctx, "DROP TABLE readings, batches, gateways, fieldgate_schema"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.db.migrateTo(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	tok, hash := newToken()
+	r.tokens["gw-a"] = tok
+	b := batch("gw-a", 1, 1, 2)
+	_, err := r.db.pool.Exec(ctx, "INSERT INTO gateways (id, token_hash) VALUES ('gw-a', $1)", hash)
+	if err == nil {
+		_, err = r.db.pool.Exec(ctx, "INSERT INTO batches VALUES ('gw-a', 1, 2, 2, $1, now())", digest(b))
+	}
+	if err == nil {
+		_, err = r.db.pool.Exec(ctx, `INSERT INTO readings (gateway_id, seq, source, quantity, value, unit, time, clock)
+			VALUES ('gw-a', 1, 'esp32-a', 'temperature', 1, 'Cel', '2026-11-22T10:00:00.5Z', 'synced'),
+			       ('gw-a', 2, 'esp32-a', 'temperature', 2, 'Cel', '2026-11-22T10:00:01.5Z', 'synced')`)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRefusesANewerSchema(t *testing.T) {
+	r := newReceiver(t, Options{})
+	if _, err := r.db.pool.Exec(t.Context(), "INSERT INTO fieldgate_schema (version, name) VALUES ($1, 'from the future')", SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.db.Migrate(t.Context()); !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("migrate a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+}

@@ -1,0 +1,243 @@
+package cloud
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/uplink/wire"
+)
+
+func TestStoresABatchOnceAndAnswersItsReplaysAlike(t *testing.T) {
+	r := newReceiver(t, Options{})
+	b := batch("gw-a", 1, 21.5, 21.75, -3)
+	first := r.put(r.tokens["gw-a"], b, nil)
+	if first.status != http.StatusOK || strings.TrimSpace(first.body) != `{"accepted":3}` {
+		t.Fatalf("first PUT: %+v", first)
+	}
+	for range 3 {
+		if again := r.put(r.tokens["gw-a"], b, nil); again != first {
+			t.Fatalf("replay answered %+v, first answer %+v", again, first)
+		}
+	}
+	if n := r.count("SELECT count(*) FROM readings"); n != 3 {
+		t.Fatalf("%d readings stored, want 3", n)
+	}
+	var value float64
+	var tm time.Time
+	var source, quantity, unit, clock string
+	err := r.db.pool.QueryRow(t.Context(), "SELECT source, quantity, value, unit, time, clock FROM readings WHERE gateway_id = 'gw-a' AND seq = 2").
+		Scan(&source, &quantity, &value, &unit, &tm, &clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2026, 11, 22, 10, 0, 1, 500_000_000, time.UTC)
+	if source != "esp32-a" || quantity != "temperature" || value != 21.75 || unit != "Cel" || !tm.Equal(want) || clock != "synced" {
+		t.Errorf("reading 2 stored as %s %s %v %s %v %s", source, quantity, value, unit, tm, clock)
+	}
+	if got := r.metric(`fieldgate_cloud_batches_total{outcome="replay"}`); got != "3" {
+		t.Errorf("replays counted: %s, want 3", got)
+	}
+	if got := r.metric("fieldgate_cloud_readings_stored_total"); got != "3" {
+		t.Errorf("readings counted: %s, want 3", got)
+	}
+}
+
+func TestSameBoundsWithOtherReadingsIsAConflict(t *testing.T) {
+	r := newReceiver(t, Options{})
+	if a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1, 2), nil); a.status != http.StatusOK {
+		t.Fatalf("first: %+v", a)
+	}
+	a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1, 99), nil)
+	if a.status != http.StatusConflict || !strings.Contains(a.body, `"code":409`) {
+		t.Fatalf("other readings under the same bounds: %+v, want 409", a)
+	}
+	if n := r.count("SELECT count(*) FROM readings WHERE value = 99"); n != 0 {
+		t.Error("the second body's readings were stored")
+	}
+	if got := r.metric(`fieldgate_cloud_batches_total{outcome="conflict"}`); got != "1" {
+		t.Errorf("conflicts counted: %s, want 1", got)
+	}
+}
+
+func TestOverlappingBatchesStoreEachReadingOnce(t *testing.T) {
+	r := newReceiver(t, Options{})
+	for _, b := range []wire.BatchBody{batch("gw-a", 1, 1, 2, 3), batch("gw-a", 2, 2, 3, 4, 5), batch("gw-b", 1, 7)} {
+		if a := r.put(r.tokens[b.Gateway], b, nil); a.status != http.StatusOK {
+			t.Fatalf("%s %d-%d: %+v", b.Gateway, b.FirstSeq, b.LastSeq, a)
+		}
+	}
+	if n := r.count("SELECT count(*) FROM readings WHERE gateway_id = 'gw-a'"); n != 5 {
+		t.Errorf("gw-a: %d readings, want 5", n)
+	}
+	if n := r.count("SELECT count(*) FROM readings WHERE gateway_id = 'gw-b'"); n != 1 {
+		t.Errorf("gw-b: %d readings, want 1 (same seq as gw-a's, another gateway)", n)
+	}
+	if got := r.metric("fieldgate_cloud_readings_duplicate_total"); got != "2" {
+		t.Errorf("duplicates counted: %s, want 2", got)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	r := newReceiver(t, Options{})
+	b := batch("gw-a", 1, 1)
+	if a := r.put("", b, nil); a.status != http.StatusUnauthorized {
+		t.Errorf("no token: %+v", a)
+	}
+	if a := r.put("fgc_guess", b, nil); a.status != http.StatusUnauthorized {
+		t.Errorf("unknown token: %+v", a)
+	}
+	if a := r.put(r.tokens["gw-b"], b, nil); a.status != http.StatusForbidden {
+		t.Errorf("another gateway's token: %+v", a)
+	}
+	old := r.tokens["gw-a"]
+	rotated, err := r.db.RotateGateway(t.Context(), "gw-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := r.put(old, b, nil); a.status != http.StatusUnauthorized {
+		t.Errorf("rotated-out token: %+v", a)
+	}
+	if a := r.put(rotated, b, nil); a.status != http.StatusOK {
+		t.Errorf("new token: %+v", a)
+	}
+	gws, err := r.db.Gateways(t.Context())
+	if err != nil || len(gws) != 2 || gws[0].ID != "gw-a" || gws[0].LastSeen == nil || gws[1].LastSeen != nil {
+		t.Errorf("gateways: %+v, %v (gw-a seen, gw-b not)", gws, err)
+	}
+	if err := r.db.RemoveGateway(t.Context(), "gw-a"); err != nil {
+		t.Fatal(err)
+	}
+	if a := r.put(rotated, b, nil); a.status != http.StatusUnauthorized {
+		t.Errorf("removed gateway's token: %+v", a)
+	}
+	if n := r.count("SELECT count(*) FROM readings WHERE gateway_id = 'gw-a'"); n != 1 {
+		t.Errorf("removing the gateway left %d readings, want its 1", n)
+	}
+	if _, err := r.db.AddGateway(t.Context(), "gw-b", ""); err == nil {
+		t.Error("a second gw-b was added")
+	}
+	if _, err := r.db.AddGateway(t.Context(), "no spaces", ""); err == nil {
+		t.Error("an id outside the contract's pattern was added")
+	}
+}
+
+func TestRefusesWhatItCannotStore(t *testing.T) {
+	r := newReceiver(t, Options{MaxReadings: 3, MaxBody: 4096})
+	tok := r.tokens["gw-a"]
+	big := batch("gw-a", 1, make([]float64, 400)...)
+	for i := range big.Readings {
+		big.Readings[i].Source = fmt.Sprintf("noise-%d-%x", i, i*7919) // hard to compress
+	}
+	nul := batch("gw-a", 1, 1)
+	nul.Readings[0].Source = "a\x00b"
+	badClock := batch("gw-a", 1, 1)
+	badClock.Readings[0].Clock = "maybe"
+	badTime := batch("gw-a", 1, 1)
+	badTime.Readings[0].Time = "yesterday"
+	huge := wire.BatchBody{Gateway: "gw-a", FirstSeq: 1 << 63, LastSeq: 1 << 63,
+		Readings: []wire.ReadingBody{{Seq: 1 << 63, Source: "s", Quantity: "q", Unit: "u", Time: "2026-01-01T00:00:00Z", Clock: "synced"}}}
+	for _, tc := range []struct {
+		name string
+		b    wire.BatchBody
+		mod  func(*http.Request)
+		want int
+	}{
+		{"too many readings", batch("gw-a", 1, 1, 2, 3, 4), nil, http.StatusRequestEntityTooLarge},
+		{"too many bytes", big, nil, http.StatusRequestEntityTooLarge},
+		{"not gzip", batch("gw-a", 1, 1), func(q *http.Request) { q.Header.Del("Content-Encoding") }, http.StatusUnsupportedMediaType},
+		{"key differs from the URL", batch("gw-a", 1, 1), func(q *http.Request) { q.Header.Set("Idempotency-Key", "gw-a:1-9") }, http.StatusBadRequest},
+		{"body differs from the URL", batch("gw-a", 1, 1), func(q *http.Request) { q.URL.Path = "/v1/gateways/gw-a/batches/1-2" }, http.StatusBadRequest},
+		{"NUL in a source", nul, nil, http.StatusUnprocessableEntity},
+		{"unknown clock", badClock, nil, http.StatusUnprocessableEntity},
+		{"bad time", badTime, nil, http.StatusUnprocessableEntity},
+		{"seq beyond bigint", huge, nil, http.StatusUnprocessableEntity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := put(t, r.srv, tok, tc.b, tc.mod)
+			if a.status != tc.want || !strings.Contains(a.body, fmt.Sprintf(`"code":%d`, tc.want)) {
+				t.Errorf("%+v, want %d in the contract's error shape", a, tc.want)
+			}
+		})
+	}
+	if n := r.count("SELECT count(*) FROM readings"); n != 0 {
+		t.Errorf("%d readings of refused batches stored", n)
+	}
+}
+
+// TestDatabaseDownIs503 stops PostgreSQL: every batch is refused with 503
+// and Retry-After, /readyz says so, and after a restart the same batch is
+// stored.
+func TestDatabaseDownIs503(t *testing.T) {
+	pg := pgtest.Start(t)
+	r := newReceiverOn(t, pg.URL("postgres"), Options{RetryAfter: 3 * time.Second, Timeout: 2 * time.Second})
+	b := batch("gw-a", 1, 1, 2)
+	pg.Stop()
+	a := r.put(r.tokens["gw-a"], b, nil)
+	if a.status != http.StatusServiceUnavailable || a.retryAfter != "3" {
+		t.Fatalf("database down: %+v, want 503 with Retry-After 3", a)
+	}
+	if w := get(r.srv, "/readyz"); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database down: %d", w.Code)
+	}
+	if w := get(r.srv, "/healthz"); w.Code != http.StatusOK {
+		t.Errorf("/healthz with the database down: %d (the process is fine)", w.Code)
+	}
+	if err := pg.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if a := r.put(r.tokens["gw-a"], b, nil); a.status != http.StatusOK {
+		t.Fatalf("after restart: %+v", a)
+	}
+	if w := get(r.srv, "/readyz"); w.Code != http.StatusOK {
+		t.Errorf("/readyz after restart: %d", w.Code)
+	}
+	if n := r.count("SELECT count(*) FROM readings"); n != 2 {
+		t.Errorf("%d readings, want 2", n)
+	}
+}
+
+// TestReplicasStoreOnce sends the same batches to two receivers on one
+// database at once, as a gateway's retries through a load balancer would.
+func TestReplicasStoreOnce(t *testing.T) {
+	r := newReceiver(t, Options{})
+	db2, err := Open(t.Context(), r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	replicas := []*Server{r.srv, NewServer(db2, Options{})}
+	var wg sync.WaitGroup
+	answers := make(chan answer, 200)
+	for i := range 8 {
+		wg.Go(func() {
+			for n := range 25 {
+				answers <- put(t, replicas[i%2], r.tokens["gw-a"], batch("gw-a", uint64(n*10+1), float64(n), 1, 2), nil)
+			}
+		})
+	}
+	wg.Wait()
+	close(answers)
+	for a := range answers {
+		if a.status != http.StatusOK || strings.TrimSpace(a.body) != `{"accepted":3}` {
+			t.Fatalf("answer %+v", a)
+		}
+	}
+	if n := r.count("SELECT count(*) FROM readings"); n != 75 {
+		t.Errorf("%d readings, want 75", n)
+	}
+	if n := r.count("SELECT count(*) FROM batches"); n != 25 {
+		t.Errorf("%d batches, want 25", n)
+	}
+}
+
+func get(h http.Handler, path string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+	return w
+}
