@@ -65,7 +65,9 @@ func NewServer(db *DB, opt Options) *Server {
 	}
 	s := &Server{db: db, opt: opt, m: newMetrics(), mux: http.NewServeMux(), warn: rate.Sometimes{First: 10, Interval: time.Second}}
 	s.mux.HandleFunc("/v1/gateways/{gateway}/batches/{bounds}", s.putBatch)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +196,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg 
 	w.WriteHeader(status)
 	_, _ = w.Write(wire.ErrorBody(status, msg)) // a failed write is the client's problem
 	if status != http.StatusServiceUnavailable {
-		s.warn.Do(func() { s.opt.Logger.Info("refused", "status", status, "path", r.URL.Path, "from", r.RemoteAddr, "reason", msg) })
+		s.warn.Do(func() {
+			s.opt.Logger.Info("refused", "status", status, "path", r.URL.Path, "from", r.RemoteAddr, "reason", msg)
+		})
 	}
 }
 
