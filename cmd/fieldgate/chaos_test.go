@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,7 +45,7 @@ type chaosRun struct {
 	t        *testing.T
 	bin, cfg string
 	dataDir  string
-	cloud    *sink.Sink
+	cloud    chaosCloud
 	d        *runningDaemon
 	exited   chan error    // the current daemon's exit
 	killed   atomic.Bool   // the current daemon was SIGKILLed: start another
@@ -68,10 +67,13 @@ type chaosSample struct {
 	acknowledgedByThen int
 }
 
-// TestChaos runs one daemon with the reference receiver as its cloud and a
-// fleet of registered nodes publishing QoS 1, and injects faults on a
-// schedule: SIGKILL and restart; the cloud down, slow, answering 503 with
-// Retry-After, resetting connections, dropping responses after committing;
+// TestChaos runs one daemon with the reference receiver as its cloud (two
+// fieldgate-cloud replicas on PostgreSQL; the in-memory sink where
+// PostgreSQL is not installed) and a fleet of registered nodes publishing
+// QoS 1, and injects faults on a schedule: SIGKILL and restart; the cloud
+// down, slow, answering 503 with Retry-After, resetting connections,
+// dropping responses after committing, a receiver SIGKILLed, PostgreSQL
+// restarted;
 // the store's disk filled and freed; the descriptor limit held at what the
 // daemon has open (every accept fails); throughout, a rogue device sends
 // malformed packets, bad payloads and readings on another node's topic. In
@@ -82,10 +84,12 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a chaos run takes minutes")
 	}
-	r := &chaosRun{t: t, bin: buildDaemon(t), dataDir: storetest.MountTmpfs(t, "96m"), cloud: sink.New("tok"), injected: map[string]int{}, began: time.Now()}
-	srv := httptest.NewServer(r.cloud)
-	defer srv.Close()
+	r := &chaosRun{t: t, bin: buildDaemon(t), dataDir: storetest.MountTmpfs(t, "96m"), injected: map[string]int{}, began: time.Now()}
+	cloud, token := newChaosCloud(t, "gw-chaos")
+	r.cloud = cloud
 	r.cfg = writeTemp(t, fmt.Sprintf(`data_dir: %s
+gateway:
+  id: gw-chaos
 sensors: []
 mqtt:
   listen: 127.0.0.1:0
@@ -97,13 +101,13 @@ store:
   max_size: 48MiB
 uplink:
   url: %s
-  token: tok
+  token: %s
   batch_max_readings: 200
   flush_interval: 100ms
   backoff_base: 50ms
   backoff_max: 2s
   timeout: 5s
-`, r.dataDir, srv.URL))
+`, r.dataDir, cloud.URL(), token))
 	nodes := make([]fleet.Node, 10)
 	for i := range nodes {
 		id := fmt.Sprintf("node-%02d", i)
@@ -128,6 +132,7 @@ uplink:
 		{"descriptors", r.limitDescriptors, r.restoreDescriptors},
 		{"disk full", func() { filler = storetest.FillDisk(t, r.dataDir) }, func() { _ = os.Remove(filler) }},
 	}
+	faults = append(faults, cloud.faults()...)
 	const segment = 4 * time.Second
 	r.length = *chaosDuration
 	if r.length == 0 {
@@ -356,7 +361,8 @@ func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
 	}
 	rss0, rss1, g0, g1 := r.flat()
 
-	stats := r.cloud.Stats()
+	duplicates, replays := r.cloud.absorbed()
+	r.cloud.consistent(t)
 	maxBacklog := slices.MaxFunc(r.samples, func(a, b chaosSample) int { return int(a.backlog - b.backlog) }).backlog
 	kinds := make([]string, 0, len(r.injected))
 	for k, n := range r.injected {
@@ -365,7 +371,7 @@ func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
 	slices.Sort(kinds)
 	t.Logf(`chaos run summary (%s of faults):
   readings acknowledged       %d (publishes not acknowledged: %d)
-  in the cloud                %d distinct readings (%d from the nodes, acknowledged or not)
+  in the cloud                %d distinct readings from the nodes, acknowledged or not
   duplicates absorbed         %d readings, %d batch replays
   lost                        %d
   faults injected             %s
@@ -373,12 +379,12 @@ func (r *chaosRun) verify(acked []fleet.Ack, errs int, drain time.Duration) {
   max backlog                 %.0f readings
   drain after the last fault  %s
   anonymous RSS               %d → %d KiB, goroutines %d → %d (peaks per daemon generation, medians of the first and last minute or quarter)`,
-		r.length, len(acked), errs, len(inCloud), stats.Readings, stats.Duplicate, stats.Replays, lost,
+		r.length, len(acked), errs, len(inCloud), duplicates, replays, lost,
 		strings.Join(kinds, ", "), r.restarts, maxBacklog, drain.Round(time.Millisecond), rss0, rss1, g0, g1)
 	if *chaosSummary != "" {
 		r.writeSummary(map[string]float64{"minutes": r.length.Minutes(), "acknowledged": float64(len(acked)), "not-acknowledged": float64(errs),
-			"in-cloud": float64(len(inCloud)), "lost": float64(lost), "twice": float64(twice), "duplicate-readings": float64(stats.Duplicate),
-			"replays": float64(stats.Replays), "starts": float64(r.restarts), "max-backlog": maxBacklog, "drain-ms": float64(drain.Milliseconds()),
+			"in-cloud": float64(len(inCloud)), "lost": float64(lost), "twice": float64(twice), "duplicate-readings": float64(duplicates),
+			"replays": float64(replays), "starts": float64(r.restarts), "max-backlog": maxBacklog, "drain-ms": float64(drain.Milliseconds()),
 			"rss-first-MiB": float64(rss0) / 1024, "rss-last-MiB": float64(rss1) / 1024, "goroutines-first": float64(g0), "goroutines-last": float64(g1),
 			"rogue-stored": float64(rogue)})
 	}

@@ -9,6 +9,7 @@ package cloudtest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,6 +67,9 @@ type Stats struct {
 	Requests  int // forwarded to a replica
 	Stored    int // batches answered 2xx the first time
 	Replays   int // batches answered 2xx again, with the same body
+	// ReplayedReadings counts the readings of those replays: duplicates
+	// the receiver absorbed.
+	ReplayedReadings int
 	Differed  int // replays answered with another body: must stay 0
 	Conflicts int // 409s: must stay 0
 	Failed    int // 5xx and unreachable replicas
@@ -257,6 +261,9 @@ func (r *Rig) record(key string, status int, body string) {
 			r.stats.Stored++
 		case first == body:
 			r.stats.Replays++
+			var a struct{ Accepted int }
+			_ = json.Unmarshal([]byte(body), &a) // a 2xx without a count adds 0
+			r.stats.ReplayedReadings += a.Accepted
 		default:
 			r.stats.Differed++
 		}
