@@ -54,21 +54,7 @@ func drainOnce(b *testing.B, n int, live bool) {
 	if live {
 		go func() { liveDone <- appendLive(ctx, b, st) }()
 	}
-	s, err := New(st, o)
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = s.Run(ctx) }()
-	for {
-		ob, err := st.Outbox()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if ob.Acked >= uint64(n) {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	runUntilAcked(ctx, b, st, o, uint64(n))
 	took := time.Since(start)
 	b.StopTimer()
 	cancel()
@@ -98,6 +84,28 @@ func drainOnce(b *testing.B, n int, live bool) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "live-p99-ms")
 	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "live-p50-ms")
 	b.ReportMetric(float64(len(lat)), "live-readings")
+}
+
+// runUntilAcked runs a sender with o over st until the cloud acknowledged
+// every reading up to seq last.
+func runUntilAcked(ctx context.Context, b *testing.B, st *store.Store, o Options, last uint64) {
+	s, err := New(st, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+	for {
+		ob, err := st.Outbox()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ob.Acked >= last {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // appendLive stores 10 readings every 10 ms until ctx ends, timestamped now,

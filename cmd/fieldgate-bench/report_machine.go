@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"fieldgate/uplink/cloud/pgtest"
 )
 
 // machine describes where the report ran.
@@ -18,6 +20,7 @@ type machine struct {
 	Cores                                    int
 	MemGiB                                   float64
 	Go, Bbolt, Mochi, Mosquitto, Wrk, Chrome string
+	Postgres                                 string
 	Commit, Date                             string
 }
 
@@ -37,6 +40,10 @@ func describeMachine(ctx context.Context) machine {
 	m.Mosquitto = strings.TrimPrefix(firstLine(ctx, "mosquitto", "-h"), "mosquitto version ")
 	m.Wrk = strings.Fields(firstLine(ctx, "wrk", "-v") + " ? ?")[1]
 	m.Chrome = lastLine(ctx, "chromium", "--version")
+	m.Postgres = "unknown (not installed)"
+	if dir, err := pgtest.BinDir(); err == nil {
+		m.Postgres = strings.TrimPrefix(firstLine(ctx, filepath.Join(dir, "postgres"), "--version"), "postgres (PostgreSQL) ")
+	}
 	m.Commit = firstLine(ctx, "git", "describe", "--always", "--dirty")
 	return m
 }

@@ -54,6 +54,16 @@ func reportSteps(sz sizes) []step {
 			want: map[string][]string{"backlog+live1000": {"readings/s", "live-p50-ms", "live-p99-ms"}},
 			run: goBench("./uplink", `Drain/backlog\+live1000`, []string{"FIELDGATE_BENCH_BACKLOG=" + strconv.Itoa(sz.LiveBacklog)},
 				"-benchtime", "1x", "-timeout", "30m")},
+		{id: "cloud-drain", title: "a backlog drained into PostgreSQL through fieldgate-cloud beside the in-memory sink",
+			want: map[string][]string{"sink": {"readings/s"}, "postgres": {"readings/s", "pg-B/reading", "pg-batches-B/reading"}},
+			run: goBench("./uplink", "DrainInto", []string{"FIELDGATE_BENCH_CLOUD_BACKLOG=" + strconv.Itoa(sz.DrainReadings)},
+				"-benchtime", "1x", "-timeout", "30m")},
+		{id: "cloud-receivers", title: "10 gateways uploading at once into PostgreSQL through one fieldgate-cloud, then two",
+			want: map[string][]string{"receivers=1": {"readings/s", "p50-ms", "p99-ms"}, "receivers=2": {"readings/s", "p50-ms", "p99-ms"}},
+			run:  goBench("./cmd/fieldgate-cloud", "Receivers", nil, "-benchtime", "1x", "-timeout", "30m")},
+		{id: "cloud-store", title: "storing a 500-reading batch in PostgreSQL: one statement with unnest beside COPY into a temporary table",
+			want: map[string][]string{"unnest": {"readings/s"}, "copy": {"readings/s"}},
+			run:  goBench("./uplink/cloud", "StoreBatch", nil, "-benchtime", "400x")},
 		{id: "append", title: "the store's durable append: group committer beside bbolt Update and Batch", want: appendWant,
 			run: goBench("./store", "Append", nil, "-benchtime", sz.AppendTime)},
 		{id: "site", title: "bytes a typical site's block device receives per reading: QoS 1 (sync window 0 and 1 s) and QoS 0",
@@ -126,7 +136,7 @@ func siteWant() map[string][]string {
 var chaosUnits = []string{"minutes", "acknowledged", "not-acknowledged", "in-cloud", "lost", "twice", "duplicate-readings", "replays",
 	"starts", "max-backlog", "drain-ms", "rss-first-MiB", "rss-last-MiB", "goroutines-first", "goroutines-last", "rogue-stored",
 	"fault:none", "fault:sigkill", "fault:cloud down", "fault:cloud slow", "fault:cloud 503", "fault:cloud resets",
-	"fault:cloud drops responses", "fault:disk full"}
+	"fault:cloud drops responses", "fault:disk full", "fault:receiver sigkill", "fault:database restart"}
 
 // goBench runs `go test -bench pattern` in pkg and parses what the
 // benchmarks reported.

@@ -151,14 +151,20 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
-func gzipBatch(t *testing.T, gw string, first, last uint64) []byte {
+func gzipBatch(t testing.TB, gw string, first, last uint64) []byte {
 	t.Helper()
 	b := wire.BatchBody{Gateway: gw, FirstSeq: first, LastSeq: last}
 	for seq := first; seq <= last; seq++ {
 		b.Readings = append(b.Readings, wire.ReadingBody{Seq: seq, Source: "esp32-a", Quantity: "temperature", Value: 21.5,
 			Unit: "Cel", Time: "2026-11-22T10:00:00Z", Clock: "synced"})
 	}
-	js, err := json.Marshal(b)
+	return gzipJSON(t, b)
+}
+
+// gzipJSON is v in JSON, gzip'd, as the gateway sends a batch.
+func gzipJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	js, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}

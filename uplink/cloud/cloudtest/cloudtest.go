@@ -91,12 +91,7 @@ func Start(tb testing.TB, bin, gateway string, n int) *Rig {
 	tb.Helper()
 	r := &Rig{tb: tb, bin: bin, PG: pgtest.Start(tb), answers: map[string]string{}}
 	r.DBURL = r.PG.URL("postgres")
-	out, err := r.command("gateway", "add", gateway).Output()
-	if err != nil {
-		tb.Fatalf("fieldgate-cloud gateway add: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	r.Token = lines[len(lines)-1]
+	r.Token = r.AddGateway(gateway)
 	for i := range n {
 		r.replicas = append(r.replicas, &replica{})
 		r.startReplica(i)
@@ -110,6 +105,18 @@ func Start(tb testing.TB, bin, gateway string, n int) *Rig {
 	r.front = httptest.NewServer(r.inj)
 	tb.Cleanup(r.front.Close)
 	return r
+}
+
+// AddGateway registers another gateway with "fieldgate-cloud gateway add"
+// and returns its token.
+func (r *Rig) AddGateway(id string) string {
+	r.tb.Helper()
+	out, err := r.command("gateway", "add", id).Output()
+	if err != nil {
+		r.tb.Fatalf("fieldgate-cloud gateway add %s: %v", id, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
 }
 
 func (r *Rig) command(args ...string) *exec.Cmd {
