@@ -64,15 +64,15 @@ type Rig struct {
 
 // Stats are what the front saw.
 type Stats struct {
-	Requests  int // forwarded to a replica
-	Stored    int // batches answered 2xx the first time
-	Replays   int // batches answered 2xx again, with the same body
+	Requests int // forwarded to a replica
+	Stored   int // batches answered 2xx the first time
+	Replays  int // batches answered 2xx again, with the same body
 	// ReplayedReadings counts the readings of those replays: duplicates
 	// the receiver absorbed.
 	ReplayedReadings int
-	Differed  int // replays answered with another body: must stay 0
-	Conflicts int // 409s: must stay 0
-	Failed    int // 5xx and unreachable replicas
+	Differed         int // replays answered with another body: must stay 0
+	Conflicts        int // 409s: must stay 0
+	Failed           int // 5xx and unreachable replicas
 }
 
 type replica struct {
