@@ -63,13 +63,21 @@ func (d *DB) migrateTo(ctx context.Context, target int) (from, to int, err error
 		return 0, 0, err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && (pe.Code == "42883" || pe.Code == "0A000"):
+		// A PostgreSQL-compatible database without advisory locks
+		// (undefined function, feature not supported): migrations then
+		// run from one place (docs/cloud.md).
+	case err != nil:
 		return 0, 0, fmt.Errorf("cloud: migration lock: %w", err)
+	default:
+		defer func() {
+			// Released with the session anyway, should this fail.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock)
+		}()
 	}
-	defer func() {
-		// Released with the session anyway, should this fail.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock)
-	}()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS fieldgate_schema (
 		version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return 0, 0, fmt.Errorf("cloud: schema table: %w", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+
+	"fieldgate/uplink/cloud/pgtest"
 )
 
 // TestMigratesFromTheFirstSchema opens a database left at schema version 1
@@ -68,5 +70,36 @@ func TestRefusesANewerSchema(t *testing.T) {
 	}
 	if _, _, err := r.db.Migrate(t.Context()); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("migrate a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// TestReplicasMigrateTogether starts several receivers on one empty
+// database at once: they take turns, and the schema is built once.
+func TestReplicasMigrateTogether(t *testing.T) {
+	url := pgtest.NewDB(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			db, err := Open(t.Context(), url)
+			if err == nil {
+				_, _, err = db.Migrate(t.Context())
+				db.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	db, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var steps int
+	if err := db.pool.QueryRow(t.Context(), "SELECT count(*) FROM fieldgate_schema").Scan(&steps); err != nil || steps != SchemaVersion() {
+		t.Errorf("%d migration rows (%v), want %d", steps, err, SchemaVersion())
 	}
 }
