@@ -241,3 +241,29 @@ func get(h http.Handler, path string) *httptest.ResponseRecorder {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 	return w
 }
+
+// TestSlowDatabaseIs503 holds a lock the batch's insert needs for longer
+// than the server's timeout: the answer is 503, and nothing is stored.
+func TestSlowDatabaseIs503(t *testing.T) {
+	r := newReceiver(t, Options{Timeout: 300 * time.Millisecond, RetryAfter: 2 * time.Second})
+	tx, err := r.db.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE batches IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1), nil)
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if a.status != http.StatusServiceUnavailable || a.retryAfter != "2" {
+		t.Fatalf("database slower than the timeout: %+v, want 503 with Retry-After 2", a)
+	}
+	if n := r.count("SELECT count(*) FROM readings"); n != 0 {
+		t.Errorf("%d readings stored by a batch answered 503", n)
+	}
+	if a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1), nil); a.status != http.StatusOK {
+		t.Errorf("once the lock is gone: %+v", a)
+	}
+}
