@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"time"
 
 	"fieldgate/store"
@@ -75,9 +74,8 @@ func DefaultOptions() Options {
 }
 
 func (o Options) withDefaults() (Options, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return o, fmt.Errorf("uplink: url %q: want http(s)://host[:port][/path]", o.URL)
+	if err := checkURL(o.URL); err != nil {
+		return o, fmt.Errorf("uplink: url %w", err)
 	}
 	o.defaultLimits()
 	if o.Version == "" {
@@ -93,9 +91,11 @@ func (o Options) withDefaults() (Options, error) {
 		o.Now = time.Now
 	}
 	if o.Client == nil {
-		if o.Client, err = newClient(o); err != nil {
+		cl, err := newClient(o)
+		if err != nil {
 			return o, err
 		}
+		o.Client = cl
 	}
 	cl := *o.Client
 	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse } // see Sender.handle

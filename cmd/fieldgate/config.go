@@ -156,47 +156,17 @@ func (c *Config) validate(h host) []fieldError {
 	if c.Log.StatusInterval < 0 {
 		add("log.status_interval", "must not be negative")
 	}
-	st := c.Store
-	if d := time.Duration(st.CommitInterval); d < time.Millisecond || d > time.Minute {
-		add("store.commit_interval", "%s: want between 1ms and 1m (it bounds what a crash may lose)", d)
-	}
-	if d := time.Duration(st.SyncWindow); d < 0 || d > store.MaxSyncWindow {
-		add("store.sync_window", "%s: want between 0 (sync as soon as a reading waits) and %s", d, store.MaxSyncWindow)
-	}
-	if n := st.Head.MaxReadings; n < 1000 || n > 10_000_000 {
-		add("store.head.max_readings", "%d: want between 1000 and 10000000 (each costs about 80 bytes of memory)", n)
-	}
-	if b := st.Head.MaxBytes; b < 1<<20 || b > 1<<30 {
-		add("store.head.max_bytes", "%s: want between 1MiB and 1GiB", b)
-	}
-	if d := time.Duration(st.Head.MaxAge); d < 10*time.Second || d > 24*time.Hour {
-		add("store.head.max_age", "%s: want between 10s and 24h", d)
-	}
-	switch {
-	case st.MaxSize < 1<<20:
-		add("store.max_size", "%s: want at least 1MiB", st.MaxSize)
-	case h.is32bit && st.MaxSize > 1536<<20:
-		add("store.max_size", "%s: a 32-bit system can map at most 1.5GiB", st.MaxSize)
-	}
-	if st.FullPolicy != string(store.FullDropOldest) && st.FullPolicy != string(store.FullRejectNew) {
-		add("store.full_policy", "%q: want drop_oldest or reject_new", st.FullPolicy)
-	}
-	if st.Retention.MaxAge < 0 {
-		add("store.retention.max_age", "must not be negative (0 keeps uploaded readings regardless of age)")
-	}
-	if st.Retention.MaxSize < 0 || st.Retention.MaxSize > st.MaxSize {
-		add("store.retention.max_size", "%s: want between 0 and store.max_size (%s)", st.Retention.MaxSize, st.MaxSize)
-	}
-	if st.CompactRatio < 1.2 {
-		add("store.compact_ratio", "%v: want at least 1.2 (compacting a file that is not bloated only wears the SD card)", st.CompactRatio)
+	c.storeOptions().Validate(keyed(storeKeys, add))
+	if h.is32bit && c.Store.MaxSize > 1536<<20 {
+		add("store.max_size", "%s: a 32-bit system can map at most 1.5GiB", c.Store.MaxSize)
 	}
 	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 5*time.Minute {
 		add("shutdown_timeout", "%s: want between 1s and 5m", d)
 	}
 	validateSensors(c.Sensors, add)
-	validateMQTT(c.MQTT, add)
-	validateUplink(c.Uplink, add)
-	validateAPI(c.API, add)
+	validateMQTT(c, add)
+	validateUplink(c, add)
+	validateAPI(c, add)
 	validateClock(c.Clock, add)
 	return errs
 }
@@ -219,6 +189,24 @@ func (c *Config) storeOptions() store.Options {
 		// Without an uplink nothing is ever acknowledged: retention then
 		// treats every reading as delivered.
 		LocalOnly: c.Uplink.URL == "",
+	}
+}
+
+// storeKeys names the configuration key of each store option.
+var storeKeys = map[string]string{"CommitInterval": "store.commit_interval", "SyncWindow": "store.sync_window",
+	"HeadMaxReadings": "store.head.max_readings", "HeadMaxBytes": "store.head.max_bytes", "CheckpointInterval": "store.head.max_age",
+	"MaxBytes": "store.max_size", "FullPolicy": "store.full_policy", "RetainAge": "store.retention.max_age",
+	"RetainBytes": "store.retention.max_size", "CompactRatio": "store.compact_ratio"}
+
+// keyed routes a component's problems, named by its option fields, to the
+// configuration keys they come from.
+func keyed(keys map[string]string, add func(path, format string, args ...any)) func(field, msg string) {
+	return func(field, msg string) {
+		path, ok := keys[field]
+		if !ok {
+			path = field // TestEveryOptionProblemHasAKey keeps this from happening
+		}
+		add(path, "%s", msg)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -49,7 +48,16 @@ func defaultAPI() APIConfig {
 		MaxBodySize: ByteSize(o.MaxBodyBytes), SessionTTL: Duration(o.SessionTTL)}
 }
 
-func validateAPI(a APIConfig, add func(path, format string, args ...any)) {
+// apiKeys names the configuration key of each API option.
+var apiKeys = map[string]string{"CORSOrigins": "api.cors_origins", "TrustedProxies": "api.trusted_proxies",
+	"RateLimit": "api.rate_limit", "MaxBodyBytes": "api.max_body_size", "SessionTTL": "api.session_ttl",
+	"AutonomyWarning": "uplink.autonomy_warning"}
+
+// validateAPI checks the api section: the API's own ranges, and the
+// listener's address, connection cap and TLS files.
+func validateAPI(c *Config, add func(path, format string, args ...any)) {
+	a := c.API
+	c.apiOptions().Validate(keyed(apiKeys, add))
 	if a.Listen != "" {
 		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 			add("api.listen", "%q: want host:port or :port", a.Listen)
@@ -57,28 +65,6 @@ func validateAPI(a APIConfig, add func(path, format string, args ...any)) {
 	}
 	if a.MaxConnections < 1 || a.MaxConnections > 10000 {
 		add("api.max_connections", "%d: want 1 to 10000", a.MaxConnections)
-	}
-	for _, o := range a.CORSOrigins {
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			add("api.cors_origins", "%q: want an origin such as http://tablet.local:8080", o)
-		}
-	}
-	for _, p := range a.TrustedProxies {
-		if net.ParseIP(p) == nil {
-			if _, _, err := net.ParseCIDR(p); err != nil {
-				add("api.trusted_proxies", "%q: want an IP address or a CIDR such as 10.0.0.0/8", p)
-			}
-		}
-	}
-	if a.RateLimit <= 0 || a.RateBurst < 1 {
-		add("api.rate_limit", "%v per second with a burst of %d: want both above 0", a.RateLimit, a.RateBurst)
-	}
-	if a.MaxBodySize < 1<<10 || a.MaxBodySize > 16<<20 {
-		add("api.max_body_size", "%s: want 1KiB to 16MiB", a.MaxBodySize)
-	}
-	if d := time.Duration(a.SessionTTL); d < time.Minute || d > 30*24*time.Hour {
-		add("api.session_ttl", "%s: want between 1m and 720h", d)
 	}
 	if (a.TLSCert == "") != (a.TLSKey == "") {
 		add("api.tls_cert", "tls_cert and tls_key go together")

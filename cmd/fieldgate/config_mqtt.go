@@ -56,10 +56,18 @@ func defaultMQTT() MQTTConfig {
 	}
 }
 
-func validateMQTT(m MQTTConfig, add func(path, format string, args ...any)) {
-	if m.TLSListen != "" && (m.TLSCert == "" || m.TLSKey == "") {
-		add("mqtt.tls_listen", "needs tls_cert and tls_key")
-	}
+// mqttKeys names the configuration key of each broker option.
+var mqttKeys = map[string]string{"TLSListen": "mqtt.tls_listen", "Limits.MaxPacketSize": "mqtt.max_packet_size",
+	"Limits.MaxConnections": "mqtt.max_connections", "Limits.MaxPending": "mqtt.max_pending",
+	"Limits.ConnectTimeout": "mqtt.connect_timeout", "Limits.MaxKeepalive": "mqtt.max_keepalive",
+	"PublishRate": "mqtt.publish_rate", "ConnectsPerMinute": "mqtt.connects_per_minute",
+	"MaxQuantities": "mqtt.max_quantities_per_device", "ReceiveMaximum": "mqtt.receive_maximum", "MaxRetained": "mqtt.max_retained"}
+
+// validateMQTT checks the mqtt section: the broker's own ranges, that the
+// files it names exist, and that receive_maximum fits the protocol's field.
+func validateMQTT(c *Config, add func(path, format string, args ...any)) {
+	m := c.MQTT
+	c.brokerOptions().Validate(keyed(mqttKeys, add))
 	for path, f := range map[string]string{"mqtt.tls_cert": m.TLSCert, "mqtt.tls_key": m.TLSKey} {
 		if f == "" {
 			continue
@@ -68,35 +76,8 @@ func validateMQTT(m MQTTConfig, add func(path, format string, args ...any)) {
 			add(path, "%v", err)
 		}
 	}
-	if m.MaxPacketSize < 1<<10 || m.MaxPacketSize > 1<<20 {
-		add("mqtt.max_packet_size", "%s: want 1KiB to 1MiB", m.MaxPacketSize)
-	}
-	if m.MaxConnections < 1 || m.MaxConnections > 10000 {
-		add("mqtt.max_connections", "%d: want 1 to 10000", m.MaxConnections)
-	}
-	if m.MaxPending < 1 || m.MaxPending > 10000 {
-		add("mqtt.max_pending", "%d: want 1 to 10000", m.MaxPending)
-	}
-	if d := time.Duration(m.ConnectTimeout); d < 100*time.Millisecond || d > time.Minute {
-		add("mqtt.connect_timeout", "%s: want between 100ms and 1m", d)
-	}
-	if d := time.Duration(m.MaxKeepalive); d < 10*time.Second || d > 18*time.Hour {
-		add("mqtt.max_keepalive", "%s: want between 10s and 18h", d)
-	}
-	if m.PublishRate <= 0 || m.PublishBurst < 1 {
-		add("mqtt.publish_rate", "%v per second with a burst of %d: want both above 0", m.PublishRate, m.PublishBurst)
-	}
-	if m.ConnectsPerMinute <= 0 || m.ConnectBurst < 1 {
-		add("mqtt.connects_per_minute", "%v per minute with a burst of %d: want both above 0", m.ConnectsPerMinute, m.ConnectBurst)
-	}
-	if m.MaxQuantitiesPerDevice < 1 || m.MaxQuantitiesPerDevice > 10000 {
-		add("mqtt.max_quantities_per_device", "%d: want 1 to 10000", m.MaxQuantitiesPerDevice)
-	}
-	if m.ReceiveMaximum < 1 || m.ReceiveMaximum > 65535 {
+	if m.ReceiveMaximum > 65535 {
 		add("mqtt.receive_maximum", "%d: want 1 to 65535", m.ReceiveMaximum)
-	}
-	if m.MaxRetained < 1 {
-		add("mqtt.max_retained", "%d: want at least 1", m.MaxRetained)
 	}
 }
 
@@ -109,7 +90,7 @@ func (c *Config) brokerOptions() broker.Options {
 			MaxPacketSize: int(m.MaxPacketSize), MaxConnections: m.MaxConnections, MaxPending: m.MaxPending,
 			ConnectTimeout: time.Duration(m.ConnectTimeout), MaxKeepalive: time.Duration(m.MaxKeepalive),
 		},
-		PublishRate: m.PublishRate, PublishBurst: m.PublishBurst, ReceiveMaximum: uint16(m.ReceiveMaximum),
+		PublishRate: m.PublishRate, PublishBurst: m.PublishBurst, ReceiveMaximum: uint16(min(max(m.ReceiveMaximum, 0), 65535)),
 		ConnectsPerMinute: m.ConnectsPerMinute, ConnectBurst: m.ConnectBurst, MaxQuantities: m.MaxQuantitiesPerDevice,
 		MaxRetained: m.MaxRetained, AllowAnonymous: m.AllowAnonymous,
 	}

@@ -6,6 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"fieldgate/broker"
+	"fieldgate/httpapi"
+	"fieldgate/store"
+	"fieldgate/uplink"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -281,4 +286,51 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestEveryOptionProblemHasAKey gives each component options wrong in
+// every way it checks: every field it names must map to a configuration
+// key, and every mapped field must be one it checks.
+func TestEveryOptionProblemHasAKey(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		keys     map[string]string
+		validate func(problem func(field, msg string))
+	}{
+		{"uplink", uplinkKeys, func(problem func(field, msg string)) {
+			uplink.Options{Token: "t", TokenFile: "f", ClientCert: "c", BacklogRate: -1, BackoffMax: -1}.Validate(problem)
+			uplink.Options{}.Validate(problem) // no token at all
+		}},
+		{"broker", mqttKeys, broker.Options{TLSListen: ":8883"}.Validate},
+		{"store", storeKeys, store.Options{FullPolicy: "x", RetainAge: -1, RetainBytes: -1, SyncWindow: -1}.Validate},
+		{"httpapi", apiKeys, httpapi.Options{CORSOrigins: []string{"x"}, TrustedProxies: []string{"x"}}.Validate},
+	} {
+		seen := map[string]bool{}
+		tc.validate(func(field, _ string) { seen[field] = true })
+		if len(seen) == 0 {
+			t.Errorf("%s reports nothing wrong with wrong options", tc.name)
+		}
+		for f := range seen {
+			if _, ok := tc.keys[f]; !ok {
+				t.Errorf("%s reports %s, which has no configuration key", tc.name, f)
+			}
+		}
+		for f := range tc.keys {
+			if !seen[f] {
+				t.Errorf("%s never reports %s, yet it has a key", tc.name, f)
+			}
+		}
+	}
+}
+
+// TestDefaultOptionsAreValid: each component's defaults pass its own
+// Validate.
+func TestDefaultOptionsAreValid(t *testing.T) {
+	u := uplink.DefaultOptions()
+	u.URL, u.Token = "https://ingest.example.com", "t"
+	for name, validate := range map[string]func(func(field, msg string)){
+		"uplink": u.Validate, "broker": broker.DefaultOptions().Validate, "httpapi": httpapi.DefaultOptions().Validate,
+	} {
+		validate(func(field, msg string) { t.Errorf("%s default %s: %s", name, field, msg) })
+	}
 }

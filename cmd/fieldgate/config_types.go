@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"fieldgate/store"
 )
 
 // Duration is a time.Duration written as "10s", "5m", "720h" in YAML.
@@ -71,17 +73,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
 
 // String formats the size as "1GiB", "512MiB" or "1500B".
-func (b ByteSize) String() string {
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if b != 0 && int64(b)%u.mult == 0 {
-			return strconv.FormatInt(int64(b)/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(int64(b), 10) + "B"
-}
+func (b ByteSize) String() string { return store.FormatSize(int64(b)) }
 
 // valueError says why node's value is wrong, as a *yaml.TypeError: yaml.v3
 // then goes on decoding the rest and lists every such error at once.

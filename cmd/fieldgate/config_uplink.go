@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/url"
 	"os"
 	"time"
 
@@ -65,23 +64,20 @@ func defaultUplink() UplinkConfig {
 	}
 }
 
-// validateUplink checks the uplink section when a URL is set.
-func validateUplink(u UplinkConfig, add func(path, format string, args ...any)) {
-	if d := time.Duration(u.AutonomyWarning); d < time.Hour || d > 365*24*time.Hour {
-		add("uplink.autonomy_warning", "%s: want between 1h and 8760h", d)
-	}
+// uplinkKeys names the configuration key of each uplink option.
+var uplinkKeys = map[string]string{"URL": "uplink.url", "Token": "uplink.token", "TokenFile": "uplink.token_file",
+	"ClientKey": "uplink.client_key", "MaxReadings": "uplink.batch_max_readings", "MaxBytes": "uplink.batch_max_size",
+	"InFlight": "uplink.in_flight", "BacklogRate": "uplink.backlog_rate", "FlushInterval": "uplink.flush_interval",
+	"BackoffBase": "uplink.backoff_base", "BackoffMax": "uplink.backoff_max", "Timeout": "uplink.timeout"}
+
+// validateUplink checks the uplink section when a URL is set: the
+// sender's own ranges, and that the files it names exist.
+func validateUplink(c *Config, add func(path, format string, args ...any)) {
+	u := c.Uplink
 	if u.URL == "" {
 		return
 	}
-	if p, err := url.Parse(u.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		add("uplink.url", "%q: want http(s)://host[:port][/path]", u.URL)
-	}
-	switch {
-	case u.Token == "" && u.TokenFile == "":
-		add("uplink.token", "the cloud needs a bearer token: set token or token_file")
-	case u.Token != "" && u.TokenFile != "":
-		add("uplink.token_file", "set token or token_file, not both")
-	}
+	c.uplinkOptions().Validate(keyed(uplinkKeys, add))
 	for path, f := range map[string]string{"uplink.token_file": u.TokenFile, "uplink.ca_file": u.CAFile, "uplink.client_cert": u.ClientCert, "uplink.client_key": u.ClientKey} {
 		if f == "" {
 			continue
@@ -89,29 +85,6 @@ func validateUplink(u UplinkConfig, add func(path, format string, args ...any)) 
 		if _, err := os.Stat(f); err != nil {
 			add(path, "%v", err)
 		}
-	}
-	if (u.ClientCert == "") != (u.ClientKey == "") {
-		add("uplink.client_key", "mutual TLS needs both client_cert and client_key")
-	}
-	if u.BatchMaxReadings < 1 || u.BatchMaxReadings > 10000 {
-		add("uplink.batch_max_readings", "%d: want 1 to 10000", u.BatchMaxReadings)
-	}
-	if u.BatchMaxSize < 1<<10 || u.BatchMaxSize > 16<<20 {
-		add("uplink.batch_max_size", "%s: want 1KiB to 16MiB", u.BatchMaxSize)
-	}
-	if u.InFlight < 1 || u.InFlight > 16 {
-		add("uplink.in_flight", "%d: want 1 to 16", u.InFlight)
-	}
-	if u.BacklogRate < 0 {
-		add("uplink.backlog_rate", "%v: want 0 (no cap) or more readings/s", u.BacklogRate)
-	}
-	for path, d := range map[string]Duration{"uplink.flush_interval": u.FlushInterval, "uplink.backoff_base": u.BackoffBase, "uplink.timeout": u.Timeout} {
-		if d < Duration(10*time.Millisecond) || d > Duration(5*time.Minute) {
-			add(path, "%s: want between 10ms and 5m", d)
-		}
-	}
-	if u.BackoffMax < u.BackoffBase || u.BackoffMax > Duration(24*time.Hour) {
-		add("uplink.backoff_max", "%s: want between backoff_base (%s) and 24h", u.BackoffMax, u.BackoffBase)
 	}
 }
 
