@@ -8,6 +8,7 @@ import (
 
 	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/store/clock"
 	"fieldgate/uplink"
 )
 
@@ -145,7 +146,7 @@ func TestStatusReportsTrouble(t *testing.T) {
 func TestStatusSaysUploadsAreHeld(t *testing.T) {
 	e := newEnv(t, Options{OpenReads: true})
 	e.uplink.status = uplink.Status{State: "held", Backlog: 55, HeldForClock: 54}
-	e.clock = ClockInfo{State: ClockUnsynced, Reason: "the system clock is not synchronised", HoldLeft: 23 * time.Hour}
+	e.clock = clock.State{Reason: "the system clock is not synchronised", HoldLeft: 23 * time.Hour}
 	why := uplink.HoldWords(54, 23*time.Hour)
 	var st statusBody
 	e.do(req{method: "GET", path: "/api/v1/status"}).json(t, &st)

@@ -23,6 +23,7 @@ import (
 	"fieldgate/broker"
 	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/store/clock"
 	"fieldgate/uplink"
 )
 
@@ -70,7 +71,7 @@ type env struct {
 	sensors *fakeSensors
 	broker  *fakeBroker
 	uplink  *fakeUplink
-	clock   ClockInfo
+	clock   clock.State
 	router  routers.Router
 	now     time.Time
 	tokens  map[Role]string
@@ -87,7 +88,7 @@ func newEnv(t testing.TB, o Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, now: t0, clock: ClockInfo{State: ClockSynced},
+	e := &env{t: t, st: st, now: t0, clock: clock.State{Synced: true},
 		sensors: &fakeSensors{health: []sensors.Health{{Name: "lab", Source: "sim-lab", Driver: "sim", State: "ok", LastGood: t0}}},
 		broker:  &fakeBroker{stats: broker.Stats{Clients: 2, Messages: 10, Readings: 20}},
 		uplink:  &fakeUplink{status: uplink.Status{State: "online"}, retry: func(uint64) error { return nil }},
@@ -104,7 +105,7 @@ func newEnv(t testing.TB, o Options) *env {
 		o.RateLimit, o.RateBurst = 1000, 1000
 	}
 	e.srv, err = New(Deps{Store: st, Broker: e.broker, Sensors: e.sensors, Uplink: e.uplink,
-		Clock:            func() ClockInfo { return e.clock },
+		Clock:            func() clock.State { return e.clock },
 		ValidateDeviceID: func(id string) error { return nil },
 		NewDevicePassword: func() (string, []byte, error) {
 			h, err := bcrypt.GenerateFromPassword([]byte("device-password"), bcrypt.MinCost)

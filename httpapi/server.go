@@ -15,6 +15,7 @@ import (
 	"fieldgate/broker"
 	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/store/clock"
 	"fieldgate/store/throttle"
 	"fieldgate/uplink"
 )
@@ -56,9 +57,9 @@ type Deps struct {
 	Broker  Broker
 	Sensors Sensors
 	Uplink  Uplink
-	// Clock reports whether the system clock is synchronised; nil means
-	// unknown.
-	Clock func() ClockInfo
+	// Clock reports whether the system clock is synchronised (the
+	// gateway's clock tracker); nil means unknown.
+	Clock func() clock.State
 	// ValidateDeviceID says why an id cannot name a device (required), and
 	// NewDevicePassword makes a device password and its bcrypt hash
 	// (required): both are the broker's rules.

@@ -130,7 +130,7 @@ func (s *Server) status() (statusBody, error) {
 	}
 	b := statusBody{
 		GatewayID: st.GatewayID, Name: s.opts.GatewayName, Version: s.opts.Version, Now: now.UTC(), StartedAt: s.started.UTC(),
-		Uptime: now.Sub(s.started).Round(time.Second).Seconds(), Clock: string(ClockUnknown),
+		Uptime: now.Sub(s.started).Round(time.Second).Seconds(), Clock: "unknown",
 		Health:  health{State: "ok", Reasons: []string{}},
 		Sensors: map[string]int{"total": 0, "ok": 0, "degraded": 0, "failing": 0, "starting": 0},
 		Store: storeBody{Path: s.st.Path(), Readings: st.Readings, LastSeq: st.LastSeq, FileBytes: st.FileBytes,
@@ -156,11 +156,12 @@ func (s *Server) status() (statusBody, error) {
 	}
 	b.ClockFix = clockRepair{Pending: cr.Pending, Repaired: cr.Repaired, Stranded: cr.Stranded}
 	if s.deps.Clock != nil {
-		ci := s.deps.Clock()
-		b.Clock = string(ci.State)
-		b.ClockFix.SyncedAt, b.ClockFix.StepSeconds = ci.SyncedAt.UTC(), ci.Step.Seconds()
-		if ci.State != ClockSynced {
-			h.degrade(ci.Reason)
+		cs := s.deps.Clock()
+		b.Clock = "synced"
+		b.ClockFix.SyncedAt, b.ClockFix.StepSeconds = cs.SyncedAt.UTC(), cs.Step.Seconds()
+		if !cs.Synced {
+			b.Clock = "unsynced"
+			h.degrade(cs.Reason)
 		}
 	}
 	if s.deps.Sensors != nil {

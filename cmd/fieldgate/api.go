@@ -35,7 +35,7 @@ type apiServer struct {
 // startAPI builds the API over the components and starts serving it.
 func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker, poller *sensors.Poller, sender *uplink.Sender, commits *commitFanout, clk *clock.Tracker) (*apiServer, error) {
 	deps := httpapi.Deps{
-		Store: st, Sensors: poller, Clock: clockInfo(clk),
+		Store: st, Sensors: poller, Clock: clk.State,
 		ValidateDeviceID: broker.ValidateDeviceID, NewDevicePassword: broker.NewPassword,
 	}
 	if mq != nil {

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"fieldgate/httpapi"
 	"fieldgate/store"
 	"fieldgate/store/clock"
 )
@@ -46,16 +45,4 @@ func newestSynced(st *store.Store, log *slog.Logger) time.Time {
 		}
 	}
 	return newest
-}
-
-// clockInfo reports the tracker's view to the API.
-func clockInfo(t *clock.Tracker) func() httpapi.ClockInfo {
-	return func() httpapi.ClockInfo {
-		s := t.State()
-		ci := httpapi.ClockInfo{State: httpapi.ClockUnsynced, Reason: s.Reason, SyncedAt: s.SyncedAt, Step: s.Step, HoldLeft: s.HoldLeft}
-		if s.Synced {
-			ci.State = httpapi.ClockSynced
-		}
-		return ci
-	}
 }
