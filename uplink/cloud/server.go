@@ -189,17 +189,21 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // refuse answers status with the contract's error shape, counts it and
-// logs it (rate-limited).
+// logs it: rate-limited, or every one when the logger takes debug.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(wire.ErrorBody(status, msg)) // a failed write is the client's problem
-	if status != http.StatusServiceUnavailable {
-		s.warn.Do(func() {
-			s.opt.Logger.Info("refused", "status", status, "path", r.URL.Path, "from", r.RemoteAddr, "reason", msg)
-		})
+	if status == http.StatusServiceUnavailable {
+		return // unavailable logged the cause
 	}
+	args := []any{"status", status, "path", r.URL.Path, "from", r.RemoteAddr, "reason", msg}
+	if s.opt.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		s.opt.Logger.Debug("refused", args...)
+		return
+	}
+	s.warn.Do(func() { s.opt.Logger.Info("refused", args...) })
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,7 +1,9 @@
 package cloud
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -128,7 +130,8 @@ func TestTokens(t *testing.T) {
 }
 
 func TestRefusesWhatItCannotStore(t *testing.T) {
-	r := newReceiver(t, Options{MaxReadings: 3, MaxBody: 4096})
+	var logged bytes.Buffer
+	r := newReceiver(t, Options{MaxReadings: 3, MaxBody: 4096, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	tok := r.tokens["gw-a"]
 	big := batch("gw-a", 1, make([]float64, 400)...)
 	for i := range big.Readings {
@@ -167,6 +170,9 @@ func TestRefusesWhatItCannotStore(t *testing.T) {
 	}
 	if n := r.count("SELECT count(*) FROM readings"); n != 0 {
 		t.Errorf("%d readings of refused batches stored", n)
+	}
+	if !strings.Contains(logged.String(), "msg=refused status=413") {
+		t.Errorf("no refusal was logged:\n%s", logged.String())
 	}
 }
 
