@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -81,11 +80,11 @@ func storable(s string) bool {
 	return len(s) <= maxText && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
-// digest identifies a batch's content: the SHA-256 of its readings encoded
-// again, so equal readings match whatever compression or spacing carried
-// them.
-func digest(b wire.BatchBody) []byte {
-	js, _ := json.Marshal(b.Readings) // decoded readings always encode
+// digest identifies a batch's content: the SHA-256 of its JSON body,
+// decompressed. A gateway encodes a batch deterministically (fixed field
+// order, shortest floats), so every retry has the same digest whatever
+// compression carried it.
+func digest(js []byte) []byte {
 	h := sha256.Sum256(js)
 	return h[:]
 }
@@ -109,14 +108,15 @@ WITH batch AS (
 )
 SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)`
 
-// StoreBatch stores batch b, which must have passed b.Check. It returns
-// once the batch is committed, or found stored before.
-func (d *DB) StoreBatch(ctx context.Context, b wire.BatchBody) (Result, error) {
+// StoreBatch stores batch b, decoded from js (its JSON body), which must
+// have passed b.Check. It returns once the batch is committed, or found
+// stored before.
+func (d *DB) StoreBatch(ctx context.Context, b wire.BatchBody, js []byte) (Result, error) {
 	c, err := toColumns(b)
 	if err != nil {
 		return Result{}, err
 	}
-	sum := digest(b)
+	sum := digest(js)
 	var batches, added int
 	err = d.pool.QueryRow(ctx, storeSQL, b.Gateway, int64(b.FirstSeq), int64(b.LastSeq), len(b.Readings), sum,
 		c.seq, c.source, c.quantity, c.value, c.unit, c.time, c.clock).Scan(&batches, &added)

@@ -73,12 +73,19 @@ func batch(gw string, first uint64, values ...float64) wire.BatchBody {
 	return b
 }
 
-func gz(t testing.TB, v any) []byte {
+// mustJSON is v in JSON.
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	js, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+func gz(t testing.TB, v any) []byte {
+	t.Helper()
+	js := mustJSON(t, v)
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)
 	_, _ = zw.Write(js)

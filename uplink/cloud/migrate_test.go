@@ -50,7 +50,7 @@ func newReceiverAt(t *testing.T, v int) *receiver {
 	b := batch("gw-a", 1, 1, 2)
 	_, err := r.db.pool.Exec(ctx, "INSERT INTO gateways (id, token_hash) VALUES ('gw-a', $1)", hash)
 	if err == nil {
-		_, err = r.db.pool.Exec(ctx, "INSERT INTO batches VALUES ('gw-a', 1, 2, 2, $1, now())", digest(b))
+		_, err = r.db.pool.Exec(ctx, "INSERT INTO batches VALUES ('gw-a', 1, 2, 2, $1, now())", digest(mustJSON(t, b)))
 	}
 	if err == nil {
 		_, err = r.db.pool.Exec(ctx, `INSERT INTO readings (gateway_id, seq, source, quantity, value, unit, time, clock)

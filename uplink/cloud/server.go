@@ -126,7 +126,7 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, err)
 		return
 	}
-	_, body, err := wire.DecodeRequest(r, wire.Limits{Body: s.opt.MaxBody, JSON: 8 * s.opt.MaxBody})
+	_, js, body, err := wire.DecodeRequest(r, wire.Limits{Body: s.opt.MaxBody, JSON: 8 * s.opt.MaxBody})
 	if err != nil {
 		s.refuse(w, r, err.(*wire.DecodeError).Status, err.Error())
 		return
@@ -139,7 +139,7 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("at most %d readings per batch: split it", s.opt.MaxReadings))
 		return
 	}
-	res, err := s.db.StoreBatch(ctx, body)
+	res, err := s.db.StoreBatch(ctx, body, js)
 	var invalid *InvalidError
 	switch {
 	case errors.As(err, &invalid) || isDataError(err):

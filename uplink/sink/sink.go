@@ -149,7 +149,7 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 	gw := m[1]
 	first, _ := strconv.ParseUint(m[2], 10, 64)
 	last, _ := strconv.ParseUint(m[3], 10, 64)
-	raw, body, err := wire.DecodeRequest(r, wire.Limits{Body: 64 << 20, JSON: 256 << 20})
+	raw, _, body, err := wire.DecodeRequest(r, wire.Limits{Body: 64 << 20, JSON: 256 << 20})
 	if err != nil {
 		s.refuse(w, err.(*wire.DecodeError).Status, err.Error())
 		return

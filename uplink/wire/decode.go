@@ -28,34 +28,34 @@ type Limits struct {
 }
 
 // DecodeRequest reads a batch PUT's gzip body, as the contract requires, and
-// decodes it. raw is the body as received.
-func DecodeRequest(r *http.Request, lim Limits) (raw []byte, b BatchBody, err error) {
+// decodes it. raw is the body as received, js the JSON it decompresses to.
+func DecodeRequest(r *http.Request, lim Limits) (raw, js []byte, b BatchBody, err error) {
 	if r.Header.Get("Content-Encoding") != "gzip" {
-		return nil, b, &DecodeError{http.StatusUnsupportedMediaType, "Content-Encoding must be gzip"}
+		return nil, nil, b, &DecodeError{http.StatusUnsupportedMediaType, "Content-Encoding must be gzip"}
 	}
 	raw, err = io.ReadAll(http.MaxBytesReader(nil, r.Body, lim.Body))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, b, &DecodeError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes: split the batch", lim.Body)}
+		return nil, nil, b, &DecodeError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes: split the batch", lim.Body)}
 	case err != nil:
-		return nil, b, &DecodeError{http.StatusBadRequest, "reading body: " + err.Error()}
+		return nil, nil, b, &DecodeError{http.StatusBadRequest, "reading body: " + err.Error()}
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
-		return nil, b, &DecodeError{http.StatusBadRequest, "body is not gzip: " + err.Error()}
+		return nil, nil, b, &DecodeError{http.StatusBadRequest, "body is not gzip: " + err.Error()}
 	}
 	plain, err := io.ReadAll(io.LimitReader(zr, lim.JSON+1))
 	switch {
 	case err != nil:
-		return nil, b, &DecodeError{http.StatusBadRequest, "body is not gzip: " + err.Error()}
+		return nil, nil, b, &DecodeError{http.StatusBadRequest, "body is not gzip: " + err.Error()}
 	case int64(len(plain)) > lim.JSON:
-		return nil, b, &DecodeError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body decompresses to more than %d bytes: split the batch", lim.JSON)}
+		return nil, nil, b, &DecodeError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body decompresses to more than %d bytes: split the batch", lim.JSON)}
 	}
 	if err := json.Unmarshal(plain, &b); err != nil {
-		return nil, b, &DecodeError{http.StatusBadRequest, "body is not a batch: " + err.Error()}
+		return nil, nil, b, &DecodeError{http.StatusBadRequest, "body is not a batch: " + err.Error()}
 	}
-	return raw, b, nil
+	return raw, plain, b, nil
 }
 
 // Check verifies that a batch matches its URL and key: the same gateway and
