@@ -5,7 +5,7 @@
 // A batch is stored in one statement, so it is committed whole or not at
 // all, and only a commit is answered 2xx. Readings are keyed by (gateway,
 // seq) and inserted with ON CONFLICT DO NOTHING; a batch's bounds and the
-// digest of its readings are kept, so a replay is answered as the first time
+// digest of its body are kept, so a replay is answered as the first time
 // and the same bounds with a different body are a 409. Gateways authenticate
 // with their own bearer token, stored as a SHA-256 hash.
 //
