@@ -55,7 +55,7 @@ func (d *DB) Migrate(ctx context.Context) (from, to int, err error) {
 }
 
 // migrationLock is the advisory lock key migrations hold ("fgmigr").
-const migrationLock = 0x66676d69677200
+const migrationLock int64 = 0x66676d69677200
 
 func (d *DB) migrateTo(ctx context.Context, target int) (from, to int, err error) {
 	conn, err := d.pool.Acquire(ctx)
