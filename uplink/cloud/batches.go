@@ -38,6 +38,7 @@ type Result struct {
 // contract's 422): a seq beyond 2^63-1, a bad time or clock, text with NUL.
 type InvalidError struct{ Msg string }
 
+// Error says what cannot be stored.
 func (e *InvalidError) Error() string { return e.Msg }
 
 // maxText is the longest source, quantity or unit stored.

@@ -106,14 +106,17 @@ type recorder struct {
 	body   bytes.Buffer
 }
 
+// Header is the answer's header, kept.
 func (r *recorder) Header() http.Header { return r.header }
 
+// WriteHeader keeps the first status.
 func (r *recorder) WriteHeader(status int) {
 	if !r.wrote {
 		r.status, r.wrote = status, true
 	}
 }
 
+// Write keeps the body.
 func (r *recorder) Write(b []byte) (int, error) {
 	r.wrote = true
 	return r.body.Write(b)

@@ -17,6 +17,7 @@ type DecodeError struct {
 	Message string
 }
 
+// Error is the message for the client.
 func (e *DecodeError) Error() string { return e.Message }
 
 // Limits bound what DecodeRequest reads.

@@ -319,6 +319,7 @@ type recorder struct {
 	body   string
 }
 
+// WriteHeader notes status and passes it on.
 func (rec *recorder) WriteHeader(status int) {
 	rec.status = status
 	rec.ResponseWriter.WriteHeader(status)
