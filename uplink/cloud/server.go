@@ -126,7 +126,7 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, err)
 		return
 	}
-	_, js, body, err := wire.DecodeRequest(r, wire.Limits{Body: s.opt.MaxBody, JSON: 8 * s.opt.MaxBody})
+	_, js, body, err := wire.DecodeRequest(r, wire.Limits{Body: s.opt.MaxBody, JSON: maxJSONPerReading * int64(s.opt.MaxReadings)})
 	if err != nil {
 		s.refuse(w, r, err.(*wire.DecodeError).Status, err.Error())
 		return
@@ -163,6 +163,12 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(body.Readings)})
 	s.m.requests.WithLabelValues("200").Inc()
 }
+
+// maxJSONPerReading bounds the JSON a batch may decompress to, per reading
+// it may hold: a reading's text is at most 3 × 256 bytes, and its numbers,
+// time and keys take under 200. A body that inflates past it (a gzip bomb)
+// is refused before it is decoded.
+const maxJSONPerReading = 1 << 10
 
 // parseBounds parses "{first}-{last}".
 func parseBounds(s string) (first, last uint64, ok bool) {

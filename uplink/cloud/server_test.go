@@ -137,6 +137,8 @@ func TestRefusesWhatItCannotStore(t *testing.T) {
 	for i := range big.Readings {
 		big.Readings[i].Source = fmt.Sprintf("noise-%d-%x", i, i*7919) // hard to compress
 	}
+	bomb := batch("gw-a", 1, 1)
+	bomb.Readings[0].Source = strings.Repeat("a", 5000) // compresses to little, inflates past 3 × 1 KiB
 	nul := batch("gw-a", 1, 1)
 	nul.Readings[0].Source = "a\x00b"
 	badClock := batch("gw-a", 1, 1)
@@ -153,6 +155,7 @@ func TestRefusesWhatItCannotStore(t *testing.T) {
 	}{
 		{"too many readings", batch("gw-a", 1, 1, 2, 3, 4), nil, http.StatusRequestEntityTooLarge},
 		{"too many bytes", big, nil, http.StatusRequestEntityTooLarge},
+		{"inflates too far", bomb, nil, http.StatusRequestEntityTooLarge},
 		{"not gzip", batch("gw-a", 1, 1), func(q *http.Request) { q.Header.Del("Content-Encoding") }, http.StatusUnsupportedMediaType},
 		{"key differs from the URL", batch("gw-a", 1, 1), func(q *http.Request) { q.Header.Set("Idempotency-Key", "gw-a:1-9") }, http.StatusBadRequest},
 		{"body differs from the URL", batch("gw-a", 1, 1), func(q *http.Request) { q.URL.Path = "/v1/gateways/gw-a/batches/1-2" }, http.StatusBadRequest},
