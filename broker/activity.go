@@ -18,14 +18,21 @@ type DeviceUpdater interface {
 type activity struct {
 	mu   sync.Mutex
 	devs map[string]*devActivity
+	// load reads a device's stored counters the first time it is seen.
+	load func(id string) (store.Device, error)
 }
 
-// A devActivity holds deltas (counters, last error) that a flush moves to
-// the store and clears, and state (last seen, online, last reading,
-// interval) that stays in memory, so that the live view never falls back
-// to an older stored value while a flush is being written.
+// A devActivity holds a device's counters as absolute values (what the
+// store held when this process first saw the device, plus everything
+// since) with how much of them a flush has written, and state (last
+// seen, online, last reading, interval, last error). All of it stays in
+// memory across flushes, so the live view is right whether or not a flush
+// being written has landed: it never falls back to an older stored value,
+// nor counts a flushed delta twice.
 type devActivity struct {
-	messages, readings, rejected uint64 // since the last flush
+	base                         counts // stored when first seen
+	total                        counts // since first seen
+	flushed                      counts // of total, written to the store
 	lastErr                      string
 	dirty                        bool // state changed since the last flush
 	lastSeen                     time.Time
@@ -35,6 +42,17 @@ type devActivity struct {
 	saidOffline                  bool      // its availability topic said "offline"
 	lastReading                  time.Time // when its last reading was stored (kept across flushes)
 	interval                     time.Duration
+}
+
+// counts are a device's message counters.
+type counts struct{ messages, readings, rejected uint64 }
+
+func (c counts) plus(o counts) counts {
+	return counts{c.messages + o.messages, c.readings + o.readings, c.rejected + o.rejected}
+}
+
+func (c counts) minus(o counts) counts {
+	return counts{c.messages - o.messages, c.readings - o.readings, c.rejected - o.rejected}
 }
 
 // minGap is the shortest gap between messages that says something about a
@@ -67,6 +85,11 @@ func (a *activity) get(id string) *devActivity {
 	d, ok := a.devs[id]
 	if !ok {
 		d = &devActivity{}
+		if a.load != nil {
+			if dev, err := a.load(id); err == nil { // not stored (yet): counts start at 0
+				d.base = counts{dev.Messages, dev.Readings, dev.Rejected}
+			}
+		}
 		a.devs[id] = d
 	}
 	return d
@@ -77,14 +100,14 @@ func (a *activity) message(id string, t time.Time, readings int, rejectErr error
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	d := a.get(id)
-	d.messages++
-	d.readings += uint64(readings)
+	d.total.messages++
+	d.total.readings += uint64(readings)
 	d.lastSeen, d.dirty = t, true
 	if readings > 0 {
 		d.learn(t)
 	}
 	if rejectErr != nil {
-		d.rejected++
+		d.total.rejected++
 		d.lastErr = rejectErr.Error()
 	}
 }
@@ -148,30 +171,55 @@ func (a *activity) forget(id string) {
 	delete(a.devs, id)
 }
 
-// flush writes the counters to the store and clears them.
+// flush writes what changed since the last flush to the store, in one
+// transaction for the whole fleet. What it wrote counts as flushed only
+// once the transaction committed: a failed flush is written by the next.
 func (a *activity) flush(st DeviceUpdater) error {
+	type written struct {
+		d     *devActivity
+		state devActivity
+		delta counts
+	}
 	a.mu.Lock()
-	pending := make(map[string]devActivity, len(a.devs))
+	pending := make(map[string]written, len(a.devs))
 	for id, d := range a.devs {
-		if !d.dirty && d.messages == 0 {
+		delta := d.total.minus(d.flushed)
+		if !d.dirty && delta == (counts{}) {
 			continue
 		}
-		pending[id] = *d
-		d.messages, d.readings, d.rejected, d.lastErr, d.dirty = 0, 0, 0, "", false
+		pending[id] = written{d, *d, delta}
+		d.dirty = false
 	}
 	a.mu.Unlock()
 	fns := make(map[string]func(*store.Device), len(pending))
-	for id, p := range pending {
-		fns[id] = p.applyTo
+	for id, w := range pending {
+		fns[id] = func(dev *store.Device) { w.state.applyTo(dev, w.delta) }
 	}
-	return st.UpdateDevices(fns) // one commit for the whole fleet
+	err := st.UpdateDevices(fns)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, w := range pending {
+		switch {
+		case a.devs[id] != w.d: // forgotten meanwhile
+		case err != nil:
+			w.d.dirty = true
+		default:
+			w.d.flushed = w.d.flushed.plus(w.delta)
+		}
+	}
+	return err
 }
 
-// applyTo adds the activity to a stored device.
-func (p *devActivity) applyTo(dev *store.Device) {
-	dev.Messages += p.messages
-	dev.Readings += p.readings
-	dev.Rejected += p.rejected
+// applyTo adds delta and the state to a stored device.
+func (p *devActivity) applyTo(dev *store.Device, delta counts) {
+	dev.Messages += delta.messages
+	dev.Readings += delta.readings
+	dev.Rejected += delta.rejected
+	p.stateTo(dev)
+}
+
+// stateTo writes the state (not the counters) into a device.
+func (p *devActivity) stateTo(dev *store.Device) {
 	if p.lastErr != "" {
 		dev.LastError = p.lastErr
 	}
@@ -189,12 +237,15 @@ func (p *devActivity) applyTo(dev *store.Device) {
 	}
 }
 
-// live returns d with the activity not yet flushed applied.
+// live returns d as it is now: the counters and state in memory replace
+// the stored ones, which may or may not include a flush being written.
 func (a *activity) live(d store.Device) store.Device {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if p, ok := a.devs[d.ID]; ok {
-		p.applyTo(&d)
+		p.stateTo(&d)
+		c := p.base.plus(p.total)
+		d.Messages, d.Readings, d.Rejected = c.messages, c.readings, c.rejected
 	}
 	return d
 }

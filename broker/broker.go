@@ -185,6 +185,7 @@ func New(st Store, o Options) (*Broker, error) {
 	o = o.withDefaults()
 	b := &Broker{o: o, st: st, log: o.Logger, auth: newAuthenticator(st), addrs: map[string]string{},
 		probeSecret: newProbeSecret(), logins: throttle.New(addrPolicy, devicePolicy, o.Now), stop: make(chan struct{}), done: make(chan struct{})}
+	b.activity.load = st.Device
 	b.guard = newGuard(o.Limits, func(msg string, err error, attrs ...any) {
 		if err != nil {
 			attrs = append(attrs, "err", err)
