@@ -30,18 +30,18 @@ type activity struct {
 // being written has landed: it never falls back to an older stored value,
 // nor counts a flushed delta twice.
 type devActivity struct {
-	base                         counts // stored when first seen
-	total                        counts // since first seen
-	flushed                      counts // of total, written to the store
-	lastErr                      string
-	dirty                        bool // state changed since the last flush
-	lastSeen                     time.Time
-	online                       *bool     // nil until a session or availability topic said
-	newest                       time.Time // newest reading time seen (not persisted)
-	sessions                     int       // live MQTT sessions
-	saidOffline                  bool      // its availability topic said "offline"
-	lastReading                  time.Time // when its last reading was stored (kept across flushes)
-	interval                     time.Duration
+	base        counts // stored when first seen
+	total       counts // since first seen
+	flushed     counts // of total, written to the store
+	lastErr     string
+	dirty       bool // state changed since the last flush
+	lastSeen    time.Time
+	online      *bool     // nil until a session or availability topic said
+	newest      time.Time // newest reading time seen (not persisted)
+	sessions    int       // live MQTT sessions
+	saidOffline bool      // its availability topic said "offline"
+	lastReading time.Time // when its last reading was stored (kept across flushes)
+	interval    time.Duration
 }
 
 // counts are a device's message counters.
