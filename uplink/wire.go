@@ -1,9 +1,6 @@
 package uplink
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -23,22 +20,11 @@ func encodeBatch(gateway string, first, last uint64, rs []store.Reading) (raw in
 			Time: r.Time.UTC().Format(time.RFC3339Nano), Clock: r.Clock.String(),
 		}
 	}
-	js, err := json.Marshal(b)
+	js, gz, err := b.Encode()
 	if err != nil {
-		return 0, nil, fmt.Errorf("uplink: encode batch %d-%d: %w", first, last, err)
+		return 0, nil, fmt.Errorf("uplink: %w", err)
 	}
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
-	if err != nil {
-		return 0, nil, err
-	}
-	if _, err := zw.Write(js); err != nil {
-		return 0, nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return 0, nil, err
-	}
-	return len(js), buf.Bytes(), nil
+	return len(js), gz, nil
 }
 
 // readingJSONSize estimates a reading's encoded size, to cut batches at

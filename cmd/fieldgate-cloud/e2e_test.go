@@ -33,10 +33,7 @@ func TestExactlyOnceThroughTwoReplicas(t *testing.T) {
 	}
 	const gw, backlog = "gw-e2e", 20_000
 	rig := cloudtest.Start(t, cloudtest.Build(t), gw, 2)
-	daemon := filepath.Join(t.TempDir(), "fieldgate")
-	if out, err := exec.Command("go", "build", "-o", daemon, "fieldgate/cmd/fieldgate").CombinedOutput(); err != nil {
-		t.Fatalf("go build fieldgate: %v\n%s", err, out)
-	}
+	daemon := cloudtest.GoBuild(t, "fieldgate/cmd/fieldgate")
 	dir := t.TempDir()
 	fillBacklog(t, filepath.Join(dir, "fieldgate.db"), gw, backlog)
 	cfg := filepath.Join(dir, "config.yaml")

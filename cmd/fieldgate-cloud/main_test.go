@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"syscall"
@@ -19,11 +16,7 @@ import (
 	"fieldgate/uplink/wire"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.CloseShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // cli runs the command with DATABASE_URL set to url.
 func cli(t *testing.T, url string, args ...string) (string, error) {
@@ -161,18 +154,12 @@ func gzipBatch(t testing.TB, gw string, first, last uint64) []byte {
 	return gzipJSON(t, b)
 }
 
-// gzipJSON is v in JSON, gzip'd, as the gateway sends a batch.
-func gzipJSON(t testing.TB, v any) []byte {
+// gzipJSON is b's body as the gateway sends it: JSON, gzip'd.
+func gzipJSON(t testing.TB, b wire.BatchBody) []byte {
 	t.Helper()
-	js, err := json.Marshal(v)
+	_, body, err := b.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, _ = zw.Write(js)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return body
 }

@@ -2,14 +2,11 @@ package cloud
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,11 +20,7 @@ import (
 	"fieldgate/uplink/wire"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.CloseShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // receiver is a Server on a fresh migrated database, with gateways gw-a
 // and gw-b registered.
@@ -73,26 +66,24 @@ func batch(gw string, first uint64, values ...float64) wire.BatchBody {
 	return b
 }
 
-// mustJSON is v in JSON.
-func mustJSON(t testing.TB, v any) []byte {
+// mustJSON is b's JSON, as the gateway encodes it.
+func mustJSON(t testing.TB, b wire.BatchBody) []byte {
 	t.Helper()
-	js, err := json.Marshal(v)
+	js, _, err := b.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return js
 }
 
-func gz(t testing.TB, v any) []byte {
+// gz is b's body as the gateway sends it: JSON, gzip'd.
+func gz(t testing.TB, b wire.BatchBody) []byte {
 	t.Helper()
-	js := mustJSON(t, v)
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	_, _ = zw.Write(js)
-	if err := zw.Close(); err != nil {
+	_, body, err := b.Encode()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return b.Bytes()
+	return body
 }
 
 // answer is a response's status, Retry-After and body.

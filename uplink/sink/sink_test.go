@@ -2,8 +2,6 @@ package sink
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -11,21 +9,13 @@ import (
 	"fieldgate/uplink/wire"
 )
 
-func gz(t *testing.T, v any) []byte {
+func gz(t *testing.T, b wire.BatchBody) []byte {
 	t.Helper()
-	js, err := json.Marshal(v)
+	_, body, err := b.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	if _, err := zw.Write(js); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return body
 }
 
 func batch(values ...float64) wire.BatchBody {

@@ -3,7 +3,12 @@
 // key, as docs/cloud-api.yaml specifies.
 package wire
 
-import "fmt"
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+)
 
 // BatchBody is the JSON body of a batch PUT.
 type BatchBody struct {
@@ -38,4 +43,26 @@ func IdempotencyKey(gateway string, first, last uint64) string {
 // ReadingID is a reading's cloud-wide id: "{gateway}:{seq}".
 func ReadingID(gateway string, seq uint64) string {
 	return fmt.Sprintf("%s:%d", gateway, seq)
+}
+
+// Encode returns the batch's JSON and its gzip'd form, the body of its PUT.
+// The encoding is deterministic: the same batch always gives the same
+// bytes (fixed field order, shortest float form, gzip without name or
+// timestamp).
+func (b BatchBody) Encode() (js, gz []byte, err error) {
+	if js, err = json.Marshal(b); err != nil {
+		return nil, nil, fmt.Errorf("encode batch %d-%d: %w", b.FirstSeq, b.LastSeq, err)
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := zw.Write(js); err != nil {
+		return nil, nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, nil, err
+	}
+	return js, buf.Bytes(), nil
 }

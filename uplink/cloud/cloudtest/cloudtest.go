@@ -36,9 +36,16 @@ import (
 // Build builds fieldgate-cloud into a temporary directory.
 func Build(tb testing.TB) string {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "fieldgate-cloud")
-	if out, err := exec.Command("go", "build", "-o", bin, "fieldgate/cmd/fieldgate-cloud").CombinedOutput(); err != nil {
-		tb.Fatalf("go build fieldgate-cloud: %v\n%s", err, out)
+	return GoBuild(tb, "fieldgate/cmd/fieldgate-cloud")
+}
+
+// GoBuild builds the command pkg into a temporary directory and returns
+// the binary's path.
+func GoBuild(tb testing.TB, pkg string) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }

@@ -279,7 +279,7 @@ var shared struct {
 }
 
 // NewDB returns the connection string of a new empty database on a server
-// shared by the test binary (started by the first call; CloseShared stops
+// shared by the test binary (started by the first call; Main stops
 // it). It skips tb without PostgreSQL, unless FIELDGATE_REQUIRE_ALL=1.
 func NewDB(tb testing.TB) string {
 	tb.Helper()
@@ -311,9 +311,16 @@ func NewDB(tb testing.TB) string {
 	return url
 }
 
-// CloseShared stops the server NewDB started, if any; call it from
-// TestMain after m.Run.
-func CloseShared() {
+// Main runs a test binary's tests, then stops the server NewDB started:
+// call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	closeShared()
+	os.Exit(code)
+}
+
+// closeShared stops the server NewDB started, if any.
+func closeShared() {
 	if shared.s != nil {
 		_ = shared.s.Close() // a leftover temp dir is harmless
 	}
