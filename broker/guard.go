@@ -166,7 +166,7 @@ func (g *guard) stats() GuardStats {
 type guardedListener struct {
 	listeners.Listener
 	g      *guard
-	server *mqtt.Server // for Close; nil leaves closing to mochi
+	server *mqtt.Server // whose clients Close disconnects
 }
 
 // Close stops the listener and disconnects its clients. mochi's own way
@@ -174,11 +174,7 @@ type guardedListener struct {
 // when a disconnecting client's Delete queues for the write lock in
 // between: a shutdown racing a device's disconnect would hang forever and
 // never commit the queue. A snapshot from GetAll takes the lock once.
-func (l *guardedListener) Close(closeClients listeners.CloseFn) {
-	if l.server == nil {
-		l.Listener.Close(closeClients)
-		return
-	}
+func (l *guardedListener) Close(listeners.CloseFn) {
 	id := l.ID()
 	l.Listener.Close(func(string) {
 		for _, cl := range l.server.Clients.GetAll() {

@@ -26,7 +26,7 @@ func guardedServer(t *testing.T, lim Limits) (string, *guard) {
 	}
 	g := newGuard(lim, func(string, error, ...any) {})
 	tcp := listeners.NewTCP(listeners.Config{ID: "guarded", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(&guardedListener{Listener: tcp, g: g}); err != nil {
+	if err := srv.AddListener(&guardedListener{Listener: tcp, g: g, server: srv}); err != nil {
 		t.Fatal(err)
 	}
 	go func() {

@@ -98,7 +98,7 @@ func wedgeableFS(tb testing.TB) (*storetest.CrashFS, func() (entered <-chan stru
 	var mu sync.Mutex
 	var gate chan struct{}
 	entered := make(chan struct{}, 1)
-	fs.Fault = func(op, _ string) error {
+	fs.SetFault(func(op, _ string) error {
 		mu.Lock()
 		g := gate
 		mu.Unlock()
@@ -110,7 +110,7 @@ func wedgeableFS(tb testing.TB) (*storetest.CrashFS, func() (entered <-chan stru
 			<-g
 		}
 		return nil
-	}
+	})
 	return fs, func() (<-chan struct{}, func()) {
 		g := make(chan struct{})
 		mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"fieldgate/store/wal"
 )
@@ -30,12 +31,7 @@ type CrashFS struct {
 	current map[string]*memFile // the namespace a process sees
 	durable map[string]*memFile // the namespace as of the last SyncDir
 	dirOps  []dirOp             // namespace changes since the last SyncDir
-
-	// Fault, if set, is called before every Create, Sync and SyncDir with
-	// the operation's name ("create", "sync", "syncdir") and the file's
-	// path; an error it returns fails the operation. It may block to
-	// wedge a sync. It is called without the file system's lock.
-	Fault func(op, name string) error
+	fault   atomic.Pointer[func(op, name string) error]
 }
 
 var _ wal.FS = (*CrashFS)(nil)
@@ -136,16 +132,29 @@ func writeAt(data, b []byte, off int64) []byte {
 	return data
 }
 
-func (c *CrashFS) fault(op, name string) error {
-	if c.Fault == nil {
-		return nil
+// SetFault makes f, or nothing when f is nil, be called before every
+// Create, Sync and SyncDir with the operation's name ("create", "sync",
+// "syncdir") and the file's path; an error f returns fails the operation.
+// f may block to wedge a sync. It is called without the file system's
+// lock, and may be set while other goroutines use the file system.
+func (c *CrashFS) SetFault(f func(op, name string) error) {
+	if f == nil {
+		c.fault.Store(nil)
+		return
 	}
-	return c.Fault(op, name)
+	c.fault.Store(&f)
+}
+
+func (c *CrashFS) injectFault(op, name string) error {
+	if f := c.fault.Load(); f != nil {
+		return (*f)(op, name)
+	}
+	return nil
 }
 
 // Create implements wal.FS.
 func (c *CrashFS) Create(name string) (wal.File, error) {
-	if err := c.fault("create", name); err != nil {
+	if err := c.injectFault("create", name); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -216,7 +225,7 @@ func (c *CrashFS) MkdirAll(string) error { return nil }
 
 // SyncDir implements wal.FS.
 func (c *CrashFS) SyncDir(dir string) error {
-	if err := c.fault("syncdir", dir); err != nil {
+	if err := c.injectFault("syncdir", dir); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -282,7 +291,7 @@ func (h *memHandle) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (h *memHandle) Sync() error {
-	if err := h.c.fault("sync", h.name); err != nil {
+	if err := h.c.injectFault("sync", h.name); err != nil {
 		return err
 	}
 	h.c.mu.Lock()

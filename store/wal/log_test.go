@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -171,16 +172,16 @@ func TestFailedSyncBreaksTheLog(t *testing.T) {
 	l, _, _ := replayAll(t, o, 0)
 	appendN(t, l, 1, 1, 1)
 	eio := errors.New("EIO")
-	fs.Fault = func(op, _ string) error {
+	fs.SetFault(func(op, _ string) error {
 		if op == "sync" {
 			return eio
 		}
 		return nil
-	}
+	})
 	if err := l.Sync(); !errors.Is(err, eio) {
 		t.Fatalf("Sync: %v, want EIO", err)
 	}
-	fs.Fault = nil
+	fs.SetFault(nil)
 	if err := l.Sync(); !errors.Is(err, eio) {
 		t.Errorf("Sync after a failed sync: %v; the log must stay broken", err)
 	}
@@ -197,14 +198,14 @@ func TestFullDiskAtRotationWritesNothingAndRecovers(t *testing.T) {
 	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(2, 2)))
 	o := wal.Options{Dir: "/wal", SegmentSize: wal.MinSegmentSize, MaxFree: 1, FS: fs}
 	l, _, _ := replayAll(t, o, 0)
-	var full bool
-	fs.Fault = func(op, _ string) error {
-		if op == "create" && full {
+	var full atomic.Bool
+	fs.SetFault(func(op, _ string) error {
+		if op == "create" && full.Load() {
 			return syscall.ENOSPC
 		}
 		return nil
-	}
-	full = true
+	})
+	full.Store(true)
 	// Fill the first segment; the background preparer cannot make a spare.
 	next, err := uint64(1), error(nil)
 	for err == nil {
@@ -222,7 +223,7 @@ func TestFullDiskAtRotationWritesNothingAndRecovers(t *testing.T) {
 	if st := l.Stats(); !errors.Is(st.Err, syscall.ENOSPC) {
 		t.Errorf("Stats.Err %v, want ENOSPC", st.Err)
 	}
-	full = false
+	full.Store(false)
 	mustDo(t, l.Flush())
 	mustDo(t, l.Sync())
 	mustDo(t, l.Close())
