@@ -92,8 +92,10 @@ func mustCheckpoint(tb testing.TB, s *Store) {
 
 // wedgeableFS returns an in-memory log file system and wedge, which makes
 // syncs of log files hang — a dying SD card — until release is called;
-// entered receives when a sync hangs.
-func wedgeableFS(tb testing.TB) (*storetest.CrashFS, func() (entered <-chan struct{}, release func())) {
+// entered receives when a sync hangs. wedge first waits until the store's
+// log has its spare segment ready, so that the sync that hangs is one a
+// commit waits for, not the spare's.
+func wedgeableFS(tb testing.TB) (*storetest.CrashFS, func(s *Store) (entered <-chan struct{}, release func())) {
 	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(1, 1)))
 	var mu sync.Mutex
 	var gate chan struct{}
@@ -111,7 +113,8 @@ func wedgeableFS(tb testing.TB) (*storetest.CrashFS, func() (entered <-chan stru
 		}
 		return nil
 	})
-	return fs, func() (<-chan struct{}, func()) {
+	return fs, func(s *Store) (<-chan struct{}, func()) {
+		waitFor(tb, func() bool { return s.wal.Stats().Spare })
 		g := make(chan struct{})
 		mu.Lock()
 		gate = g

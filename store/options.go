@@ -42,7 +42,8 @@ type Options struct {
 
 	// CommitInterval bounds how long a queued (Enqueue) reading may wait for
 	// the log's sync: at most this much queued data is lost in a power cut.
-	// Default 1s.
+	// Default 1s. A longer SyncWindow stretches it: no sync starts sooner
+	// than SyncWindow after the last.
 	CommitInterval time.Duration
 	// SyncWindow is the least time between the starts of two syncs of the
 	// log. 0 (the default) syncs as soon as the previous sync ended and
@@ -127,8 +128,10 @@ const (
 	DefaultHeadMaxReadings    = 100000
 	DefaultHeadMaxBytes       = 16 << 20
 	DefaultCheckpointInterval = 10 * time.Minute
-	// MaxSyncWindow is the longest sync window the store accepts.
-	MaxSyncWindow = time.Second
+	// MaxSyncWindow is the longest sync window the store accepts: well
+	// below the broker's 10 s commit timeout, so that a PUBACK held for a
+	// window is never refused for it.
+	MaxSyncWindow = 5 * time.Second
 )
 
 // maxBytes32 is the largest store a 32-bit process can map: the address

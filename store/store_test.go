@@ -197,7 +197,7 @@ func TestCloseCommitsQueuedReadings(t *testing.T) {
 func TestAppendHonoursContextWhenQueueFull(t *testing.T) {
 	fs, wedge := wedgeableFS(t)
 	s := mustOpen(t, Options{QueueSize: 1, MaxBatch: 1, CommitInterval: time.Millisecond, LogFS: fs})
-	_, release := wedge()
+	_, release := wedge(s)
 	// The sync hangs; the committer writes a few more readings ahead of it,
 	// then stops taking requests, and the one-slot queue fills.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -335,7 +335,7 @@ func TestPing(t *testing.T) {
 		t.Errorf("Ping synced %d times", n)
 	}
 	mustAppend(t, s, reading("a", "q", 0, 1)) // a ping must not disturb readings
-	entered, release := wedge()               // the next sync hangs, as on a dying card
+	entered, release := wedge(s)              // the next sync hangs, as on a dying card
 	appended := make(chan error, 1)
 	go func() { appended <- s.Append(context.Background(), reading("a", "q", 1, 1)) }()
 	<-entered
