@@ -23,14 +23,14 @@ type sizes struct {
 	LiveBacklog     int    // backlog drained while live readings arrive
 	APIReadings     int    // readings stored for the API run; APISmall for its peer
 	APISmall        int
-	SiteDuration    time.Duration // measuring window per QoS of the site run
+	SiteDuration    time.Duration // measured span of each site case; 0: its checkpoint interval
 	Chaos           time.Duration
 }
 
 var (
 	fullSizes = sizes{CompareDuration: 10 * time.Second, CompareRounds: 2, DrainReadings: 200_000, AppendTime: "3s",
 		QueryLarge: 10_000_000, LiveBacklog: 1_000_000, APIReadings: 10_000_000, APISmall: 100_000,
-		SiteDuration: 5 * time.Minute, Chaos: 30 * time.Minute}
+		Chaos: 30 * time.Minute}
 	quickSizes = sizes{CompareDuration: 2 * time.Second, CompareRounds: 1, DrainReadings: 20_000, AppendTime: "300ms",
 		QueryLarge: 200_000, LiveBacklog: 20_000, APIReadings: 200_000, APISmall: 100_000,
 		SiteDuration: 30 * time.Second, Chaos: 40 * time.Second}

@@ -66,10 +66,9 @@ func reportSteps(sz sizes) []step {
 			run:  goBench("./uplink/cloud", "StoreBatch", nil, "-benchtime", "400x")},
 		{id: "append", title: "the store's durable append: group committer beside bbolt Update and Batch", want: appendWant,
 			run: goBench("./store", "Append", nil, "-benchtime", sz.AppendTime)},
-		{id: "site", title: "bytes a typical site's block device receives per reading: QoS 1 (sync window 0 and 1 s) and QoS 0",
+		{id: "site", title: "bytes a typical site's block device receives per reading: QoS 1 and QoS 0, default settings and the Pi package's",
 			want: siteWant(),
-			run: goBench("./cmd/fieldgate", "SiteWrites", []string{"FIELDGATE_BENCH_SITE_DURATION=" + d(sz.SiteDuration)},
-				"-benchtime", "1x", "-timeout", "90m")},
+			run:  goBench("./cmd/fieldgate", "SiteWrites", siteEnv(sz.SiteDuration), "-benchtime", "1x", "-timeout", "90m")},
 		{id: "query", title: "the last hour of a sensor from a small and a large store",
 			want: map[string][]string{"readings=100000": {"ns/op"}, fmt.Sprintf("readings=%d", sz.QueryLarge): {"ns/op"}},
 			run: goBench("./store", "QueryLastHour", []string{"FIELDGATE_BENCH_LARGE=" + strconv.Itoa(sz.QueryLarge)},
@@ -126,10 +125,18 @@ func qos0Want() map[string][]string {
 	return w
 }
 
+// siteEnv sets the site run's span when the sizes fix one (quick runs).
+func siteEnv(span time.Duration) []string {
+	if span == 0 {
+		return nil
+	}
+	return []string{"FIELDGATE_BENCH_SITE_DURATION=" + span.String()}
+}
+
 // siteWant lists the site run's figures per case.
 func siteWant() map[string][]string {
-	units := []string{"readings/h", "wchar-B/reading", "disk-B/reading", "disk-MiB/h"}
-	return map[string][]string{"qos1/window=0s": units, "qos1/window=1s": units, "qos0/window=0s": units}
+	units := []string{"readings/h", "wchar-B/reading", "disk-B/reading", "disk-MiB/h", "window-s", "span-min"}
+	return map[string][]string{"qos1/default": units, "qos1/pi": units, "qos0/default": units, "qos0/pi": units}
 }
 
 // chaosUnits are the figures TestChaos writes with -chaos.summary.
