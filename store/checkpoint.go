@@ -60,10 +60,9 @@ func (s *Store) checkpoint() error {
 func (s *Store) headChunk(n int) []Reading {
 	s.head.mu.RLock()
 	defer s.head.mu.RUnlock()
-	es := s.head.rs[:min(n, len(s.head.rs))]
-	out := make([]Reading, len(es))
-	for i := range es {
-		out[i] = s.head.reading(&es[i])
+	out := make([]Reading, min(n, s.head.rs.len()))
+	for i := range out {
+		out[i] = s.head.reading(s.head.rs.at(i))
 	}
 	return out
 }

@@ -120,8 +120,8 @@ func (s *Store) adoptBoot(boot string) error {
 			return err
 		}
 		from := s.repairFrom.Load()
-		for _, e := range s.head.rs {
-			if e.clock == ClockUnsynced && e.mono > 0 && e.seq >= from {
+		for i := range s.head.rs.len() {
+			if e := s.head.rs.at(i); e.clock == ClockUnsynced && e.mono > 0 && e.seq >= from {
 				n++
 			}
 		}

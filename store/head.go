@@ -14,7 +14,7 @@ import (
 // checkpointer to drop what reached bbolt.
 type head struct {
 	mu      sync.RWMutex
-	rs      []headEntry // by seq, ascending; no pointers, so the GC never scans it
+	rs      entries // by seq, ascending; no pointers, so the GC never scans them
 	series  map[SeriesKey]*headSeries
 	sers    []*headSeries     // by headEntry.ser
 	units   []string          // by headEntry.unit
@@ -68,7 +68,7 @@ func (h *head) insert(rs []Reading, now time.Time, repairable func(*Reading) boo
 }
 
 func (h *head) insertLocked(rs []Reading, now time.Time, repairable func(*Reading) bool) {
-	if len(h.rs) == 0 && len(rs) > 0 {
+	if h.rs.len() == 0 && len(rs) > 0 {
 		h.since = now
 	}
 	var last *headSeries // readings of one call are mostly of one series
@@ -80,7 +80,7 @@ func (h *head) insertLocked(rs []Reading, now time.Time, repairable func(*Readin
 			last = ser
 		}
 		e := headEntry{seq: r.Seq, t: r.Time.UnixNano(), v: r.Value, mono: r.Mono, ser: ser.id, unit: h.unitID(r.Unit), clock: r.Clock}
-		h.rs = append(h.rs, e)
+		h.rs.push(e)
 		n := len(ser.seqs)
 		if n == 0 || e.t > ser.lastT || (e.t == ser.lastT && e.seq > ser.lastSeq) {
 			ser.seqs = append(ser.seqs, e.seq)
@@ -136,23 +136,24 @@ func (h *head) less(t int64, seq, other uint64) bool {
 
 // index returns the position of the first entry with a seq ≥ seq.
 func (h *head) index(seq uint64) int {
-	if len(h.rs) == 0 {
+	n := h.rs.len()
+	if n == 0 {
 		return 0
 	}
-	if first := h.rs[0].seq; seq >= first && seq-first < uint64(len(h.rs)) && h.rs[seq-first].seq == seq {
+	if first := h.rs.at(0).seq; seq >= first && seq-first < uint64(n) && h.rs.at(int(seq-first)).seq == seq {
 		return int(seq - first) // dense: the usual case
 	}
-	return sort.Search(len(h.rs), func(i int) bool { return h.rs[i].seq >= seq })
+	return sort.Search(n, func(i int) bool { return h.rs.at(i).seq >= seq })
 }
 
 // at returns the entry with the given seq, which must be in the head.
-func (h *head) at(seq uint64) *headEntry { return &h.rs[h.index(seq)] }
+func (h *head) at(seq uint64) *headEntry { return h.rs.at(h.index(seq)) }
 
 // find returns the entry with seq, if the head has it.
 func (h *head) find(seq uint64) (*headEntry, bool) {
 	i := h.index(seq)
-	if i < len(h.rs) && h.rs[i].seq == seq {
-		return &h.rs[i], true
+	if i < h.rs.len() && h.rs.at(i).seq == seq {
+		return h.rs.at(i), true
 	}
 	return nil, false
 }
@@ -192,14 +193,13 @@ func (h *head) dropThrough(seq uint64, now time.Time) {
 	if k == 0 {
 		return
 	}
-	rest := slices.Clone(h.rs[k:]) // release the dropped entries' memory
+	h.rs.dropFront(k)
 	for _, ser := range h.series {
 		ser.seqs = slices.DeleteFunc(ser.seqs, func(s uint64) bool { return s <= seq })
 	}
 	h.pending = slices.DeleteFunc(h.pending, func(s uint64) bool { return s <= seq })
-	h.rs = rest
 	h.since = now
-	if len(h.rs) == 0 { // start the tables afresh, so they cannot grow for ever
+	if h.rs.len() == 0 { // start the tables afresh, so they cannot grow for ever
 		h.series, h.sers, h.units = map[SeriesKey]*headSeries{}, nil, nil
 		h.unitIDs, h.strs = map[string]uint32{}, map[string]string{}
 	}
@@ -223,9 +223,9 @@ type headStats struct {
 func (h *head) stats() headStats {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	st := headStats{readings: len(h.rs), since: h.since}
-	if len(h.rs) > 0 {
-		st.first, st.last = h.rs[0].seq, h.rs[len(h.rs)-1].seq
+	st := headStats{readings: h.rs.len(), since: h.since}
+	if n := h.rs.len(); n > 0 {
+		st.first, st.last = h.rs.at(0).seq, h.rs.at(n-1).seq
 	}
 	return st
 }

@@ -47,20 +47,21 @@ func (s *Store) change(fn func(*snapshot) error) error {
 
 // lastSeq is the newest durable seq.
 func (sn *snapshot) lastSeq() uint64 {
-	if n := len(sn.h.rs); n > 0 && sn.h.rs[n-1].seq > sn.ckpt {
-		return sn.h.rs[n-1].seq
+	if n := sn.h.rs.len(); n > 0 && sn.h.rs.at(n-1).seq > sn.ckpt {
+		return sn.h.rs.at(n - 1).seq
 	}
 	return sn.ckpt
 }
 
 // count is how many readings the store holds.
 func (sn *snapshot) count() uint64 {
-	return getUint(sn.tx.Bucket(bMeta), kCount) + uint64(len(sn.headFrom(sn.ckpt+1)))
+	return getUint(sn.tx.Bucket(bMeta), kCount) + uint64(sn.h.rs.len()-sn.headFrom(sn.ckpt+1))
 }
 
-// headFrom returns the head's entries with a seq ≥ seq past the checkpoint.
-func (sn *snapshot) headFrom(seq uint64) []headEntry {
-	return sn.h.rs[sn.h.index(max(seq, sn.ckpt+1)):]
+// headFrom returns the index in the head of the first entry with a seq ≥
+// seq past the checkpoint.
+func (sn *snapshot) headFrom(seq uint64) int {
+	return sn.h.index(max(seq, sn.ckpt+1))
 }
 
 // each calls fn with every reading whose seq is > after, in seq order,
@@ -82,10 +83,8 @@ func (sn *snapshot) each(after uint64, fn func(Reading) (bool, error)) error {
 			}
 		}
 	}
-	hs := sn.headFrom(after + 1)
-	for i := range hs {
-		e := &hs[i]
-		if more, err := fn(sn.h.reading(e)); err != nil || !more {
+	for i := sn.headFrom(after + 1); i < sn.h.rs.len(); i++ {
+		if more, err := fn(sn.h.reading(sn.h.rs.at(i))); err != nil || !more {
 			return err
 		}
 	}
@@ -105,8 +104,8 @@ func (sn *snapshot) countRange(from, to uint64) int {
 			n++
 		}
 	}
-	rs := sn.headFrom(from)
-	return n + sort.Search(len(rs), func(i int) bool { return rs[i].seq > to })
+	lo := sn.headFrom(from)
+	return n + sort.Search(sn.h.rs.len()-lo, func(i int) bool { return sn.h.rs.at(lo+i).seq > to })
 }
 
 // reading returns the reading with seq, if the store holds it.

@@ -161,7 +161,7 @@ func (s *Store) replay() error {
 	if err != nil {
 		return fmt.Errorf("store: replay the log: %w", err)
 	}
-	n := len(s.head.rs)
+	n := s.head.rs.len()
 	s.count.Add(int64(n))
 	if n > 0 || info.Torn > 0 || info.Gaps > 0 || info.Corrupt > 0 {
 		s.log.Info("store: replayed the log", "readings", n, "records", info.Records, "bytes", info.Bytes,
