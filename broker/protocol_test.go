@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/store"
+
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -239,6 +241,16 @@ func TestQuantitiesPerDeviceAreCapped(t *testing.T) {
 	if rc, _ := publish5(t, c, "fieldgate/esp32-a/q4", "1"); rc != 0x97 {
 		t.Errorf("a fourth quantity alone: reason %#x, want 0x97", rc)
 	}
+	// Refused quantities between known ones: the known are all kept.
+	mixed := `[{"n":"q0","v":40},{"n":"q8","v":8},{"n":"q1","v":41},{"n":"q9","v":9}]`
+	if rc, err := publish5(t, c, "fieldgate/esp32-a/senml", mixed); err != nil || rc != 0 {
+		t.Fatalf("a pack with two new and two known quantities: reason %#x, %v", rc, err)
+	}
+	for q, want := range map[string]float64{"q0": 40, "q1": 41} {
+		if r, ok, err := st.Latest(store.SeriesKey{Source: "esp32-a", Quantity: q}); err != nil || !ok || r.Value != want {
+			t.Errorf("latest %s: %v %v %v, want %v", q, r.Value, ok, err, want)
+		}
+	}
 	var qs []string
 	for _, k := range st.Series() {
 		if k.Source == "esp32-a" {
@@ -248,8 +260,8 @@ func TestQuantitiesPerDeviceAreCapped(t *testing.T) {
 	if fmt.Sprint(qs) != "[q0 q1 q2]" {
 		t.Errorf("series %v, want the first three", qs)
 	}
-	if n := b.Stats().QuantityCapped; n != 2 {
-		t.Errorf("capped %d, want 2", n)
+	if n := b.Stats().QuantityCapped; n != 3 {
+		t.Errorf("capped %d, want 3", n)
 	}
 	if d, _ := st.Device("esp32-a"); !strings.Contains(b.LiveDevice(d).LastError, "mqtt.max_quantities_per_device") {
 		t.Errorf("last error %q does not name the cap", b.LiveDevice(d).LastError)

@@ -46,18 +46,21 @@ func (q *quantities) admit(device string, rs []store.Reading) ([]store.Reading, 
 		q.devs[device] = known
 	}
 	var refused error
-	out := rs[:0:0]
-	for _, r := range rs {
+	var out []store.Reading // built only once a reading is refused
+	for i, r := range rs {
 		if !known[r.Quantity] {
 			if len(known) >= q.max {
 				if refused == nil {
 					refused = errQuantityCap{r.Quantity, q.max}
+					out = append(make([]store.Reading, 0, len(rs)-1), rs[:i]...)
 				}
 				continue
 			}
 			known[r.Quantity] = true
 		}
-		out = append(out, r)
+		if refused != nil {
+			out = append(out, r)
+		}
 	}
 	if refused == nil {
 		return rs, nil
