@@ -323,6 +323,12 @@ func (failingStore) Append(context.Context, ...store.Reading) error {
 	return errors.New("store: commit: input/output error")
 }
 
+// AppendThen fails as a commit does: later, on another goroutine.
+func (failingStore) AppendThen(_ context.Context, _ []store.Reading, _ bool, done func(error)) error {
+	go done(errors.New("store: commit: input/output error"))
+	return nil
+}
+
 func TestFailedCommitSendsNoPuback(t *testing.T) {
 	st, pw := testStore(t)
 	b := startBroker(t, failingStore{st}, Options{})

@@ -23,6 +23,10 @@ type identity struct {
 	admin       bool
 	probe       bool // the broker's own health probe: no rights, not a device
 	established bool // counted as one of the device's sessions
+
+	// acks, made on its first QoS 1 publish of readings, is used only by
+	// the connection's read goroutine (the writers hold their own pointer).
+	acks *ackQueue
 }
 
 // hook is fieldgate's mochi hook: authentication and limits at CONNECT
@@ -132,20 +136,36 @@ func (h *hook) sweep(now time.Time) {
 }
 
 // OnPublish decodes the payload by topic shape and stores the readings. A
-// QoS 1/2 publish returns only once its readings are committed and
-// fsync'd, so the PUBACK mochi then writes means "on disk". If the commit
-// fails, no PUBACK may go out: the packet is rejected and the client
+// QoS 1 publish of readings is queued for the commit and its PUBACK written
+// once the readings are fsync'd (see ackQueue): mochi is told to write
+// none, and the read goroutine goes on. A QoS 2 publish returns only once
+// its readings are committed, so the PUBREC mochi then writes means "on
+// disk". If the commit fails, no acknowledgement may go out: the client is
 // disconnected (MQTT 5: with 0x97 when the store is full, else 0x80), so
-// that it sends again later.
+// that it sends again later. Whatever else mochi acknowledges itself waits
+// until the PUBACKs queued before it are written, keeping them in order.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	b, now := h.b, h.b.o.Now()
 	id := h.identity(cl)
 	if id == nil {
 		return pk, packets.ErrRejectPacket
 	}
+	pk, err := h.publish(cl, id, pk)
+	if pk.FixedHeader.Qos > 0 && !errors.Is(err, packets.ErrRejectPacket) && id.acks != nil &&
+		!id.acks.waitFor(0, h.b.o.CommitTimeout) {
+		h.storeFailed(cl, id.device, errCommitTimeout)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, err
+}
+
+// errCommitTimeout is a commit that did not end within CommitTimeout.
+var errCommitTimeout = errors.New("broker: readings not committed within the commit timeout")
+
+func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packets.Packet, error) {
+	b, now := h.b, h.b.o.Now()
 	b.count(&b.stats.Messages)
 	v5 := cl.Properties.ProtocolVersion == 5
 	if !b.limits.publish(id.device, now) {
@@ -187,19 +207,83 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			return pk, refuse(cl, pk, packets.ErrQuotaExceeded)
 		}
 	}
+	if pk.FixedHeader.Qos == 1 {
+		return pk, h.storeThen(cl, id, &pendingAck{pk: pk, n: len(rs), capErr: capErr, at: now}, rs)
+	}
 	if err := h.store(pk.FixedHeader.Qos, rs); err != nil {
-		b.count(&b.stats.StoreFailures)
-		b.log.Error("mqtt: readings not stored; publish refused", "device", id.device, "err", err)
-		code := packets.ErrUnspecifiedError
-		if errors.Is(err, store.ErrFull) {
-			code = packets.ErrQuotaExceeded
-		}
-		_ = b.server.DisconnectClient(cl, code) // for MQTT 3.1.1 this is the only way to say no
+		h.storeFailed(cl, id.device, err)
 		return pk, packets.ErrRejectPacket
 	}
-	b.count(&b.stats.Readings, len(rs))
-	b.activity.message(id.device, now, len(rs), capErr) // readings of known quantities are kept
+	h.stored(id.device, len(rs), capErr, now)
 	return pk, nil
+}
+
+// storeThen queues a QoS 1 publish's readings for the commit; its PUBACK
+// follows from the ack queue. It waits while the connection already has
+// the receive maximum of publishes in flight (an MQTT 5 client never sends
+// more; a 3.1.1 client is slowed down), and always tells mochi to write
+// no PUBACK itself.
+func (h *hook) storeThen(cl *mqtt.Client, id *identity, a *pendingAck, rs []store.Reading) error {
+	if id.acks == nil {
+		id.acks = newAckQueue(func(a *pendingAck) { h.finish(cl, id.device, a) })
+	}
+	q := id.acks
+	if !q.waitFor(int(h.b.o.ReceiveMaximum)-1, h.b.o.CommitTimeout) {
+		h.storeFailed(cl, id.device, errCommitTimeout)
+		return packets.ErrRejectPacket
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.CommitTimeout)
+	defer cancel()
+	q.push(a)
+	if err := h.b.st.AppendThen(ctx, rs, !morePending(cl), func(err error) { q.complete(a, err) }); err != nil {
+		q.complete(a, err)
+	}
+	q.submitted()
+	return packets.ErrRejectPacket
+}
+
+// morePending reports whether the connection's next packets have arrived
+// already: its read goroutine should then read them while the flusher
+// syncs, rather than sync itself first. The guard hands mochi one packet
+// at a time, so what it holds is all that was read ahead. Only the read
+// goroutine may call it.
+func morePending(cl *mqtt.Client) bool {
+	gc, ok := cl.Net.Conn.(*guardConn)
+	return ok && len(gc.in) > 0
+}
+
+// finish acknowledges a committed publish, or refuses it if its commit
+// failed, and forwards what was stored.
+func (h *hook) finish(cl *mqtt.Client, device string, a *pendingAck) {
+	if a.err != nil {
+		h.storeFailed(cl, device, a.err)
+		return
+	}
+	h.stored(device, a.n, a.capErr, a.at)
+	if h.b.closed.Load() {
+		return
+	}
+	_ = cl.WritePacket(puback(a.pk.PacketID)) // a closed connection: the device sends again
+	forward(h.b.server, a.pk)
+}
+
+// stored counts readings a commit took.
+func (h *hook) stored(device string, n int, capErr error, at time.Time) {
+	h.b.count(&h.b.stats.Readings, n)
+	h.b.activity.message(device, at, n, capErr) // readings of known quantities are kept
+}
+
+// storeFailed refuses a publish whose readings were not committed: no
+// acknowledgement goes out, the connection is closed.
+func (h *hook) storeFailed(cl *mqtt.Client, device string, err error) {
+	b := h.b
+	b.count(&b.stats.StoreFailures)
+	b.log.Error("mqtt: readings not stored; publish refused", "device", device, "err", err)
+	code := packets.ErrUnspecifiedError
+	if errors.Is(err, store.ErrFull) {
+		code = packets.ErrQuotaExceeded
+	}
+	_ = b.server.DisconnectClient(cl, code) // for MQTT 3.1.1 this is the only way to say no
 }
 
 // refuse answers a publish the gateway does not take: an MQTT 5 QoS 1/2
@@ -268,7 +352,7 @@ func (h *hook) clock(device string, t, now time.Time) store.Clock {
 	return store.ClockSynced
 }
 
-// store commits QoS 1/2 readings durably before returning, and queues QoS 0.
+// store commits QoS 2 readings durably before returning, and queues QoS 0.
 func (h *hook) store(qos byte, rs []store.Reading) error {
 	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.CommitTimeout)
 	defer cancel()

@@ -28,7 +28,7 @@ func (c *committer) lead(handed bool) {
 	n, k := 0, 0
 	for k < len(c.queue) && (k == 0 || n+len(c.queue[k].rs) <= c.s.opts.MaxBatch) {
 		n += len(c.queue[k].rs)
-		if c.queue[k].ch != nil {
+		if c.queue[k].waits() {
 			c.waiters--
 		}
 		k++
@@ -152,7 +152,7 @@ func (c *committer) commit(batch []*request) {
 		err = fmt.Errorf("store: sync the log: %w", err)
 		c.setErr(err)
 		for _, r := range reqs {
-			if r.ch == nil {
+			if !r.waits() {
 				c.drops.add(reasonCommitFailed, uint64(len(r.rs)))
 			}
 		}
@@ -170,14 +170,12 @@ func (c *committer) commit(batch []*request) {
 	c.setErr(nil)
 	c.backoff = 0
 	for _, r := range reqs {
-		if r.ch != nil {
-			r.ch <- signal{res: result{first: r.first}}
-		}
+		r.reply(result{first: r.first})
 	}
 	c.answer(pings, result{})
 	c.answered = 0
 	for _, r := range reqs {
-		if r.ch != nil {
+		if r.waits() {
 			c.answered++
 		}
 	}
@@ -211,9 +209,7 @@ func (c *committer) append(rs []Reading) error {
 // answer sends res to the waiters among reqs.
 func (c *committer) answer(reqs []*request, res result) {
 	for _, r := range reqs {
-		if r.ch != nil {
-			r.ch <- signal{res: res}
-		}
+		r.reply(res)
 	}
 }
 
@@ -242,7 +238,7 @@ func (c *committer) fail(reqs []*request, err error) {
 func queuedCount(reqs []*request) int {
 	n := 0
 	for _, r := range reqs {
-		if r.ch == nil {
+		if !r.waits() {
 			n += len(r.rs)
 		}
 	}
@@ -254,7 +250,7 @@ func queuedCount(reqs []*request) int {
 // dropped and counted.
 func (c *committer) keepQueued(reqs []*request) {
 	for _, r := range reqs {
-		if r.ch == nil {
+		if !r.waits() {
 			c.carry = append(c.carry, r.rs...)
 		}
 	}

@@ -10,16 +10,33 @@ import (
 	"fieldgate/store/wal"
 )
 
-// request is one Append, Enqueue or Ping waiting for a commit.
+// request is one Append, AppendThen, Enqueue or Ping waiting for a commit.
 type request struct {
-	rs    []Reading
-	ch    chan signal // nil for Enqueue: nobody waits
-	at    time.Time   // when it was queued
-	first uint64      // seq of rs[0], set when written
+	rs     []Reading
+	ch     chan signal  // the waiting caller's (Append, Ping); nil if nobody waits
+	done   func(result) // AppendThen's: called by the leader once done
+	noLead bool         // AppendThen's caller leaves the commit to the flusher
+	at     time.Time    // when it was queued
+	first  uint64       // seq of rs[0], set when written
 
 	// Under committer.mu:
 	abandoned bool // the caller gave up waiting (its context ended)
 	handed    bool // it was told to lead
+}
+
+// waits says whether someone is told the request's result: its caller
+// waits (Append, Ping) or gave a callback (AppendThen). The others
+// (Enqueue) ride along; their readings are carried or dropped on failure.
+func (r *request) waits() bool { return r.ch != nil || r.done != nil }
+
+// reply tells whoever waits the request's result.
+func (r *request) reply(res result) {
+	switch {
+	case r.ch != nil:
+		r.ch <- signal{res: res}
+	case r.done != nil:
+		r.done(res)
+	}
 }
 
 // signal tells a waiting caller that its request is done, or that it is
@@ -148,6 +165,35 @@ func (s *Store) Append(ctx context.Context, rs ...Reading) error {
 	return nil
 }
 
+// AppendThen stores rs like Append, but without waiting: done is called
+// once the log record holding them is on disk (fdatasync'd), with nil, or
+// with the error that kept them from it, exactly once. Calls are committed
+// in the order they were made, so the dones of one caller come in that
+// order too. done runs on the goroutine of the commit and must not block.
+//
+// With lead, a caller that finds no commit running commits on its own
+// goroutine before AppendThen returns, as Append does: a lone client pays
+// no hand-off. Without, the flusher commits at once: the caller goes on
+// (a connection with more publishes already received reads them while the
+// sync runs, and they share the next). If AppendThen returns an error —
+// invalid readings, the queue full until ctx ended, a closed store — the
+// readings were not queued and done is never called.
+func (s *Store) AppendThen(ctx context.Context, rs []Reading, lead bool, done func(error)) error {
+	req, err := newRequest(rs, false)
+	if err != nil {
+		return err
+	}
+	req.done, req.noLead = func(res result) { done(res.err) }, !lead
+	lead, err = s.c.send(ctx, req)
+	if err != nil {
+		return fmt.Errorf("store: append %d readings: %w", len(rs), err)
+	}
+	if lead {
+		s.c.lead(false)
+	}
+	return nil
+}
+
 // Enqueue queues rs for the next commit and returns without waiting for it:
 // at most CommitInterval of queued readings is lost in a power cut. It
 // blocks only while the queue is full (back-pressure), until ctx ends.
@@ -215,18 +261,18 @@ func (c *committer) send(ctx context.Context, req *request) (lead bool, err erro
 	}
 	req.at = c.s.opts.Now()
 	c.queue = append(c.queue, req)
-	if req.ch != nil {
+	if req.waits() {
 		c.waiters++
 		if c.gatherAt > 0 && c.waiters >= c.gatherAt {
 			c.gatherAt = 0
 			c.gathered <- struct{}{}
 		}
-		if !c.leading {
+		if !c.leading && !req.noLead {
 			c.leading, req.handed = true, true
 			return true, nil
 		}
 	}
-	if req.ch == nil && !c.leading && (len(c.queue) == 1 || c.queueFull()) {
+	if !c.leading && (req.noLead || (!req.waits() && (len(c.queue) == 1 || c.queueFull()))) {
 		select {
 		case c.kick <- struct{}{}:
 		default:
@@ -378,7 +424,7 @@ func (c *committer) flushDue() (bool, time.Duration) {
 	now := c.s.opts.Now()
 	var at time.Time
 	if len(c.queue) > 0 {
-		if c.queueFull() {
+		if c.waiters > 0 || c.queueFull() { // a waiter nobody leads for: AppendThen's
 			return true, 0
 		}
 		at = c.queue[0].at.Add(c.s.opts.CommitInterval)

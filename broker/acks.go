@@ -1,0 +1,153 @@
+package broker
+
+import (
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// ackQueue holds one connection's QoS 1 publishes of readings from their
+// arrival until their PUBACK is written, so that the connection's read
+// goroutine goes on reading while the commit syncs: a node may keep up to
+// the receive maximum of readings in flight, and they share syncs.
+//
+// Items stay in arrival order and are written in it (MQTT-4.6.0-2), each
+// once the commit holding its readings synced or failed. The writer is
+// whichever goroutine finds the oldest item done and nobody writing: the
+// connection's own read goroutine when it led the commit itself (a lone
+// client pays no hand-off), else a goroutine started for the burst, which
+// ends when the queue has nothing more to write — an idle connection costs
+// no goroutine.
+type ackQueue struct {
+	finish func(*pendingAck) // writes one done item's PUBACK (or refusal)
+
+	mu         sync.Mutex
+	items      []*pendingAck // arrival order; removed once written
+	writing    bool          // a goroutine is writing items
+	submitting bool          // the read goroutine is in the store's AppendThen
+	room       chan struct{} // signalled when an item was written
+}
+
+// pendingAck is one QoS 1 publish whose readings are being committed.
+type pendingAck struct {
+	pk     packets.Packet
+	n      int       // readings stored once it is done without err
+	capErr error     // readings the quantity cap refused (the rest are stored)
+	at     time.Time // when it arrived
+	done   bool
+	err    error
+}
+
+func newAckQueue(finish func(*pendingAck)) *ackQueue {
+	return &ackQueue{finish: finish, room: make(chan struct{}, 1)}
+}
+
+// waitFor blocks until at most n items are unwritten, or timeout passes;
+// it reports whether they are. Only the read goroutine waits.
+func (q *ackQueue) waitFor(n int, timeout time.Duration) bool {
+	var timer *time.Timer
+	for {
+		q.mu.Lock()
+		ok := len(q.items) <= n
+		q.mu.Unlock()
+		if ok {
+			return true
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-q.room:
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// push adds a publish that is about to be committed.
+func (q *ackQueue) push(a *pendingAck) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.items = append(q.items, a)
+	q.submitting = true
+}
+
+// submitted says the read goroutine is back from AppendThen; it writes
+// what became ready meanwhile itself.
+func (q *ackQueue) submitted() {
+	q.mu.Lock()
+	q.submitting = false
+	mine := q.claim()
+	q.mu.Unlock()
+	if mine {
+		q.write()
+	}
+}
+
+// complete marks a done; it runs on the goroutine that ran the commit and
+// must not block: the writing is claimed and handed to a new goroutine,
+// unless the read goroutine is still submitting and will write it.
+func (q *ackQueue) complete(a *pendingAck, err error) {
+	q.mu.Lock()
+	a.done, a.err = true, err
+	mine := !q.submitting && q.claim()
+	q.mu.Unlock()
+	if mine {
+		go q.write()
+	}
+}
+
+// claim takes the writing if the oldest item is done and nobody writes.
+// q.mu is held.
+func (q *ackQueue) claim() bool {
+	if q.writing || len(q.items) == 0 || !q.items[0].done {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// write writes done items from the oldest until it meets one still
+// committing, then gives the writing up.
+func (q *ackQueue) write() {
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 || !q.items[0].done {
+			q.writing = false
+			q.mu.Unlock()
+			return
+		}
+		a := q.items[0]
+		q.mu.Unlock()
+		q.finish(a)
+		q.mu.Lock()
+		q.items[0] = nil
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		select {
+		case q.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// puback is the PUBACK of a publish whose readings are on disk.
+func puback(id uint16) packets.Packet {
+	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id}
+}
+
+// forward passes a stored publish on as mochi does once it acknowledged
+// one: retained if asked, delivered to subscribers. The broker's inline
+// client injects it (mochi's own path after the PUBACK is not taken), so
+// a subscriber with No Local set also receives its own publishes.
+func forward(server *mqtt.Server, pk packets.Packet) {
+	inline, ok := server.Clients.Get(mqtt.InlineClientId)
+	if !ok {
+		return
+	}
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // resolved already
+	_ = server.InjectPacket(inline, pk)
+}

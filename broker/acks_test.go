@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldgate/store"
+)
+
+// gatedStore holds back the news of every commit until its gate opens,
+// then delivers it in reverse order of the calls — the worst order for a
+// connection's PUBACKs — while the readings are really stored at once.
+type gatedStore struct {
+	*store.Store
+	calls atomic.Int32
+	gate  chan struct{}
+
+	mu    sync.Mutex
+	dones []func()
+}
+
+func newGatedStore(st *store.Store) *gatedStore {
+	g := &gatedStore{Store: st, gate: make(chan struct{})}
+	go func() {
+		<-g.gate
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for i := len(g.dones) - 1; i >= 0; i-- {
+			g.dones[i]()
+		}
+		g.dones = nil
+	}()
+	return g
+}
+
+func (g *gatedStore) AppendThen(ctx context.Context, rs []store.Reading, lead bool, done func(error)) error {
+	g.calls.Add(1)
+	return g.Store.AppendThen(ctx, rs, lead, func(err error) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		select {
+		case <-g.gate:
+			done(err)
+		default:
+			g.dones = append(g.dones, func() { done(err) })
+		}
+	})
+}
+
+// qos1 is a QoS 1 PUBLISH.
+func qos1(topic string, id uint16, payload string) []byte {
+	return packet(0x32, cat(str(topic), binary.BigEndian.AppendUint16(nil, id), []byte(payload)))
+}
+
+// pubacks reads n PUBACKs and returns their packet ids in order; after
+// each it calls check with the id.
+func (c *rawClient) pubacks(n int, check func(id uint16)) []uint16 {
+	c.t.Helper()
+	var ids []uint16
+	for range n {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(c.r, b); err != nil || b[0] != 0x40 || b[1] != 2 {
+			c.t.Fatalf("after PUBACKs %v: read %x, %v; want a PUBACK", ids, b, err)
+		}
+		id := binary.BigEndian.Uint16(b[2:])
+		ids = append(ids, id)
+		check(id)
+	}
+	return ids
+}
+
+// TestPipelinedPublishesAreAckedInOrderOnceStored: a node that sends many
+// QoS 1 publishes without waiting has them all read and queued for the
+// commit while none is acknowledged yet; each PUBACK then comes only once
+// its reading is stored, in the order the publishes were sent, whatever
+// the order the commits report in; subscribers get every one.
+func TestPipelinedPublishesAreAckedInOrderOnceStored(t *testing.T) {
+	st, pw := testStore(t)
+	g := newGatedStore(st)
+	b := startBroker(t, g, Options{})
+	got := make(chan string, 64)
+	sub, err := v3(t, b, "ops", pw["ops"], "watcher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := sub.Subscribe("fieldgate/esp32-a/#", 1, func(_ paho3.Client, m paho3.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
+	if rc != 0 {
+		t.Fatalf("CONNACK %#x", rc)
+	}
+	const n = 20
+	var burst []byte
+	for i := 1; i <= n; i++ {
+		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
+	}
+	c.send(burst)
+	waitFor(t, func() bool { return g.calls.Load() == n }) // all read while none was acknowledged
+	close(g.gate)
+	ids := c.pubacks(n, func(id uint16) {
+		rs, err := st.Readings(store.Query{Source: "esp32-a", Quantity: "temperature"})
+		if err != nil || len(rs) < int(id) {
+			t.Errorf("PUBACK %d with %d readings stored (%v)", id, len(rs), err)
+		}
+	})
+	inOrder(t, ids)
+	for range n {
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a stored publish was not forwarded to the subscriber")
+		}
+	}
+	if s := b.Stats(); s.Readings != n || s.StoreFailures != 0 {
+		t.Errorf("stats %+v, want %d readings stored", s, n)
+	}
+}
+
+// TestInFlightPublishesAreBounded: beyond the receive maximum a
+// connection's further publishes wait unread until PUBACKs went out.
+func TestInFlightPublishesAreBounded(t *testing.T) {
+	st, pw := testStore(t)
+	g := newGatedStore(st)
+	b := startBroker(t, g, Options{ReceiveMaximum: 4})
+	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
+	if rc != 0 {
+		t.Fatalf("CONNACK %#x", rc)
+	}
+	var burst []byte
+	for i := 1; i <= 6; i++ {
+		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
+	}
+	c.send(burst)
+	waitFor(t, func() bool { return g.calls.Load() == 4 })
+	time.Sleep(100 * time.Millisecond) // the fifth stays unread however long it waits
+	if n := g.calls.Load(); n != 4 {
+		t.Fatalf("%d publishes in flight with a receive maximum of 4", n)
+	}
+	close(g.gate)
+	inOrder(t, c.pubacks(6, func(uint16) {}))
+}
+
+// TestOwnAcksWaitForQueuedPubacks: a QoS 1 publish that mochi acknowledges
+// itself (here one on a topic that is not a reading) waits until the
+// PUBACKs of the readings sent before it went out.
+func TestOwnAcksWaitForQueuedPubacks(t *testing.T) {
+	st, pw := testStore(t)
+	g := newGatedStore(st)
+	b := startBroker(t, g, Options{})
+	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
+	if rc != 0 {
+		t.Fatalf("CONNACK %#x", rc)
+	}
+	var burst []byte
+	for i := 1; i <= 3; i++ {
+		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
+	}
+	burst = append(burst, qos1("fieldgate/esp32-a/notes/free-text", 4, "hello")...)
+	c.send(burst)
+	waitFor(t, func() bool { return b.Stats().Unmatched == 1 })
+	close(g.gate)
+	inOrder(t, c.pubacks(4, func(uint16) {}))
+}
+
+// inOrder checks that ids are 1, 2, 3 ...
+func inOrder(t *testing.T, ids []uint16) {
+	t.Helper()
+	for i, id := range ids {
+		if int(id) != i+1 {
+			t.Fatalf("PUBACKs in the order %v", ids)
+		}
+	}
+}
