@@ -155,14 +155,19 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	pk, err := h.publish(cl, id, pk)
 	if pk.FixedHeader.Qos > 0 && !errors.Is(err, packets.ErrRejectPacket) && id.acks != nil &&
 		!id.acks.waitFor(0, h.b.o.CommitTimeout) {
-		h.storeFailed(cl, id.device, errCommitTimeout)
+		h.storeFailed(cl, id.device, errAcksStuck)
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, err
 }
 
-// errCommitTimeout is a commit that did not end within CommitTimeout.
-var errCommitTimeout = errors.New("broker: readings not committed within the commit timeout")
+// errCommitTimeout is a commit that did not end within CommitTimeout;
+// errAcksStuck the PUBACKs of earlier publishes that could not all be
+// written in that time (a commit that hangs, or a peer that reads nothing).
+var (
+	errCommitTimeout = errors.New("broker: earlier readings not committed within the commit timeout")
+	errAcksStuck     = errors.New("broker: earlier PUBACKs not written within the commit timeout")
+)
 
 func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packets.Packet, error) {
 	b, now := h.b, h.b.o.Now()

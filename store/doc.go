@@ -1,13 +1,15 @@
-// Package store keeps fieldgate's readings, devices and upload state durably in
-// one bbolt file.
+// Package store keeps fieldgate's readings, devices and upload state durably:
+// a write-ahead log in front of one bbolt file.
 //
 // It is the heart of the gateway: every reading from a local sensor or an MQTT
-// node goes through its group committer, which writes everything queued in one
-// transaction, fsyncs it, and only then wakes the callers waiting on it. A
-// caller of [Store.Append] therefore knows its readings are on disk when it
-// returns; [Store.Enqueue] is the cheaper path for data whose loss in a crash
-// is tolerated (sensor polls, MQTT QoS 0), committed within one commit
-// interval.
+// node goes through its group committer, which writes everything queued to the
+// log in one write, fdatasyncs it, and only then tells the callers waiting on
+// it; checkpoints later move the readings (held meanwhile in memory, the head)
+// into bbolt. A caller of [Store.Append] therefore knows its readings are on
+// disk when it returns; [Store.AppendThen] says so through a callback instead,
+// so that its caller may go on meanwhile (the broker's QoS 1 PUBACKs);
+// [Store.Enqueue] is the cheaper path for data whose loss in a power cut is
+// tolerated (sensor polls, MQTT QoS 0), committed within one commit interval.
 //
 // Layout of the file (all integer keys big-endian so that byte order is
 // numeric order):

@@ -310,11 +310,35 @@ func TestModel(t *testing.T) {
 	for step := range steps {
 		var op string
 		switch p := rng.IntN(100); {
-		case p < 30:
+		case p < 20:
 			op = "append"
 			rs := mk(1 + rng.IntN(5))
 			mustDo(t, s.Append(context.Background(), rs...))
 			m.stored(rs)
+		case p < 30:
+			op = "append then"
+			// Several calls in flight at once, led or not; each done must
+			// come once its readings are synced, in call order.
+			calls := make([][]Reading, 1+rng.IntN(4))
+			dones := make(chan int, len(calls))
+			for i := range calls {
+				calls[i] = mk(1 + rng.IntN(5))
+				mustDo(t, s.AppendThen(context.Background(), calls[i], rng.IntN(2) == 0, func(err error) {
+					if err != nil {
+						t.Errorf("step %d: AppendThen: %v", step, err)
+					}
+					dones <- i
+				}))
+			}
+			for i := range calls {
+				if got := <-dones; got != i {
+					t.Fatalf("step %d: done of call %d came as the %d-th", step, got, i+1)
+				}
+				for j := range calls[i] {
+					calls[i][j].Seq = m.last + 1 + uint64(j)
+				}
+				m.stored(calls[i])
+			}
 		case p < 40:
 			op = "enqueue"
 			rs := mk(1 + rng.IntN(5))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,18 +63,23 @@ func bench(t *testing.T, args ...string) string {
 }
 
 // TestRunRecordsEveryAcknowledgedReading runs each payload shape against the
-// daemon and checks that every reading the tool says was acknowledged is in
+// daemon, and nodes that keep 16 publishes in flight (whose PUBACKs must come
+// in order), and checks that every reading the tool says was acknowledged is in
 // the store with its node and sequence number, and that the process figures
 // were read.
 func TestRunRecordsEveryAcknowledgedReading(t *testing.T) {
 	dir := t.TempDir()
 	fg := daemon(t, dir)
 	acked := map[string]bool{}
-	for i, shape := range []string{"plain", "senml", "esphome", "tasmota"} {
+	for i, run := range []struct {
+		shape    string
+		inflight int
+	}{{"plain", 1}, {"senml", 1}, {"esphome", 1}, {"tasmota", 1}, {"plain", 16}} {
+		shape := fmt.Sprintf("%s, %d in flight", run.shape, run.inflight)
 		file := filepath.Join(t.TempDir(), "acked.txt")
 		var rep report
-		js := bench(t, "run", "-broker", fg.addr, "-clients", "3", "-duration", "700ms", "-shape", shape, "-prefix", "n"+strconv.Itoa(i),
-			"-pid", strconv.Itoa(fg.cmd.Process.Pid), "-acked", file, "-json")
+		js := bench(t, "run", "-broker", fg.addr, "-clients", "3", "-duration", "700ms", "-shape", run.shape, "-prefix", "n"+strconv.Itoa(i),
+			"-inflight", strconv.Itoa(run.inflight), "-pid", strconv.Itoa(fg.cmd.Process.Pid), "-acked", file, "-json")
 		if err := json.Unmarshal([]byte(js), &rep); err != nil {
 			t.Fatal(err)
 		}

@@ -48,6 +48,7 @@ func newReport(target string, c fleet.Config, r *fleet.Result) report {
 // loadFlags are the flags that describe a fleet, shared by run and compare.
 type loadFlags struct {
 	rate     float64
+	inflight int
 	qos      int
 	shape    string
 	duration time.Duration
@@ -55,13 +56,14 @@ type loadFlags struct {
 
 func (l *loadFlags) register(fs *flag.FlagSet, duration time.Duration) {
 	fs.Float64Var(&l.rate, "rate", 0, "publishes per second per client; 0 = closed loop (next publish when the PUBACK is back)")
+	fs.IntVar(&l.inflight, "inflight", 1, "QoS 1 publishes each client of a closed loop keeps unacknowledged (more than 1: a node replaying a backlog)")
 	fs.IntVar(&l.qos, "qos", 1, "QoS 0 or 1")
 	fs.StringVar(&l.shape, "shape", "plain", "payload shape: plain, senml, esphome or tasmota")
 	fs.DurationVar(&l.duration, "duration", duration, "how long each load runs")
 }
 
 func (l *loadFlags) config(broker string, nodes []fleet.Node) fleet.Config {
-	return fleet.Config{Broker: broker, Nodes: nodes, Rate: l.rate, QoS: byte(l.qos), Shape: fleet.Shape(l.shape)}
+	return fleet.Config{Broker: broker, Nodes: nodes, Rate: l.rate, QoS: byte(l.qos), Shape: fleet.Shape(l.shape), InFlight: l.inflight}
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -14,7 +14,7 @@ import (
 
 // client is one node's MQTT 3.1.1 connection: a TCP socket whose packets
 // mochi's packets package encodes and decodes, with one publish in flight
-// at a time, as an ESP32 sends. It costs two system calls per reading and
+// at a time, as an ESP32 sends (or several, see Config.InFlight). It costs two system calls per reading and
 // no goroutine of its own, so that on a small machine the load generator
 // leaves the CPU to the broker it measures (a full client library such as
 // paho spends several times the broker's own CPU per message).
@@ -60,22 +60,38 @@ func dial(broker string, n Node, timeout time.Duration) (*client, error) {
 
 // publish sends one message and, at QoS 1, waits for its PUBACK.
 func (c *client) publish(topic, payload string, qos byte, timeout time.Duration) error {
+	id, err := c.send1(topic, payload, qos, timeout)
+	if err != nil || qos == 0 {
+		return err
+	}
+	for {
+		got, err := c.ack(timeout)
+		if err != nil || got == id {
+			return err
+		}
+	}
+}
+
+// send1 sends one message and returns its packet id (QoS 1).
+func (c *client) send1(topic, payload string, qos byte, timeout time.Duration) (uint16, error) {
 	pk := packets.Packet{ProtocolVersion: 4, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
 		TopicName: topic, Payload: []byte(payload)}
 	if qos > 0 {
 		c.id = c.id%65535 + 1
 		pk.PacketID = c.id
 	}
-	if err := c.send(&pk, (*packets.Packet).PublishEncode, timeout); err != nil || qos == 0 {
-		return err
-	}
+	return pk.PacketID, c.send(&pk, (*packets.Packet).PublishEncode, timeout)
+}
+
+// ack reads packets until a PUBACK and returns its packet id.
+func (c *client) ack(timeout time.Duration) (uint16, error) {
 	for {
-		ack, err := c.read(timeout)
+		pk, err := c.read(timeout)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if ack.FixedHeader.Type == packets.Puback && ack.PacketID == c.id {
-			return nil
+		if pk.FixedHeader.Type == packets.Puback {
+			return pk.PacketID, nil
 		}
 	}
 }

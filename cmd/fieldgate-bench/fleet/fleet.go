@@ -66,6 +66,10 @@ type Config struct {
 	Rate float64
 	// QoS is 0 or 1.
 	QoS byte
+	// InFlight is how many QoS 1 publishes each node of a closed loop keeps
+	// unacknowledged: 0 or 1 waits for each PUBACK (an ESP32 sending live
+	// readings); more sends on meanwhile (a node replaying a backlog).
+	InFlight int
 	// Shape is the payload format. Default Plain.
 	Shape Shape
 	// Start numbers each node's readings from Start+1 (a later run against
@@ -162,6 +166,9 @@ const timeout = 10 * time.Second
 // publish is one node's loop. It ends with ctx, or when the connection is
 // lost (lost is then true).
 func publish(ctx context.Context, cl *client, c Config, node string) (acks []Ack, lats []time.Duration, errs int, lost bool) {
+	if c.Rate <= 0 && c.QoS > 0 && c.InFlight > 1 {
+		return pipeline(ctx, cl, c, node)
+	}
 	var tick <-chan time.Time
 	if c.Rate > 0 {
 		t := time.NewTicker(time.Duration(float64(time.Second) / c.Rate))
@@ -192,6 +199,40 @@ func publish(ctx context.Context, cl *client, c Config, node string) (acks []Ack
 			lats = append(lats, time.Since(t0))
 		}
 		acks = append(acks, Ack{Node: node, N: n})
+	}
+}
+
+// pipeline is one node's closed loop with c.InFlight publishes in flight:
+// it sends until that many wait, then reads the oldest one's PUBACK, which
+// must come first (MQTT acknowledges in order). When ctx ends it collects
+// the PUBACKs still due.
+func pipeline(ctx context.Context, cl *client, c Config, node string) (acks []Ack, lats []time.Duration, errs int, lost bool) {
+	type sent struct {
+		id uint16
+		n  uint64
+		at time.Time
+	}
+	var due []sent
+	for n := c.Start + 1; ; {
+		for len(due) < c.InFlight && ctx.Err() == nil {
+			topic, payload := c.Shape.message(node, n)
+			id, err := cl.send1(topic, payload, c.QoS, timeout)
+			if err != nil {
+				return acks, lats, errs + 1, true
+			}
+			due = append(due, sent{id, n, time.Now()})
+			n++
+		}
+		if len(due) == 0 {
+			return acks, lats, errs, false
+		}
+		id, err := cl.ack(timeout)
+		if err != nil || id != due[0].id {
+			return acks, lats, errs + len(due), true // no PUBACK, or one out of order
+		}
+		lats = append(lats, time.Since(due[0].at))
+		acks = append(acks, Ack{Node: node, N: due[0].n})
+		due = due[1:]
 	}
 }
 
