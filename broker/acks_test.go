@@ -181,3 +181,27 @@ func inOrder(t *testing.T, ids []uint16) {
 		}
 	}
 }
+
+// TestFailedCommitOfPipelinedPublishesAcksNone: when the commits of a
+// burst fail, not one PUBACK goes out, the connection is closed, and each
+// failure is counted.
+func TestFailedCommitOfPipelinedPublishesAcksNone(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, failingStore{st}, Options{})
+	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
+	if rc != 0 {
+		t.Fatalf("CONNACK %#x", rc)
+	}
+	var burst []byte
+	for i := 1; i <= 5; i++ {
+		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
+	}
+	c.send(burst)
+	if !closedSilently(t, c) {
+		t.Fatal("the connection stayed open after its commits failed")
+	}
+	waitFor(t, func() bool { return b.Stats().StoreFailures >= 1 })
+	if s := b.Stats(); s.Readings != 0 {
+		t.Errorf("%d readings counted stored although every commit failed", s.Readings)
+	}
+}

@@ -169,6 +169,7 @@ var (
 	errAcksStuck     = errors.New("broker: earlier PUBACKs not written within the commit timeout")
 )
 
+// publish takes one publish of an admitted client; see OnPublish.
 func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packets.Packet, error) {
 	b, now := h.b, h.b.o.Now()
 	b.count(&b.stats.Messages)
@@ -260,7 +261,11 @@ func morePending(cl *mqtt.Client) bool {
 // finish acknowledges a committed publish, or refuses it if its commit
 // failed, and forwards what was stored.
 func (h *hook) finish(cl *mqtt.Client, device string, a *pendingAck) {
-	if a.err != nil {
+	switch {
+	case a.err != nil && cl.Closed():
+		h.b.count(&h.b.stats.StoreFailures) // logged with the first of its connection's
+		return
+	case a.err != nil:
 		h.storeFailed(cl, device, a.err)
 		return
 	}
