@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// pipelined is how many QoS 1 publishes each node keeps in flight in the
+// backlog-replay comparison: the broker's default receive maximum.
+const pipelined = 32
+
 // reportSteps lists what the page measures, in the order it runs: the
 // comparisons with a peer first, the long chaos run last.
 func reportSteps(sz sizes) []step {
@@ -38,6 +42,10 @@ func reportSteps(sz sizes) []step {
 		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside mosquitto and a raw fdatasync loop, 1/10/50 clients",
 			want: withRaw(both(append(loadUnits, "cpu-µs/reading"))),
 			run:  compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(sz.CompareRounds))},
+		{id: "ingest-pipelined", title: "QoS 1, each node keeping 32 publishes in flight (a backlog replay), fieldgate beside mosquitto, 1/10/50 nodes",
+			want: withRaw(both(append(loadUnits, "cpu-µs/reading"))),
+			run: compareStep("-clients", "1,10,50", "-inflight", strconv.Itoa(pipelined), "-duration", d(sz.CompareDuration),
+				"-rounds", strconv.Itoa(sz.CompareRounds))},
 		{id: "ingest-qos0", title: "QoS 0 flood (1000 readings/s offered per client), fieldgate beside mosquitto",
 			want: qos0Want(), run: compareStep("-clients", "10,50", "-duration", d(sz.CompareDuration), "-rounds", "1", "-qos", "0", "-rate", "1000")},
 		{id: "idle", title: "memory of 200 idle MQTT clients, fieldgate beside mosquitto",
