@@ -140,14 +140,10 @@ func puback(id uint16) packets.Packet {
 }
 
 // forward passes a stored publish on as mochi does once it acknowledged
-// one: retained if asked, delivered to subscribers. The broker's inline
+// one: retained if asked, delivered to subscribers. The server's inline
 // client injects it (mochi's own path after the PUBACK is not taken), so
 // a subscriber with No Local set also receives its own publishes.
-func forward(server *mqtt.Server, pk packets.Packet) {
-	inline, ok := server.Clients.Get(mqtt.InlineClientId)
-	if !ok {
-		return
-	}
+func forward(server *mqtt.Server, inline *mqtt.Client, pk packets.Packet) {
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // resolved already
 	_ = server.InjectPacket(inline, pk)
 }

@@ -60,6 +60,26 @@ func qos1(topic string, id uint16, payload string) []byte {
 	return packet(0x32, cat(str(topic), binary.BigEndian.AppendUint16(nil, id), []byte(payload)))
 }
 
+// readingsBurst is n QoS 1 publishes of esp32-a's temperature, packet ids
+// and values 1 to n, to be sent in one write.
+func readingsBurst(n int) []byte {
+	var b []byte
+	for i := 1; i <= n; i++ {
+		b = append(b, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
+	}
+	return b
+}
+
+// pipe logs esp32-a in over MQTT 3.1.1 as a raw client.
+func pipe(t *testing.T, b *Broker, pw map[string]string) *rawClient {
+	t.Helper()
+	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
+	if rc != 0 {
+		t.Fatalf("CONNACK %#x", rc)
+	}
+	return c
+}
+
 // pubacks reads n PUBACKs and returns their packet ids in order; after
 // each it calls check with the id.
 func (c *rawClient) pubacks(n int, check func(id uint16)) []uint16 {
@@ -95,16 +115,9 @@ func TestPipelinedPublishesAreAckedInOrderOnceStored(t *testing.T) {
 	if tok := sub.Subscribe("fieldgate/esp32-a/#", 1, func(_ paho3.Client, m paho3.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
-	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
-	if rc != 0 {
-		t.Fatalf("CONNACK %#x", rc)
-	}
+	c := pipe(t, b, pw)
 	const n = 20
-	var burst []byte
-	for i := 1; i <= n; i++ {
-		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
-	}
-	c.send(burst)
+	c.send(readingsBurst(n))
 	waitFor(t, func() bool { return g.calls.Load() == n }) // all read while none was acknowledged
 	close(g.gate)
 	ids := c.pubacks(n, func(id uint16) {
@@ -132,15 +145,8 @@ func TestInFlightPublishesAreBounded(t *testing.T) {
 	st, pw := testStore(t)
 	g := newGatedStore(st)
 	b := startBroker(t, g, Options{ReceiveMaximum: 4})
-	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
-	if rc != 0 {
-		t.Fatalf("CONNACK %#x", rc)
-	}
-	var burst []byte
-	for i := 1; i <= 6; i++ {
-		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
-	}
-	c.send(burst)
+	c := pipe(t, b, pw)
+	c.send(readingsBurst(6))
 	waitFor(t, func() bool { return g.calls.Load() == 4 })
 	time.Sleep(100 * time.Millisecond) // the fifth stays unread however long it waits
 	if n := g.calls.Load(); n != 4 {
@@ -157,16 +163,8 @@ func TestOwnAcksWaitForQueuedPubacks(t *testing.T) {
 	st, pw := testStore(t)
 	g := newGatedStore(st)
 	b := startBroker(t, g, Options{})
-	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
-	if rc != 0 {
-		t.Fatalf("CONNACK %#x", rc)
-	}
-	var burst []byte
-	for i := 1; i <= 3; i++ {
-		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
-	}
-	burst = append(burst, qos1("fieldgate/esp32-a/notes/free-text", 4, "hello")...)
-	c.send(burst)
+	c := pipe(t, b, pw)
+	c.send(append(readingsBurst(3), qos1("fieldgate/esp32-a/notes/free-text", 4, "hello")...))
 	waitFor(t, func() bool { return b.Stats().Unmatched == 1 })
 	close(g.gate)
 	inOrder(t, c.pubacks(4, func(uint16) {}))
@@ -188,15 +186,8 @@ func inOrder(t *testing.T, ids []uint16) {
 func TestFailedCommitOfPipelinedPublishesAcksNone(t *testing.T) {
 	st, pw := testStore(t)
 	b := startBroker(t, failingStore{st}, Options{})
-	rc, c := login(t, b, "127.0.0.1", 4, "pipe", "esp32-a", pw["esp32-a"])
-	if rc != 0 {
-		t.Fatalf("CONNACK %#x", rc)
-	}
-	var burst []byte
-	for i := 1; i <= 5; i++ {
-		burst = append(burst, qos1("fieldgate/esp32-a/temperature", uint16(i), fmt.Sprint(i))...)
-	}
-	c.send(burst)
+	c := pipe(t, b, pw)
+	c.send(readingsBurst(5))
 	if !closedSilently(t, c) {
 		t.Fatal("the connection stayed open after its commits failed")
 	}

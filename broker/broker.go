@@ -163,6 +163,7 @@ type Broker struct {
 	st         Store
 	log        *slog.Logger
 	server     *mqtt.Server
+	inline     *mqtt.Client // the server's own client, which forwards acknowledged publishes
 	guard      *guard
 	auth       *authenticator
 	limits     *devLimits
@@ -207,6 +208,7 @@ func New(st Store, o Options) (*Broker, error) {
 	caps.MaximumClientWritesPending = clientWritesPending
 	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: newMochiLog(o.Logger),
 		ClientNetReadBufferSize: clientBufferSize, ClientNetWriteBufferSize: clientBufferSize})
+	b.inline, _ = b.server.Clients.Get(mqtt.InlineClientId) // made by mqtt.New with InlineClient
 	b.limits = newDevLimits(o)
 	b.quantities = &quantities{max: o.MaxQuantities, series: st.Series, devs: map[string]map[string]bool{}}
 	b.hook = &hook{b: b, ids: map[*mqtt.Client]*identity{}, retained: map[string]bool{}}

@@ -274,7 +274,7 @@ func (h *hook) finish(cl *mqtt.Client, device string, a *pendingAck) {
 		return
 	}
 	_ = cl.WritePacket(puback(a.pk.PacketID)) // a closed connection: the device sends again
-	forward(h.b.server, a.pk)
+	forward(h.b.server, h.b.inline, a.pk)
 }
 
 // stored counts readings a commit took.

@@ -13,11 +13,11 @@ import (
 // request is one Append, AppendThen, Enqueue or Ping waiting for a commit.
 type request struct {
 	rs     []Reading
-	ch     chan signal  // the waiting caller's (Append, Ping); nil if nobody waits
-	done   func(result) // AppendThen's: called by the leader once done
-	noLead bool         // AppendThen's caller leaves the commit to the flusher
-	at     time.Time    // when it was queued
-	first  uint64       // seq of rs[0], set when written
+	ch     chan signal // the waiting caller's (Append, Ping); nil if nobody waits
+	done   func(error) // AppendThen's: called by the leader once done
+	noLead bool        // AppendThen's caller leaves the commit to the flusher
+	at     time.Time   // when it was queued
+	first  uint64      // seq of rs[0], set when written
 
 	// Under committer.mu:
 	abandoned bool // the caller gave up waiting (its context ended)
@@ -35,7 +35,7 @@ func (r *request) reply(res result) {
 	case r.ch != nil:
 		r.ch <- signal{res: res}
 	case r.done != nil:
-		r.done(res)
+		r.done(res.err)
 	}
 }
 
@@ -183,12 +183,12 @@ func (s *Store) AppendThen(ctx context.Context, rs []Reading, lead bool, done fu
 	if err != nil {
 		return err
 	}
-	req.done, req.noLead = func(res result) { done(res.err) }, !lead
-	lead, err = s.c.send(ctx, req)
+	req.done, req.noLead = done, !lead
+	mustLead, err := s.c.send(ctx, req)
 	if err != nil {
 		return fmt.Errorf("store: append %d readings: %w", len(rs), err)
 	}
-	if lead {
+	if mustLead {
 		s.c.lead(false)
 	}
 	return nil

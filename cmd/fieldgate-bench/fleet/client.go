@@ -14,10 +14,11 @@ import (
 
 // client is one node's MQTT 3.1.1 connection: a TCP socket whose packets
 // mochi's packets package encodes and decodes, with one publish in flight
-// at a time, as an ESP32 sends (or several, see Config.InFlight). It costs two system calls per reading and
-// no goroutine of its own, so that on a small machine the load generator
-// leaves the CPU to the broker it measures (a full client library such as
-// paho spends several times the broker's own CPU per message).
+// at a time, as an ESP32 sends (or several, see Config.InFlight). It costs
+// two system calls per reading and no goroutine of its own, so that on a
+// small machine the load generator leaves the CPU to the broker it
+// measures (a full client library such as paho spends several times the
+// broker's own CPU per message).
 type client struct {
 	conn net.Conn
 	r    *bufio.Reader
