@@ -250,8 +250,12 @@ func newRequest(rs []Reading, wait bool) (*request, error) {
 func (c *committer) send(ctx context.Context, req *request) (lead bool, err error) {
 	select {
 	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		return false, fmt.Errorf("store: commit queue full: %w", ctx.Err())
+	default: // full: only now is ctx consulted (its Done channel costs an allocation)
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			return false, fmt.Errorf("store: commit queue full: %w", ctx.Err())
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
