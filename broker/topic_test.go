@@ -1,6 +1,10 @@
 package broker
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+)
 
 func TestParseTopic(t *testing.T) {
 	for topic, want := range map[string]Topic{
@@ -79,4 +83,21 @@ func containsRune(s string, r rune) bool {
 		}
 	}
 	return false
+}
+
+func TestSegmentsSplitsLikeStringsSplit(t *testing.T) {
+	for _, topic := range []string{"", "/", "a", "a/", "/a", "a//b", "a/b/c", "a/b/c/d", "a/b/c/d/", "a/b/c/d/e/f", "fieldgate/esp32-a/temperature"} {
+		want := strings.Split(topic, "/")
+		var p [4]string
+		n := segments(topic, &p)
+		if len(want) > len(p) {
+			if n != len(p)+1 || !slices.Equal(p[:], want[:len(p)]) {
+				t.Errorf("segments(%q) = %d %q, want %d and the first %d of %q", topic, n, p, len(p)+1, len(p), want)
+			}
+			continue
+		}
+		if n != len(want) || !slices.Equal(p[:n], want) {
+			t.Errorf("segments(%q) = %q, want %q", topic, p[:n], want)
+		}
+	}
 }
