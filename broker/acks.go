@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -31,6 +32,9 @@ type ackQueue struct {
 }
 
 // pendingAck is one QoS 1 publish whose readings are being committed.
+// They are recycled (a publish is about 700 bytes, and a busy gateway
+// takes tens of thousands a second): get one with newPendingAck; the
+// queue releases it once its PUBACK is written.
 type pendingAck struct {
 	pk     packets.Packet
 	n      int       // readings stored once it is done without err
@@ -38,6 +42,29 @@ type pendingAck struct {
 	at     time.Time // when it arrived
 	done   bool
 	err    error
+
+	q        *ackQueue   // set by push
+	complete func(error) // the store's done callback: q.complete(self, err), made once
+}
+
+var pendingAcks sync.Pool
+
+// newPendingAck returns a cleared pendingAck holding pk.
+func newPendingAck(pk packets.Packet, n int, capErr error, at time.Time) *pendingAck {
+	a, _ := pendingAcks.Get().(*pendingAck)
+	if a == nil {
+		a = new(pendingAck)
+		a.complete = func(err error) { a.q.complete(a, err) }
+	}
+	a.pk, a.n, a.capErr, a.at = pk, n, capErr, at
+	return a
+}
+
+// release returns a to the pool; nothing may hold it any more.
+func (a *pendingAck) release() {
+	complete := a.complete
+	*a = pendingAck{complete: complete}
+	pendingAcks.Put(a)
 }
 
 func newAckQueue(finish func(*pendingAck)) *ackQueue {
@@ -69,6 +96,7 @@ func (q *ackQueue) waitFor(n int, timeout time.Duration) bool {
 
 // push adds a publish that is about to be committed.
 func (q *ackQueue) push(a *pendingAck) {
+	a.q = q
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.items = append(q.items, a)
@@ -127,6 +155,7 @@ func (q *ackQueue) write() {
 		q.items[0] = nil
 		q.items = q.items[1:]
 		q.mu.Unlock()
+		a.release()
 		select {
 		case q.room <- struct{}{}:
 		default:
@@ -142,8 +171,15 @@ func puback(id uint16) packets.Packet {
 // forward passes a stored publish on as mochi does once it acknowledged
 // one: retained if asked, delivered to subscribers. The server's inline
 // client injects it (mochi's own path after the PUBACK is not taken), so
-// a subscriber with No Local set also receives its own publishes.
+// a subscriber with No Local set also receives its own publishes. With
+// nothing to retain and nobody subscribed (mochi's count; the gateway
+// makes no inline subscriptions, which it leaves out) there is nothing to
+// do: most sites have no MQTT subscriber, and mochi's path would cost
+// about a tenth of the daemon's CPU per reading to find none.
 func forward(server *mqtt.Server, inline *mqtt.Client, pk packets.Packet) {
+	if !pk.FixedHeader.Retain && atomic.LoadInt64(&server.Info.Subscriptions) == 0 {
+		return // nothing to keep and nobody subscribed: mochi's path would find no one
+	}
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // resolved already
 	_ = server.InjectPacket(inline, pk)
 }

@@ -196,3 +196,42 @@ func TestFailedCommitOfPipelinedPublishesAcksNone(t *testing.T) {
 		t.Errorf("%d readings counted stored although every commit failed", s.Readings)
 	}
 }
+
+// TestRetainedReadingIsKeptWithoutSubscribers: the forward after a PUBACK
+// is skipped while nobody subscribes, but never for a retained publish:
+// a technician subscribing later still gets the last value.
+func TestRetainedReadingIsKeptWithoutSubscribers(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	dev, err := v3(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		topic  string
+		retain bool
+	}{{"fieldgate/esp32-a/temperature", true}, {"fieldgate/esp32-a/humidity", false}} {
+		if tok := dev.Publish(p.topic, 1, p.retain, "21.5"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", p.topic, tok.Error())
+		}
+	}
+	got := make(chan string, 4)
+	sub, err := v3(t, b, "ops", pw["ops"], "watcher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := sub.Subscribe("fieldgate/esp32-a/#", 1, func(_ paho3.Client, m paho3.Message) { got <- m.Topic() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	select {
+	case topic := <-got:
+		if topic != "fieldgate/esp32-a/temperature" {
+			t.Errorf("retained %s, want only the retained temperature", topic)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retained reading was not kept")
+	}
+	if s := b.Stats(); s.Readings != 2 {
+		t.Errorf("stats %+v, want 2 readings stored", s)
+	}
+}

@@ -214,7 +214,10 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		}
 	}
 	if pk.FixedHeader.Qos == 1 {
-		return pk, h.storeThen(cl, id, &pendingAck{pk: pk, n: len(rs), capErr: capErr, at: now}, rs)
+		if err := h.storeThen(cl, id, newPendingAck(pk, len(rs), capErr, now), rs); err != nil {
+			return pk, err
+		}
+		return taken(pk), nil
 	}
 	if err := h.store(pk.FixedHeader.Qos, rs); err != nil {
 		h.storeFailed(cl, id.device, err)
@@ -227,25 +230,36 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 // storeThen queues a QoS 1 publish's readings for the commit; its PUBACK
 // follows from the ack queue. It waits while the connection already has
 // the receive maximum of publishes in flight (an MQTT 5 client never sends
-// more; a 3.1.1 client is slowed down), and always tells mochi to write
-// no PUBACK itself.
+// more; a 3.1.1 client is slowed down). An error means the publish was
+// refused and the connection is being closed.
 func (h *hook) storeThen(cl *mqtt.Client, id *identity, a *pendingAck, rs []store.Reading) error {
 	if id.acks == nil {
 		id.acks = newAckQueue(func(a *pendingAck) { h.finish(cl, id.device, a) })
 	}
 	q := id.acks
 	if !q.waitFor(int(h.b.o.ReceiveMaximum)-1, h.b.o.CommitTimeout) {
+		a.release()
 		h.storeFailed(cl, id.device, errCommitTimeout)
 		return packets.ErrRejectPacket
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.CommitTimeout)
 	defer cancel()
 	q.push(a)
-	if err := h.b.st.AppendThen(ctx, rs, !morePending(cl), func(err error) { q.complete(a, err) }); err != nil {
-		q.complete(a, err)
+	if err := h.b.st.AppendThen(ctx, rs, !morePending(cl), a.complete); err != nil {
+		a.complete(err)
 	}
 	q.submitted()
-	return packets.ErrRejectPacket
+	return nil
+}
+
+// taken is what OnPublish gives mochi back for a publish the ack queue
+// answers: an ignored QoS 0 publish, which mochi neither acknowledges,
+// retains nor delivers (forward does that once it is stored). Refusing it
+// with ErrRejectPacket would do as much, but mochi then boxes the whole
+// packet for a debug log entry it does not print: 850 bytes per publish.
+func taken(pk packets.Packet) packets.Packet {
+	pk.FixedHeader.Qos, pk.Ignore = 0, true
+	return pk
 }
 
 // morePending reports whether the connection's next packets have arrived
