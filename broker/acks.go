@@ -18,18 +18,27 @@ import (
 // once the commit holding its readings synced or failed. The writer is
 // whichever goroutine finds the oldest item done and nobody writing: the
 // connection's own read goroutine when it led the commit itself (a lone
-// client pays no hand-off), else a goroutine started for the burst, which
-// ends when the queue has nothing more to write — an idle connection costs
-// no goroutine.
+// client pays no hand-off), else the queue's writer goroutine. That one is
+// started when needed and lingers for ackLinger after it wrote, so that a
+// busy node's PUBACKs are handed to a parked goroutine rather than to a
+// new one each (whose stack must grow again); an idle connection costs no
+// goroutine.
 type ackQueue struct {
 	finish func(*pendingAck) // writes one done item's PUBACK (or refusal)
+	wake   chan struct{}     // hands the writing to the lingering writer
 
 	mu         sync.Mutex
 	items      []*pendingAck // arrival order; removed once written
 	writing    bool          // a goroutine is writing items
+	lingering  bool          // the writer goroutine is parked on wake
 	submitting bool          // the read goroutine is in the store's AppendThen
 	room       chan struct{} // signalled when an item was written
 }
+
+// ackLinger is how long the writer goroutine waits for more to write
+// before it ends: long beside a busy node's round trip (milliseconds),
+// short beside a sensor's publishing interval (seconds).
+const ackLinger = 100 * time.Millisecond
 
 // pendingAck is one QoS 1 publish whose readings are being committed.
 // They are recycled (a publish is about 700 bytes, and a busy gateway
@@ -68,7 +77,7 @@ func (a *pendingAck) release() {
 }
 
 func newAckQueue(finish func(*pendingAck)) *ackQueue {
-	return &ackQueue{finish: finish, room: make(chan struct{}, 1)}
+	return &ackQueue{finish: finish, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 }
 
 // waitFor blocks until at most n items are unwritten, or timeout passes;
@@ -111,20 +120,28 @@ func (q *ackQueue) submitted() {
 	mine := q.claim()
 	q.mu.Unlock()
 	if mine {
-		q.write()
+		q.write(false)
 	}
 }
 
 // complete marks a done; it runs on the goroutine that ran the commit and
-// must not block: the writing is claimed and handed to a new goroutine,
-// unless the read goroutine is still submitting and will write it.
+// must not block: the writing is claimed and handed to the writer
+// goroutine, unless the read goroutine is still submitting and will write
+// it.
 func (q *ackQueue) complete(a *pendingAck, err error) {
 	q.mu.Lock()
 	a.done, a.err = true, err
 	mine := !q.submitting && q.claim()
+	wake := mine && q.lingering
+	if wake {
+		q.lingering = false
+	}
 	q.mu.Unlock()
-	if mine {
-		go q.write()
+	switch {
+	case wake:
+		q.wake <- struct{}{} // never blocks: one hand-off per lingering
+	case mine:
+		go q.writer()
 	}
 }
 
@@ -138,13 +155,39 @@ func (q *ackQueue) claim() bool {
 	return true
 }
 
+// writer writes what was claimed for it, then lingers for more: it ends
+// once ackLinger passed without a hand-off.
+func (q *ackQueue) writer() {
+	t := time.NewTimer(ackLinger)
+	defer t.Stop()
+	for {
+		q.write(true)
+		select {
+		case <-q.wake:
+		case <-t.C:
+			q.mu.Lock()
+			if q.lingering { // nobody handed it anything: done
+				q.lingering = false
+				q.mu.Unlock()
+				return
+			}
+			q.mu.Unlock()
+			<-q.wake // a complete claimed the writing for it just now
+		}
+		t.Reset(ackLinger)
+	}
+}
+
 // write writes done items from the oldest until it meets one still
-// committing, then gives the writing up.
-func (q *ackQueue) write() {
+// committing, then gives the writing up; the writer goroutine (linger)
+// parks on wake in the same step, so that no completion in between starts
+// a second one.
+func (q *ackQueue) write(linger bool) {
 	for {
 		q.mu.Lock()
 		if len(q.items) == 0 || !q.items[0].done {
 			q.writing = false
+			q.lingering = q.lingering || linger
 			q.mu.Unlock()
 			return
 		}

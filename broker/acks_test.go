@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"fieldgate/store"
 )
@@ -233,5 +235,54 @@ func TestRetainedReadingIsKeptWithoutSubscribers(t *testing.T) {
 	}
 	if s := b.Stats(); s.Readings != 2 {
 		t.Errorf("stats %+v, want 2 readings stored", s)
+	}
+}
+
+// TestAckQueueWritesEveryCompletionInOrder drives an ack queue alone:
+// bursts whose commits complete in random order on goroutines of their
+// own, some while the writer goroutine lingers and some after it ended.
+// Every item is written exactly once, in arrival order.
+func TestAckQueueWritesEveryCompletionInOrder(t *testing.T) {
+	var mu sync.Mutex
+	var got []int
+	written := make(chan struct{}, 64)
+	q := newAckQueue(func(a *pendingAck) {
+		mu.Lock()
+		got = append(got, a.n)
+		mu.Unlock()
+		written <- struct{}{}
+	})
+	n := 0
+	for round := range 40 {
+		burst := make([]*pendingAck, 1+rand.IntN(8))
+		for i := range burst {
+			n++
+			burst[i] = newPendingAck(packets.Packet{}, n, nil, time.Time{})
+			q.push(burst[i])
+		}
+		q.submitted()
+		for _, i := range rand.Perm(len(burst)) {
+			go burst[i].complete(nil)
+		}
+		for range burst {
+			select {
+			case <-written:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: an item completed but was never written", round)
+			}
+		}
+		if round%8 == 7 {
+			time.Sleep(2 * ackLinger) // the writer ends; the next burst starts another
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, v := range got {
+		if v != i+1 {
+			t.Fatalf("written in the order %v, want 1 to %d", got, n)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d written, want %d", len(got), n)
 	}
 }
