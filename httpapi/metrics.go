@@ -113,13 +113,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUsed, float64(st.UsedBytes))
 	gauge(descMax, float64(st.MaxBytes))
 	gauge(descFailing, b2f(st.Err != nil))
-	if dropped, err := s.st.Dropped(); err == nil {
+	if dropped, retired, err := s.st.Losses(); err == nil {
 		for reason, n := range dropped {
 			counter(descDropped, float64(n), reason)
 		}
-	}
-	if n, err := s.st.RetentionDeleted(); err == nil {
-		counter(descRetained, float64(n))
+		counter(descRetained, float64(retired))
 	}
 	gauge(descIngestRate, st.IngestPerHour)
 	gauge(descPerReading, st.BytesPerReading)

@@ -120,11 +120,7 @@ func (s *Server) getStatus(c *gin.Context) {
 func (s *Server) status() (statusBody, error) {
 	now := s.opts.Now()
 	st := s.st.Stats()
-	dropped, err := s.st.Dropped()
-	if err != nil {
-		return statusBody{}, err
-	}
-	retired, err := s.st.RetentionDeleted()
+	dropped, retired, err := s.st.Losses()
 	if err != nil {
 		return statusBody{}, err
 	}

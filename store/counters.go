@@ -76,25 +76,31 @@ func addCounters(tx *bolt.Tx, add map[string]uint64) error {
 // including drops not yet persisted because commits are failing. Readings
 // retention deleted after delivery are no loss: see RetentionDeleted.
 func (s *Store) Dropped() (map[string]uint64, error) {
-	out := s.c.drops.snapshot()
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bCounters).ForEach(func(k, v []byte) error {
-			if string(k) != keyRetentionDeleted {
-				out[string(k)] += getUint(tx.Bucket(bCounters), k)
-			}
-			return nil
-		})
-	})
-	return out, err
+	dropped, _, err := s.Losses()
+	return dropped, err
 }
 
 // RetentionDeleted returns how many delivered readings retention deleted
 // over the store's life: routine, not a loss.
 func (s *Store) RetentionDeleted() (uint64, error) {
-	var n uint64
-	err := s.view(func(tx *bolt.Tx) error {
-		n = getUint(tx.Bucket(bCounters), []byte(keyRetentionDeleted))
-		return nil
+	_, retired, err := s.Losses()
+	return retired, err
+}
+
+// Losses returns Dropped and RetentionDeleted from one read transaction,
+// for the status page and the metrics, which show both on every request.
+func (s *Store) Losses() (dropped map[string]uint64, retired uint64, err error) {
+	dropped = s.c.drops.snapshot()
+	err = s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCounters)
+		return b.ForEach(func(k, v []byte) error {
+			if string(k) == keyRetentionDeleted {
+				retired = getUint(b, k)
+			} else {
+				dropped[string(k)] += getUint(b, k)
+			}
+			return nil
+		})
 	})
-	return n, err
+	return dropped, retired, err
 }

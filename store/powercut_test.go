@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -142,4 +143,44 @@ func TestPowerCuts(t *testing.T) {
 		wg.Wait()
 	}
 	t.Logf("%d power cuts: %d readings acknowledged, all kept", cuts, len(acked))
+}
+
+// TestTornTailIsCountedOnce: a record torn at the log's tail is cut at
+// Open and counted in Stats, and the count is kept in the file: a later
+// Open, which finds no torn tail, still reports it, and adds no other.
+func TestTornTailIsCountedOnce(t *testing.T) {
+	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(1, 2)))
+	opts := Options{Path: filepath.Join(t.TempDir(), "torn.db"), LogFS: fs, openBolt: noSyncBolt}
+	s := mustOpen(t, opts)
+	for i := range 3 {
+		mustAppend(t, s, reading("node-1", "temperature", i, float64(i)))
+	}
+	fs.PowerCut()
+	s.abandon()
+
+	// Garble the payload of the last record, as a write cut short would.
+	dir := s.logOpts.Dir
+	names, err := fs.List(dir)
+	mustDo(t, err)
+	f, err := fs.Open(filepath.Join(dir, names[0]))
+	mustDo(t, err)
+	b := make([]byte, 4096)
+	_, err = f.ReadAt(b, 0)
+	mustDo(t, err)
+	off := 32 // segment header; then records of a 24-byte header and a payload
+	for range 2 {
+		off += 24 + int(binary.BigEndian.Uint32(b[off+4:]))
+	}
+	_, err = f.WriteAt([]byte{^b[off+30]}, int64(off+30))
+	mustDo(t, err)
+	mustDo(t, f.Sync())
+	mustDo(t, f.Close())
+
+	for open := range 2 {
+		s = mustOpen(t, opts)
+		if st := s.Stats(); st.TornTails != 1 || st.Readings != 2 {
+			t.Errorf("open %d: %d torn tails, %d readings; want 1 and the 2 before it", open+1, st.TornTails, st.Readings)
+		}
+		mustDo(t, s.Close())
+	}
 }

@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Stats is a snapshot of the store for status pages, metrics and health.
@@ -72,13 +70,10 @@ func (s *Store) Stats() Stats {
 		LogSegments:  ws.Segments,
 
 		BytesPerReading: s.bytesPerReading(),
+		TornTails:       s.tornTails,
 	}
 	// 0, unknown, if the file system cannot say.
 	st.DiskFree, _ = diskFree(filepath.Dir(s.opts.Path))
-	_ = s.view(func(tx *bolt.Tx) error { // a closed store has no count to add
-		st.TornTails = getUint(tx.Bucket(bMeta), kTornTails)
-		return nil
-	})
 	s.ckpt.mu.Lock()
 	st.Checkpoints, st.LastCheckpoint, st.CheckpointErr = s.ckpt.count, s.ckpt.last, s.ckpt.err
 	s.ckpt.mu.Unlock()

@@ -52,6 +52,7 @@ type Store struct {
 	logOpts   wal.Options
 	log       *slog.Logger
 	gatewayID string
+	tornTails uint64 // torn log tails over the store's life, counted at Open
 
 	// dbMu is held for reading around every transaction and for writing
 	// while compaction swaps the file, so no transaction sees a closed DB.
@@ -167,13 +168,17 @@ func (s *Store) replay() error {
 		s.log.Info("store: replayed the log", "readings", n, "records", info.Records, "bytes", info.Bytes,
 			"torn_tails", info.Torn, "gaps", info.Gaps, "corrupt_segments", info.Corrupt, "took", time.Since(began).Round(time.Millisecond))
 	}
-	if info.Torn > 0 {
-		return s.update(func(tx *bolt.Tx) error {
-			meta := tx.Bucket(bMeta)
-			return putUint(meta, kTornTails, getUint(meta, kTornTails)+uint64(info.Torn))
+	if info.Torn == 0 {
+		return s.view(func(tx *bolt.Tx) error {
+			s.tornTails = getUint(tx.Bucket(bMeta), kTornTails)
+			return nil
 		})
 	}
-	return nil
+	return s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		s.tornTails = getUint(meta, kTornTails) + uint64(info.Torn)
+		return putUint(meta, kTornTails, s.tornTails)
+	})
 }
 
 // openBolt opens the bbolt file with fieldgate's options and turns bbolt's
