@@ -82,6 +82,19 @@ func pipe(t *testing.T, b *Broker, pw map[string]string) *rawClient {
 	return c
 }
 
+// watch subscribes the admin to everything of esp32-a at QoS 1 and hands
+// each message to got.
+func watch(t *testing.T, b *Broker, pw map[string]string, got func(paho3.Message)) {
+	t.Helper()
+	sub, err := v3(t, b, "ops", pw["ops"], "watcher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := sub.Subscribe("fieldgate/esp32-a/#", 1, func(_ paho3.Client, m paho3.Message) { got(m) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+}
+
 // pubacks reads n PUBACKs and returns their packet ids in order; after
 // each it calls check with the id.
 func (c *rawClient) pubacks(n int, check func(id uint16)) []uint16 {
@@ -110,13 +123,7 @@ func TestPipelinedPublishesAreAckedInOrderOnceStored(t *testing.T) {
 	g := newGatedStore(st)
 	b := startBroker(t, g, Options{})
 	got := make(chan string, 64)
-	sub, err := v3(t, b, "ops", pw["ops"], "watcher")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok := sub.Subscribe("fieldgate/esp32-a/#", 1, func(_ paho3.Client, m paho3.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	watch(t, b, pw, func(m paho3.Message) { got <- string(m.Payload()) })
 	c := pipe(t, b, pw)
 	const n = 20
 	c.send(readingsBurst(n))
@@ -218,13 +225,7 @@ func TestRetainedReadingIsKeptWithoutSubscribers(t *testing.T) {
 		}
 	}
 	got := make(chan string, 4)
-	sub, err := v3(t, b, "ops", pw["ops"], "watcher")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok := sub.Subscribe("fieldgate/esp32-a/#", 1, func(_ paho3.Client, m paho3.Message) { got <- m.Topic() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	watch(t, b, pw, func(m paho3.Message) { got <- m.Topic() })
 	select {
 	case topic := <-got:
 		if topic != "fieldgate/esp32-a/temperature" {

@@ -72,23 +72,11 @@ func addCounters(tx *bolt.Tx, add map[string]uint64) error {
 	return nil
 }
 
-// Dropped returns how many readings the store has lost, by reason,
-// including drops not yet persisted because commits are failing. Readings
-// retention deleted after delivery are no loss: see RetentionDeleted.
-func (s *Store) Dropped() (map[string]uint64, error) {
-	dropped, _, err := s.Losses()
-	return dropped, err
-}
-
-// RetentionDeleted returns how many delivered readings retention deleted
-// over the store's life: routine, not a loss.
-func (s *Store) RetentionDeleted() (uint64, error) {
-	_, retired, err := s.Losses()
-	return retired, err
-}
-
-// Losses returns Dropped and RetentionDeleted from one read transaction,
-// for the status page and the metrics, which show both on every request.
+// Losses returns how many readings the store has lost, by reason
+// (including drops not yet persisted because commits are failing), and
+// apart from them how many delivered readings retention deleted over the
+// store's life: routine, not a loss. One read transaction serves both, as
+// the status page and the metrics show both on every request.
 func (s *Store) Losses() (dropped map[string]uint64, retired uint64, err error) {
 	dropped = s.c.drops.snapshot()
 	err = s.view(func(tx *bolt.Tx) error {

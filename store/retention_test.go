@@ -43,12 +43,12 @@ func TestRetentionDeletesOnlyUploadedReadingsByAge(t *testing.T) {
 	if len(rest) != 140 || rest[0].Seq != 61 {
 		t.Fatalf("after retention: %d readings starting at %d, want 140 starting at 61", len(rest), rest[0].Seq)
 	}
-	dropped, err := s.Dropped()
+	dropped, retired, err := s.Losses()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.RetentionDeleted(); n != 60 || dropped[keyRetentionDeleted] != 0 {
-		t.Errorf("retention deleted %d, want 60, and never counted as dropped (%v)", n, dropped)
+	if retired != 60 || dropped[keyRetentionDeleted] != 0 {
+		t.Errorf("retention deleted %d, want 60, and never counted as dropped (%v)", retired, dropped)
 	}
 	// Index entries went with the readings.
 	n, err := s.Count(Query{Source: "a", Quantity: "temperature"})
@@ -86,7 +86,7 @@ func TestFullStoreDropOldestCountsEveryDrop(t *testing.T) {
 	if st.UsedBytes > st.MaxBytes {
 		t.Errorf("used %d bytes over the %d cap", st.UsedBytes, st.MaxBytes)
 	}
-	dropped, err := s.Dropped()
+	dropped, _, err := s.Losses()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestFullStoreRejectNew(t *testing.T) {
 	mustDo(t, s.Enqueue(context.Background(), reading("a", "temperature", 0, 1), reading("a", "temperature", 1, 1)))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		d, err := s.Dropped()
+		d, _, err := s.Losses()
 		mustDo(t, err)
 		if d[reasonFullRejectNew] == 2 {
 			break
