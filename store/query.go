@@ -27,7 +27,7 @@ func (s *Store) Readings(q Query) ([]Reading, error) {
 	var out []Reading
 	err := s.read(func(sn *snapshot) error {
 		skip := q.Offset
-		return sn.scan(q.key(), scanFrom(q.From), q.To, func(e entry) (bool, error) {
+		_, _, err := sn.scan(q.key(), scanFrom(q.From), q.To, 0, func(sn *snapshot, e entry) (bool, error) {
 			if skip > 0 {
 				skip--
 				return true, nil
@@ -39,6 +39,7 @@ func (s *Store) Readings(q Query) ([]Reading, error) {
 			out = append(out, r)
 			return q.Limit <= 0 || len(out) < q.Limit, nil
 		})
+		return err
 	})
 	return out, err
 }
@@ -47,10 +48,11 @@ func (s *Store) Readings(q Query) ([]Reading, error) {
 func (s *Store) Count(q Query) (int, error) {
 	n := 0
 	err := s.read(func(sn *snapshot) error {
-		return sn.scan(q.key(), scanFrom(q.From), q.To, func(entry) (bool, error) {
+		_, _, err := sn.scan(q.key(), scanFrom(q.From), q.To, 0, func(*snapshot, entry) (bool, error) {
 			n++
 			return true, nil
 		})
+		return err
 	})
 	return n, err
 }

@@ -161,15 +161,14 @@ func scanFrom(from time.Time) scanPos {
 
 // scan calls fn with key's readings from pos on and before to (zero: no
 // end), in (time, seq) order, merging bbolt's index with the head, until fn
-// returns false or an error.
-func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, fn func(entry) (bool, error)) error {
+// returns false or an error, or it has had limit readings (0: no limit).
+// Stopped by the limit with readings left, it returns the position of the
+// next and more.
+func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, limit int, fn func(*snapshot, entry) (bool, error)) (next scanPos, more bool, err error) {
 	var bc *bolt.Cursor
-	var bk, bv, end []byte
-	if sid, ok := sn.s.series.lookup(key); ok {
-		end = binary.BigEndian.AppendUint32(nil, sid+1)
-		if !to.IsZero() {
-			end = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(nil, sid), timeKey(to))
-		}
+	var bk, bv []byte
+	sid, inFile := sn.s.series.lookup(key)
+	if inFile {
 		start := binary.BigEndian.AppendUint32(nil, sid)
 		start = binary.BigEndian.AppendUint64(start, uint64(pos.t)^(1<<63))
 		start = binary.BigEndian.AppendUint64(start, pos.seq)
@@ -181,18 +180,28 @@ func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, fn func(entry
 		from = time.Unix(0, pos.t)
 	}
 	hs := sn.h.span(key, from, to)
+	for len(hs) > 0 && sn.before(hs[0], pos) { // hs is in (time, seq) order
+		hs = hs[1:]
+	}
+	toNs, n := to.UnixNano(), 0
 	for {
-		for len(hs) > 0 && (hs[0] <= sn.ckpt || sn.before(hs[0], pos)) {
+		for len(hs) > 0 && hs[0] <= sn.ckpt { // checkpointed: bbolt's copy counts
 			hs = hs[1:]
 		}
-		haveB := bc != nil && bk != nil && bytes.Compare(bk, end) < 0
 		var e entry
+		if bk != nil { // the index key is sid | time | seq: 20 bytes
+			if len(bk) != 20 || binary.BigEndian.Uint32(bk) != sid {
+				if len(bk) != 20 && bytes.Compare(bk, binary.BigEndian.AppendUint32(nil, sid+1)) < 0 {
+					return next, false, fmt.Errorf("store: index key of %d bytes is corrupt", len(bk))
+				}
+				bk = nil // past the series
+			} else if e.t = int64(binary.BigEndian.Uint64(bk[4:12]) ^ (1 << 63)); !to.IsZero() && e.t >= toNs {
+				bk = nil // past the range
+			}
+		}
 		switch {
-		case haveB && len(bk) != 20:
-			return fmt.Errorf("store: index key of %d bytes is corrupt", len(bk))
-		case haveB && (len(hs) == 0 || boltFirst(bk, sn.h.at(hs[0]))):
-			e = entry{seq: binary.BigEndian.Uint64(bk[12:]), t: int64(binary.BigEndian.Uint64(bk[4:12]) ^ (1 << 63)),
-				v: math.Float64frombits(binary.BigEndian.Uint64(bv))}
+		case bk != nil && (len(hs) == 0 || sn.fileFirst(e.t, bk, hs[0])):
+			e.seq, e.v = binary.BigEndian.Uint64(bk[12:]), math.Float64frombits(binary.BigEndian.Uint64(bv))
 			if len(bv) > 8 {
 				e.clock = Clock(bv[8])
 			}
@@ -202,10 +211,14 @@ func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, fn func(entry
 			e = entry{seq: he.seq, t: he.t, v: he.v, clock: he.clock, inHead: true}
 			hs = hs[1:]
 		default:
-			return nil
+			return next, false, nil
 		}
-		if more, err := fn(e); err != nil || !more {
-			return err
+		if limit > 0 && n == limit {
+			return scanPos{t: e.t, seq: e.seq}, true, nil
+		}
+		n++
+		if more, err := fn(sn, e); err != nil || !more {
+			return next, false, err
 		}
 	}
 }
@@ -216,9 +229,10 @@ func (sn *snapshot) before(seq uint64, pos scanPos) bool {
 	return e.t < pos.t || (e.t == pos.t && e.seq < pos.seq)
 }
 
-// boltFirst reports whether the index key k sorts before head entry e.
-func boltFirst(k []byte, e *headEntry) bool {
-	t := int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63))
+// fileFirst reports whether the index entry at time t with key k sorts
+// before the head entry seq.
+func (sn *snapshot) fileFirst(t int64, k []byte, seq uint64) bool {
+	e := sn.h.at(seq)
 	return t < e.t || (t == e.t && binary.BigEndian.Uint64(k[12:]) < e.seq)
 }
 

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"math"
 	"time"
 )
@@ -33,15 +32,20 @@ func (s *Store) Summarize(q Query, step time.Duration) ([]Summary, error) {
 	var sum float64
 	width := int64(step)
 	cur := (*Summary)(nil)
-	curStart := int64(math.MinInt64)
-	err := s.walk(q, nil, func(_ *snapshot, e entry) error {
-		start := e.t - ((e.t%width)+width)%width // floor, also before 1970
-		if start != curStart {
-			if cur != nil {
-				cur.Avg = sum / float64(cur.Count)
+	var curStart, curEnd int64 // the step [curStart, curEnd) holding cur
+	err := s.walk(q, nil, func(_ *snapshot, e entry) (bool, error) {
+		if cur == nil || e.t < curStart || e.t >= curEnd { // only then divide
+			if start := e.t - ((e.t%width)+width)%width; cur == nil || start != curStart { // floor, also before 1970
+				if cur != nil {
+					cur.Avg = sum / float64(cur.Count)
+				}
+				out = append(out, Summary{Start: time.Unix(0, start).UTC(), Min: e.v, Max: e.v})
+				cur, curStart, sum = &out[len(out)-1], start, 0
+				curEnd = math.MaxInt64 // the last step's end, past the last time
+				if start <= math.MaxInt64-width {
+					curEnd = start + width
+				}
 			}
-			out = append(out, Summary{Start: time.Unix(0, start).UTC(), Min: e.v, Max: e.v})
-			cur, curStart, sum = &out[len(out)-1], start, 0
 		}
 		cur.Count++
 		sum += e.v
@@ -53,7 +57,7 @@ func (s *Store) Summarize(q Query, step time.Duration) ([]Summary, error) {
 		if e.clock == ClockUnsynced {
 			cur.Unsynced++
 		}
-		return nil
+		return true, nil
 	})
 	if cur != nil {
 		cur.Avg = sum / float64(cur.Count)
@@ -76,49 +80,37 @@ func (s *Store) Walk(q Query, fn func(Reading) error) error {
 		buf = buf[:0]
 		return nil
 	}
-	return s.walk(q, flush, func(sn *snapshot, e entry) error {
+	return s.walk(q, flush, func(sn *snapshot, e entry) (bool, error) {
 		if skip > 0 {
 			skip--
-			return nil
+			return true, nil
 		}
 		if q.Limit > 0 && n >= q.Limit {
-			return errStopWalk
+			return false, nil
 		}
 		n++
 		r, err := sn.fetch(e)
 		buf = append(buf, r)
-		return err
+		return true, err
 	})
 }
 
-// errStopWalk ends a walk early without an error.
-var errStopWalk = errors.New("stop walk")
-
 // walk calls visit for every reading of q's series in [q.From, q.To), in
 // (time, seq) order, walkChunk readings per snapshot, and flush (if not
-// nil) after each snapshot. visit runs inside the snapshot; it may return
-// errStopWalk.
-func (s *Store) walk(q Query, flush func() error, visit func(*snapshot, entry) error) error {
+// nil) after each snapshot, until visit returns false or an error. visit
+// runs inside the snapshot.
+func (s *Store) walk(q Query, flush func() error, visit func(*snapshot, entry) (bool, error)) error {
 	pos := scanFrom(q.From)
 	for {
-		seen, stop := 0, true
-		err := s.read(func(sn *snapshot) error {
-			return sn.scan(q.key(), pos, q.To, func(e entry) (bool, error) {
-				if seen == walkChunk {
-					pos, stop = scanPos{t: e.t, seq: e.seq}, false
-					return false, nil
-				}
-				seen++
-				return true, visit(sn, e)
-			})
+		more := false
+		err := s.read(func(sn *snapshot) (err error) {
+			pos, more, err = sn.scan(q.key(), pos, q.To, walkChunk, visit)
+			return err
 		})
-		if errors.Is(err, errStopWalk) {
-			stop, err = true, nil
-		}
 		if err == nil && flush != nil {
 			err = flush()
 		}
-		if err != nil || stop {
+		if err != nil || !more {
 			return err
 		}
 	}

@@ -47,14 +47,7 @@ func TestWalkCrossesChunks(t *testing.T) {
 	s := mustOpen(t, Options{})
 	n := 2*walkChunk + 17
 	fill(t, s, "a", n)
-	var seqs []uint64
-	err := s.Walk(Query{Source: "a", Quantity: "temperature"}, func(r Reading) error {
-		seqs = append(seqs, r.Seq)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	seqs := walkSeqs(t, s)
 	if len(seqs) != n {
 		t.Fatalf("walked %d readings, want %d", len(seqs), n)
 	}
@@ -65,7 +58,7 @@ func TestWalkCrossesChunks(t *testing.T) {
 	}
 	// Offset and Limit across a chunk boundary.
 	var page []Reading
-	err = s.Walk(Query{Source: "a", Quantity: "temperature", Offset: walkChunk - 2, Limit: 5}, func(r Reading) error {
+	err := s.Walk(Query{Source: "a", Quantity: "temperature", Offset: walkChunk - 2, Limit: 5}, func(r Reading) error {
 		page = append(page, r)
 		return nil
 	})
@@ -78,6 +71,62 @@ func TestWalkCrossesChunks(t *testing.T) {
 	if !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("fn error: %v after %d calls, want stop after 1", err, calls)
 	}
+}
+
+// TestWalkMergesFileAndHead: every other second checkpointed into bbolt,
+// the rest in the head; a walk over several chunks and a summary visit
+// each reading once, in time order.
+func TestWalkMergesFileAndHead(t *testing.T) {
+	s := mustOpen(t, Options{})
+	n := 2*walkChunk + 17
+	var even, odd []Reading
+	for i := range n {
+		r := reading("a", "temperature", i, float64(i%7))
+		if i%2 == 0 {
+			even = append(even, r)
+		} else {
+			odd = append(odd, r)
+		}
+	}
+	mustAppend(t, s, even...)
+	mustDo(t, s.checkpoint())
+	mustAppend(t, s, odd...)
+	var times []time.Time
+	err := s.Walk(Query{Source: "a", Quantity: "temperature"}, func(r Reading) error {
+		times = append(times, r.Time)
+		return nil
+	})
+	mustDo(t, err)
+	if len(times) != n {
+		t.Fatalf("walked %d readings, want %d", len(times), n)
+	}
+	for i, tm := range times {
+		if want := t0.Add(time.Duration(i) * time.Second); !tm.Equal(want) {
+			t.Fatalf("reading %d at %s, want %s", i, tm, want)
+		}
+	}
+	sums, err := s.Summarize(Query{Source: "a", Quantity: "temperature"}, 7*time.Second)
+	mustDo(t, err)
+	total := 0
+	for i, x := range sums {
+		total += x.Count
+		if i > 0 && x.Count == 7 && (x.Min != 0 || x.Max != 6 || x.Avg != 3) {
+			t.Errorf("summary %d = %+v, want min 0, mean 3, max 6", i, x)
+		}
+	}
+	if total != n {
+		t.Errorf("summaries count %d readings, want %d", total, n)
+	}
+}
+
+// walkSeqs returns the seqs of series a/temperature in walk order.
+func walkSeqs(t *testing.T, s *Store) []uint64 {
+	var seqs []uint64
+	mustDo(t, s.Walk(Query{Source: "a", Quantity: "temperature"}, func(r Reading) error {
+		seqs = append(seqs, r.Seq)
+		return nil
+	}))
+	return seqs
 }
 
 func TestOnCommit(t *testing.T) {
@@ -105,17 +154,25 @@ func TestOnCommit(t *testing.T) {
 }
 
 // BenchmarkSummarize reduces a day of a 1 Hz sensor to 1000 points, the
-// web page's chart query.
+// web page's chart query: from the file (checkpointed, as a day-old series
+// is) and from the head (not yet checkpointed).
 func BenchmarkSummarize(b *testing.B) {
-	s := mustOpen(b, Options{})
-	fill(b, s, "a", 86_400)
-	q := Query{Source: "a", Quantity: "temperature"}
-	b.ReportAllocs()
-	for b.Loop() {
-		sums, err := s.Summarize(q, 86400*time.Millisecond)
-		if err != nil || len(sums) != 1000 {
-			b.Fatalf("%d summaries, %v", len(sums), err)
-		}
+	for _, where := range []string{"file", "head"} {
+		b.Run(where, func(b *testing.B) {
+			s := mustOpen(b, Options{})
+			fill(b, s, "a", 86_400)
+			if where == "file" {
+				mustDo(b, s.checkpoint())
+			}
+			q := Query{Source: "a", Quantity: "temperature"}
+			b.ReportAllocs()
+			for b.Loop() {
+				sums, err := s.Summarize(q, 86400*time.Millisecond)
+				if err != nil || len(sums) != 1000 {
+					b.Fatalf("%d summaries, %v", len(sums), err)
+				}
+			}
+		})
 	}
 }
 
