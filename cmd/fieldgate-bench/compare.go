@@ -52,9 +52,10 @@ type ratio struct {
 	FieldgateCPUus float64 `json:"fieldgate_cpu_us_per_reading"`
 	MosquittoCPUus float64 `json:"mosquitto_cpu_us_per_reading"`
 	CPURatio       float64 `json:"cpu_ratio"`
-	// RawSyncRate is a bare write+fdatasync loop on the same disk in the
-	// same round (the durable limit of one client); RawRatio is
-	// fieldgate's rate ÷ it. Set for one client at QoS 1.
+	// RawSyncRate is a bare write+fdatasync loop on the same disk, run
+	// right before and right after each round's fieldgate run (the durable
+	// limit of one client); RawRatio is the mean over rounds of fieldgate's
+	// rate ÷ that round's raw rate. Set for one client at QoS 1.
 	RawSyncRate float64 `json:"raw_sync_per_second,omitempty"`
 	RawRatio    float64 `json:"fieldgate_raw_ratio,omitempty"`
 }
@@ -103,7 +104,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer mq.stop()
 
 	var reps []report
-	var raw []float64
+	var raw []float64 // per round with one client: the raw loop before and after fieldgate's run, averaged
 	for round := range *rounds {
 		for _, n := range ns {
 			order := []*peer{fg, mq}
@@ -111,18 +112,27 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				order = []*peer{mq, fg}
 			}
 			for _, p := range order {
+				// The disk's speed drifts from minute to minute: the raw loop
+				// brackets fieldgate's run, so its ratio compares like with like.
+				bracket := p == fg && n == 1 && lf.qos == 1 && lf.rate == 0
+				var before float64
+				if bracket {
+					if before, err = rawSync(ctx, dir, lf.duration); err != nil {
+						return fmt.Errorf("raw fdatasync loop: %w", err)
+					}
+				}
 				rep, err := loadOnce(ctx, p, lf, n, fmt.Sprintf("r%d-%s-%d", round, p.name, n))
 				if err != nil {
 					return fmt.Errorf("%s with %d clients: %w", p.name, n, err)
 				}
 				reps = append(reps, rep)
-			}
-			if n == 1 && lf.qos == 1 && lf.rate == 0 {
-				r, err := rawSync(ctx, dir, lf.duration)
-				if err != nil {
-					return fmt.Errorf("raw fdatasync loop: %w", err)
+				if bracket {
+					after, err := rawSync(ctx, dir, lf.duration)
+					if err != nil {
+						return fmt.Errorf("raw fdatasync loop: %w", err)
+					}
+					raw = append(raw, (before+after)/2)
 				}
-				raw = append(raw, r)
 			}
 		}
 	}
@@ -225,26 +235,39 @@ func compareRatios(ns []int, reps []report, raw []float64) []ratio {
 		r.RateRatio = r.FieldgateRate / r.MosquittoRate
 		r.CPURatio = r.FieldgateCPUus / r.MosquittoCPUus
 		if n == 1 && len(raw) > 0 {
-			for _, v := range raw {
-				r.RawSyncRate += v / float64(len(raw))
-			}
-			r.RawRatio = r.FieldgateRate / r.RawSyncRate
+			r.RawSyncRate, r.RawRatio = rawRatio(reps, raw)
 		}
 		out = append(out, r)
 	}
 	return out
 }
 
+// rawRatio pairs each round's one-client fieldgate run with that round's
+// raw rate (raw, in round order) and returns the raw rates' mean and the
+// mean of the rounds' ratios.
+func rawRatio(reps []report, raw []float64) (rate, ratio float64) {
+	i := 0
+	for _, rep := range reps {
+		if rep.Target != "fieldgate" || rep.Clients != 1 || i == len(raw) {
+			continue
+		}
+		rate += raw[i] / float64(len(raw))
+		ratio += rep.ReadingsPerSec / raw[i] / float64(len(raw))
+		i++
+	}
+	return rate, ratio
+}
+
 func printRatios(w io.Writer, rs []ratio) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\tfieldgate readings/s\tmosquitto readings/s\tratio\tfieldgate p99 ms\tmosquitto p99 ms\tfieldgate CPU µs/reading\tmosquitto CPU µs/reading\tCPU ratio\tfieldgate RSS MiB\tmosquitto RSS MiB\traw fdatasync/s\tfieldgate ÷ raw\t")
 	for _, r := range rs {
-		rawRate, rawRatio := "-", "-"
+		rawCol, ratioCol := "-", "-"
 		if r.RawSyncRate > 0 {
-			rawRate, rawRatio = fmt.Sprintf("%.0f", r.RawSyncRate), fmt.Sprintf("%.2f", r.RawRatio)
+			rawCol, ratioCol = fmt.Sprintf("%.0f", r.RawSyncRate), fmt.Sprintf("%.2f", r.RawRatio)
 		}
 		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Clients, r.FieldgateRate, r.MosquittoRate, r.RateRatio,
-			r.FieldgateP99, r.MosquittoP99, r.FieldgateCPUus, r.MosquittoCPUus, r.CPURatio, r.FieldgateRSSMiB, r.MosquittoRSSMiB, rawRate, rawRatio)
+			r.FieldgateP99, r.MosquittoP99, r.FieldgateCPUus, r.MosquittoCPUus, r.CPURatio, r.FieldgateRSSMiB, r.MosquittoRSSMiB, rawCol, ratioCol)
 	}
 	return tw.Flush()
 }

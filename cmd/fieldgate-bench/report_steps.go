@@ -82,15 +82,11 @@ func reportSteps(sz sizes) []step {
 			run: goBench("./store", "QueryLastHour", []string{"FIELDGATE_BENCH_LARGE=" + strconv.Itoa(sz.QueryLarge)},
 				"-benchtime", "300x", "-timeout", "60m")},
 		{id: "summarize", title: "a day of a 1 Hz sensor reduced to a 1000-point series",
-			want: map[string][]string{"": {"ns/op", "allocs/op"}}, run: goBench("./store", "Summarize", nil, "-benchtime", "2s")},
-		{id: "api", title: fmt.Sprintf("REST API under wrk, %d readings stored", sz.APIReadings),
-			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
-			run: goBench("./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APIReadings)},
-				"-benchtime", "1x", "-timeout", "60m")},
-		{id: "api-before", title: fmt.Sprintf("REST API under wrk, %d readings stored, fieldgate %s (before the write-ahead log)", sz.APIReadings, baseline),
-			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
-			run: goBenchAt(baseline, "./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APIReadings)},
-				"-benchtime", "1x", "-timeout", "60m")},
+			want: map[string][]string{"file": {"ns/op", "allocs/op"}, "head": {"ns/op", "allocs/op"}},
+			run:  goBench("./store", "Summarize", nil, "-benchtime", "2s")},
+		{id: "api", title: fmt.Sprintf("REST API under wrk, %d readings stored, beside fieldgate %s (before the write-ahead log)", sz.APIReadings, baseline),
+			want: map[string][]string{"status": apiPairedUnits, "series-1000": apiPairedUnits},
+			run:  apiStep(sz.APIReadings)},
 		{id: "api-small", title: fmt.Sprintf("REST API under wrk, %d readings stored", sz.APISmall),
 			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
 			run: goBench("./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APISmall)},
@@ -119,7 +115,7 @@ const baseline = "84d5f75"
 
 // withRaw adds the raw fdatasync loop's figure to the ingest step's.
 func withRaw(w map[string][]string) map[string][]string {
-	w["raw"] = []string{"syncs/s"}
+	w["raw"] = []string{"syncs/s", "fieldgate÷raw"}
 	return w
 }
 
@@ -166,9 +162,15 @@ func goBench(pkg, pattern string, env []string, flags ...string) func(context.Co
 	}
 }
 
-// goBenchAt runs goBench in a temporary checkout of commit (a git
-// worktree), for a figure measured on an earlier fieldgate in the same run.
-func goBenchAt(commit, pkg, pattern string, env []string, flags ...string) func(context.Context) (figures, error) {
+// apiPairedUnits are the API benchmark's figures with a build beside it.
+var apiPairedUnits = []string{"req/s", "p50-ms", "p99-ms", "before-req/s", "before-p50-ms", "before-p99-ms", "now÷before"}
+
+// apiStep runs the API benchmark over n readings beside the baseline: it
+// builds the baseline in a temporary git worktree, fills the baseline's
+// store with the baseline's own code (beforeFill, the same readings as the
+// benchmark's), and hands both to the benchmark, which alternates between
+// the two daemons.
+func apiStep(n int) func(context.Context) (figures, error) {
 	return func(ctx context.Context) (figures, error) {
 		dir, err := os.MkdirTemp("", "fieldgate-baseline-")
 		if err != nil {
@@ -176,20 +178,52 @@ func goBenchAt(commit, pkg, pattern string, env []string, flags ...string) func(
 		}
 		defer os.RemoveAll(dir)
 		wt := filepath.Join(dir, "src")
-		if out, err := exec.CommandContext(ctx, "git", "worktree", "add", "--detach", wt, commit).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("git worktree add %s: %v\n%s", commit, err, out)
+		if out, err := exec.CommandContext(ctx, "git", "worktree", "add", "--detach", wt, baseline).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("git worktree add %s: %v\n%s", baseline, err, out)
 		}
 		defer func() { _ = exec.Command("git", "worktree", "remove", "--force", wt).Run() }() // the directory goes anyway
-		args := append([]string{"test", "-run", "^$", "-bench", pattern}, flags...)
-		cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
-		cmd.Dir, cmd.Env = wt, append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("go test at %s: %v\n%s", commit, err, out[max(0, len(out)-4000):])
+		if err := os.WriteFile(filepath.Join(wt, "cmd", "fieldgate", "zz_report_fill_test.go"), []byte(beforeFill), 0o644); err != nil {
+			return nil, err
 		}
-		return parseBench(out), nil
+		data := filepath.Join(dir, "data")
+		if err := os.Mkdir(data, 0o755); err != nil {
+			return nil, err
+		}
+		readings := "FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(n)
+		for _, args := range [][]string{
+			{"test", "-run", "^$", "-bench", "^BenchmarkReportFill$", "-benchtime", "1x", "-timeout", "60m", "./cmd/fieldgate"},
+			{"build", "-tags", "nomsgpack", "-o", filepath.Join(dir, "fieldgate"), "./cmd/fieldgate"},
+		} {
+			cmd := exec.CommandContext(ctx, "go", args...)
+			cmd.Dir, cmd.Env = wt, append(os.Environ(), readings, "FIELDGATE_BENCH_FILL="+filepath.Join(data, "fieldgate.db"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("go %s at %s: %v\n%s", args[0], baseline, err, out[max(0, len(out)-4000):])
+			}
+		}
+		return goBench("./cmd/fieldgate", "API", []string{readings, "FIELDGATE_BENCH_API_BEFORE=" + dir},
+			"-benchtime", "1x", "-timeout", "60m")(ctx)
 	}
 }
+
+// beforeFill is added to the baseline's worktree: a benchmark that fills
+// a store at FIELDGATE_BENCH_FILL with the baseline's fillSeries, as its
+// own BenchmarkAPI does.
+const beforeFill = `package main
+
+import (
+	"os"
+	"strconv"
+	"testing"
+)
+
+func BenchmarkReportFill(b *testing.B) {
+	n, err := strconv.Atoi(os.Getenv("FIELDGATE_BENCH_API_READINGS"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fillSeries(b, os.Getenv("FIELDGATE_BENCH_FILL"), n)
+}
+`
 
 // testSummary runs one test of ./cmd/fieldgate that writes its figures to
 // the file named by its summary flag, and reads them.
@@ -286,6 +320,7 @@ func compareStep(args ...string) func(context.Context) (figures, error) {
 		for _, r := range res.Ratios {
 			if r.RawSyncRate > 0 {
 				f.add("raw", "syncs/s", r.RawSyncRate)
+				f.add("raw", "fieldgate÷raw", r.RawRatio)
 			}
 		}
 		for _, r := range res.Runs {

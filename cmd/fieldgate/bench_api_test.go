@@ -22,6 +22,14 @@ import (
 // FIELDGATE_BENCH_API_READINGS readings stored (default 10M: 116 series of
 // 86,400 readings), while 20 MQTT nodes publish 10 QoS 1 readings/s each.
 // Run with -benchtime 1x; filling 10M readings takes a few minutes.
+//
+// FIELDGATE_BENCH_API_BEFORE names the directory of another build to
+// measure beside this one: its binary "fieldgate" and "data", a data
+// directory it filled the same way. Both daemons then run at once, each
+// with its publishers, and wrk alternates between them over apiRounds
+// rounds (A B B A …), so that the machine's drift falls on both alike;
+// each request reports this build's figures, the other's as before-*, and
+// now÷before, this build's requests/s ÷ the other's.
 func BenchmarkAPI(b *testing.B) {
 	wrk := requireTool(b, "wrk")
 	total := 10_000_000
@@ -37,42 +45,73 @@ func BenchmarkAPI(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	cfg := filepath.Join(dir, "fieldgate.yaml")
+	targets := []*runningDaemon{apiDaemon(b, bin, dir)}
+	if before := os.Getenv("FIELDGATE_BENCH_API_BEFORE"); before != "" {
+		targets = append(targets, apiDaemon(b, filepath.Join(before, "fieldgate"), filepath.Join(before, "data")))
+	}
+	rounds, wrkTime := 1, "-d15s"
+	if len(targets) > 1 {
+		rounds, wrkTime = apiRounds, "-d8s"
+	}
+	series := "/api/v1/sources/node-000/series?quantity=temperature&from=" + benchEnd.Add(-24*time.Hour).Format(time.RFC3339) +
+		"&to=" + benchEnd.Format(time.RFC3339) + "&step=86400ms"
+	for _, tc := range []struct{ name, path string }{{"status", "/api/v1/status"}, {"series-1000", series}} {
+		b.Run(tc.name, func(b *testing.B) {
+			sums := make([][3]float64, len(targets)) // req/s, p50, p99 summed over rounds
+			for r := range rounds {
+				for i := range targets {
+					if r%2 == 1 {
+						i = len(targets) - 1 - i
+					}
+					out, err := exec.Command(wrk, "-t2", "-c8", wrkTime, "--latency", targets[i].api+tc.path).CombinedOutput()
+					if err != nil {
+						b.Fatalf("wrk: %v\n%s", err, out)
+					}
+					if bytes.Contains(out, []byte("Non-2xx")) {
+						b.Fatalf("error answers:\n%s", out)
+					}
+					rps, p50, p99 := wrkFigures(b, out)
+					sums[i][0], sums[i][1], sums[i][2] = sums[i][0]+rps, sums[i][1]+p50, sums[i][2]+p99
+					b.Logf("round %d, daemon %d: %s\n%s", r, i, tc.path, out)
+				}
+			}
+			for i, prefix := range []string{"", "before-"}[:len(targets)] {
+				b.ReportMetric(sums[i][0]/float64(rounds), prefix+"req/s")
+				b.ReportMetric(sums[i][1]/float64(rounds), prefix+"p50-ms")
+				b.ReportMetric(sums[i][2]/float64(rounds), prefix+"p99-ms")
+			}
+			if len(targets) > 1 {
+				b.ReportMetric(sums[0][0]/sums[1][0], "now÷before")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// apiRounds is how many times wrk measures each of two daemons per request.
+const apiRounds = 4
+
+// apiDaemon starts bin on the store in dataDir, rate limit lifted and
+// nothing deleted, with 20 nodes publishing to it until the benchmark ends.
+func apiDaemon(b *testing.B, bin, dataDir string) *runningDaemon {
+	cfg := filepath.Join(b.TempDir(), "fieldgate.yaml")
 	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\n"+
 		"api:\n  listen: 127.0.0.1:0\n  rate_limit: 1000000\n  rate_burst: 1000000\n"+
-		"store:\n  max_size: 8GiB\n  retention:\n    max_age: 0\n", dir)) // keep every benchmark reading
+		"store:\n  max_size: 8GiB\n  retention:\n    max_age: 0\n", dataDir)) // keep every benchmark reading
 	d := startDaemon(b, bin, cfg)
 	stop, _ := publishers(b, d.mqtt, "bench", 20, 100*time.Millisecond, 1, false, "temperature")
-	defer stop()
+	b.Cleanup(stop)
 	res, err := http.Get(d.api + "/api/v1/status")
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer res.Body.Close()
 	var st struct{ Store struct{ Readings int64 } }
 	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
 		b.Fatal(err)
 	}
-	res.Body.Close()
-	b.Logf("%d readings stored", st.Store.Readings)
-	series := d.api + "/api/v1/sources/node-000/series?quantity=temperature&from=" + benchEnd.Add(-24*time.Hour).Format(time.RFC3339) +
-		"&to=" + benchEnd.Format(time.RFC3339) + "&step=86400ms"
-	for _, tc := range []struct{ name, url string }{{"status", d.api + "/api/v1/status"}, {"series-1000", series}} {
-		b.Run(tc.name, func(b *testing.B) {
-			out, err := exec.Command(wrk, "-t2", "-c8", "-d15s", "--latency", tc.url).CombinedOutput()
-			if err != nil {
-				b.Fatalf("wrk: %v\n%s", err, out)
-			}
-			if bytes.Contains(out, []byte("Non-2xx")) {
-				b.Fatalf("error answers:\n%s", out)
-			}
-			rps, p50, p99 := wrkFigures(b, out)
-			b.ReportMetric(rps, "req/s")
-			b.ReportMetric(p50, "p50-ms")
-			b.ReportMetric(p99, "p99-ms")
-			b.ReportMetric(0, "ns/op")
-			b.Logf("%s\n%s", tc.url, out)
-		})
-	}
+	b.Logf("%s: %d readings stored", bin, st.Store.Readings)
+	return d
 }
 
 // benchEnd is the time of the newest benchmark reading.
