@@ -14,17 +14,15 @@ var ErrBehind = errors.New("store: checkpoints are failing and the in-memory hea
 // lead commits as the leader: it waits out the sync window, lets the
 // clients answered by the last commit come back (see gather), takes what is
 // queued (up to MaxBatch readings), commits it, then hands the leadership
-// to the first caller still waiting in the queue, or gives it up. handed
-// says the leadership was handed over (the caller queued during the last
-// sync) rather than taken by a caller that found no commit running.
-func (c *committer) lead(handed bool) {
+// to the first caller still waiting in the queue, or gives it up.
+func (c *committer) lead() {
 	if w := c.s.opts.SyncWindow; w > 0 {
 		if d := c.syncStart.Add(w).Sub(c.s.opts.Now()); d > 0 {
 			time.Sleep(d)
 		}
 	}
 	c.mu.Lock()
-	c.gather(handed)
+	c.gather()
 	n, k := 0, 0
 	for k < len(c.queue) && (k == 0 || n+len(c.queue[k].rs) <= c.s.opts.MaxBatch) {
 		n += len(c.queue[k].rs)
@@ -67,20 +65,19 @@ func (c *committer) lead(handed bool) {
 // and each client waits for two syncs. When the last commit answered
 // several waiters, the leader waits — up to the last sync's duration — for
 // them to come back and joins them to the group: every client once per
-// sync. A lone client never waits. c.mu is held; it is released while
-// waiting.
-func (c *committer) gather(handed bool) {
+// sync. It waits for as many waiters as were queued behind that commit
+// when it answered, plus those it answered; a client that came back before
+// the leader started counts, whoever the leader is. A lone client never
+// waits. c.mu is held; it is released while waiting.
+func (c *committer) gather() {
 	if c.answered < 2 {
 		return
 	}
-	want := c.answered + c.waiters
-	if !handed {
-		want-- // this leader is one of the clients coming back
-	}
+	want := c.behind + c.answered
 	if c.waiters >= want {
 		return
 	}
-	timer := time.NewTimer(min(c.syncTook, 2*time.Millisecond))
+	timer := time.NewTimer(min(c.syncTook, c.gatherMax))
 	defer timer.Stop()
 	c.gatherAt = want
 	c.mu.Unlock()
@@ -169,6 +166,9 @@ func (c *committer) commit(batch []*request) {
 	c.lastCommitNs.Store(c.s.opts.Now().UnixNano())
 	c.setErr(nil)
 	c.backoff = 0
+	c.mu.Lock()
+	c.behind = c.waiters // before any answered client can come back
+	c.mu.Unlock()
 	for _, r := range reqs {
 		r.reply(result{first: r.first})
 	}
@@ -280,7 +280,7 @@ func (c *committer) final() {
 		}
 		c.leading = true
 		c.mu.Unlock()
-		c.lead(false)
+		c.lead()
 		c.mu.Lock()
 	}
 	c.mu.Unlock()

@@ -79,14 +79,16 @@ type committer struct {
 	leading bool // a leader is committing
 	// gatherAt, while a leader gathers, is how many waiters it waits for;
 	// send wakes it through gathered.
-	gatherAt int
-	gathered chan struct{}
+	gatherAt  int
+	gathered  chan struct{}
+	gatherMax time.Duration // the longest a leader gathers (the constant; tests lengthen it)
 
 	// Owned by the leader of the moment.
 	nextSeq   uint64
 	syncStart time.Time
 	syncTook  time.Duration // how long the last sync took
 	answered  int           // waiters the last commit answered
+	behind    int           // waiters queued when it answered them (under mu)
 	carry     []Reading     // queued readings whose write failed, retried next
 	retryAt   time.Time     // when carry may be retried by the flusher
 	backoff   time.Duration
@@ -122,7 +124,7 @@ type commitNote struct {
 
 func newCommitter(s *Store, log *wal.Log, nextSeq uint64) *committer {
 	c := &committer{
-		s: s, log: log, nextSeq: nextSeq,
+		s: s, log: log, nextSeq: nextSeq, gatherMax: gatherMax,
 		slots:    make(chan struct{}, s.opts.QueueSize),
 		kick:     make(chan struct{}, 1),
 		gathered: make(chan struct{}, 1),
@@ -189,7 +191,7 @@ func (s *Store) AppendThen(ctx context.Context, rs []Reading, lead bool, done fu
 		return fmt.Errorf("store: append %d readings: %w", len(rs), err)
 	}
 	if mustLead {
-		s.c.lead(false)
+		s.c.lead()
 	}
 	return nil
 }
@@ -302,7 +304,7 @@ func (c *committer) wait(ctx context.Context, req *request) (result, error) {
 		return result{}, err
 	}
 	if lead {
-		c.lead(false)
+		c.lead()
 	}
 	done := ctx.Done()
 	for {
@@ -311,7 +313,7 @@ func (c *committer) wait(ctx context.Context, req *request) (result, error) {
 			if !sig.lead {
 				return sig.res, nil
 			}
-			c.lead(true)
+			c.lead()
 		case <-done:
 			if c.abandon(req) {
 				return result{}, ctx.Err()
@@ -331,6 +333,11 @@ func (c *committer) abandon(req *request) bool {
 	req.abandoned = true
 	return true
 }
+
+// gatherMax bounds how long a leader waits for the clients the last
+// commit answered (see gather): a Pi's SD card syncs slower than this, so
+// there the wait is gatherMax; a fast disk waits at most its last sync.
+const gatherMax = 2 * time.Millisecond
 
 // noteBurst is how long the notifier lets commits gather before it passes
 // them to OnCommit: the live stream's added latency. maxNotes bounds what
@@ -404,7 +411,7 @@ func (c *committer) flusher() {
 		}
 		c.mu.Unlock()
 		if due {
-			c.lead(false)
+			c.lead()
 			continue
 		}
 		if !timer.Stop() {
