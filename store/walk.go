@@ -34,7 +34,7 @@ func (s *Store) Summarize(q Query, step time.Duration) ([]Summary, error) {
 	cur := (*Summary)(nil)
 	var curStart, curEnd int64 // the step [curStart, curEnd) holding cur
 	err := s.walk(q, nil, func(_ *snapshot, e entry) (bool, error) {
-		if cur == nil || e.t < curStart || e.t >= curEnd { // only then divide
+		if cur == nil || e.t >= curEnd { // a new step (times come in order): only then divide
 			if start := e.t - ((e.t%width)+width)%width; cur == nil || start != curStart { // floor, also before 1970
 				if cur != nil {
 					cur.Avg = sum / float64(cur.Count)

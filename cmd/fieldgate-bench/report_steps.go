@@ -190,14 +190,13 @@ func apiStep(n int) func(context.Context) (figures, error) {
 			return nil, err
 		}
 		readings := "FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(n)
+		env := []string{readings, "FIELDGATE_BENCH_FILL=" + filepath.Join(data, "fieldgate.db")}
 		for _, args := range [][]string{
 			{"test", "-run", "^$", "-bench", "^BenchmarkReportFill$", "-benchtime", "1x", "-timeout", "60m", "./cmd/fieldgate"},
 			{"build", "-tags", "nomsgpack", "-o", filepath.Join(dir, "fieldgate"), "./cmd/fieldgate"},
 		} {
-			cmd := exec.CommandContext(ctx, "go", args...)
-			cmd.Dir, cmd.Env = wt, append(os.Environ(), readings, "FIELDGATE_BENCH_FILL="+filepath.Join(data, "fieldgate.db"))
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("go %s at %s: %v\n%s", args[0], baseline, err, out[max(0, len(out)-4000):])
+			if _, err := goToolIn(ctx, wt, env, args...); err != nil {
+				return nil, fmt.Errorf("at %s: %w", baseline, err)
 			}
 		}
 		return goBench("./cmd/fieldgate", "API", []string{readings, "FIELDGATE_BENCH_API_BEFORE=" + dir},
@@ -259,8 +258,13 @@ func testSummary(test, summaryFlag, timeout string, testArgs ...string) func(con
 // goTool runs the go command with env added, returning its output or an
 // error with the output's tail.
 func goTool(ctx context.Context, env []string, args ...string) ([]byte, error) {
+	return goToolIn(ctx, "", env, args...)
+}
+
+// goToolIn is goTool run in dir ("": the current directory).
+func goToolIn(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		tail := out[max(0, len(out)-4000):]
