@@ -58,6 +58,12 @@ type ratio struct {
 	// rate ÷ that round's raw rate. Set for one client at QoS 1.
 	RawSyncRate float64 `json:"raw_sync_per_second,omitempty"`
 	RawRatio    float64 `json:"fieldgate_raw_ratio,omitempty"`
+	// RawCeiling is the most any broker could reach of the raw rate with
+	// one closed-loop client, each PUBACK after its own sync: a reading
+	// costs at least a sync (1 ÷ raw) and a round trip without a disk
+	// (1 ÷ mosquitto's rate), so the ceiling is mosquitto ÷ (mosquitto +
+	// raw), averaged over rounds. Set with one publish in flight.
+	RawCeiling float64 `json:"raw_ceiling,omitempty"`
 }
 
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -136,7 +142,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}
-	ratios := compareRatios(ns, reps, raw)
+	ratios := compareRatios(ns, reps, raw, lf.inflight == 1)
 	if *asJSON {
 		return writeJSON(stdout, map[string]any{"runs": reps, "ratios": ratios})
 	}
@@ -206,8 +212,9 @@ func (p *peer) committed() (float64, error) {
 }
 
 // compareRatios averages the rounds per client count; raw are the rounds'
-// bare fdatasync loops, compared with one client.
-func compareRatios(ns []int, reps []report, raw []float64) []ratio {
+// bare fdatasync loops, compared with one client, and closed says each
+// client waited for every PUBACK (the round-trip ceiling applies).
+func compareRatios(ns []int, reps []report, raw []float64, closed bool) []ratio {
 	var out []ratio
 	for _, n := range ns {
 		r := ratio{Clients: n}
@@ -235,39 +242,54 @@ func compareRatios(ns []int, reps []report, raw []float64) []ratio {
 		r.RateRatio = r.FieldgateRate / r.MosquittoRate
 		r.CPURatio = r.FieldgateCPUus / r.MosquittoCPUus
 		if n == 1 && len(raw) > 0 {
-			r.RawSyncRate, r.RawRatio = rawRatio(reps, raw)
+			var ceiling float64
+			r.RawSyncRate, r.RawRatio, ceiling = rawRatio(reps, raw)
+			if closed {
+				r.RawCeiling = ceiling
+			}
 		}
 		out = append(out, r)
 	}
 	return out
 }
 
-// rawRatio pairs each round's one-client fieldgate run with that round's
-// raw rate (raw, in round order) and returns the raw rates' mean and the
-// mean of the rounds' ratios.
-func rawRatio(reps []report, raw []float64) (rate, ratio float64) {
-	i := 0
+// rawRatio pairs each round's one-client runs with that round's raw rate
+// (raw, in round order). It returns the raw rates' mean, the mean of the
+// rounds' fieldgate ÷ raw, and the mean of the rounds' round-trip ceilings,
+// mosquitto ÷ (mosquitto + raw) (see ratio.RawCeiling).
+func rawRatio(reps []report, raw []float64) (rate, ratio, ceiling float64) {
+	n := float64(len(raw))
+	fg, mq := 0, 0
 	for _, rep := range reps {
-		if rep.Target != "fieldgate" || rep.Clients != 1 || i == len(raw) {
+		if rep.Clients != 1 {
 			continue
 		}
-		rate += raw[i] / float64(len(raw))
-		ratio += rep.ReadingsPerSec / raw[i] / float64(len(raw))
-		i++
+		switch {
+		case rep.Target == "fieldgate" && fg < len(raw):
+			rate += raw[fg] / n
+			ratio += rep.ReadingsPerSec / raw[fg] / n
+			fg++
+		case rep.Target == "mosquitto" && mq < len(raw):
+			ceiling += rep.ReadingsPerSec / (rep.ReadingsPerSec + raw[mq]) / n
+			mq++
+		}
 	}
-	return rate, ratio
+	return rate, ratio, ceiling
 }
 
 func printRatios(w io.Writer, rs []ratio) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tfieldgate readings/s\tmosquitto readings/s\tratio\tfieldgate p99 ms\tmosquitto p99 ms\tfieldgate CPU µs/reading\tmosquitto CPU µs/reading\tCPU ratio\tfieldgate RSS MiB\tmosquitto RSS MiB\traw fdatasync/s\tfieldgate ÷ raw\t")
+	fmt.Fprintln(tw, "clients\tfieldgate readings/s\tmosquitto readings/s\tratio\tfieldgate p99 ms\tmosquitto p99 ms\tfieldgate CPU µs/reading\tmosquitto CPU µs/reading\tCPU ratio\tfieldgate RSS MiB\tmosquitto RSS MiB\traw fdatasync/s\tfieldgate ÷ raw\tceiling ÷ raw\t")
 	for _, r := range rs {
-		rawCol, ratioCol := "-", "-"
+		rawCol, ratioCol, ceilCol := "-", "-", "-"
 		if r.RawSyncRate > 0 {
 			rawCol, ratioCol = fmt.Sprintf("%.0f", r.RawSyncRate), fmt.Sprintf("%.2f", r.RawRatio)
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Clients, r.FieldgateRate, r.MosquittoRate, r.RateRatio,
-			r.FieldgateP99, r.MosquittoP99, r.FieldgateCPUus, r.MosquittoCPUus, r.CPURatio, r.FieldgateRSSMiB, r.MosquittoRSSMiB, rawCol, ratioCol)
+		if r.RawCeiling > 0 {
+			ceilCol = fmt.Sprintf("%.2f", r.RawCeiling)
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%s\t%s\t%s\t\n", r.Clients, r.FieldgateRate, r.MosquittoRate, r.RateRatio,
+			r.FieldgateP99, r.MosquittoP99, r.FieldgateCPUus, r.MosquittoCPUus, r.CPURatio, r.FieldgateRSSMiB, r.MosquittoRSSMiB, rawCol, ratioCol, ceilCol)
 	}
 	return tw.Flush()
 }

@@ -142,25 +142,32 @@ func TestCompareRunsBothBrokers(t *testing.T) {
 		if r.FieldgateRate <= 0 || r.MosquittoRate <= 0 || r.RateRatio <= 0 || r.FieldgateRSSMiB <= 0 || r.MosquittoRSSMiB <= 0 {
 			t.Errorf("ratio %+v", r)
 		}
-		if (r.Clients == 1) != (r.RawSyncRate > 0 && r.RawRatio > 0) {
+		if (r.Clients == 1) != (r.RawSyncRate > 0 && r.RawRatio > 0 && r.RawCeiling > 0 && r.RawCeiling < 1) {
 			t.Errorf("raw loop figures with %d clients: %+v", r.Clients, r)
 		}
 	}
 }
 
 // TestRawRatioPairsEachRoundWithItsBrackets: fieldgate's one-client rate
-// of each round is divided by that round's raw rate, not by the mean.
+// of each round is divided by that round's raw rate, not by the mean, and
+// so is the ceiling made of mosquitto's round trip and the raw sync.
 func TestRawRatioPairsEachRoundWithItsBrackets(t *testing.T) {
 	reps := []report{
 		{Target: "fieldgate", Clients: 1, ReadingsPerSec: 100},
-		{Target: "mosquitto", Clients: 1, ReadingsPerSec: 900},
+		{Target: "mosquitto", Clients: 1, ReadingsPerSec: 600},
 		{Target: "fieldgate", Clients: 3, ReadingsPerSec: 700},
+		{Target: "mosquitto", Clients: 3, ReadingsPerSec: 1200},
 		{Target: "mosquitto", Clients: 1, ReadingsPerSec: 900},
 		{Target: "fieldgate", Clients: 1, ReadingsPerSec: 300},
 	}
-	rate, ratio := rawRatio(reps, []float64{200, 300})
+	rate, ratio, ceiling := rawRatio(reps, []float64{200, 300})
 	if rate != 250 || ratio != 0.75 { // (100/200 + 300/300) / 2; the means' ratio would be 0.8
 		t.Errorf("raw rate %v, ratio %v; want 250 and 0.75", rate, ratio)
+	}
+	// Round 1: 600/(600+200) = 0.75; round 2: 900/(900+300) = 0.75. Paired
+	// the other way round they would give 0.67 and 0.82.
+	if ceiling != 0.75 {
+		t.Errorf("ceiling %v, want 0.75", ceiling)
 	}
 }
 

@@ -40,7 +40,7 @@ func reportSteps(sz sizes) []step {
 	d := func(v time.Duration) string { return v.String() }
 	return []step{
 		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside mosquitto and a raw fdatasync loop, 1/10/50 clients",
-			want: withRaw(both(append(loadUnits, "cpu-µs/reading"))),
+			want: withRaw(both(append(loadUnits, "cpu-µs/reading")), "ceiling"),
 			run:  compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(sz.CompareRounds))},
 		{id: "ingest-pipelined", title: "QoS 1, each node keeping 32 publishes in flight (a backlog replay), fieldgate beside mosquitto, 1/10/50 nodes",
 			want: withRaw(both(append(loadUnits, "cpu-µs/reading"))),
@@ -113,9 +113,10 @@ func reportSteps(sz sizes) []step {
 // figures are measured on it too, in the same run.
 const baseline = "84d5f75"
 
-// withRaw adds the raw fdatasync loop's figure to the ingest step's.
-func withRaw(w map[string][]string) map[string][]string {
-	w["raw"] = []string{"syncs/s", "fieldgate÷raw"}
+// withRaw adds the raw fdatasync loop's figures, and more of its units
+// (the closed loop's ceiling), to an ingest step's.
+func withRaw(w map[string][]string, more ...string) map[string][]string {
+	w["raw"] = append([]string{"syncs/s", "fieldgate÷raw"}, more...)
 	return w
 }
 
@@ -325,6 +326,9 @@ func compareStep(args ...string) func(context.Context) (figures, error) {
 			if r.RawSyncRate > 0 {
 				f.add("raw", "syncs/s", r.RawSyncRate)
 				f.add("raw", "fieldgate÷raw", r.RawRatio)
+			}
+			if r.RawCeiling > 0 {
+				f.add("raw", "ceiling", r.RawCeiling)
 			}
 		}
 		for _, r := range res.Runs {
