@@ -102,10 +102,10 @@ func reportSteps(sz sizes) []step {
 			run:  goBench("./sensors", "PollCycle", nil, "-benchtime", "40x", "-count", "3")},
 		{id: "page", title: "the web page's weight and first paint in Chromium",
 			want: map[string][]string{"": {"bytes", "decoded-bytes", "requests", "fcp-median-ms", "fcp-min-ms", "fcp-max-ms", "loads"}},
-			run:  testSummary("TestWebPage", "-web.summary", "10m")},
+			run:  testSummary("./cmd/fieldgate", "TestWebPage", "-web.summary", "10m")},
 		{id: "chaos", title: fmt.Sprintf("the chaos run, %s of faults", sz.Chaos),
 			want: map[string][]string{"": chaosUnits},
-			run:  testSummary("TestChaos", "-chaos.summary", (sz.Chaos + 30*time.Minute).String(), "-chaos.duration="+sz.Chaos.String())},
+			run:  testSummary("./cmd/fieldgate/chaos", "TestChaos", "-chaos.summary", (sz.Chaos + 30*time.Minute).String(), "-chaos.duration="+sz.Chaos.String())},
 	}
 }
 
@@ -225,9 +225,9 @@ func BenchmarkReportFill(b *testing.B) {
 }
 `
 
-// testSummary runs one test of ./cmd/fieldgate that writes its figures to
-// the file named by its summary flag, and reads them.
-func testSummary(test, summaryFlag, timeout string, testArgs ...string) func(context.Context) (figures, error) {
+// testSummary runs one test of pkg that writes its figures to the file
+// named by its summary flag, and reads them.
+func testSummary(pkg, test, summaryFlag, timeout string, testArgs ...string) func(context.Context) (figures, error) {
 	return func(ctx context.Context) (figures, error) {
 		dir, err := os.MkdirTemp("", "fieldgate-report-")
 		if err != nil {
@@ -235,7 +235,7 @@ func testSummary(test, summaryFlag, timeout string, testArgs ...string) func(con
 		}
 		defer os.RemoveAll(dir)
 		file := filepath.Join(dir, "summary.json")
-		args := append([]string{"test", "-count=1", "-run", "^" + test + "$", "-timeout", timeout, "./cmd/fieldgate",
+		args := append([]string{"test", "-count=1", "-run", "^" + test + "$", "-timeout", timeout, pkg,
 			"-args", summaryFlag + "=" + file}, testArgs...)
 		if _, err := goTool(ctx, nil, args...); err != nil {
 			return nil, err

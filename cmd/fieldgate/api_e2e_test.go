@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,87 +15,44 @@ import (
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
-
-// apiClient calls a running daemon's API.
-type apiClient struct {
-	t     *testing.T
-	base  string
-	token string
-}
-
-func (c *apiClient) do(method, path string, body any) (int, map[string]any) {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		js, err := json.Marshal(body)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var out map[string]any
-	if len(raw) > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			c.t.Fatalf("%s %s: %v in %s", method, path, err, raw)
-		}
-	}
-	return res.StatusCode, out
-}
 
 // TestAPIEndToEnd drives the real binary the way a technician and a node
 // do: log in with the first admin password, register a device over the API,
 // publish with its password over MQTT, watch the reading arrive on the live
 // stream and in the readings, then remove the device and see it cut off.
 func TestAPIEndToEnd(t *testing.T) {
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
-	d := startDaemon(t, bin, mqttConfig(t, dir))
-	if d.api == "" {
+	d := daemontest.Start(t, bin, mqttConfig(t, dir))
+	if d.API == "" {
 		t.Fatal("the daemon did not log its API address")
 	}
 	pw, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &apiClient{t: t, base: d.api + "/api/v1"}
-	status, body := c.do("POST", "/auth/login", map[string]string{"username": "admin", "password": strings.TrimSpace(string(pw))})
+	c := &daemontest.API{TB: t, Base: d.API + "/api/v1"}
+	status, body := c.Do("POST", "/auth/login", map[string]string{"username": "admin", "password": strings.TrimSpace(string(pw))})
 	if status != 200 {
 		t.Fatalf("login → %d %v", status, body)
 	}
-	c.token = body["token"].(string)
-	status, body = c.do("PUT", "/devices/esp-api", map[string]any{"name": "porch"})
+	c.Token = body["token"].(string)
+	status, body = c.Do("PUT", "/devices/esp-api", map[string]any{"name": "porch"})
 	if status != 201 {
 		t.Fatalf("PUT device → %d %v", status, body)
 	}
 	devicePW := body["password"].(string)
 
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(d.api, "http")+"/api/v1/ws?source=esp-api", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(d.API, "http")+"/api/v1/ws?source=esp-api", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.Close()
 	lost := make(chan struct{})
-	o := paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).SetClientID("esp-api").SetUsername("esp-api").SetPassword(devicePW).
+	o := paho3.NewClientOptions().AddBroker("tcp://" + d.MQTT).SetClientID("esp-api").SetUsername("esp-api").SetPassword(devicePW).
 		SetAutoReconnect(false).SetConnectionLostHandler(func(paho3.Client, error) { close(lost) })
 	mc := paho3.NewClient(o)
 	if tok := mc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -108,19 +64,19 @@ func TestAPIEndToEnd(t *testing.T) {
 	if got := readReading(t, ws); got["source"] != "esp-api" || got["value"] != 21.5 || got["quantity"] != "temperature" {
 		t.Errorf("live stream reading %v", got)
 	}
-	status, body = c.do("GET", "/sources/esp-api/readings", nil)
+	status, body = c.Do("GET", "/sources/esp-api/readings", nil)
 	if status != 200 || body["total"] != 1.0 {
 		t.Errorf("readings → %d %v", status, body)
 	}
-	status, body = c.do("GET", "/sources/esp-api", nil)
+	status, body = c.Do("GET", "/sources/esp-api", nil)
 	if status != 200 || body["state"] != "ok" {
 		t.Errorf("source → %d %v", status, body)
 	}
-	status, body = c.do("GET", "/status", nil)
+	status, body = c.Do("GET", "/status", nil)
 	if status != 200 || body["broker"].(map[string]any)["clients"] != 1.0 {
 		t.Errorf("status → %d %v", status, body)
 	}
-	if status, _ := c.do("DELETE", "/devices/esp-api", nil); status != 204 {
+	if status, _ := c.Do("DELETE", "/devices/esp-api", nil); status != 204 {
 		t.Fatalf("DELETE device → %d", status)
 	}
 	select {
@@ -129,11 +85,11 @@ func TestAPIEndToEnd(t *testing.T) {
 		t.Error("the removed device is still connected")
 	}
 	for _, p := range []string{"/healthz", "/readyz"} {
-		if res, err := http.Get(d.api + p); err != nil || res.StatusCode != 200 {
+		if res, err := http.Get(d.API + p); err != nil || res.StatusCode != 200 {
 			t.Errorf("%s: %v %v", p, err, res)
 		}
 	}
-	res, err := http.Get(d.api + "/metrics")
+	res, err := http.Get(d.API + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +121,7 @@ func readReading(t *testing.T, ws *websocket.Conn) map[string]any {
 }
 
 func TestUserCommands(t *testing.T) {
-	cfg := writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\n", t.TempDir()))
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\nsensors: []\n", t.TempDir()))
 	runUser := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(context.Background(), append([]string{"fieldgate", "user"}, append(args, "-config", cfg)...), envMap(nil), &out, &bytes.Buffer{})

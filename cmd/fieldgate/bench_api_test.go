@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 )
 
@@ -31,7 +32,7 @@ import (
 // each request reports this build's figures, the other's as before-*, and
 // now÷before, this build's requests/s ÷ the other's.
 func BenchmarkAPI(b *testing.B) {
-	wrk := requireTool(b, "wrk")
+	wrk := daemontest.RequireTool(b, "wrk")
 	total := 10_000_000
 	if v := os.Getenv("FIELDGATE_BENCH_API_READINGS"); v != "" {
 		var err error
@@ -45,7 +46,7 @@ func BenchmarkAPI(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	targets := []*runningDaemon{apiDaemon(b, bin, dir)}
+	targets := []*daemontest.Daemon{apiDaemon(b, bin, dir)}
 	if before := os.Getenv("FIELDGATE_BENCH_API_BEFORE"); before != "" {
 		targets = append(targets, apiDaemon(b, filepath.Join(before, "fieldgate"), filepath.Join(before, "data")))
 	}
@@ -63,7 +64,7 @@ func BenchmarkAPI(b *testing.B) {
 					if r%2 == 1 {
 						i = len(targets) - 1 - i
 					}
-					out, err := exec.Command(wrk, "-t2", "-c8", wrkTime, "--latency", targets[i].api+tc.path).CombinedOutput()
+					out, err := exec.Command(wrk, "-t2", "-c8", wrkTime, "--latency", targets[i].API+tc.path).CombinedOutput()
 					if err != nil {
 						b.Fatalf("wrk: %v\n%s", err, out)
 					}
@@ -93,15 +94,15 @@ const apiRounds = 4
 
 // apiDaemon starts bin on the store in dataDir, rate limit lifted and
 // nothing deleted, with 20 nodes publishing to it until the benchmark ends.
-func apiDaemon(b *testing.B, bin, dataDir string) *runningDaemon {
+func apiDaemon(b *testing.B, bin, dataDir string) *daemontest.Daemon {
 	cfg := filepath.Join(b.TempDir(), "fieldgate.yaml")
 	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\n"+
 		"api:\n  listen: 127.0.0.1:0\n  rate_limit: 1000000\n  rate_burst: 1000000\n"+
 		"store:\n  max_size: 8GiB\n  retention:\n    max_age: 0\n", dataDir)) // keep every benchmark reading
-	d := startDaemon(b, bin, cfg)
-	stop, _ := publishers(b, d.mqtt, "bench", 20, 100*time.Millisecond, 1, false, "temperature")
+	d := daemontest.Start(b, bin, cfg)
+	stop, _ := publishers(b, d.MQTT, "bench", 20, 100*time.Millisecond, 1, false, "temperature")
 	b.Cleanup(stop)
-	res, err := http.Get(d.api + "/api/v1/status")
+	res, err := http.Get(d.API + "/api/v1/status")
 	if err != nil {
 		b.Fatal(err)
 	}

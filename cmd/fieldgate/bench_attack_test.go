@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
 
 // BenchmarkLoginAttack is the brute force of a LAN attacker: 32 threads,
@@ -26,7 +28,7 @@ import (
 //
 //	go test -run XXX -bench LoginAttack -benchtime 1x ./cmd/fieldgate
 func BenchmarkLoginAttack(b *testing.B) {
-	bin := buildDaemon(b)
+	bin := daemontest.Build(b)
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "fieldgate.yaml")
 	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\napi:\n  listen: 127.0.0.1:0\n", dir))
@@ -34,12 +36,12 @@ func BenchmarkLoginAttack(b *testing.B) {
 	if err := run(context.Background(), []string{"fieldgate", "device", "add", "esp32-a", "-config", cfg}, envMap(nil), &out, &out); err != nil {
 		b.Fatal(err, out.String())
 	}
-	d := startDaemon(b, bin, cfg)
-	defer d.terminate(b)
+	d := daemontest.Start(b, bin, cfg)
+	defer d.Terminate(b)
 
 	refusal := func(local, user string) time.Duration {
 		start := time.Now()
-		if code, err := rawLogin(d.mqtt, local, user, "wrong-password"); err != nil || code == 0 {
+		if code, err := rawLogin(d.MQTT, local, user, "wrong-password"); err != nil || code == 0 {
 			b.Fatalf("login %s from %s: CONNACK %#x, %v", user, local, code, err)
 		}
 		return time.Since(start)
@@ -49,7 +51,7 @@ func BenchmarkLoginAttack(b *testing.B) {
 		known = append(known, refusal(fmt.Sprintf("127.0.1.%d", 10+i), "esp32-a"))
 		unknown = append(unknown, refusal(fmt.Sprintf("127.0.1.%d", 20+i), fmt.Sprintf("ghost-%d", i)))
 	}
-	idle := timeHealthz(b, d.api, 200)
+	idle := timeHealthz(b, d.API, 200)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -69,7 +71,7 @@ func BenchmarkLoginAttack(b *testing.B) {
 				if n%2 == 1 {
 					user = fmt.Sprintf("ghost-%d-%d", i, n)
 				}
-				if _, err := rawLogin(d.mqtt, local, user, "guess"); err == nil {
+				if _, err := rawLogin(d.MQTT, local, user, "guess"); err == nil {
 					answered.Add(1)
 				}
 			}
@@ -78,7 +80,7 @@ func BenchmarkLoginAttack(b *testing.B) {
 	time.Sleep(2 * time.Second) // the attack under way
 	b.ResetTimer()
 	start, a0 := time.Now(), answered.Load()
-	attacked := timeHealthz(b, d.api, 200)
+	attacked := timeHealthz(b, d.API, 200)
 	rate := float64(answered.Load()-a0) / time.Since(start).Seconds()
 	close(stop)
 	wg.Wait()

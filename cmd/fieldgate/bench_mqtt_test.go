@@ -11,6 +11,8 @@ import (
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
 
 // BenchmarkBrokers starts fieldgate and Debian's mosquitto (persistence on)
@@ -81,7 +83,7 @@ func connectN(b *testing.B, port, n int, prefix string) []paho3.Client {
 // anonKB reads a process's anonymous resident memory (its heap and
 // stacks, without mapped files) from /proc.
 func anonKB(b *testing.B, pid int) int64 {
-	kb, err := procStatusKB(pid, "RssAnon")
+	kb, err := daemontest.ProcStatusKB(pid, "RssAnon")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func anonKB(b *testing.B, pid int) int64 {
 }
 
 func rssKB(b *testing.B, pid int) int64 {
-	kb, err := procStatusKB(pid, "VmRSS")
+	kb, err := daemontest.ProcStatusKB(pid, "VmRSS")
 	if err != nil {
 		b.Fatal(err)
 	}

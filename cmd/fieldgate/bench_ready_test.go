@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 )
 
@@ -70,7 +71,7 @@ func BenchmarkReady(b *testing.B) {
 	if v := os.Getenv("FIELDGATE_BENCH_READY_READINGS"); v != "" {
 		stored, _ = strconv.Atoi(v)
 	}
-	bin := buildDaemon(b)
+	bin := daemontest.Build(b)
 	full := b.TempDir()
 	st, err := store.Open(store.Options{Path: filepath.Join(full, "fieldgate.db")})
 	if err != nil {
@@ -144,7 +145,7 @@ func dropCaches(b *testing.B, dir string) {
 func timeToReady(b *testing.B, bin, dir string) time.Duration {
 	cfg := filepath.Join(dir, "config.yaml")
 	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors: []\nlog:\n  level: warn\nmqtt:\n  listen: 127.0.0.1:0\napi:\n  listen: 127.0.0.1:0\nclock:\n  trust: system\n", dir))
-	sock, want := listenNotify(b, b.TempDir())
+	sock, want := daemontest.ListenNotify(b, b.TempDir())
 	cmd := exec.Command(bin, "-config", cfg)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	start := time.Now()

@@ -19,6 +19,7 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"gopkg.in/yaml.v3"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 	"fieldgate/store/storetest"
 )
@@ -127,9 +128,9 @@ func (sc *siteCase) start(b *testing.B, bin string) {
 	cfg := filepath.Join(b.TempDir(), "fieldgate.yaml")
 	writeFileB(b, cfg, fmt.Sprintf("data_dir: %s\nsensors:\n%smqtt:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\napi:\n  listen: \"\"\nclock:\n  trust: system\nstore:\n  sync_window: %s\n  head:\n    max_age: %s\n  retention:\n    max_age: 24h\n",
 		sc.dev.Dir, sensors.String(), time.Duration(sc.window), time.Duration(sc.span)))
-	daemon := startDaemon(b, bin, cfg)
-	sc.pid = daemon.cmd.Process.Pid
-	sc.stop, sc.published = publishers(b, daemon.mqtt, "site", 20, 10*time.Second, sc.qos, true, "temperature", "humidity")
+	daemon := daemontest.Start(b, bin, cfg)
+	sc.pid = daemon.Cmd.Process.Pid
+	sc.stop, sc.published = publishers(b, daemon.MQTT, "site", 20, 10*time.Second, sc.qos, true, "temperature", "humidity")
 }
 
 // begin starts the measured span.

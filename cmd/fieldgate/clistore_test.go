@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
 
 // An operator adds a device with sudo while the data directory belongs to
@@ -16,7 +18,7 @@ import (
 // service could not open its own store. They are handed back.
 func TestCLIAsRootLeavesTheStoreToItsOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
+		if daemontest.RequireAll() {
 			t.Fatal("acting as root needs root (FIELDGATE_REQUIRE_ALL=1)")
 		}
 		t.Skip("acting as root needs root")
@@ -29,7 +31,7 @@ func TestCLIAsRootLeavesTheStoreToItsOwner(t *testing.T) {
 	if err := os.Chown(dir, service, service); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeTemp(t, fmt.Sprintf("data_dir: %s\n", dir))
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\n", dir))
 	var out bytes.Buffer
 	for _, args := range [][]string{{"device", "add", "esp-kitchen"}, {"user", "add", "maria", "-role", "technician"}} {
 		if err := run(context.Background(), append(append([]string{"fieldgate"}, args...), "-config", cfg), envMap(nil), &out, &out); err != nil {

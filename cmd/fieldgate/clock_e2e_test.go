@@ -13,6 +13,7 @@ import (
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/uplink/sink"
 )
 
@@ -60,7 +61,7 @@ func TestClockRepairThroughTheDaemon(t *testing.T) {
 	sk := sink.New("tok")
 	srv := httptest.NewServer(sk)
 	defer srv.Close()
-	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf(`data_dir: %s
 sensors:
   - name: bench
     driver: sim
@@ -90,10 +91,10 @@ uplink:
 			t.Errorf("daemon: %v", err)
 		}
 	}()
-	waitUntil(t, 20*time.Second, func() bool { return running.MatchString(logs.String()) })
-	api := &apiClient{t: t, base: apiURL.FindStringSubmatch(logs.String())[1]}
+	daemontest.WaitUntil(t, 20*time.Second, func() bool { return daemontest.LogRunning.MatchString(logs.String()) })
+	api := &daemontest.API{TB: t, Base: daemontest.LogAPI.FindStringSubmatch(logs.String())[1]}
 
-	c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + mqttAddr.FindStringSubmatch(logs.String())[1]).
+	c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + daemontest.LogMQTT.FindStringSubmatch(logs.String())[1]).
 		SetClientID("a").SetUsername("esp32-a").SetPassword(pw).SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
@@ -105,8 +106,8 @@ uplink:
 		}
 	}
 	var status map[string]any
-	waitUntil(t, 20*time.Second, func() bool {
-		_, status = api.do("GET", "/api/v1/status", nil)
+	daemontest.WaitUntil(t, 20*time.Second, func() bool {
+		_, status = api.Do("GET", "/api/v1/status", nil)
 		return status["clock_repair"].(map[string]any)["pending"].(float64) >= 6
 	})
 	if status["clock"] != "unsynced" || status["health"].(map[string]any)["state"] != "degraded" {
@@ -114,8 +115,8 @@ uplink:
 	}
 	// A newcomer without NTP saw "starting" and no reason: the hold is now
 	// said in words, with how to change it.
-	waitUntil(t, 20*time.Second, func() bool {
-		_, status = api.do("GET", "/api/v1/status", nil)
+	daemontest.WaitUntil(t, 20*time.Second, func() bool {
+		_, status = api.Do("GET", "/api/v1/status", nil)
 		return status["uplink"].(map[string]any)["state"] == "held"
 	})
 	up := status["uplink"].(map[string]any)
@@ -133,8 +134,8 @@ uplink:
 	jump := truth.Sub(clk.Wall())
 	clk.sync(truth)
 	bootWall := truth.Add(-clk.SinceBoot())
-	waitUntil(t, 20*time.Second, func() bool {
-		_, status = api.do("GET", "/api/v1/status", nil)
+	daemontest.WaitUntil(t, 20*time.Second, func() bool {
+		_, status = api.Do("GET", "/api/v1/status", nil)
 		return status["clock"] == "synced" && status["clock_repair"].(map[string]any)["pending"].(float64) == 0
 	})
 	fix := status["clock_repair"].(map[string]any)
@@ -147,7 +148,7 @@ uplink:
 	if !bytes.Contains([]byte(logs.String()), []byte(`msg="clock synchronised"`)) {
 		t.Error("no log line for the sync")
 	}
-	waitUntil(t, 20*time.Second, func() bool {
+	daemontest.WaitUntil(t, 20*time.Second, func() bool {
 		n := 0
 		for _, r := range sk.Readings() {
 			if r.Source == "esp32-a" {

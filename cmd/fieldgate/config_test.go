@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"fieldgate/broker"
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/httpapi"
 	"fieldgate/store"
 	"fieldgate/uplink"
@@ -68,7 +69,7 @@ func TestConfigGolden(t *testing.T) {
 				t.Error("check-config printed the uplink token")
 			}
 			// What check-config prints must load again to the same config.
-			again, err := loadConfig(writeTemp(t, got), true, envMap(nil), tc.host)
+			again, err := loadConfig(daemontest.WriteConfig(t, got), true, envMap(nil), tc.host)
 			if err != nil {
 				t.Fatalf("printed config does not load: %v", err)
 			}
@@ -215,7 +216,7 @@ func TestConfigRejections(t *testing.T) {
 				"FIELDGATE_UPLINK_UR: not a configuration variable (did you mean FIELDGATE_UPLINK_URL?)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadConfig(writeTemp(t, tc.yaml), true, envMap(tc.env), tc.host)
+			_, err := loadConfig(daemontest.WriteConfig(t, tc.yaml), true, envMap(tc.env), tc.host)
 			if err == nil {
 				t.Fatal("configuration accepted")
 			}
@@ -277,15 +278,6 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("loadConfig accepted an invalid config: %v", errs)
 		}
 	})
-}
-
-func writeTemp(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestEveryOptionProblemHasAKey gives each component options wrong in

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 )
 
@@ -41,7 +42,7 @@ func (s *syncBuffer) String() string {
 // testConfig writes a configuration for a fast daemon in a temp dir.
 func testConfig(t *testing.T, dataDir string) string {
 	t.Helper()
-	return writeTemp(t, fmt.Sprintf(`data_dir: %s
+	return daemontest.WriteConfig(t, fmt.Sprintf(`data_dir: %s
 mqtt:
   listen: 127.0.0.1:0
 api:
@@ -64,7 +65,7 @@ func TestRunStoresSimulatedReadingsUntilCancelled(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"fieldgate", "-config", cfg}, envMap(nil), &bytes.Buffer{}, &stderr) }()
 	waitFor(t, 10*time.Second, "the daemon to run", func() bool { return strings.Contains(stderr.String(), "fieldgate running") })
-	api := apiURL.FindStringSubmatch(stderr.String())[1]
+	api := daemontest.LogAPI.FindStringSubmatch(stderr.String())[1]
 	waitFor(t, 10*time.Second, "four readings stored", func() bool {
 		resp, err := http.Get(api + "/api/v1/status")
 		if err != nil {
@@ -93,7 +94,7 @@ func TestRunStoresSimulatedReadingsUntilCancelled(t *testing.T) {
 // failing, and keep storing the simulated sensor's readings.
 func TestRunKeepsGoingWithAMissingSensor(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf(`data_dir: %s
 mqtt:
   listen: ""
 api:
@@ -155,7 +156,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 
@@ -163,7 +164,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "data_dir: "+dir) {
 		t.Fatalf("check-config: %v\n%s", err, out)
 	}
-	bad := writeTemp(t, "store:\n  full_policy: maybe\n")
+	bad := daemontest.WriteConfig(t, "store:\n  full_policy: maybe\n")
 	out, err = exec.Command(bin, "check-config", "-config", bad).CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), `store.full_policy: "maybe"`) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 )
 
@@ -23,7 +24,7 @@ var passwordLine = regexp.MustCompile(`password: ([A-Z2-7]{26})\n`)
 
 func TestDeviceCommands(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\n", dir))
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\nsensors: []\n", dir))
 	out, err := runDevice(t, cfg, "add", "esp32-kitchen", "-name", "Kitchen")
 	if err != nil {
 		t.Fatal(err)

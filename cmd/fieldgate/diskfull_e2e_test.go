@@ -11,6 +11,7 @@ import (
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 	"fieldgate/store/storetest"
 )
@@ -24,9 +25,9 @@ import (
 // itself; every acknowledged reading is in the store and the file passes
 // bbolt's check afterwards.
 func TestDaemonDiskFull(t *testing.T) {
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := storetest.MountTmpfs(t, "24m")
-	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf(`data_dir: %s
 mqtt:
   listen: 127.0.0.1:0
   publish_rate: 100000
@@ -42,18 +43,18 @@ sensors:
     driver: sim
     interval: 100ms
 `, dir))
-	d := startDaemon(t, bin, cfg)
-	c := &apiClient{t: t, base: d.api + "/api/v1"}
+	d := daemontest.Start(t, bin, cfg)
+	c := &daemontest.API{TB: t, Base: d.API + "/api/v1"}
 	pw, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, body := c.do("POST", "/auth/login", map[string]string{"username": "admin", "password": strings.TrimSpace(string(pw))})
-	c.token = body["token"].(string)
-	_, body = c.do("PUT", "/devices/esp-full", map[string]any{})
+	_, body := c.Do("POST", "/auth/login", map[string]string{"username": "admin", "password": strings.TrimSpace(string(pw))})
+	c.Token = body["token"].(string)
+	_, body = c.Do("PUT", "/devices/esp-full", map[string]any{})
 	devicePW := body["password"].(string)
 	connect := func() paho3.Client {
-		o := paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).SetClientID("esp-full").SetUsername("esp-full").
+		o := paho3.NewClientOptions().AddBroker("tcp://" + d.MQTT).SetClientID("esp-full").SetUsername("esp-full").
 			SetPassword(devicePW).SetAutoReconnect(false).SetWriteTimeout(3 * time.Second)
 		mc := paho3.NewClient(o)
 		if tok := mc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -84,15 +85,15 @@ sensors:
 		t.Fatal("QoS 1 publishes kept being acknowledged on a full disk past the head's bound")
 	}
 	ready := func() int {
-		res, err := http.Get(d.api + "/readyz")
+		res, err := http.Get(d.API + "/readyz")
 		if err != nil {
 			t.Fatalf("readyz: %v (has the daemon died?)", err)
 		}
 		res.Body.Close()
 		return res.StatusCode
 	}
-	waitUntil(t, 5*time.Second, func() bool { return ready() == http.StatusServiceUnavailable })
-	status, body := c.do("GET", "/status", nil)
+	daemontest.WaitUntil(t, 5*time.Second, func() bool { return ready() == http.StatusServiceUnavailable })
+	status, body := c.Do("GET", "/status", nil)
 	health := body["health"].(map[string]any)
 	if status != 200 || health["state"] != "failing" || !strings.Contains(fmt.Sprint(health["reasons"]), "no space left on device") {
 		t.Errorf("status on a full disk: %d %v", status, health)
@@ -101,14 +102,14 @@ sensors:
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 15*time.Second, func() bool { return ready() == http.StatusOK })
+	daemontest.WaitUntil(t, 15*time.Second, func() bool { return ready() == http.StatusOK })
 	mc.Disconnect(100)
 	mc = connect()
 	if !publish(mc, 2) {
 		t.Fatal("publish after space was freed was not acknowledged")
 	}
 	mc.Disconnect(100)
-	d.terminate(t)
+	d.Terminate(t)
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
 	if err != nil {
 		t.Fatal(err)
@@ -129,18 +130,5 @@ sensors:
 		if !stored[v] {
 			t.Errorf("acknowledged reading %v is not in the store", v)
 		}
-	}
-}
-
-// waitUntil polls cond every 100 ms (gently: the API rate-limits) until it
-// holds, failing the test after within.
-func waitUntil(t *testing.T, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", within)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

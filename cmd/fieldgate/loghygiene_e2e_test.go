@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
 
 // mqttString is an MQTT length-prefixed string.
@@ -39,14 +41,14 @@ func mqttPacket(first byte, body []byte) []byte {
 // the payload, at most a burst per device or address, and counted in
 // /metrics.
 func TestRefusalsLogOneShortLine(t *testing.T) {
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	cfg := mqttConfig(t, t.TempDir())
 	pw := addDevice(t, cfg, "esp32-a")
-	d := startDaemon(t, bin, cfg)
-	defer d.terminate(t)
+	d := daemontest.Start(t, bin, cfg)
+	defer d.Terminate(t)
 
 	secret := strings.Repeat("SECRET-PAYLOAD-", 200)
-	c, err := net.Dial("tcp", d.mqtt)
+	c, err := net.Dial("tcp", d.MQTT)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func TestRefusalsLogOneShortLine(t *testing.T) {
 		t.Fatalf("the connection was not closed after the foreign publish: %v", err)
 	}
 	for i := range 30 {
-		s, err := net.Dial("tcp", d.mqtt)
+		s, err := net.Dial("tcp", d.MQTT)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,14 +92,14 @@ func TestRefusalsLogOneShortLine(t *testing.T) {
 	}
 	for range 30 {
 		for _, path := range []string{"/api/v1/nope", "/api/v1/sources/esp32-a/readings?from=yesterday"} {
-			resp, err := http.Get(d.api + path)
+			resp, err := http.Get(d.API + path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			_ = resp.Body.Close()
 		}
 	}
-	metrics := getText(t, d.api+"/metrics")
+	metrics := getText(t, d.API+"/metrics")
 	for _, want := range []string{`fieldgate_mqtt_refused_total{reason="acl"} 1`, `fieldgate_mqtt_refused_total{reason="payload"} 20`, `fieldgate_mqtt_refused_total{reason="malformed"} 30`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -107,7 +109,7 @@ func TestRefusalsLogOneShortLine(t *testing.T) {
 		t.Logf("/metrics:\n%s", metrics)
 	}
 	counts := map[string]int{}
-	for _, line := range d.logged() {
+	for _, line := range d.Logged() {
 		event := strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")
 		if (event && len(line) > 200) || strings.Contains(line, "SECRET") || strings.Contains(line, `msg=""`) {
 			t.Errorf("log line of %d bytes: %.200s", len(line), line)

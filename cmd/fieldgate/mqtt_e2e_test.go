@@ -5,102 +5,20 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 )
 
-// runningDaemon is a fieldgate subprocess.
-type runningDaemon struct {
-	cmd  *exec.Cmd
-	mqtt string // the broker's bound address
-	api  string // the API's base URL, if it serves
-
-	mu  sync.Mutex
-	log []string // every line it logged
-}
-
-// logged returns the lines the daemon logged so far.
-func (d *runningDaemon) logged() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return slices.Clone(d.log)
-}
-
-var (
-	mqttAddr = regexp.MustCompile(`msg="mqtt broker listening".* tcp=(\S+)`)
-	apiURL   = regexp.MustCompile(`msg="api listening".* url=(\S+)`)
-	running  = regexp.MustCompile(`msg="fieldgate running"`)
-)
-
-// terminate stops the daemon with SIGTERM; it must exit cleanly.
-func (d *runningDaemon) terminate(t testing.TB) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("daemon exit: %v", err)
-	}
-}
-
-// startDaemon runs the binary with cfg and waits until its broker listens.
-func startDaemon(t testing.TB, bin, cfg string) *runningDaemon {
-	t.Helper()
-	return startDaemonCmd(t, exec.Command(bin, "-config", cfg))
-}
-
-// startDaemonCmd starts cmd, a daemon, and waits until it runs.
-func startDaemonCmd(t testing.TB, cmd *exec.Cmd) *runningDaemon {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	ready := make(chan *runningDaemon, 1)
-	go func() {
-		d := &runningDaemon{cmd: cmd}
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			d.log = append(d.log, line)
-			d.mu.Unlock()
-			if m := mqttAddr.FindStringSubmatch(line); m != nil {
-				d.mqtt = m[1]
-			}
-			if m := apiURL.FindStringSubmatch(line); m != nil {
-				d.api = m[1]
-			}
-			if running.MatchString(line) {
-				ready <- d
-			}
-		}
-	}()
-	select {
-	case d := <-ready:
-		return d
-	case <-time.After(time.Minute):
-		t.Fatal("the daemon did not start")
-		return nil
-	}
-}
-
 // mqttConfig is a daemon configuration with a loopback broker and no sensors.
 func mqttConfig(t *testing.T, dir string) string {
-	return writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\napi:\n  listen: 127.0.0.1:0\n", dir))
+	return daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\napi:\n  listen: 127.0.0.1:0\n", dir))
 }
 
 func addDevice(t *testing.T, cfg, id string, extra ...string) string {
@@ -118,14 +36,14 @@ func TestPubackSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the daemon five times")
 	}
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
 	cfg := mqttConfig(t, dir)
 	pw := addDevice(t, cfg, "esp32-a")
 	const cycles = 5
 	for i := range cycles {
-		d := startDaemon(t, bin, cfg)
-		o := paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).SetClientID("a").SetUsername("esp32-a").SetPassword(pw).SetAutoReconnect(false)
+		d := daemontest.Start(t, bin, cfg)
+		o := paho3.NewClientOptions().AddBroker("tcp://" + d.MQTT).SetClientID("a").SetUsername("esp32-a").SetPassword(pw).SetAutoReconnect(false)
 		c := paho3.NewClient(o)
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("cycle %d: connect: %v", i, tok.Error())
@@ -134,10 +52,10 @@ func TestPubackSurvivesSIGKILL(t *testing.T) {
 		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("cycle %d: publish: %v", i, tok.Error())
 		}
-		if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil { // right after the PUBACK
+		if err := d.Cmd.Process.Signal(syscall.SIGKILL); err != nil { // right after the PUBACK
 			t.Fatal(err)
 		}
-		_ = d.cmd.Wait()
+		_ = d.Cmd.Wait()
 		c.Disconnect(0)
 	}
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
@@ -166,15 +84,15 @@ func TestPubackSurvivesSIGKILL(t *testing.T) {
 // TestMosquittoClients publishes with mosquitto_pub and receives a command
 // with mosquitto_sub, as a technician would test a gateway from a laptop.
 func TestMosquittoClients(t *testing.T) {
-	pub := requireTool(t, "mosquitto_pub")
-	sub := requireTool(t, "mosquitto_sub")
-	bin := buildDaemon(t)
+	pub := daemontest.RequireTool(t, "mosquitto_pub")
+	sub := daemontest.RequireTool(t, "mosquitto_sub")
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
 	cfg := mqttConfig(t, dir)
 	pw := addDevice(t, cfg, "esp32-cellar")
 	adminPW := addDevice(t, cfg, "ops", "-admin")
-	d := startDaemon(t, bin, cfg)
-	host, port, _ := splitHostPort(d.mqtt)
+	d := daemontest.Start(t, bin, cfg)
+	host, port, _ := splitHostPort(d.MQTT)
 
 	out, err := exec.Command(pub, "-h", host, "-p", port, "-u", "esp32-cellar", "-P", pw, "-q", "1", "-V", "mqttv311",
 		"-t", "fieldgate/esp32-cellar/humidity", "-m", "81.5").CombinedOutput()
@@ -222,7 +140,7 @@ func TestMosquittoClients(t *testing.T) {
 	}
 	_ = subCmd.Wait()
 
-	d.terminate(t)
+	d.Terminate(t)
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
 	if err != nil {
 		t.Fatal(err)

@@ -12,21 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 	"fieldgate/uplink/sink"
 	"fieldgate/uplink/wire"
 )
-
-// buildDaemon builds the fieldgate binary into a temp dir.
-func buildDaemon(t testing.TB) string {
-	t.Helper()
-	goTool := requireTool(t, "go")
-	bin := filepath.Join(t.TempDir(), "fieldgate")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // TestCrashDuringReplay SIGKILLs the daemon at random moments while it
 // drains a backlog to a receiver that also drops some responses after
@@ -36,7 +26,7 @@ func TestCrashDuringReplay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the daemon 24 times")
 	}
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
 	const backlog = 20000
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
@@ -62,7 +52,7 @@ func TestCrashDuringReplay(t *testing.T) {
 	sk.SetFaults(sink.Faults{DropResponse: 0.05, Delay: 25 * time.Millisecond})
 	srv := httptest.NewServer(sk)
 	defer srv.Close()
-	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf(`data_dir: %s
 mqtt:
   listen: ""
 api:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/sensors"
 )
 
@@ -50,7 +51,7 @@ sensors:
 	}
 	// The snippet is a valid configuration.
 	snippet := want[strings.Index(want, "\nsensors:\n"):]
-	if _, err := loadConfig(writeTemp(t, snippet), true, envMap(nil), laptop); err != nil {
+	if _, err := loadConfig(daemontest.WriteConfig(t, snippet), true, envMap(nil), laptop); err != nil {
 		t.Fatalf("the printed snippet does not load: %v", err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
 
 // publishQoS1 connects device id with pw and publishes one QoS 1 reading,
@@ -36,15 +38,15 @@ func publishQoS1(addr, id, pw string, v int) error {
 // accept loop on EMFILE and MQTT never answered again. Once the sockets
 // are released, the device publishes QoS 1 and gets its PUBACK.
 func TestMQTTSurvivesRunningOutOfDescriptors(t *testing.T) {
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
 	// The device retries every 200 ms: its reconnect budget must not be
 	// what stops it.
-	cfg := writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  max_connections: 100\n  connect_burst: 1000\napi:\n  listen: 127.0.0.1:0\n  max_connections: 1000\n", dir))
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  max_connections: 100\n  connect_burst: 1000\napi:\n  listen: 127.0.0.1:0\n  max_connections: 1000\n", dir))
 	pw := addDevice(t, cfg, "esp-fd")
-	d := startDaemonCmd(t, exec.Command("bash", "-c", `ulimit -n 256 && exec "$0" -config "$1"`, bin, cfg))
-	defer d.terminate(t)
-	apiAddr := strings.TrimPrefix(d.api, "http://")
+	d := daemontest.StartCmd(t, exec.Command("bash", "-c", `ulimit -n 256 && exec "$0" -config "$1"`, bin, cfg))
+	defer d.Terminate(t)
+	apiAddr := strings.TrimPrefix(d.API, "http://")
 
 	var held []net.Conn
 	for range 400 {
@@ -58,7 +60,7 @@ func TestMQTTSurvivesRunningOutOfDescriptors(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = publishQoS1(d.mqtt, "esp-fd", pw, 1) // it may fail: the descriptors are gone
+		_ = publishQoS1(d.MQTT, "esp-fd", pw, 1) // it may fail: the descriptors are gone
 	}()
 	time.Sleep(time.Second)
 	for _, c := range held {
@@ -67,7 +69,7 @@ func TestMQTTSurvivesRunningOutOfDescriptors(t *testing.T) {
 	wg.Wait()
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = publishQoS1(d.mqtt, "esp-fd", pw, 2); err == nil {
+		if err = publishQoS1(d.MQTT, "esp-fd", pw, 2); err == nil {
 			return
 		}
 	}
@@ -78,14 +80,14 @@ func TestMQTTSurvivesRunningOutOfDescriptors(t *testing.T) {
 // when the broker's connection cap is reached it answers 503 with the
 // reason, and 200 again once a slot frees.
 func TestReadyzSaysWhyDevicesCannotConnect(t *testing.T) {
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
-	cfg := writeTemp(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  max_connections: 2\napi:\n  listen: 127.0.0.1:0\n", dir))
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\nsensors: []\nmqtt:\n  listen: 127.0.0.1:0\n  max_connections: 2\napi:\n  listen: 127.0.0.1:0\n", dir))
 	pws := []string{addDevice(t, cfg, "esp-a"), addDevice(t, cfg, "esp-b")}
-	d := startDaemon(t, bin, cfg)
-	defer d.terminate(t)
+	d := daemontest.Start(t, bin, cfg)
+	defer d.Terminate(t)
 	ready := func() (int, map[string]any) {
-		res, err := http.Get(d.api + "/readyz")
+		res, err := http.Get(d.API + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +103,7 @@ func TestReadyzSaysWhyDevicesCannotConnect(t *testing.T) {
 	}
 	var clients []paho3.Client
 	for i, id := range []string{"esp-a", "esp-b"} {
-		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).SetClientID(id).
+		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.MQTT).SetClientID(id).
 			SetUsername(id).SetPassword(pws[i]).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("connect %s: %v", id, tok.Error())
@@ -114,6 +116,6 @@ func TestReadyzSaysWhyDevicesCannotConnect(t *testing.T) {
 		t.Fatalf("readyz with the broker full: %d %v, want 503 naming the connection cap", code, body)
 	}
 	clients[0].Disconnect(100)
-	waitUntil(t, 10*time.Second, func() bool { code, _ := ready(); return code == http.StatusOK })
+	daemontest.WaitUntil(t, 10*time.Second, func() bool { code, _ := ready(); return code == http.StatusOK })
 	clients[1].Disconnect(100)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
 
 func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
@@ -50,9 +51,9 @@ func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
 // Type=notify and WatchdogSec: READY=1 with a STATUS once it serves,
 // WATCHDOG=1 pings, STOPPING=1 on SIGTERM.
 func TestSystemdNotifyProtocol(t *testing.T) {
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
-	sock, want := listenNotify(t, dir)
+	sock, want := daemontest.ListenNotify(t, dir)
 	cmd := exec.Command(bin, "-config", mqttConfig(t, dir))
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
 	if err := cmd.Start(); err != nil {
@@ -73,51 +74,13 @@ func TestSystemdNotifyProtocol(t *testing.T) {
 	}
 }
 
-// listenNotify plays systemd's side of sd_notify: it returns the socket to
-// put in NOTIFY_SOCKET and a function that waits for a message with a prefix.
-func listenNotify(t testing.TB, dir string) (string, func(prefix string) string) {
-	t.Helper()
-	sock := filepath.Join(dir, "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	msgs := make(chan string, 100)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				close(msgs)
-				return
-			}
-			msgs <- string(buf[:n])
-		}
-	}()
-	return sock, func(prefix string) string {
-		t.Helper()
-		timeout := time.After(30 * time.Second)
-		for {
-			select {
-			case m := <-msgs:
-				if strings.HasPrefix(m, prefix) {
-					return m
-				}
-			case <-timeout:
-				t.Fatalf("no %q from the daemon", prefix)
-			}
-		}
-	}
-}
-
 // TestUnitFile checks systemd/fieldgate.service with systemd's own tools:
 // it verifies, and its exposure score is 1.5 or lower (it was 1.6 before
 // PrivateMounts= and UMask=0077; PrivateUsers= would unmap the i2c group,
 // PrivateNetwork= and an IP allow list would cut the LAN and the cloud).
 func TestUnitFile(t *testing.T) {
-	analyze := requireTool(t, "systemd-analyze")
-	bin := buildDaemon(t)
+	analyze := daemontest.RequireTool(t, "systemd-analyze")
+	bin := daemontest.Build(t)
 	unit, err := os.ReadFile("../../systemd/fieldgate.service")
 	if err != nil {
 		t.Fatal(err)

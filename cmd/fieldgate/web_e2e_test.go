@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 )
 
@@ -33,7 +34,7 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	path := requireTool(t, "chromium")
+	path := daemontest.RequireTool(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.WindowSize(1366, 900))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -141,9 +142,9 @@ func TestWebPage(t *testing.T) {
 		t.Skip("runs the daemon and a browser")
 	}
 	b := newBrowser(t)
-	bin := buildDaemon(t)
+	bin := daemontest.Build(t)
 	dir := t.TempDir()
-	cfg := writeTemp(t, fmt.Sprintf(`data_dir: %s
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf(`data_dir: %s
 gateway:
   name: Pump house 3
 sensors:
@@ -166,13 +167,13 @@ clock:
 	atticPW := addDevice(t, cfg, "attic", "-name", "Attic (ESPHome)")
 	garagePW := addDevice(t, cfg, "garage", "-name", "Garage (Tasmota)")
 	fillDay(t, dir, "sim-cellar", "sim-roof", "esp32-porch")
-	d := startDaemon(t, bin, cfg)
+	d := daemontest.Start(t, bin, cfg)
 	admin, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	node := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).
+	node := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.MQTT).
 		SetClientID("porch").SetUsername("esp32-porch").SetPassword(pw).SetAutoReconnect(false))
 	if tok := node.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
@@ -193,7 +194,7 @@ clock:
 		{"attic", atticPW, "attic/sensor/co2/state", "640"},
 		{"garage", garagePW, "tele/garage/SENSOR", `{"Time":"2026-11-29T12:00:00","AM2301":{"Temperature":12.3,"Humidity":70.1},"DS18B20":{"Temperature":11.8},"TempUnit":"C"}`},
 	} {
-		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.mqtt).SetClientID("once").SetUsername(n.id).SetPassword(n.pw).SetAutoReconnect(false))
+		c := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.MQTT).SetClientID("once").SetUsername(n.id).SetPassword(n.pw).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("%s connect: %v", n.id, tok.Error())
 		}
@@ -204,7 +205,7 @@ clock:
 	}
 
 	porch := `article[data-source="esp32-porch"]`
-	b.run(t, "load the page", chromedp.Navigate(d.api+"/"),
+	b.run(t, "load the page", chromedp.Navigate(d.API+"/"),
 		chromedp.WaitVisible(`#health.ok, #health.degraded`, chromedp.ByQuery),
 		chromedp.WaitVisible(porch+` .value`, chromedp.ByQuery))
 	var cards, withValue, charts int
@@ -264,9 +265,9 @@ clock:
 	// mosquitto_pub) was shown red OFFLINE and the gateway "Needs
 	// attention". Its readings arrive as expected: it stays ok.
 	node.Disconnect(0)
-	api := &apiClient{t: t, base: d.api}
-	waitUntil(t, 10*time.Second, func() bool {
-		_, dev := api.do("GET", "/api/v1/devices/esp32-porch", nil)
+	api := &daemontest.API{TB: t, Base: d.API}
+	daemontest.WaitUntil(t, 10*time.Second, func() bool {
+		_, dev := api.Do("GET", "/api/v1/devices/esp32-porch", nil)
 		return dev["online"] == false
 	})
 	var badge, reasons string
@@ -329,7 +330,7 @@ clock:
 		chromedp.Click(`tr[data-device="esp32-shed"] button.danger`, chromedp.ByQuery),
 		chromedp.WaitNotPresent(`tr[data-device="esp32-shed"]`, chromedp.ByQuery))
 
-	pageWeight(t, b, d.api+"/")
+	pageWeight(t, b, d.API+"/")
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -1,12 +1,12 @@
-package main
+package chaos
 
 import (
 	"math/rand/v2"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/uplink/cloud/cloudtest"
 	"fieldgate/uplink/cloud/pgtest"
 	"fieldgate/uplink/sink"
@@ -32,7 +32,7 @@ type chaosCloud interface {
 // newChaosCloud picks the cloud for gateway gw; its token is "tok" for the
 // sink, or what the receiver issued.
 func newChaosCloud(t *testing.T, gw string) (c chaosCloud, token string) {
-	if _, err := pgtest.BinDir(); err == nil || os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
+	if _, err := pgtest.BinDir(); err == nil || daemontest.RequireAll() {
 		rig := cloudtest.Start(t, cloudtest.Build(t), gw, 2)
 		return &rigCloud{Rig: rig, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))}, rig.Token
 	}

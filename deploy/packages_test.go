@@ -1,4 +1,4 @@
-package main
+package deploy
 
 import (
 	"debug/elf"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"fieldgate/cmd/fieldgate/daemontest"
 )
 
 // TestDebianPackages builds the three .deb packages with deploy/package.sh,
@@ -18,18 +20,18 @@ import (
 // DPKG_ROOT), checking modes, owners, the user, the conffile and the unit's
 // enablement on the way.
 func TestDebianPackages(t *testing.T) {
-	requireLong(t, "building three packages")
+	daemontest.RequireLong(t, "building three packages")
 	for _, tool := range []string{"dpkg", "dpkg-deb", "useradd", "go"} {
-		requireTool(t, tool)
+		daemontest.RequireTool(t, tool)
 	}
 	if os.Geteuid() != 0 {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
+		if daemontest.RequireAll() {
 			t.Fatal("installing into a scratch root needs root (FIELDGATE_REQUIRE_ALL=1)")
 		}
 		t.Skip("installing into a scratch root needs root")
 	}
 	out := t.TempDir()
-	cmd := exec.Command("bash", "../../deploy/package.sh", out, "armhf", "arm64", "amd64")
+	cmd := exec.Command("bash", "package.sh", out, "armhf", "arm64", "amd64")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	built, err := cmd.Output() // the packages' paths; go's downloads and the tools' chatter go to stderr
@@ -95,13 +97,11 @@ func operatorAddsDevice(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 	defer os.Remove(cfg)
-	if out, err := exec.Command(bin, "device", "add", "esp-kitchen", "-config", cfg).CombinedOutput(); err != nil {
-		t.Fatalf("fieldgate device add: %v\n%s", err, out)
-	}
-	d := startDaemon(t, bin, cfg)
-	defer d.terminate(t)
-	api := &apiClient{t: t, base: d.api}
-	if code, dev := api.do("GET", "/api/v1/devices/esp-kitchen", nil); code != 200 || dev["id"] != "esp-kitchen" {
+	daemontest.AddDevice(t, bin, cfg, "esp-kitchen")
+	d := daemontest.Start(t, bin, cfg)
+	defer d.Terminate(t)
+	api := &daemontest.API{TB: t, Base: d.API}
+	if code, dev := api.Do("GET", "/api/v1/devices/esp-kitchen", nil); code != 200 || dev["id"] != "esp-kitchen" {
 		t.Errorf("the daemon does not know the device the CLI added: %d %v", code, dev)
 	}
 }

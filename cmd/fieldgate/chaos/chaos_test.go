@@ -1,13 +1,11 @@
-package main
+package chaos
 
 import (
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"fieldgate/cmd/fieldgate-bench/fleet"
+	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
 	"fieldgate/store/storetest"
 	"fieldgate/uplink/sink"
@@ -29,7 +28,7 @@ import (
 
 var (
 	chaosDuration = flag.Duration("chaos.duration", 0,
-		"how long TestChaos injects faults (default: one pass through the faults, 2m with FIELDGATE_LONG=1 as in CI; by hand: go test -run TestChaos ./cmd/fieldgate -args -chaos.duration=30m)")
+		"how long TestChaos injects faults (default: one pass through the faults, 2m with FIELDGATE_LONG=1 as in CI; by hand: go test -run TestChaos ./cmd/fieldgate/chaos -args -chaos.duration=30m)")
 	chaosSummary = flag.String("chaos.summary", "", "file to write TestChaos's summary to, as JSON (fieldgate-bench report reads it)")
 )
 
@@ -46,7 +45,7 @@ type chaosRun struct {
 	bin, cfg string
 	dataDir  string
 	cloud    chaosCloud
-	d        *runningDaemon
+	d        *daemontest.Daemon
 	exited   chan error    // the current daemon's exit
 	killed   atomic.Bool   // the current daemon was SIGKILLed: start another
 	killDone chan struct{} // closed once the scheduled SIGKILL was done
@@ -84,10 +83,10 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a chaos run takes minutes")
 	}
-	r := &chaosRun{t: t, bin: buildDaemon(t), dataDir: storetest.MountTmpfs(t, "96m"), injected: map[string]int{}, began: time.Now()}
+	r := &chaosRun{t: t, bin: daemontest.Build(t), dataDir: storetest.MountTmpfs(t, "96m"), injected: map[string]int{}, began: time.Now()}
 	cloud, token := newChaosCloud(t, "gw-chaos")
 	r.cloud = cloud
-	r.cfg = writeTemp(t, fmt.Sprintf(`data_dir: %s
+	r.cfg = daemontest.WriteConfig(t, fmt.Sprintf(`data_dir: %s
 gateway:
   id: gw-chaos
 sensors: []
@@ -111,9 +110,9 @@ uplink:
 	nodes := make([]fleet.Node, 10)
 	for i := range nodes {
 		id := fmt.Sprintf("node-%02d", i)
-		nodes[i] = fleet.Node{ID: id, Password: addDevice(t, r.cfg, id)}
+		nodes[i] = fleet.Node{ID: id, Password: daemontest.AddDevice(t, r.bin, r.cfg, id)}
 	}
-	roguePW := addDevice(t, r.cfg, "rogue")
+	roguePW := daemontest.AddDevice(t, r.bin, r.cfg, "rogue")
 	r.start()
 
 	var filler string
@@ -137,7 +136,7 @@ uplink:
 	r.length = *chaosDuration
 	if r.length == 0 {
 		r.length = time.Duration(len(faults)) * segment
-		if longTests() {
+		if daemontest.Long() {
 			r.length = 2 * time.Minute
 		}
 	}
@@ -149,8 +148,8 @@ uplink:
 		r.injected[f.name]++
 		f.start()
 		ctx, cancel := context.WithTimeout(context.Background(), segment)
-		go r.rogue(ctx, r.d.mqtt, roguePW)
-		res, err := fleet.Run(ctx, fleet.Config{Broker: r.d.mqtt, Nodes: nodes, Rate: 5, QoS: 1, Start: uint64(seg) * 1_000_000}, segment)
+		go r.rogue(ctx, r.d.MQTT, roguePW)
+		res, err := fleet.Run(ctx, fleet.Config{Broker: r.d.MQTT, Nodes: nodes, Rate: 5, QoS: 1, Start: uint64(seg) * 1_000_000}, segment)
 		cancel()
 		if err != nil && f.name != "sigkill" && f.name != "disk full" && f.name != "descriptors" {
 			t.Fatalf("segment %d (%s): %v", seg, f.name, err)
@@ -177,7 +176,7 @@ uplink:
 // as a flood of sockets would: accepts, dials and file opens fail with
 // EMFILE until restoreDescriptors. The fleet must get back in by itself.
 func (r *chaosRun) limitDescriptors() {
-	pid := r.d.cmd.Process.Pid
+	pid := r.d.Cmd.Process.Pid
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		r.t.Fatal(err)
@@ -194,10 +193,10 @@ func (r *chaosRun) limitDescriptors() {
 // restoreDescriptors gives the daemon its limit back, after checking (the
 // first time: the log is rate-limited) that the limit bit.
 func (r *chaosRun) restoreDescriptors() {
-	if r.injected["descriptors"] == 1 && !slices.ContainsFunc(r.d.logged(), func(l string) bool { return strings.Contains(l, "cannot accept") }) {
+	if r.injected["descriptors"] == 1 && !slices.ContainsFunc(r.d.Logged(), func(l string) bool { return strings.Contains(l, "cannot accept") }) {
 		r.t.Error("the daemon never ran out of descriptors: no accept failed")
 	}
-	if err := unix.Prlimit(r.d.cmd.Process.Pid, unix.RLIMIT_NOFILE, &r.fdLimit, nil); err != nil {
+	if err := unix.Prlimit(r.d.Cmd.Process.Pid, unix.RLIMIT_NOFILE, &r.fdLimit, nil); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -205,21 +204,21 @@ func (r *chaosRun) restoreDescriptors() {
 // start runs the daemon and watches that it never exits on its own.
 func (r *chaosRun) start() {
 	r.t.Helper()
-	r.d = startDaemon(r.t, r.bin, r.cfg)
+	r.d = daemontest.Start(r.t, r.bin, r.cfg)
 	r.restarts++
 	exited := make(chan error, 1)
-	cmd := r.d.cmd
+	cmd := r.d.Cmd
 	go func() { exited <- cmd.Wait() }()
 	r.exited = exited
 }
 
 // kill SIGKILLs daemon d, unless it already died (which fails the run).
-func (r *chaosRun) kill(d *runningDaemon, exited chan error) {
+func (r *chaosRun) kill(d *daemontest.Daemon, exited chan error) {
 	select {
 	case err := <-exited:
 		r.t.Errorf("the daemon exited on its own: %v", err)
 	default:
-		_ = d.cmd.Process.Signal(syscall.SIGKILL)
+		_ = d.Cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
 	}
 	r.killed.Store(true)
@@ -233,7 +232,7 @@ func (r *chaosRun) stop() {
 		r.t.Fatalf("the daemon exited on its own: %v", err)
 	default:
 	}
-	if err := r.d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := r.d.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		r.t.Fatal(err)
 	}
 	select {
@@ -275,43 +274,21 @@ func (r *chaosRun) rogue(ctx context.Context, addr, pw string) {
 // sample records the daemon's memory, goroutines and backlog.
 func (r *chaosRun) sample(begin time.Time, acked int) {
 	s := chaosSample{at: time.Now(), sinceStart: time.Since(begin), daemonGeneration: r.restarts, acknowledgedByThen: acked}
-	s.rssKB, _ = procStatusKB(r.d.cmd.Process.Pid, "RssAnon") // the heap; the store's file map is not a leak
-	c := &apiClient{t: r.t, base: r.d.api + "/api/v1"}
-	if code, st := c.do("GET", "/status", nil); code == 200 {
+	s.rssKB, _ = daemontest.ProcStatusKB(r.d.Cmd.Process.Pid, "RssAnon") // the heap; the store's file map is not a leak
+	c := &daemontest.API{TB: r.t, Base: r.d.API + "/api/v1"}
+	if code, st := c.Do("GET", "/status", nil); code == 200 {
 		s.backlog = st["uplink"].(map[string]any)["backlog"].(float64)
 	}
-	s.goroutines = metric(r.t, r.d.api, "go_goroutines")
+	s.goroutines = daemontest.Metric(r.t, r.d.API, "go_goroutines")
 	r.samples = append(r.samples, s)
-}
-
-// metric reads one unlabelled value from the daemon's /metrics.
-func metric(t *testing.T, api, name string) int64 {
-	t.Helper()
-	res, err := http.Get(api + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return int64(f)
-		}
-	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
 }
 
 // waitDrained waits until the cloud acknowledged every stored reading.
 func (r *chaosRun) waitDrained(within time.Duration) {
 	r.t.Helper()
-	c := &apiClient{t: r.t, base: r.d.api + "/api/v1"}
-	waitUntil(r.t, within, func() bool {
-		_, st := c.do("GET", "/status", nil)
+	c := &daemontest.API{TB: r.t, Base: r.d.API + "/api/v1"}
+	daemontest.WaitUntil(r.t, within, func() bool {
+		_, st := c.Do("GET", "/status", nil)
 		return st["uplink"].(map[string]any)["backlog"].(float64) == 0
 	})
 }
@@ -452,18 +429,4 @@ func (r *chaosRun) flat() (rss0, rss1, g0, g1 int64) {
 		t.Errorf("goroutines grew from %d to %d", g0, g1)
 	}
 	return rss0, rss1, g0, g1
-}
-
-// procStatusKB reads one kB field of /proc/PID/status.
-func procStatusKB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			return strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
