@@ -157,9 +157,10 @@ func decodeReading(b []byte, r *Reading) (sid uint32, err error) {
 }
 
 // seqKey is the 8-byte big-endian key of a sequence number.
-func seqKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
-}
+func seqKey(seq uint64) []byte { return appendSeqKey(make([]byte, 0, 8), seq) }
+
+// appendSeqKey appends seqKey(seq) to dst.
+func appendSeqKey(dst []byte, seq uint64) []byte { return binary.BigEndian.AppendUint64(dst, seq) }
 
 // timeKey maps a time to a uint64 whose unsigned order is the time order,
 // also for times before 1970.
@@ -169,14 +170,31 @@ func timeKey(t time.Time) uint64 {
 
 // indexKey is series id | time | seq: one series' readings in time order.
 func indexKey(sid uint32, t time.Time, seq uint64) []byte {
-	k := make([]byte, 0, 20)
-	k = binary.BigEndian.AppendUint32(k, sid)
-	k = binary.BigEndian.AppendUint64(k, timeKey(t))
-	return binary.BigEndian.AppendUint64(k, seq)
+	return appendIndexKey(make([]byte, 0, 20), sid, t, seq)
+}
+
+// appendIndexKey appends indexKey(sid, t, seq) to dst.
+func appendIndexKey(dst []byte, sid uint32, t time.Time, seq uint64) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, sid)
+	dst = binary.BigEndian.AppendUint64(dst, timeKey(t))
+	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
 // indexValue holds what a series scan needs without visiting the reading.
-func indexValue(r *Reading) []byte {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9), math.Float64bits(r.Value))
-	return append(v, byte(r.Clock))
+func indexValue(r *Reading) []byte { return appendIndexValue(make([]byte, 0, 9), r) }
+
+// appendIndexValue appends indexValue(r) to dst.
+func appendIndexValue(dst []byte, r *Reading) []byte {
+	return append(binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Value)), byte(r.Clock))
 }
+
+// maxRecordLen bounds what checkpointing one reading appends: its seq key,
+// record (format, clock, series id, time, value, unit), index key and
+// value, and a clock-repair entry.
+func maxRecordLen(r *Reading) int {
+	return 8 + 2 + binary.MaxVarintLen32 + 16 + binary.MaxVarintLen16 + len(r.Unit) + 20 + 9 + 16
+}
+
+// carve returns b[from:], capped, so that appending to b never writes into
+// it: b is an arena whose pieces a bbolt transaction holds until it ends.
+func carve(b []byte, from int) []byte { return b[from:len(b):len(b)] }
