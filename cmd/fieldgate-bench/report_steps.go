@@ -148,7 +148,7 @@ func siteWant() map[string][]string {
 var chaosUnits = []string{"minutes", "acknowledged", "not-acknowledged", "in-cloud", "lost", "twice", "duplicate-readings", "replays",
 	"starts", "max-backlog", "drain-ms", "rss-first-MiB", "rss-last-MiB", "goroutines-first", "goroutines-last", "rogue-stored",
 	"fault:none", "fault:sigkill", "fault:cloud down", "fault:cloud slow", "fault:cloud 503", "fault:cloud resets",
-	"fault:cloud drops responses", "fault:disk full", "fault:receiver sigkill", "fault:database restart"}
+	"fault:cloud drops responses", "fault:descriptors", "fault:disk full", "fault:receiver sigkill", "fault:database restart"}
 
 // goBench runs `go test -bench pattern` in pkg and parses what the
 // benchmarks reported.
