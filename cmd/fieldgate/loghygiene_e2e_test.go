@@ -99,7 +99,7 @@ func TestRefusalsLogOneShortLine(t *testing.T) {
 			_ = resp.Body.Close()
 		}
 	}
-	metrics := getText(t, d.API+"/metrics")
+	metrics := daemontest.Get(t, d.API+"/metrics")
 	for _, want := range []string{`fieldgate_mqtt_refused_total{reason="acl"} 1`, `fieldgate_mqtt_refused_total{reason="payload"} 20`, `fieldgate_mqtt_refused_total{reason="malformed"} 30`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -123,19 +123,4 @@ func TestRefusalsLogOneShortLine(t *testing.T) {
 	if counts["payload rejected"] > 5 || counts["malformed packet"] > 5 || counts["denied by ACL"] != 1 || counts["api request"] != 0 || counts["level=INFO msg=mqtt:"] != 0 {
 		t.Errorf("lines logged per kind of event: %v; want at most a burst of 5 each, one for the ACL refusal, none for API 4xx or mochi's chatter", counts)
 	}
-}
-
-// getText returns the body of a GET.
-func getText(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

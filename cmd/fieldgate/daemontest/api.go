@@ -58,11 +58,10 @@ func (c *API) Do(method, path string, body any) (int, map[string]any) {
 	return res.StatusCode, out
 }
 
-// Metric reads one unlabelled value from the /metrics of the daemon whose
-// API is at base.
-func Metric(tb testing.TB, base, name string) int64 {
+// Get returns the body of a GET of url; a failure fails the test.
+func Get(tb testing.TB, url string) string {
 	tb.Helper()
-	res, err := http.Get(base + "/metrics")
+	res, err := http.Get(url)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -71,7 +70,14 @@ func Metric(tb testing.TB, base, name string) int64 {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
+	return string(b)
+}
+
+// Metric reads one unlabelled value from the /metrics of the daemon whose
+// API is at base.
+func Metric(tb testing.TB, base, name string) int64 {
+	tb.Helper()
+	for _, l := range strings.Split(Get(tb, base+"/metrics"), "\n") {
 		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return int64(f)
