@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"fieldgate/store/wal"
 )
 
 // ErrBehind is returned by Append while checkpoints fail (a full disk)
@@ -108,12 +110,21 @@ func (c *committer) commit(batch []*request) {
 		}
 	}
 	if len(reqs) == 0 && len(c.carry) == 0 {
-		c.answer(pings, result{err: c.err()})
+		err := c.recover() // an idle gateway recovers when the watchdog asks
+		if err == nil {
+			err = c.err()
+		}
+		c.answer(pings, result{err: err})
 		return
 	}
 	if len(c.carry) > 0 {
 		reqs = append([]*request{{rs: c.carry}}, reqs...)
 		c.carry = nil
+	}
+	if err := c.recover(); err != nil {
+		c.fail(reqs, err)
+		c.answer(pings, result{err: err})
+		return
 	}
 	if err := c.s.admit(count(reqs)); err != nil {
 		c.refuse(reqs, err)
@@ -138,23 +149,20 @@ func (c *committer) commit(batch []*request) {
 	}
 	c.syncStart = c.s.opts.Now()
 	if err := c.log.Flush(); err != nil {
-		c.log.Discard() // nothing reached the file: the seqs are free again
 		err = fmt.Errorf("store: write %d readings to the log: %w", len(rs), err)
+		if errors.Is(err, wal.ErrBroken) {
+			c.nextSeq = seq // part of it may have reached the file: its seqs are never given again
+			c.broke(reqs, pings, err)
+			return
+		}
+		c.log.Discard() // refused before any byte was written (no room for a segment): the seqs are free again
 		c.fail(reqs, err)
 		c.answer(pings, result{err: err})
 		return
 	}
 	c.nextSeq = seq
 	if err := c.log.Sync(); err != nil {
-		err = fmt.Errorf("store: sync the log: %w", err)
-		c.setErr(err)
-		for _, r := range reqs {
-			if !r.waits() {
-				c.drops.add(reasonCommitFailed, uint64(len(r.rs)))
-			}
-		}
-		c.answer(reqs, result{err: err})
-		c.answer(pings, result{err: err})
+		c.broke(reqs, pings, fmt.Errorf("store: sync the log: %w", err))
 		return
 	}
 	took := c.s.opts.Now().Sub(c.syncStart)
@@ -226,13 +234,51 @@ func (c *committer) refuse(reqs []*request, err error) {
 	c.keepQueued(reqs)
 }
 
-// fail handles a failed write: nothing of it reached the log's file (see
-// wal.Log.Flush), so its sequence numbers are free again. Waiters learn the
-// error; queued readings are carried and retried after a backoff.
+// fail handles a commit that did not happen (a write refused before any
+// byte reached the file, or a log still broken). Waiters learn the error;
+// queued readings are carried and retried after a backoff.
 func (c *committer) fail(reqs []*request, err error) {
 	c.setErr(err)
 	c.answer(reqs, result{err: err})
 	c.keepQueued(reqs)
+}
+
+// broke handles a write or sync that failed and broke the log (see
+// wal.ErrBroken): nothing of this commit is acknowledged — waiters learn
+// the error — and its queued readings are carried, to be written again
+// under new seqs once the log is recovered (Recover voids these).
+func (c *committer) broke(reqs, pings []*request, err error) {
+	c.logBroken = true
+	c.s.log.Error("store: the log failed a write or sync; nothing of that commit is acknowledged, and the log is recovered from what is on disk before the next", "err", err)
+	c.fail(reqs, fmt.Errorf("%w: %w", ErrLogBroken, err))
+	c.answer(pings, result{err: fmt.Errorf("%w: %w", ErrLogBroken, err)})
+}
+
+// recover makes a broken log writable again (wal.Log.Recover), at most
+// once per backoff; while it cannot, it returns an error wrapping
+// ErrLogBroken. If what the log synced no longer reads back, the store
+// fails: only a restart, and the replay that reports the damage, helps.
+func (c *committer) recover() error {
+	if !c.logBroken {
+		return nil
+	}
+	if c.s.opts.Now().Before(c.retryAt) {
+		return fmt.Errorf("%w: %w", ErrLogBroken, c.err())
+	}
+	err := c.log.Recover()
+	if err == nil {
+		c.logBroken = false
+		c.s.log.Warn("store: the log recovered from the failed write or sync; writes go on")
+		return nil
+	}
+	err = fmt.Errorf("%w: %w", ErrLogBroken, err)
+	if errors.Is(err, wal.ErrLost) {
+		c.s.failStore(err)
+	}
+	c.setErr(err)
+	c.backoff = min(max(2*c.backoff, 100*time.Millisecond), 5*time.Second)
+	c.retryAt = c.s.opts.Now().Add(c.backoff)
+	return err
 }
 
 func queuedCount(reqs []*request) int {

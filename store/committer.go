@@ -90,8 +90,9 @@ type committer struct {
 	answered  int           // waiters the last commit answered
 	behind    int           // waiters queued when it answered them (under mu)
 	carry     []Reading     // queued readings whose write failed, retried next
-	retryAt   time.Time     // when carry may be retried by the flusher
+	retryAt   time.Time     // when carry (or a broken log's recovery) may be retried
 	backoff   time.Duration
+	logBroken bool // a write or sync failed: Recover before the next commit
 
 	kick chan struct{} // wakes the flusher
 	quit chan struct{}
@@ -214,9 +215,10 @@ func (s *Store) Enqueue(ctx context.Context, rs ...Reading) error {
 // Ping returns once the committer has answered a request queued behind the
 // commit in flight (if any): a liveness probe for the watchdog. It fails
 // when ctx ends first — a commit is wedged (a hung disk, a stuck fsync) or
-// the queue is full — when writes are failing, and with an error wrapping
-// ErrClosed once the store file was closed by a failure (a compaction that
-// could not reopen it): only a restart helps then.
+// the queue is full — and when writes are failing: with an error wrapping
+// ErrLogBroken while a failed sync is being recovered (a Ping also drives
+// that recovery), with one wrapping ErrFailed once only a restart helps,
+// and with the write error otherwise (a full disk).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.broken.Load(); err != nil {
 		return *err
@@ -264,6 +266,10 @@ func (c *committer) send(ctx context.Context, req *request) (lead bool, err erro
 	if c.closed {
 		<-c.slots
 		return false, ErrClosed
+	}
+	if err := c.s.broken.Load(); err != nil {
+		<-c.slots
+		return false, *err
 	}
 	req.at = c.s.opts.Now()
 	c.queue = append(c.queue, req)

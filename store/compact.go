@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,9 +33,9 @@ func (s *Store) compactIfBloated() error {
 // over the original and the directory fsync'd, so a crash at any point leaves
 // either the old file or the new one, complete. Writes to bbolt (checkpoints,
 // the outbox, devices) wait while it copies; readers and the log's ingest
-// carry on, and only the swap itself blocks readers. If the file cannot be
-// reopened after the swap the store is closed: every later call fails with
-// the reason, and Ping reports it.
+// carry on, and only the swap itself blocks readers. If the directory
+// cannot be synced after the swap, or the file cannot be reopened, the
+// store fails (ErrFailed).
 func (s *Store) Compact() error {
 	start := time.Now()
 	s.writeMu.Lock()
@@ -63,34 +64,60 @@ func (s *Store) Compact() error {
 		return s.closed
 	}
 	if err := s.db.Close(); err != nil {
-		s.fail(fmt.Errorf("%w: compaction could not close the file: %v", ErrClosed, err))
+		s.fail(fmt.Errorf("compaction could not close the file: %w", err))
 		return fmt.Errorf("store: compact: close store: %w", err)
 	}
-	renameErr := os.Rename(tmp, path)
-	if renameErr == nil {
-		renameErr = syncDir(filepath.Dir(path))
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp) // the original is untouched; the copy is abandoned
+		if s.db, err = s.opts.openBolt(path, s.opts); err != nil {
+			s.fail(fmt.Errorf("the file could not be reopened after a failed compaction: %w", err))
+			return fmt.Errorf("store: compact: reopen: %w", err)
+		}
+		return fmt.Errorf("store: compact: swap in the copy: %w", err)
+	}
+	// Which of the two files the directory holds after a power cut is
+	// unknown until the rename is synced: carrying on could write to one
+	// that is then taken back. Only a restart can tell.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		s.fail(fmt.Errorf("compaction could not sync the directory after swapping the file in: %w", err))
+		return fmt.Errorf("store: compact: sync the directory: %w", err)
 	}
 	db, err := s.opts.openBolt(path, s.opts)
 	if err != nil {
-		s.fail(fmt.Errorf("%w: the file could not be reopened after compaction: %v", ErrClosed, err))
-		s.log.Error("store: compaction could not reopen the file; the store is closed until restart", "err", err)
+		s.fail(fmt.Errorf("the file could not be reopened after compaction: %w", err))
 		return fmt.Errorf("store: compact: reopen: %w", err)
 	}
 	s.db = db
-	if renameErr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("store: compact: swap in the copy: %w", renameErr)
-	}
 	after, _ := fileSize(path) // only for the log line
 	s.log.Info("store: compacted", "before", fmtSize(before), "after", fmtSize(after), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// fail marks the file closed by a failure. s.dbMu is held.
+// fail marks the file closed by a failure, and the store failed. s.dbMu
+// is held.
 func (s *Store) fail(err error) {
+	err = s.failStore(err)
 	s.closed = err
-	s.broken.Store(&err)
 }
+
+// failStore marks the store failed (see ErrFailed) and returns the error
+// every later call gets. The first failure is logged and closes Failed's
+// channel.
+func (s *Store) failStore(err error) error {
+	if !errors.Is(err, ErrFailed) {
+		err = fmt.Errorf("%w: %w", ErrFailed, err)
+	}
+	if s.broken.CompareAndSwap(nil, &err) {
+		s.log.Error("store: failed; every write is refused until a restart, whose replay reports what is damaged", "err", err)
+		close(s.failed)
+		return err
+	}
+	return *s.broken.Load()
+}
+
+// Failed returns a channel that is closed when the store fails (see
+// ErrFailed): the daemon exits then, so that its supervisor restarts it.
+func (s *Store) Failed() <-chan struct{} { return s.failed }
 
 // copyTo writes a compacted copy of the store to tmp, reading it in
 // transactions of compactTxBytes while readers carry on.

@@ -98,11 +98,11 @@ func TestCompactionLetsIngestAndPingThrough(t *testing.T) {
 	mustCheck(t, s)
 }
 
-// TestFailedReopenAfterCompactionClosesTheStore: if the compacted file
-// cannot be opened, every read reports the store closed (not a panic on a
-// closed bbolt handle), Ping fails so the watchdog restarts the daemon, and
-// Close still works.
-func TestFailedReopenAfterCompactionClosesTheStore(t *testing.T) {
+// TestFailedReopenAfterCompactionFailsTheStore: if the compacted file
+// cannot be opened, every read and write reports the store failed (not a
+// panic on a closed bbolt handle), Ping fails and Failed's channel closes so
+// that the daemon exits and is restarted, and Close still works.
+func TestFailedReopenAfterCompactionFailsTheStore(t *testing.T) {
 	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "fieldgate.db")})
 	mustDo(t, err)
 	fill(t, s, "a", 100)
@@ -111,14 +111,23 @@ func TestFailedReopenAfterCompactionClosesTheStore(t *testing.T) {
 	if err := s.Compact(); err == nil {
 		t.Fatal("Compact succeeded without reopening the file")
 	}
-	if _, err := s.Readings(Query{Source: "a", Quantity: "temperature"}); !errors.Is(err, ErrClosed) {
-		t.Errorf("Readings after a failed reopen: %v, want ErrClosed", err)
+	if _, err := s.Readings(Query{Source: "a", Quantity: "temperature"}); !errors.Is(err, ErrFailed) {
+		t.Errorf("Readings after a failed reopen: %v, want ErrFailed", err)
 	}
-	if err := s.Ping(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Errorf("Ping after a failed reopen: %v, want ErrClosed", err)
+	if err := s.Ping(context.Background()); !errors.Is(err, ErrFailed) {
+		t.Errorf("Ping after a failed reopen: %v, want ErrFailed", err)
 	}
-	_ = s.Stats()                                         // must not touch the closed file
-	mustAppend(t, s, reading("a", "temperature", 200, 1)) // the log still takes readings
+	if err := s.Append(context.Background(), reading("a", "temperature", 200, 1)); !errors.Is(err, ErrFailed) {
+		t.Errorf("Append after a failed reopen: %v, want ErrFailed", err)
+	}
+	select {
+	case <-s.Failed():
+	default:
+		t.Error("Failed's channel is open")
+	}
+	if st := s.Stats(); !errors.Is(st.Failed, ErrFailed) { // must not touch the closed file
+		t.Errorf("Stats.Failed %v", st.Failed)
+	}
 	if err := s.Close(); err == nil {
 		t.Error("Close after a failed reopen reported no error, but the final checkpoint could not run")
 	}

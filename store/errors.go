@@ -7,6 +7,13 @@ var (
 	// ErrClosed is returned by writes after Close has begun.
 	ErrClosed = errors.New("store: closed")
 
+	// ErrFailed is wrapped by the errors of every call once the store has
+	// failed in a way only a restart repairs: a bbolt file that could not
+	// be reopened after a failed commit or a compaction, or a log whose
+	// synced records no longer read back. The restart's replay then says
+	// what is damaged. Failed's channel is closed at the same time.
+	ErrFailed = errors.New("store: failed; restart to recover from what is on disk")
+
 	// ErrFull is returned when the store reached its hard size cap and the
 	// full-store policy is reject_new.
 	ErrFull = errors.New("store: full")
@@ -28,6 +35,12 @@ var (
 	// ErrGatewayMismatch is returned by Open when the configured gateway id
 	// differs from the one the store was created with.
 	ErrGatewayMismatch = errors.New("store: gateway id mismatch")
+
+	// ErrLogBroken is wrapped by the errors of writes (and of Ping) while a
+	// failed write or fdatasync leaves the write-ahead log's tail unknown,
+	// until the committer has recovered it from what is on disk. Unlike a
+	// full disk, it is a failure of the device: health checks fail on it.
+	ErrLogBroken = errors.New("store: the write-ahead log failed a write or sync")
 
 	// ErrInvalidReading is returned when a reading lacks a source, quantity or
 	// time, or its value is not a finite number.

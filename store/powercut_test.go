@@ -167,11 +167,11 @@ func TestTornTailIsCountedOnce(t *testing.T) {
 	b := make([]byte, 4096)
 	_, err = f.ReadAt(b, 0)
 	mustDo(t, err)
-	off := 32 // segment header; then records of a 24-byte header and a payload
+	off := 40 // segment header; then records of a 32-byte header and a payload
 	for range 2 {
-		off += 24 + int(binary.BigEndian.Uint32(b[off+4:]))
+		off += 32 + int(binary.BigEndian.Uint32(b[off+4:]))
 	}
-	_, err = f.WriteAt([]byte{^b[off+30]}, int64(off+30))
+	_, err = f.WriteAt([]byte{^b[off+38]}, int64(off+38))
 	mustDo(t, err)
 	mustDo(t, f.Sync())
 	mustDo(t, f.Close())

@@ -3,6 +3,7 @@ package store
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -38,9 +39,25 @@ type Stats struct {
 	Checkpoints    uint64
 	LastCheckpoint time.Time
 	CheckpointErr  error
-	// TornTails counts records a crash cut short, found in the log at Open
-	// over the store's life (never acknowledged, so nothing was lost).
+	// TornTails counts places where a power cut caught a write of the log
+	// before its sync, found at Open over the store's life: never
+	// acknowledged, so nothing was lost.
 	TornTails uint64
+	// LogCorrupt counts places where the log's synced records were found
+	// damaged (bit rot, an unreadable segment header, a record that does
+	// not decode), over the store's life; LostReadings the readings known
+	// lost there. LogDamage lists the latest places, torn ones included,
+	// and Quarantined the damaged segment files kept as evidence.
+	LogCorrupt   uint64
+	LostReadings uint64
+	LogDamage    []LogDamage
+	Quarantined  []string
+	// LogBroken is set while a failed write or sync of the log is being
+	// recovered (see ErrLogBroken); LogRecoveries counts recoveries since
+	// Open. Failed is set once the store failed (see ErrFailed).
+	LogBroken     error
+	LogRecoveries int
+	Failed        error
 
 	// IngestPerHour is readings stored per hour over the last hour (since
 	// Open if shorter); IngestKnown is false until a minute has passed.
@@ -70,7 +87,16 @@ func (s *Store) Stats() Stats {
 		LogSegments:  ws.Segments,
 
 		BytesPerReading: s.bytesPerReading(),
-		TornTails:       s.tornTails,
+		TornTails:       s.damage.torn,
+		LogCorrupt:      s.damage.corrupt,
+		LostReadings:    s.damage.lost,
+		LogDamage:       slices.Clone(s.damage.places),
+		Quarantined:     ws.Quarantined,
+		LogBroken:       ws.Broken,
+		LogRecoveries:   ws.Recoveries,
+	}
+	if err := s.broken.Load(); err != nil {
+		st.Failed = *err
 	}
 	// 0, unknown, if the file system cannot say.
 	st.DiskFree, _ = diskFree(filepath.Dir(s.opts.Path))

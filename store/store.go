@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -43,7 +42,6 @@ var (
 	kAcked      = []byte("acked")
 	kCount      = []byte("count") // readings in bbolt
 	kNextSeries = []byte("next_series")
-	kTornTails  = []byte("wal_torn_tails")
 )
 
 // Store is an open fieldgate store. Its methods are safe for concurrent use.
@@ -52,7 +50,7 @@ type Store struct {
 	logOpts   wal.Options
 	log       *slog.Logger
 	gatewayID string
-	tornTails uint64 // torn log tails over the store's life, counted at Open
+	damage    logDamage // what replays found wrong in the log, over the store's life
 
 	// dbMu is held for reading around every transaction and for writing
 	// while compaction swaps the file, so no transaction sees a closed DB.
@@ -63,7 +61,8 @@ type Store struct {
 	writeMu sync.RWMutex
 	db      *bolt.DB
 	closed  error                 // under dbMu: why the file is closed; Stats must not touch db
-	broken  atomic.Pointer[error] // set when a failure closed the file
+	broken  atomic.Pointer[error] // set when the store failed (see ErrFailed)
+	failed  chan struct{}         // closed when broken is set
 
 	wal    *wal.Log
 	head   *head
@@ -97,14 +96,22 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
+	dir := filepath.Dir(opts.Path)
+	if err := wal.MkdirAllDurable(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
+	_, statErr := os.Stat(opts.Path)
 	db, err := opts.openBolt(opts.Path, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, log: opts.Logger, db: db, head: newHead(), logOpts: opts.walOptions()}
+	if os.IsNotExist(statErr) { // a new file: its name must survive a power cut too
+		if err := syncDir(dir); err != nil {
+			_ = db.Close() // the sync error is what the caller needs
+			return nil, fmt.Errorf("store: sync %s: %w", dir, err)
+		}
+	}
+	s := &Store{opts: opts, log: opts.Logger, db: db, head: newHead(), logOpts: opts.walOptions(), failed: make(chan struct{})}
 	if err := s.init(); err != nil {
 		_ = db.Close() // the init error is what the caller needs
 		return nil, err
@@ -133,52 +140,6 @@ func Open(opts Options) (*Store, error) {
 	s.rate.observe(s.opts.Now(), s.lastSeq.Load())
 	go s.maintain()
 	return s, nil
-}
-
-// replay reads the log written since the last checkpoint into the head.
-func (s *Store) replay() error {
-	began := time.Now()
-	ckpt := s.lastSeq.Load()
-	sameBoot := s.opts.BootID != "" && s.storedBoot() == s.opts.BootID
-	repairable := func(r *Reading) bool { return sameBoot && s.repairable(r) }
-	var rs []Reading
-	info, err := s.wal.Replay(ckpt, func(first, last uint64, payload []byte) error {
-		rs = rs[:0]
-		err := decodeLogRecord(payload, first, int(last-first+1), s.head.intern, func(r Reading) error {
-			if r.Seq > s.lastSeq.Load() {
-				rs = append(rs, r)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if len(rs) > 0 {
-			s.head.insertLocked(rs, s.opts.Now(), repairable)
-			s.lastSeq.Store(rs[len(rs)-1].Seq)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: replay the log: %w", err)
-	}
-	n := s.head.rs.len()
-	s.count.Add(int64(n))
-	if n > 0 || info.Torn > 0 || info.Gaps > 0 || info.Corrupt > 0 {
-		s.log.Info("store: replayed the log", "readings", n, "records", info.Records, "bytes", info.Bytes,
-			"torn_tails", info.Torn, "gaps", info.Gaps, "corrupt_segments", info.Corrupt, "took", time.Since(began).Round(time.Millisecond))
-	}
-	if info.Torn == 0 {
-		return s.view(func(tx *bolt.Tx) error {
-			s.tornTails = getUint(tx.Bucket(bMeta), kTornTails)
-			return nil
-		})
-	}
-	return s.update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bMeta)
-		s.tornTails = getUint(meta, kTornTails) + uint64(info.Torn)
-		return putUint(meta, kTornTails, s.tornTails)
-	})
 }
 
 // openBolt opens the bbolt file with fieldgate's options and turns bbolt's
@@ -291,15 +252,29 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 }
 
 // update runs fn in a write transaction, committed and fsync'd on return.
+// An error of fn rolls the transaction back; an error of the commit
+// itself (a failed write or fsync) makes the store reopen the file from
+// what is on disk before anything else touches it (see reopen).
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	s.writeMu.RLock()
 	defer s.writeMu.RUnlock()
 	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
 	if s.closed != nil {
+		s.dbMu.RUnlock()
 		return s.closed
 	}
-	return s.db.Update(fn)
+	var fnErr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	s.dbMu.RUnlock()
+	if err != nil && fnErr == nil {
+		if rerr := s.reopen(err); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+	return err
 }
 
 // Check runs bbolt's consistency check over the whole file.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -23,7 +24,8 @@ type FS interface {
 	Remove(name string) error
 	// List returns the names (not paths) of the files in dir, sorted.
 	List(dir string) ([]string, error)
-	// MkdirAll creates dir and its parents.
+	// MkdirAll creates dir and its parents, durably: a directory it
+	// creates is synced into its parent.
 	MkdirAll(dir string) error
 	// SyncDir makes the creations, renames and removals in dir durable.
 	SyncDir(dir string) error
@@ -35,6 +37,11 @@ type File interface {
 	WriteAt(p []byte, off int64) (int, error)
 	// Sync makes the data written so far durable (fdatasync).
 	Sync() error
+	// DropCache evicts the file's clean pages from the page cache, so
+	// that the next reads come from the device. After a failed writeback
+	// the kernel keeps the unwritten data cached and marks it clean: only
+	// a read from the device tells what really is on disk.
+	DropCache() error
 	// Size returns the file's length.
 	Size() (int64, error)
 	Close() error
@@ -86,7 +93,30 @@ func (OSFS) List(dir string) ([]string, error) {
 }
 
 // MkdirAll implements FS.
-func (OSFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o750) }
+func (OSFS) MkdirAll(dir string) error { return MkdirAllDurable(dir, 0o750) }
+
+// MkdirAllDurable creates dir and its missing parents, each synced into its
+// parent directory, so that a power cut cannot take back a directory that
+// files were then created and synced in.
+func MkdirAllDurable(dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: unix.ENOTDIR}
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAllDurable(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return OSFS{}.SyncDir(parent)
+}
 
 // SyncDir implements FS.
 func (OSFS) SyncDir(dir string) error {
@@ -127,6 +157,21 @@ func (o osFile) Sync() error {
 	}
 	if serr != nil {
 		return &fs.PathError{Op: "fdatasync", Path: o.f.Name(), Err: serr}
+	}
+	return nil
+}
+
+func (o osFile) DropCache() error {
+	raw, err := o.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = unix.Fadvise(int(fd), 0, 0, unix.FADV_DONTNEED) }); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return &fs.PathError{Op: "fadvise", Path: o.f.Name(), Err: ferr}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -35,15 +36,30 @@ const MinSegmentSize = 64 << 10
 // ErrTooLarge is returned by Append for a record that cannot fit in one segment.
 var ErrTooLarge = errors.New("wal: record larger than a segment")
 
+// ErrBroken is wrapped by every error of a log that a failed write or sync
+// left in an unknown state: after a failed fdatasync the kernel may have
+// dropped the unwritten pages while still serving them from its cache, so
+// nothing is written until Recover has found what is really on disk.
+var ErrBroken = errors.New("wal: a failed write or sync left the log's tail unknown")
+
+// ErrLost is wrapped by Recover's error when records a sync had covered
+// no longer read back from the device: the log cannot be repaired in
+// place, and the next Open must replay it and report what is damaged.
+var ErrLost = errors.New("wal: synced records did not read back")
+
 // segment is one segment file of the log.
 type segment struct {
-	n       uint64
-	f       File   // open while it may still be written or synced
-	last    uint64 // highest seq of its frames; 0 if it has none
-	size    int64  // bytes used, header included
-	written uint64 // write generation
-	synced  uint64 // generation covered by the last successful sync
-	torn    bool   // replay found a torn tail: never written again
+	n          uint64
+	key        uint32 // its salt's checksum key
+	base       uint64 // see header.base
+	f          File   // open while it may still be written or synced
+	last       uint64 // highest seq of its frames (or voided by its mark); 0 if none
+	size       int64  // bytes used, header included
+	written    uint64 // write generation
+	synced     uint64 // generation covered by the last successful sync
+	syncedSize int64  // bytes the last successful sync covered
+	sealed     bool   // a mark, a tear or damage ends it: never written again
+	damaged    bool   // replay found damage: quarantined, not recycled, when released
 }
 
 // Log is an open write-ahead log. See the package documentation for which
@@ -59,15 +75,24 @@ type Log struct {
 	broken   error      // an I/O error left the log in an unknown state
 	prepErr  error      // why the last preparation of a spare failed
 	replayed bool
+	base     uint64 // the last seq replay found: see header.base
+	// quarantined lists the files set aside because they hold damage, by
+	// replay now or in an earlier run; recoveries counts Recover calls
+	// that made a broken log writable again.
+	quarantined []string
+	recoveries  int
 
 	preparing bool       // a spare is being prepared (without mu held)
 	prepared  *sync.Cond // signalled when a preparation ends
 
 	syncMu sync.Mutex // one Sync at a time
 
-	// Owned by the writer (Append, Flush).
-	buf    []byte
-	frames []pending
+	// Owned by the writer (Append, Flush, Recover).
+	buf      []byte
+	frames   []pending
+	appended uint64 // highest seq appended since Open
+
+	durable atomic.Uint64 // highest seq a completed sync covered
 
 	prep     chan struct{}
 	quit     chan struct{}
@@ -81,8 +106,8 @@ type Log struct {
 
 // pending is a frame appended and not yet flushed.
 type pending struct {
-	end  int // offset in buf just past the frame
-	last uint64
+	start, end int // its bytes in buf
+	last       uint64
 }
 
 // Stats describe the log.
@@ -98,9 +123,17 @@ type Stats struct {
 	// Syncs, Writes and Bytes count fdatasyncs, write calls and bytes
 	// written since Open.
 	Syncs, Writes, Bytes uint64
-	// Err is set once an I/O error broke the log, or while no spare segment
+	// Quarantined lists the segment files (paths) set aside because replay
+	// found damage in them, now or in an earlier run: they are kept as
+	// evidence until a person removes them. Recoveries counts broken logs
+	// made writable again by Recover since Open.
+	Quarantined []string
+	Recoveries  int
+	// Broken is set while a failed write or sync leaves the log's tail
+	// unknown (until Recover); Err is Broken, or else why no spare segment
 	// can be prepared (a full disk).
-	Err error
+	Broken error
+	Err    error
 }
 
 // Open opens the log in o.Dir, creating the directory if needed. Call Replay
@@ -140,6 +173,8 @@ func Open(o Options) (*Log, error) {
 			l.segs = append(l.segs, &segment{n: n})
 		case scanName(name, freePattern, &n):
 			l.free = append(l.free, name)
+		case scanName(name, quarantinePattern, &n):
+			l.quarantined = append(l.quarantined, l.path(name))
 		case filepath.Ext(name) == ".tmp": // a preparation cut short by a crash
 			if err := o.FS.Remove(l.path(name)); err != nil {
 				return nil, fmt.Errorf("wal: remove %s: %w", name, err)
@@ -158,8 +193,10 @@ func (l *Log) Append(first, last uint64, payload []byte) error {
 	if int64(frameHead+len(payload)) > l.o.SegmentSize-headerSize || len(payload) > MaxPayload {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
 	}
-	l.buf = appendFrame(l.buf, first, last, payload)
-	l.frames = append(l.frames, pending{end: len(l.buf), last: last})
+	start := len(l.buf)
+	l.buf = appendFrame(l.buf, 0, first, last, l.durable.Load(), payload)
+	l.frames = append(l.frames, pending{start: start, end: len(l.buf), last: last})
+	l.appended = max(l.appended, last)
 	return nil
 }
 
@@ -169,7 +206,9 @@ func (l *Log) Buffered() int { return len(l.buf) }
 // Flush writes the appended records. If it fails before writing anything
 // (no room for a new segment) the records stay buffered, so it may be
 // retried or the buffer dropped with Discard; any other failure breaks the
-// log. Only the writer goroutine calls it.
+// log (the error wraps ErrBroken): some of the records may have reached the
+// file, and their sequence numbers must not be used again. Only the writer
+// goroutine calls it.
 func (l *Log) Flush() error {
 	if len(l.buf) == 0 {
 		return nil
@@ -185,10 +224,15 @@ func (l *Log) Flush() error {
 	// Cut the buffer at frame boundaries into the parts each segment takes;
 	// every segment needed must be ready before anything is written, so a
 	// full disk costs no partial write.
-	cur := l.segs[len(l.segs)-1]
+	// A sealed last segment (or none: a disk full since Open) takes nothing.
+	var cur *segment
+	room, start := int64(0), 0
+	if k := len(l.segs); k > 0 && !l.segs[k-1].sealed {
+		cur = l.segs[k-1]
+		room = l.o.SegmentSize - cur.size
+	}
 	type part struct{ start, end int }
 	var parts []part
-	room, start := l.o.SegmentSize-cur.size, 0
 	for i, f := range l.frames {
 		if int64(f.end-start) > room {
 			prev := start
@@ -215,6 +259,7 @@ func (l *Log) Flush() error {
 			continue
 		}
 		for fi < len(l.frames) && l.frames[fi].end <= p.end {
+			saltFrame(l.buf[l.frames[fi].start:], cur.key)
 			fi++
 		}
 		if err := l.write(cur, l.buf[p.start:p.end], l.frames[fi-1].last); err != nil {
@@ -239,7 +284,8 @@ func (l *Log) DiscardFrom(mark int) {
 // write writes b at the end of seg. l.mu is held.
 func (l *Log) write(seg *segment, b []byte, last uint64) error {
 	if _, err := seg.f.WriteAt(b, seg.size); err != nil {
-		l.broken = fmt.Errorf("wal: write segment %d: %w", seg.n, err)
+		seg.written++ // part of b may have reached the file: Recover voids it
+		l.broken = fmt.Errorf("%w: write segment %d: %w", ErrBroken, seg.n, err)
 		return l.broken
 	}
 	seg.size += int64(len(b))
@@ -252,15 +298,17 @@ func (l *Log) write(seg *segment, b []byte, last uint64) error {
 
 // Sync makes every record flushed before the call durable. It may run
 // concurrently with Append and Flush; records flushed during it may or may
-// not be covered. A failed sync breaks the log: the data's state on disk is
-// unknown, so nothing after it may be acknowledged.
+// not be covered. A failed sync breaks the log (see ErrBroken), whatever
+// the error: the kernel may have dropped pages it could not write.
 func (l *Log) Sync() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	type job struct {
-		seg *segment
-		f   File
-		gen uint64
+		seg  *segment
+		f    File
+		gen  uint64
+		size int64
+		last uint64
 	}
 	l.mu.Lock()
 	if l.broken != nil {
@@ -270,14 +318,14 @@ func (l *Log) Sync() error {
 	var jobs []job
 	for _, s := range l.segs {
 		if s.written > s.synced {
-			jobs = append(jobs, job{s, s.f, s.written})
+			jobs = append(jobs, job{s, s.f, s.written, s.size, s.last})
 		}
 	}
 	l.mu.Unlock()
 	for _, j := range jobs {
 		if err := j.f.Sync(); err != nil {
 			l.mu.Lock()
-			l.broken = fmt.Errorf("wal: sync segment %d: %w", j.seg.n, err)
+			l.broken = fmt.Errorf("%w: sync segment %d: %w", ErrBroken, j.seg.n, err)
 			l.mu.Unlock()
 			return l.broken
 		}
@@ -286,7 +334,10 @@ func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, j := range jobs {
-		j.seg.synced = j.gen
+		j.seg.synced, j.seg.syncedSize = j.gen, j.size
+		if j.last > l.durable.Load() {
+			l.durable.Store(j.last)
+		}
 	}
 	// Segments before the current one are never written again: once
 	// synced their files can be closed.
@@ -303,7 +354,9 @@ func (l *Log) Sync() error {
 
 // Release gives up the segments that hold only records up to seq: the
 // store checkpointed them. Their files are kept for reuse (up to MaxFree)
-// or deleted. The current segment is never released.
+// or deleted; a file replay found damage in is set aside under a
+// "quarantine-" name instead, as evidence. The current segment is never
+// released.
 func (l *Log) Release(seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -319,6 +372,10 @@ func (l *Log) Release(seq uint64) error {
 		}
 		l.segs = l.segs[1:]
 		name := segName(s.n)
+		if s.damaged {
+			errs = append(errs, l.quarantine(name, s.n))
+			continue
+		}
 		if len(l.free) < l.o.MaxFree {
 			free := fmt.Sprintf(freePattern, s.n)
 			if err := l.o.FS.Rename(l.path(name), l.path(free)); err != nil {
@@ -344,11 +401,12 @@ func (l *Log) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := Stats{Segments: len(l.segs), Free: len(l.free), SegmentSize: l.o.SegmentSize, Spare: len(l.spares) > 0,
-		Syncs: l.syncs.Load(), Writes: l.writes.Load(), Bytes: l.bytes.Load()}
+		Syncs: l.syncs.Load(), Writes: l.writes.Load(), Bytes: l.bytes.Load(),
+		Quarantined: slices.Clone(l.quarantined), Recoveries: l.recoveries}
 	for _, s := range l.segs {
 		st.LiveBytes += s.size - headerSize
 	}
-	st.Err = l.broken
+	st.Broken, st.Err = l.broken, l.broken
 	if st.Err == nil && len(l.spares) == 0 && l.prepErr != nil {
 		st.Err = l.prepErr
 	}
@@ -378,3 +436,15 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) path(name string) string { return filepath.Join(l.o.Dir, name) }
+
+// quarantine sets the segment file name aside, with the number n, so that
+// it is never recycled. l.mu is held.
+func (l *Log) quarantine(name string, n uint64) error {
+	to := fmt.Sprintf(quarantinePattern, n)
+	if err := l.o.FS.Rename(l.path(name), l.path(to)); err != nil {
+		return fmt.Errorf("wal: quarantine %s: %w", name, err)
+	}
+	l.quarantined = append(l.quarantined, l.path(to))
+	l.log.Warn("wal: a segment holding damaged records was set aside", "file", l.path(to))
+	return l.o.FS.SyncDir(l.o.Dir)
+}

@@ -2,170 +2,430 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 )
+
+// ErrBadRecord, wrapped by the error of Replay's callback, says that a
+// record whose checksum is right does not decode: it is reported and
+// skipped as damage, and replay goes on.
+var ErrBadRecord = errors.New("wal: record does not decode")
+
+// Kinds of Damage.
+const (
+	// DamageTorn is a write that a power cut caught before the sync that
+	// would have covered it: its records were never acknowledged.
+	DamageTorn = "torn"
+	// DamageCorrupt is data that a sync had covered and that no longer
+	// checks out: bit rot, or a card persisting pages out of order.
+	DamageCorrupt = "corrupt"
+	// DamageHeader is a segment whose header is unreadable.
+	DamageHeader = "header"
+	// DamageRecord is a record whose checksum is right but whose content
+	// does not decode.
+	DamageRecord = "record"
+)
+
+// maxDamage bounds the places ReplayInfo lists (all are counted).
+const maxDamage = 64
+
+// Damage is one place where replay found the log not as it was written.
+type Damage struct {
+	Kind    string
+	Segment uint64
+	File    string // the file's path when replay found it
+	Offset  int64
+	// First and Last bound the sequence numbers whose records were lost
+	// there, where replay could tell (0 if not).
+	First, Last uint64
+}
 
 // ReplayInfo says what Replay found.
 type ReplayInfo struct {
-	// Last is the highest sequence number of a valid record, or the after
-	// argument if no record is newer.
+	// Last is the highest sequence number of a valid record, voided by a
+	// mark or claimed by the head of a damaged frame at a segment's end, or
+	// the after argument if none is newer: the log never held a higher one.
 	Last uint64
 	// Records and Bytes count the records handed to the callback.
 	Records int
 	Bytes   int64
-	// Torn counts segments whose tail held a record cut short by a crash:
-	// the tail was ignored and sealed.
+	// Torn counts places where a write was cut short by a power cut before
+	// its sync: never acknowledged, so nothing acknowledged was lost.
 	Torn int
-	// Corrupt counts segment files whose header was unreadable; they were
-	// set aside for reuse.
+	// Corrupt counts places where synced data was damaged: corrupt frames,
+	// unreadable segment headers, records that do not decode. Their files
+	// are quarantined, not recycled.
 	Corrupt int
-	// Gaps counts places where sequence numbers jump: records that were
-	// synced and then lost (a failing disk), or never written.
+	// Salvaged counts the records read back past damage.
+	Salvaged int
+	// Gaps counts places where sequence numbers jump between segments.
 	Gaps int
+	// Damage lists the places (the first 64) where the log was torn or
+	// corrupt.
+	Damage []Damage
 }
 
 // Replay reads the log and calls fn, in order, for every record holding a
-// sequence number above after; payload is valid only during the call. It
-// then positions the log for writing in a fresh segment, so records are
-// never appended after a torn tail, and starts the background preparation
-// of spare segments. It must be called once, before Append.
+// sequence number above after; payload is valid only during the call.
+//
+// It trusts only the device: every segment is synced (a process that died
+// may have left written pages in the kernel's cache, which a power cut
+// would still take back) and dropped from the page cache before it is
+// read. A torn or damaged region does not end the replay: every valid
+// frame after it is read back. A region is torn if no later frame records
+// that a sync had covered it, corrupt otherwise (see Damage). Replay then
+// positions the log for writing — in a fresh segment unless the last one
+// holds nothing but zeros — and starts the background preparation of
+// spare segments. It must be called once, before Append.
 func (l *Log) Replay(after uint64, fn func(first, last uint64, payload []byte) error) (ReplayInfo, error) {
-	info := ReplayInfo{Last: after}
-	var buf []byte
+	r := &replayer{l: l, fn: fn, after: after, info: ReplayInfo{Last: after}}
 	kept := l.segs[:0]
 	for _, s := range l.segs {
-		f, err := l.o.FS.Open(l.path(segName(s.n)))
+		keep, err := r.segment(s)
 		if err != nil {
-			return info, fmt.Errorf("wal: open segment %d: %w", s.n, err)
-		}
-		s.f = f
-		state, err := l.replaySegment(s, &buf, &info, fn)
-		if err != nil {
-			_ = f.Close() // the replay error is the one to report
-			s.f = nil
+			_ = r.close(s) // the replay error is the one to report
 			l.closeAll(kept)
-			return info, err
+			return r.info, err
 		}
-		if state != segInUse {
-			_ = f.Close() // set aside below; nothing was read from it
-			s.f = nil
-			if state == segCorrupt {
-				info.Corrupt++
-				l.log.Warn("wal: segment with an unreadable header set aside", "segment", s.n)
-			}
-			l.putBack(segName(s.n))
-			continue
+		if keep {
+			kept = append(kept, s)
 		}
-		kept = append(kept, s)
 	}
 	l.segs = kept
+	r.classify()
+	l.base = r.info.Last
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.position(); err != nil {
 		l.closeAll(l.segs)
-		return info, err
+		return r.info, err
 	}
 	l.replayed = true
 	go l.preparer()
 	l.wakePreparer()
 	l.releaseLocked(after)
-	return info, nil
+	return r.info, nil
 }
 
-// segState is what replay made of a segment file.
-type segState int
+// replayer is the state of one Replay.
+type replayer struct {
+	l     *Log
+	fn    func(first, last uint64, payload []byte) error
+	info  ReplayInfo
+	buf   []byte
+	after uint64 // Replay's argument: seqs up to it are checkpointed
+	prev  uint64 // last seq of the previous valid frame or mark
+	// claimed is the highest seq claimed by the head of a damaged frame at
+	// a segment's end.
+	claimed uint64
+	// headerLoss is the last damage listed for an unreadable header whose
+	// segment gave up no record: the next segment's base says what it lost.
+	headerLoss int
+	// regions are the bad regions found so far, classified at the end by
+	// the durable seqs later frames record (see header.base).
+	regions []region
+}
 
-const (
-	segInUse   segState = iota
-	segCorrupt          // its header is unreadable
-	// segRenamed: its header names another segment. A released file was
-	// being reused when the power went: its data was synced, its rename
-	// not. It holds no record yet (a segment is used only once its name is
-	// durable), so it simply goes back to the pool.
-	segRenamed
-)
+// region is a bad region: where frames stopped checking out, from seq
+// expected on.
+type region struct {
+	seg      *segment
+	offset   int64
+	expected uint64
+	lost     uint64 // the last seq lost there, if known
+	durable  uint64 // the highest durable seq any later frame records
+}
 
-// replaySegment replays one segment.
-func (l *Log) replaySegment(s *segment, buf *[]byte, info *ReplayInfo, fn func(first, last uint64, payload []byte) error) (segState, error) {
+func (r *replayer) close(s *segment) error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// segment replays one segment and says whether it stays in the log.
+func (r *replayer) segment(s *segment) (bool, error) {
+	l := r.l
+	name := segName(s.n)
+	f, err := l.o.FS.Open(l.path(name))
+	if err != nil {
+		return false, fmt.Errorf("wal: open segment %d: %w", s.n, err)
+	}
+	s.f = f
+	b, err := r.read(s)
+	if err != nil {
+		return false, err
+	}
+	h, herr := checkHeader(b)
+	switch {
+	case herr == nil && h.n != s.n:
+		// Its header names another segment: a released file was being
+		// reused when the power went, its data synced, its rename not. It
+		// holds no record yet (a segment is used only once its name is
+		// durable), so it goes back to the pool.
+		_ = r.close(s) // nothing was read from it
+		l.putBack(name)
+		return false, nil
+	case herr != nil:
+		// Nothing but a failing card damages a header that was synced
+		// before its file was named. Its frames are tried under the salt
+		// its header bytes still hold.
+		// Its base is unknown: its frames prove nothing synced.
+		h = header{salt: salt{n: s.n}, base: math.MaxUint64}
+		if len(b) >= 24 {
+			h.epoch = binary.BigEndian.Uint64(b[16:])
+		}
+		r.damage(Damage{Kind: DamageHeader, Segment: s.n, File: l.path(name)})
+		s.damaged, s.sealed = true, true
+	}
+	s.key, s.base = h.key(), h.base
+	if herr == nil {
+		r.lostBefore(s, h)
+	}
+	before := r.info.Records + r.info.Salvaged
+	if err := r.frames(s, b, h); err != nil {
+		return false, err
+	}
+	if herr != nil && r.info.Records+r.info.Salvaged == before {
+		r.headerLoss = len(r.info.Damage) // the next segment's base may say what it held
+		_ = r.close(s)                    // set aside below; nothing was read from it
+		l.mu.Lock()
+		qerr := l.quarantine(name, s.n)
+		l.mu.Unlock()
+		return false, qerr
+	}
+	if h.legacy {
+		s.sealed = true // nothing new is written in the old format
+	}
+	return true, nil
+}
+
+// lostBefore checks what a segment's header says of the log before it: its
+// base is the last seq the log held when the process that wrote it began,
+// and that process's replay had synced everything it read. Seqs up to the
+// base that this replay has not met were on the device and are gone — a
+// bit flipped in a frame's head at the end of a segment, or a segment lost
+// — unless a damaged frame claimed them or a checkpoint holds them.
+func (r *replayer) lostBefore(s *segment, h header) {
+	known := max(r.prev, r.claimed, r.after)
+	if h.legacy || h.base <= known {
+		return
+	}
+	if k := r.headerLoss - 1; k >= 0 && k < len(r.info.Damage) && r.info.Damage[k].First == 0 {
+		r.info.Damage[k].First, r.info.Damage[k].Last = known+1, h.base // what the unreadable segment held
+	} else {
+		r.damage(Damage{Kind: DamageCorrupt, Segment: s.n, File: r.l.path(segName(s.n)), Offset: 0, First: known + 1, Last: h.base})
+		r.l.log.Error("wal: records a later process had replayed are gone from the log", "before_segment", s.n, "lost_from", known+1, "lost_to", h.base)
+	}
+	r.headerLoss = 0
+	r.prev = h.base
+	r.info.Last = max(r.info.Last, h.base)
+}
+
+// read syncs s, drops it from the page cache and reads it from the device.
+func (r *replayer) read(s *segment) ([]byte, error) {
+	if err := s.f.Sync(); err != nil {
+		return nil, fmt.Errorf("wal: sync segment %d before replaying it: %w", s.n, err)
+	}
+	if err := s.f.DropCache(); err != nil {
+		return nil, fmt.Errorf("wal: drop segment %d from the page cache: %w", s.n, err)
+	}
 	size, err := s.f.Size()
 	if err != nil {
-		return 0, fmt.Errorf("wal: segment %d: %w", s.n, err)
+		return nil, fmt.Errorf("wal: segment %d: %w", s.n, err)
 	}
-	if int64(cap(*buf)) < size {
-		*buf = make([]byte, size)
+	if int64(cap(r.buf)) < size {
+		r.buf = make([]byte, size)
 	}
-	b := (*buf)[:size]
+	b := r.buf[:size]
 	if n, err := s.f.ReadAt(b, 0); err != nil && (err != io.EOF || int64(n) != size) {
-		return 0, fmt.Errorf("wal: read segment %d: %w", s.n, err)
+		return nil, fmt.Errorf("wal: read segment %d: %w", s.n, err)
 	}
-	if n, err := checkHeader(b); err != nil {
-		return segCorrupt, nil
-	} else if n != s.n {
-		return segRenamed, nil
-	}
+	return b, nil
+}
+
+// frames replays the frames of segment s, whose bytes are b.
+func (r *replayer) frames(s *segment, b []byte, h header) error {
 	s.size = headerSize
-	var expected uint64
-	for {
-		f, state := parseFrame(b[s.size:])
-		if state == frameOK && f.seal {
-			return segInUse, nil
+	if h.legacy {
+		s.size = headerSizeV1
+	}
+	for int(s.size) < len(b) {
+		var f frame
+		var state frameState
+		if h.legacy {
+			f, state = parseFrameV1(b[s.size:])
+		} else {
+			f, state = parseFrame(b[s.size:], s.key)
 		}
-		if state != frameOK || (expected != 0 && f.first != expected) {
-			if state != frameZero && l.torn(b[s.size:], expected) {
-				info.Torn++
-				s.torn = true
-				l.log.Warn("wal: torn record after a crash ignored", "segment", s.n, "offset", s.size, "after_seq", expected-1)
-				if err := l.seal(s); err != nil {
-					return 0, err
+		if state == frameOK && f.mark {
+			if f.last > 0 {
+				r.prev = max(r.prev, f.last)
+				r.info.Last = max(r.info.Last, f.last)
+				s.last = max(s.last, f.last)
+			}
+			s.sealed = true
+			break
+		}
+		if state == frameZero && allZero(b[s.size:]) {
+			break // never written
+		}
+		if state != frameOK || (r.prev != 0 && f.first <= r.prev) {
+			// Damage, a tear, or stale bytes: the next frame that checks
+			// out, if any, is where reading goes on.
+			s.sealed = true
+			next := r.scan(b, s.size, h)
+			if next < 0 {
+				// The segment's end. Bytes left by the file's previous use
+				// are not damage; a frame of ours cut short is.
+				if state != frameZero && r.ours(b[s.size:], h) {
+					r.regions = append(r.regions, region{seg: s, offset: s.size, expected: r.prev + 1})
+					// Its seqs may have been seen (uploaded, if it was
+					// synced and then rotted): they are never given again.
+					if last := binary.BigEndian.Uint64(b[s.size+16:]); last-r.prev <= maxSpan {
+						r.info.Last = max(r.info.Last, last)
+						r.claimed = max(r.claimed, last)
+					}
 				}
+				break
 			}
-			return segInUse, nil
+			f, _ = parseFrame(b[next:], s.key)
+			r.regions = append(r.regions, region{seg: s, offset: s.size, expected: r.prev + 1, lost: f.first - 1})
+			s.size = next
 		}
-		if f.last > info.Last {
-			if f.first > info.Last+1 {
-				info.Gaps++
-				l.log.Warn("wal: sequence gap in the log", "segment", s.n, "missing_from", info.Last+1, "missing_to", f.first-1)
-			}
-			if err := fn(f.first, f.last, f.payload); err != nil {
-				return 0, err
-			}
-			info.Last = f.last
-			info.Records++
-			info.Bytes += int64(f.size)
+		if err := r.record(s, f); err != nil {
+			return err
 		}
-		expected = f.last + 1
-		s.last = max(s.last, f.last)
 		s.size += int64(f.size)
 	}
-}
-
-// torn reports whether b, where a segment's valid frames end, starts with a
-// frame of ours that a crash cut short (its header continues the sequence)
-// rather than stale data from the segment's previous use.
-func (l *Log) torn(b []byte, expected uint64) bool {
-	if len(b) < frameHead {
-		return false
-	}
-	first := binary.BigEndian.Uint64(b[8:])
-	return first != 0 && (first == expected || expected == 0)
-}
-
-// seal writes an empty frame where a segment's valid frames end, so that a
-// torn tail is reported once.
-func (l *Log) seal(s *segment) error {
-	if _, err := s.f.WriteAt(sealFrame(), s.size); err != nil {
-		return fmt.Errorf("wal: seal segment %d: %w", s.n, err)
-	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("wal: seal segment %d: %w", s.n, err)
-	}
+	s.syncedSize = s.size
 	return nil
 }
 
-// position makes the log ready to append: an unused last segment of the
-// right size is written from its start; otherwise a new segment begins.
-// l.mu is held.
+// scan looks for the next frame after offset off of b that checks out and
+// continues the sequence, and returns its offset, or -1.
+func (r *replayer) scan(b []byte, off int64, h header) int64 {
+	if h.legacy {
+		return -1 // version 1 frames carry no salt: nothing after damage can be trusted
+	}
+	for y := off + 1; y+frameHead <= int64(len(b)); y++ {
+		if b[y] == 0 && b[y+1] == 0 && b[y+2] == 0 && b[y+3] == 0 {
+			continue // a checksum is almost never zero: skip zeros fast
+		}
+		if !plausible(b[y:], r.prev+1) {
+			continue
+		}
+		if f, state := parseFrame(b[y:], h.key()); state == frameOK && !f.mark {
+			return y
+		}
+	}
+	return -1
+}
+
+// ours reports whether b, where a segment's valid frames end, starts with
+// the head of a frame that continues the sequence: a write cut short,
+// rather than stale bytes from the file's previous use (older seqs).
+func (r *replayer) ours(b []byte, h header) bool {
+	head := frameHead
+	if h.legacy {
+		head = frameHeadV1
+	}
+	if len(b) < head {
+		return false
+	}
+	first := binary.BigEndian.Uint64(b[8:])
+	return first != 0 && (r.prev == 0 || first == r.prev+1)
+}
+
+// record hands a valid frame to the callback.
+func (r *replayer) record(s *segment, f frame) error {
+	open := false
+	for i := range r.regions {
+		rg := &r.regions[i]
+		if s.base < rg.expected { // the seqs the frame's durable speaks of
+			rg.durable = max(rg.durable, f.durable)
+		}
+		if rg.lost == 0 && rg.seg != s {
+			rg.lost, open = f.first-1, true // a region at the end of an earlier segment
+		}
+	}
+	if !open && r.prev != 0 && f.first > r.prev+1 && (s.size == headerSize || s.size == headerSizeV1) {
+		r.info.Gaps++
+		r.l.log.Warn("wal: sequence gap between segments", "segment", s.n, "missing_from", r.prev+1, "missing_to", f.first-1)
+	}
+	salvaged := len(r.regions) > 0
+	r.prev = f.last
+	s.last = max(s.last, f.last)
+	if f.last <= r.info.Last {
+		return nil
+	}
+	if err := r.fn(f.first, f.last, f.payload); err != nil {
+		if !errors.Is(err, ErrBadRecord) {
+			return err
+		}
+		r.l.log.Error("wal: a record that checks out does not decode; its readings are lost", "segment", s.n, "offset", s.size,
+			"first", f.first, "last", f.last, "err", err)
+		r.damage(Damage{Kind: DamageRecord, Segment: s.n, File: r.l.path(segName(s.n)), Offset: s.size, First: f.first, Last: f.last})
+		s.damaged = true
+		r.info.Last = f.last
+		return nil
+	}
+	r.info.Last = f.last
+	if salvaged {
+		r.info.Salvaged++
+	} else {
+		r.info.Records++
+	}
+	r.info.Bytes += int64(f.size)
+	return nil
+}
+
+// classify tells torn regions from corrupt ones, now that every frame
+// has been read: a region whose missing records a later frame records as
+// synced was damaged after its sync. (A region the next frame continues
+// without a gap lost nothing: a write cut short whose seqs were given
+// again once it was found lost.)
+func (r *replayer) classify() {
+	for _, rg := range r.regions {
+		d := Damage{Kind: DamageTorn, Segment: rg.seg.n, File: r.l.path(segName(rg.seg.n)), Offset: rg.offset}
+		if rg.lost >= rg.expected {
+			d.First, d.Last = rg.expected, rg.lost
+		}
+		if rg.durable >= rg.expected && rg.lost >= rg.expected {
+			d.Kind = DamageCorrupt
+			rg.seg.damaged = true
+			r.l.log.Error("wal: synced records are damaged; the records after them were salvaged", "file", d.File,
+				"offset", d.Offset, "lost_from", d.First, "lost_to", d.Last)
+		} else {
+			r.l.log.Warn("wal: a write cut short by a power cut was ignored (never acknowledged)", "file", d.File,
+				"offset", d.Offset, "after_seq", rg.expected-1)
+		}
+		r.damage(d)
+	}
+}
+
+// damage counts d and lists it.
+func (r *replayer) damage(d Damage) {
+	if d.Kind == DamageTorn {
+		r.info.Torn++
+	} else {
+		r.info.Corrupt++
+	}
+	if len(r.info.Damage) < maxDamage {
+		r.info.Damage = append(r.info.Damage, d)
+	}
+}
+
+// position makes the log ready to append in a new segment, whose header
+// records the process's base: nothing is ever appended after bytes of
+// unknown origin, nor in a segment another process began. (An empty last
+// segment is released right after, into the pool that the next
+// preparation draws from.) l.mu is held; it is released
+// while the segment is prepared.
 func (l *Log) position() error {
 	defer func() {
 		for _, s := range l.segs[:max(len(l.segs)-1, 0)] {
@@ -175,14 +435,15 @@ func (l *Log) position() error {
 			}
 		}
 	}()
-	if k := len(l.segs); k > 0 {
-		last := l.segs[k-1]
-		if size, err := last.f.Size(); err == nil && last.last == 0 && !last.torn && last.size == headerSize && size == l.o.SegmentSize {
-			return nil
-		}
-	}
 	if err := l.prepareLocked(); err != nil {
-		return err
+		// A full disk: the log opens all the same, with no segment to
+		// write in. Flush refuses until the preparer, which retries, has
+		// made one, as when a rotation finds no room.
+		for _, s := range l.segs {
+			s.sealed = true
+		}
+		l.log.Warn("wal: no new segment can be prepared; writes wait for room", "err", err)
+		return nil
 	}
 	l.segs = append(l.segs, l.spares[0])
 	l.spares = l.spares[1:]

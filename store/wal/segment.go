@@ -2,16 +2,29 @@ package wal
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
-// File names: segments by number, released files kept for reuse, and
-// segments being prepared.
+// File names: segments by number, released files kept for reuse, segments
+// being prepared, and segments set aside because they hold damage.
 const (
-	segPattern  = "%016x.wal"
-	freePattern = "free-%016x.wal"
-	tmpPattern  = "%016x.tmp"
+	segPattern        = "%016x.wal"
+	freePattern       = "free-%016x.wal"
+	tmpPattern        = "%016x.tmp"
+	quarantinePattern = "quarantine-%016x.wal"
 )
+
+// newSalt draws the salt of a segment about to be prepared: a fresh epoch
+// each time, so that a file recycled under the same number (after a failed
+// preparation) still never validates its old frames.
+func newSalt(n uint64) salt {
+	e := rand.Uint64()
+	for e == 0 {
+		e = rand.Uint64()
+	}
+	return salt{n: n, epoch: e}
+}
 
 func segName(n uint64) string { return fmt.Sprintf(segPattern, n) }
 
@@ -35,7 +48,7 @@ const firstPage = 4096
 // data synced and its name made durable. It runs without l.mu. A released
 // file that could not be reused is handed back through putBack.
 func (l *Log) prepare(n uint64, reuse string) (*segment, error) {
-	fs, name := l.o.FS, segName(n)
+	fs, name, sl := l.o.FS, segName(n), newSalt(n)
 	from := fmt.Sprintf(tmpPattern, n)
 	var f File
 	var err error
@@ -43,11 +56,11 @@ func (l *Log) prepare(n uint64, reuse string) (*segment, error) {
 		from = reuse
 		f, err = fs.Open(l.path(reuse))
 		if err == nil {
-			page := appendHeader(make([]byte, 0, firstPage), n)[:firstPage]
+			page := appendHeader(make([]byte, 0, firstPage), sl, l.base)[:firstPage]
 			_, err = f.WriteAt(page, 0)
 		}
 	} else if f, err = fs.Create(l.path(from)); err == nil {
-		err = l.zeroFill(f, n)
+		err = l.zeroFill(f, sl)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -72,7 +85,7 @@ func (l *Log) prepare(n uint64, reuse string) (*segment, error) {
 		}
 		return nil, err
 	}
-	return &segment{n: n, f: f, size: headerSize}, nil
+	return &segment{n: n, key: sl.key(), base: l.base, f: f, size: headerSize, syncedSize: headerSize}, nil
 }
 
 // putBack returns a file to the pool of reusable files after a failed
@@ -92,9 +105,9 @@ func (l *Log) putBack(name string) {
 }
 
 // zeroFill writes the header and zeros up to the segment size.
-func (l *Log) zeroFill(f File, n uint64) error {
+func (l *Log) zeroFill(f File, sl salt) error {
 	chunk := make([]byte, min(zeroChunk, l.o.SegmentSize))
-	copy(chunk, appendHeader(nil, n))
+	copy(chunk, appendHeader(nil, sl, l.base))
 	for off := int64(0); off < l.o.SegmentSize; {
 		b := chunk[:min(int64(len(chunk)), l.o.SegmentSize-off)]
 		if _, err := f.WriteAt(b, off); err != nil {
