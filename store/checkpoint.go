@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -182,16 +183,22 @@ func (s *Store) checkpointDue(now time.Time) bool {
 		!now.Before(h.since.Add(s.opts.CheckpointInterval))
 }
 
-// admit is called by the committer before it writes n readings. If they
-// would take the store over its cap it makes room first, as the full policy
-// says — work on the ingest path, but only on a full store. It reports why
-// the readings must be refused, or nil: the store is full under reject_new,
-// or checkpoints have failed for so long that the head reached twice its
-// bounds.
+// admit is called by the committer before it writes n readings. The
+// leader must not wait on maintenance (a checkpoint behind a compaction or
+// a long read), or every PUBACK waits with it: it never checkpoints. Only
+// the cap is enforced here: if the readings would take the store over it,
+// the leader makes room first, as the full policy says — work on the
+// ingest path, but only on a full store, and not while a compaction holds
+// the file (then the maintainer makes room once it is done). It reports
+// why the readings must be refused, or nil: the store is full under
+// reject_new, or the head reached twice its bounds because checkpoints
+// fail or fall behind.
 func (s *Store) admit(n int) error {
 	need := int64(n) * estBytesPerReading
 	if s.full.Load() || s.overCap(need) {
-		if err := s.makeRoom(need); err != nil {
+		if s.compacting.Load() {
+			s.poke()
+		} else if err := s.makeRoom(need); err != nil {
 			s.log.Error("store: making room failed", "err", err)
 		}
 	}
@@ -201,15 +208,12 @@ func (s *Store) admit(n int) error {
 	h := s.head.stats()
 	// Twice the bounds, written so that it cannot overflow on 32 bits.
 	if h.readings-s.opts.HeadMaxReadings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes-s.opts.HeadMaxBytes >= s.opts.HeadMaxBytes {
-		// A burst outran the maintainer: checkpoint here (back-pressure);
-		// only if checkpoints fail is the write refused.
+		s.poke()
 		s.ckpt.mu.Lock()
-		err, retryAt := s.ckpt.err, s.ckpt.retryAt
+		err := s.ckpt.err
 		s.ckpt.mu.Unlock()
-		if err == nil || !s.opts.Now().Before(retryAt) {
-			if err = s.checkpoint(); err == nil {
-				return nil
-			}
+		if err == nil {
+			err = errors.New("the maintainer has not caught up")
 		}
 		return fmt.Errorf("%w (%d readings wait in memory): %v", ErrBehind, h.readings, err)
 	}

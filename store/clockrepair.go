@@ -110,44 +110,58 @@ func (s *Store) adoptBoot(boot string) error {
 	if boot == "" && s.storedBoot() == "" && s.repairFrom.Load() > s.lastSeq.Load() {
 		return nil // no boot known before or now: nothing can wait for repair
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	// Counted before the write transaction: no head lock is taken inside
+	// one. Open runs this before anything else writes the head.
+	from, n := s.lastSeq.Load()+1, s.head.waitingSince(s.repairFrom.Load())
+	adopted := false
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bMeta)
 		if string(meta.Get(kRepairBoot)) == boot && boot != "" {
 			return nil
 		}
-		n, err := clearBucket(tx, bClockRepair)
+		inFile, err := clearBucket(tx, bClockRepair)
 		if err != nil {
 			return err
 		}
-		from := s.repairFrom.Load()
-		for i := range s.head.rs.len() {
-			if e := s.head.rs.at(i); e.clock == ClockUnsynced && e.mono > 0 && e.seq >= from {
-				n++
-			}
-		}
-		if n > 0 {
+		if n += inFile; n > 0 {
 			s.log.Warn("store: readings from an earlier boot never got a synced clock; they stay flagged unsynced", "readings", n)
 			if err := putUint(meta, kClockStranded, getUint(meta, kClockStranded)+uint64(n)); err != nil {
 				return err
 			}
 		}
-		if err := s.passRepairFrom(meta); err != nil {
+		if err := putUint(meta, kRepairFrom, from); err != nil {
 			return err
 		}
+		adopted = true
 		return meta.Put(kRepairBoot, []byte(boot))
 	})
+	if err == nil && adopted {
+		s.passedRepairFrom(from)
+	}
+	return err
 }
 
-// passRepairFrom moves kRepairFrom past every stored reading, in the
-// transaction of meta, and clears the head's pending list.
-func (s *Store) passRepairFrom(meta *bolt.Bucket) error {
-	from := s.lastSeq.Load() + 1
-	if err := putUint(meta, kRepairFrom, from); err != nil {
-		return err
+// pendingBelow returns the seq after every stored reading, and how many of
+// the head's readings below it wait for clock repair: what passing
+// kRepairFrom to that seq abandons in the head. It is read before the
+// write transaction that passes it: no head lock is taken inside one.
+func (s *Store) pendingBelow() (from uint64, n int) {
+	from = s.lastSeq.Load() + 1 // every reading below it is in the head or the file
+	s.head.mu.RLock()
+	defer s.head.mu.RUnlock()
+	for _, seq := range s.head.pending {
+		if seq < from {
+			n++
+		}
 	}
+	return from, n
+}
+
+// passedRepairFrom applies a committed move of kRepairFrom to from: the
+// head's readings below it no longer wait for repair.
+func (s *Store) passedRepairFrom(from uint64) {
 	s.repairFrom.Store(from)
-	s.head.clearPending()
-	return nil
+	s.head.clearPendingBelow(from)
 }
 
 // clearBucket empties the bucket name and returns how many keys it held.
@@ -254,24 +268,23 @@ func (s *Store) AbandonClockRepair() (int, error) {
 	if pending, _, err := s.anyPending(); err != nil || !pending {
 		return 0, err
 	}
-	var n int
+	from, n := s.pendingBelow()
 	err := s.update(func(tx *bolt.Tx) error {
-		var err error
-		if n, err = clearBucket(tx, bClockRepair); err != nil {
+		inFile, err := clearBucket(tx, bClockRepair)
+		if err != nil {
 			return err
 		}
-		s.head.mu.RLock()
-		n += len(s.head.pending)
-		s.head.mu.RUnlock()
+		n += inFile
 		meta := tx.Bucket(bMeta)
 		if err := putUint(meta, kClockStranded, getUint(meta, kClockStranded)+uint64(n)); err != nil {
 			return err
 		}
-		return s.passRepairFrom(meta)
+		return putUint(meta, kRepairFrom, from)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: abandon clock repair: %w", err)
 	}
+	s.passedRepairFrom(from)
 	return n, nil
 }
 

@@ -8,9 +8,9 @@ import (
 	"fieldgate/store/wal"
 )
 
-// ErrBehind is returned by Append while checkpoints fail (a full disk)
-// and the head has reached its hard bound: nothing more is accepted until
-// a checkpoint succeeds.
+// ErrBehind is returned by Append while checkpoints fail (a full disk) or
+// fall behind, and the head has reached its hard bound (twice its bounds):
+// nothing more is accepted until a checkpoint succeeds.
 var ErrBehind = errors.New("store: checkpoints are failing and the in-memory head is full")
 
 // lead commits as the leader: it waits out the sync window, lets the
@@ -122,8 +122,9 @@ func (c *committer) commit(batch []*request) {
 		c.carry = nil
 	}
 	if err := c.recover(); err != nil {
-		c.fail(reqs, err)
+		c.answer(reqs, result{err: err})
 		c.answer(pings, result{err: err})
+		c.carryQueued(reqs)
 		return
 	}
 	if err := c.s.admit(count(reqs)); err != nil {
@@ -249,9 +250,10 @@ func (c *committer) fail(reqs []*request, err error) {
 // under new seqs once the log is recovered (Recover voids these).
 func (c *committer) broke(reqs, pings []*request, err error) {
 	c.logBroken = true
+	err = fmt.Errorf("%w: %w", ErrLogBroken, err)
 	c.s.log.Error("store: the log failed a write or sync; nothing of that commit is acknowledged, and the log is recovered from what is on disk before the next", "err", err)
-	c.fail(reqs, fmt.Errorf("%w: %w", ErrLogBroken, err))
-	c.answer(pings, result{err: fmt.Errorf("%w: %w", ErrLogBroken, err)})
+	c.fail(reqs, err)
+	c.answer(pings, result{err: err})
 }
 
 // recover makes a broken log writable again (wal.Log.Recover), at most
@@ -263,21 +265,21 @@ func (c *committer) recover() error {
 		return nil
 	}
 	if c.s.opts.Now().Before(c.retryAt) {
-		return fmt.Errorf("%w: %w", ErrLogBroken, c.err())
+		return c.err()
 	}
 	err := c.log.Recover()
 	if err == nil {
 		c.logBroken = false
+		c.setErr(nil)
 		c.s.log.Warn("store: the log recovered from the failed write or sync; writes go on")
 		return nil
 	}
-	err = fmt.Errorf("%w: %w", ErrLogBroken, err)
+	err = fmt.Errorf("%w: recover: %w", ErrLogBroken, err)
 	if errors.Is(err, wal.ErrLost) {
 		c.s.failStore(err)
 	}
 	c.setErr(err)
-	c.backoff = min(max(2*c.backoff, 100*time.Millisecond), 5*time.Second)
-	c.retryAt = c.s.opts.Now().Add(c.backoff)
+	c.backOff()
 	return err
 }
 
@@ -291,10 +293,17 @@ func queuedCount(reqs []*request) int {
 	return n
 }
 
-// keepQueued moves the queued readings of reqs into carry, so that a full
-// disk costs no sensor data until carry overflows; then the oldest are
-// dropped and counted.
+// keepQueued carries the queued readings of reqs (see carryQueued) and
+// backs off before the next try.
 func (c *committer) keepQueued(reqs []*request) {
+	c.carryQueued(reqs)
+	c.backOff()
+}
+
+// carryQueued moves the queued readings of reqs into carry, so that a full
+// disk (or a broken log) costs no sensor data until carry overflows; then
+// the oldest are dropped and counted.
+func (c *committer) carryQueued(reqs []*request) {
 	for _, r := range reqs {
 		if !r.waits() {
 			c.carry = append(c.carry, r.rs...)
@@ -304,6 +313,11 @@ func (c *committer) keepQueued(reqs []*request) {
 		c.drops.add(reasonCommitFailed, uint64(over))
 		c.carry = append(c.carry[:0:0], c.carry[over:]...)
 	}
+}
+
+// backOff doubles the wait before the next retry of carried readings (or
+// of a broken log's recovery), from 100 ms up to 5 s.
+func (c *committer) backOff() {
 	c.backoff = min(max(2*c.backoff, 100*time.Millisecond), 5*time.Second)
 	c.retryAt = c.s.opts.Now().Add(c.backoff)
 }

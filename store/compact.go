@@ -38,6 +38,8 @@ func (s *Store) compactIfBloated() error {
 // store fails (ErrFailed).
 func (s *Store) Compact() error {
 	start := time.Now()
+	s.compacting.Store(true)
+	defer s.compacting.Store(false)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 

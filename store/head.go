@@ -205,11 +205,27 @@ func (h *head) dropThrough(seq uint64, now time.Time) {
 	}
 }
 
-// clearPending forgets which readings wait for clock repair.
-func (h *head) clearPending() {
+// waitingSince counts the readings from seq on that were stamped by an
+// unsynchronised clock with their time since boot: those that wait, or
+// waited, for clock repair.
+func (h *head) waitingSince(seq uint64) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for i := range h.rs.len() {
+		if e := h.rs.at(i); e.clock == ClockUnsynced && e.mono > 0 && e.seq >= seq {
+			n++
+		}
+	}
+	return n
+}
+
+// clearPendingBelow forgets that the readings below seq wait for clock
+// repair.
+func (h *head) clearPendingBelow(seq uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.pending = nil
+	h.pending = slices.DeleteFunc(h.pending, func(s uint64) bool { return s < seq })
 }
 
 // headStats is what the checkpointer and Stats need to know of the head.

@@ -22,37 +22,24 @@ func (q Query) key() SeriesKey { return SeriesKey{q.Source, q.Quantity} }
 
 // Readings returns the readings that q selects. It walks the (series, time)
 // index of bbolt and of the head, so its cost follows the size of the
-// result, not of the store.
+// result, not of the store, in short snapshots (see Walk).
 func (s *Store) Readings(q Query) ([]Reading, error) {
 	var out []Reading
-	err := s.read(func(sn *snapshot) error {
-		skip := q.Offset
-		_, _, err := sn.scan(q.key(), scanFrom(q.From), q.To, 0, func(sn *snapshot, e entry) (bool, error) {
-			if skip > 0 {
-				skip--
-				return true, nil
-			}
-			r, err := sn.fetch(e)
-			if err != nil {
-				return false, err
-			}
-			out = append(out, r)
-			return q.Limit <= 0 || len(out) < q.Limit, nil
-		})
-		return err
+	err := s.Walk(q, func(r Reading) error {
+		out = append(out, r)
+		return nil
 	})
 	return out, err
 }
 
-// Count returns how many readings q's range holds, ignoring Offset and Limit.
+// Count returns how many readings q's range holds, ignoring Offset and
+// Limit, in short snapshots: a count over a long series never holds up a
+// commit.
 func (s *Store) Count(q Query) (int, error) {
 	n := 0
-	err := s.read(func(sn *snapshot) error {
-		_, _, err := sn.scan(q.key(), scanFrom(q.From), q.To, 0, func(*snapshot, entry) (bool, error) {
-			n++
-			return true, nil
-		})
-		return err
+	err := s.walk(q, nil, func(*snapshot, entry) (bool, error) {
+		n++
+		return true, nil
 	})
 	return n, err
 }
@@ -93,20 +80,31 @@ func (s *Store) Series() []SeriesKey {
 }
 
 // ReadingsAfter returns up to limit readings with seq greater than after, in
-// seq order (limit 0: all): the outbox's view of the store.
+// seq order (limit 0: all): the outbox's view of the store. It reads in
+// short snapshots of walkChunk readings.
 func (s *Store) ReadingsAfter(after uint64, limit int) ([]Reading, error) {
 	var out []Reading
-	err := s.read(func(sn *snapshot) error {
-		return sn.each(after, func(r Reading) (bool, error) {
-			out = append(out, r)
-			return limit <= 0 || len(out) < limit, nil
+	for {
+		chunk := walkChunk
+		if limit > 0 {
+			chunk = min(chunk, limit-len(out))
+		}
+		n := 0
+		err := s.read(func(sn *snapshot) error {
+			return sn.each(after, func(r Reading) (bool, error) {
+				out = append(out, r)
+				after, n = r.Seq, n+1
+				return n < chunk, nil
+			})
 		})
-	})
-	return out, err
+		if err != nil || n < chunk || (limit > 0 && len(out) >= limit) {
+			return out, err
+		}
+	}
 }
 
 // decode turns a stored record into a Reading with its source and quantity.
-func (s *Store) decode(seq uint64, v []byte) (Reading, error) {
+func (sn *snapshot) decode(seq uint64, v []byte) (Reading, error) {
 	if v == nil {
 		return Reading{}, fmt.Errorf("store: index points at missing reading %d", seq)
 	}
@@ -115,7 +113,7 @@ func (s *Store) decode(seq uint64, v []byte) (Reading, error) {
 	if err != nil {
 		return Reading{}, fmt.Errorf("store: reading %d: %w", seq, err)
 	}
-	key, ok := s.series.key(sid)
+	key, ok := sn.s.series.keyTx(sn.tx, sid)
 	if !ok {
 		return Reading{}, fmt.Errorf("store: reading %d: unknown series %d", seq, sid)
 	}

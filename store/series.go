@@ -67,6 +67,37 @@ func (c *seriesCache) key(id uint32) (SeriesKey, bool) {
 	return k, ok
 }
 
+// lookupTx is lookup, then tx's series bucket: a checkpoint publishes its
+// new series to the cache only once it committed, so a reader whose
+// transaction began in between meets their index entries first.
+func (c *seriesCache) lookupTx(tx *bolt.Tx, key SeriesKey) (uint32, bool) {
+	if id, ok := c.lookup(key); ok {
+		return id, true
+	}
+	v := tx.Bucket(bSeries).Get(key.bytes())
+	if len(v) != 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(v), true
+}
+
+// keyTx is key, then tx's series bucket (see lookupTx).
+func (c *seriesCache) keyTx(tx *bolt.Tx, id uint32) (SeriesKey, bool) {
+	if k, ok := c.key(id); ok {
+		return k, true
+	}
+	var found SeriesKey
+	ok := false
+	c2 := tx.Bucket(bSeries).Cursor()
+	for k, v := c2.First(); k != nil && !ok; k, v = c2.Next() {
+		if len(v) == 4 && binary.BigEndian.Uint32(v) == id {
+			src, q, _ := strings.Cut(string(k), "\x00")
+			found, ok = SeriesKey{src, q}, true
+		}
+	}
+	return found, ok
+}
+
 // all returns every series, in no particular order.
 func (c *seriesCache) all() map[uint32]SeriesKey {
 	c.mu.RLock()

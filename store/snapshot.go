@@ -74,7 +74,7 @@ func (sn *snapshot) each(after uint64, fn func(Reading) (bool, error)) error {
 			if seq > sn.ckpt {
 				break
 			}
-			r, err := sn.s.decode(seq, v)
+			r, err := sn.decode(seq, v)
 			if err != nil {
 				return err
 			}
@@ -115,7 +115,7 @@ func (sn *snapshot) reading(seq uint64) (Reading, bool, error) {
 		if v == nil {
 			return Reading{}, false, nil
 		}
-		r, err := sn.s.decode(seq, v)
+		r, err := sn.decode(seq, v)
 		return r, err == nil, err
 	}
 	if e, ok := sn.h.find(seq); ok {
@@ -142,7 +142,7 @@ func (sn *snapshot) fetch(e entry) (Reading, error) {
 		}
 		return Reading{}, fmt.Errorf("store: head lost reading %d", e.seq)
 	}
-	return sn.s.decode(e.seq, sn.tx.Bucket(bReadings).Get(seqKey(e.seq)))
+	return sn.decode(e.seq, sn.tx.Bucket(bReadings).Get(seqKey(e.seq)))
 }
 
 // scanPos is where a series scan starts: at (t, seq), inclusive.
@@ -167,7 +167,7 @@ func scanFrom(from time.Time) scanPos {
 func (sn *snapshot) scan(key SeriesKey, pos scanPos, to time.Time, limit int, fn func(*snapshot, entry) (bool, error)) (next scanPos, more bool, err error) {
 	var bc *bolt.Cursor
 	var bk, bv []byte
-	sid, inFile := sn.s.series.lookup(key)
+	sid, inFile := sn.s.series.lookupTx(sn.tx, key)
 	if inFile {
 		start := binary.BigEndian.AppendUint32(nil, sid)
 		start = binary.BigEndian.AppendUint64(start, uint64(pos.t)^(1<<63))
@@ -239,7 +239,7 @@ func (sn *snapshot) fileFirst(t int64, k []byte, seq uint64) bool {
 // latest returns key's newest reading by (time, seq).
 func (sn *snapshot) latest(key SeriesKey) (Reading, bool, error) {
 	var best *entry
-	if sid, ok := sn.s.series.lookup(key); ok {
+	if sid, ok := sn.s.series.lookupTx(sn.tx, key); ok {
 		c := sn.tx.Bucket(bIndex).Cursor()
 		prefix := binary.BigEndian.AppendUint32(nil, sid)
 		k, v := c.Seek(binary.BigEndian.AppendUint32(nil, sid+1))

@@ -73,6 +73,7 @@ type Store struct {
 	count      atomic.Int64  // readings in the store, head included
 	repairFrom atomic.Uint64 // readings from this seq on may wait for clock repair
 	full       atomic.Bool   // reject_new: the store is at its cap
+	compacting atomic.Bool   // a compaction holds (or waits for) the file
 	boltUsed   atomic.Int64  // bytes of live data in bbolt, as last measured
 
 	ckptMu sync.Mutex // one checkpoint at a time
