@@ -38,16 +38,26 @@ func newLogger(w io.Writer, level string, getenv func(string) string) *slog.Logg
 // same device or source address) through at a limited rate: one node or
 // one attacker cannot drown the others' warnings, nor write the SD card
 // per packet. The next record that passes says how many were suppressed in
-// between. Every string attribute is cut to maxAttrLen, so a line stays
-// short whatever a client sent (a 16 KiB topic, a long path).
+// between. What a peer sent (a topic, a device id, a path) is cut to
+// maxPeerLen, so a line stays short whatever a client sent (a 16 KiB
+// topic); the gateway's own messages and errors are cut only at maxAttrLen,
+// so that "connection refused" at the end of an uplink error is seen.
 type limitHandler struct {
 	slog.Handler
 	lim    *limiter
 	prefix string // the logger's attributes, part of the rate-limit key
 }
 
-// maxAttrLen bounds each string attribute of a log line.
-const maxAttrLen = 80
+// maxPeerLen bounds each attribute that holds what a peer sent; maxAttrLen
+// any other (an error may quote a payload: it too is bounded).
+const (
+	maxPeerLen = 80
+	maxAttrLen = 1024
+)
+
+// peerAttrs are the attributes whose value a peer chose.
+var peerAttrs = map[string]bool{"topic": true, "device": true, "user": true, "addr": true, "path": true, "value": true,
+	"payload": true, "client": true, "origin": true, "host": true, "name": true, "quantities": true}
 
 // keyAttrs are the attributes that make a warning distinct: who caused it.
 var keyAttrs = map[string]bool{"device": true, "addr": true, "user": true, "source": true}
@@ -58,8 +68,12 @@ func (h *limitHandler) Handle(ctx context.Context, r slog.Record) error {
 	key := h.prefix + "\x00" + r.Message
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Value.Kind() == slog.KindString || a.Value.Kind() == slog.KindAny {
-			if v := a.Value.String(); len(v) > maxAttrLen {
-				a = slog.String(a.Key, strings.ToValidUTF8(v[:maxAttrLen], "")+"…")
+			limit := maxAttrLen
+			if peerAttrs[a.Key] {
+				limit = maxPeerLen
+			}
+			if v := a.Value.String(); len(v) > limit {
+				a = slog.String(a.Key, strings.ToValidUTF8(v[:limit], "")+"…")
 			}
 		}
 		if keyAttrs[a.Key] {
