@@ -90,6 +90,11 @@ var (
 	descRefused     = prometheus.NewDesc("fieldgate_mqtt_refused_total", "MQTT connections, logins, packets and publishes refused, by reason.", []string{"reason"}, nil)
 	descSensor      = prometheus.NewDesc("fieldgate_sensor_state", "1 for each local sensor's current state.", []string{"sensor", "source", "state"}, nil)
 	descWSClients   = prometheus.NewDesc("fieldgate_ws_clients", "Live stream (WebSocket) clients connected.", nil, nil)
+	descLogBroken   = prometheus.NewDesc("fieldgate_wal_broken", "1 while a failed write or fdatasync is being recovered from (writes refused), 2 once the store failed (the daemon restarts).", nil, nil)
+	descLogDamage   = prometheus.NewDesc("fieldgate_wal_damage_total", "Places where replay found the write-ahead log not as written, over the store's life: torn (a power cut before a sync: nothing lost) or corrupt (synced records damaged on the card).", []string{"kind"}, nil)
+	descLogLost     = prometheus.NewDesc("fieldgate_wal_lost_readings_total", "Readings known lost to damaged log records, over the store's life.", nil, nil)
+	descQuarantined = prometheus.NewDesc("fieldgate_wal_quarantined_files", "Damaged log segment files kept as evidence.", nil, nil)
+	descRecoveries  = prometheus.NewDesc("fieldgate_wal_recoveries_total", "Failed log writes or syncs recovered from since start.", nil, nil)
 )
 
 // Describe sends nothing: the collector is unchecked, since which metrics
@@ -113,6 +118,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUsed, float64(st.UsedBytes))
 	gauge(descMax, float64(st.MaxBytes))
 	gauge(descFailing, b2f(st.Err != nil))
+	broken := 0.0
+	switch {
+	case st.Failed != nil:
+		broken = 2
+	case st.LogBroken != nil:
+		broken = 1
+	}
+	gauge(descLogBroken, broken)
+	counter(descLogDamage, float64(st.TornTails), "torn")
+	counter(descLogDamage, float64(st.LogCorrupt), "corrupt")
+	counter(descLogLost, float64(st.LostReadings))
+	gauge(descQuarantined, float64(len(st.Quarantined)))
+	counter(descRecoveries, float64(st.LogRecoveries))
 	if dropped, retired, err := s.st.Losses(); err == nil {
 		for reason, n := range dropped {
 			counter(descDropped, float64(n), reason)

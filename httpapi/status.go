@@ -76,6 +76,51 @@ type storeBody struct {
 	Checkpoints  uint64            `json:"checkpoints"`
 	LastCkpt     time.Time         `json:"last_checkpoint,omitzero"`
 	CkptError    string            `json:"checkpoint_error,omitempty"`
+	Log          logBody           `json:"log"`
+}
+
+// logBody is what failed writes, power cuts and a wearing card did to the
+// write-ahead log.
+type logBody struct {
+	State        string            `json:"state"` // ok, recovering or failed
+	Error        string            `json:"error,omitempty"`
+	Torn         uint64            `json:"torn"`
+	Corrupt      uint64            `json:"corrupt"`
+	LostReadings uint64            `json:"lost_readings"`
+	Recoveries   int               `json:"recoveries"`
+	Damage       []store.LogDamage `json:"damage"`
+	Quarantined  []string          `json:"quarantined"`
+}
+
+// logState reports the write-ahead log and says in health what it costs.
+func logState(st store.Stats, h *health) logBody {
+	b := logBody{State: "ok", Torn: st.TornTails, Corrupt: st.LogCorrupt, LostReadings: st.LostReadings,
+		Recoveries: st.LogRecoveries, Damage: st.LogDamage, Quarantined: st.Quarantined}
+	if b.Damage == nil {
+		b.Damage = []store.LogDamage{}
+	}
+	if b.Quarantined == nil {
+		b.Quarantined = []string{}
+	}
+	switch {
+	case st.Failed != nil:
+		b.State, b.Error = "failed", st.Failed.Error()
+		h.failing("the store failed and the gateway is restarting to recover from what is on disk: " + b.Error)
+	case st.LogBroken != nil:
+		b.State, b.Error = "recovering", st.LogBroken.Error()
+		h.failing("the write-ahead log failed a write or sync (an undervoltage or a failing card); readings are refused until it is recovered from what is on disk: " + b.Error)
+	}
+	if b.Corrupt > 0 {
+		where := "see store.log.damage"
+		for i := len(b.Damage) - 1; i >= 0; i-- {
+			if d := b.Damage[i]; d.Lost() {
+				where = fmt.Sprintf("latest in %s at offset %d", d.File, d.Offset)
+				break
+			}
+		}
+		h.degrade(fmt.Sprintf("the SD card damaged the write-ahead log in %d places (%d readings known lost; %s): the card may be wearing out — replace it", b.Corrupt, b.LostReadings, where))
+	}
+	return b
 }
 
 type uplinkBody struct {
@@ -135,7 +180,8 @@ func (s *Server) status() (statusBody, error) {
 			HeadReadings: st.HeadReadings, LogBytes: st.LogBytes, Checkpoints: st.Checkpoints, LastCkpt: st.LastCheckpoint.UTC()},
 	}
 	h := &b.Health
-	if st.Err != nil {
+	b.Store.Log = logState(st, h)
+	if st.Err != nil && st.LogBroken == nil && st.Failed == nil {
 		b.Store.Error = st.Err.Error()
 		h.failing(fmt.Sprintf("readings cannot be stored since %s: %v", st.FailingSince.UTC().Format(time.RFC3339), st.Err))
 	}
@@ -252,15 +298,20 @@ func (r *rateSampler) rate(now time.Time, count uint64) float64 {
 }
 
 // healthz is liveness: the process serves and its committer answers. A
-// committer that fails commits (disk full) is alive; one that does not
-// answer at all is wedged.
+// committer that fails commits on a full disk is alive (room frees by
+// itself); one that does not answer at all is wedged, and a log that a
+// failed sync broke, or a store that failed, are not healthy either (see
+// store.Unhealthy).
 func (s *Server) healthz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.st.Ping(ctx); err != nil && (ctx.Err() != nil || errors.Is(err, store.ErrClosed)) {
+	if err := s.st.Ping(ctx); err != nil && (ctx.Err() != nil || store.Unhealthy(err)) {
 		reason := "the store's committer does not answer"
-		if ctx.Err() == nil {
-			reason = "the store file was closed by a failure; restart the gateway"
+		switch {
+		case errors.Is(err, store.ErrLogBroken):
+			reason = "the write-ahead log failed a write or sync and is being recovered from what is on disk"
+		case ctx.Err() == nil:
+			reason = "the store failed; the gateway restarts to recover: " + err.Error()
 		}
 		reply(c, http.StatusServiceUnavailable, "no-store", map[string]any{"status": "wedged", "reason": reason})
 		return
@@ -284,6 +335,10 @@ func (s *Server) readyz(c *gin.Context) {
 			checks["store"] = "shutting down"
 		case ctx.Err() != nil:
 			checks["store"] = "the committer does not answer"
+		case errors.Is(err, store.ErrLogBroken):
+			checks["store"] = "recovering the write-ahead log after a failed write or sync: " + err.Error()
+		case errors.Is(err, store.ErrFailed):
+			checks["store"] = "failed; restarting: " + err.Error()
 		default:
 			checks["store"] = "commits fail: " + err.Error()
 		}

@@ -52,7 +52,7 @@ func (c *committer) lead() {
 	}
 	c.leading = false
 	c.idle.Broadcast()
-	if len(c.queue) > 0 || len(c.carry) > 0 {
+	if len(c.queue) > 0 || len(c.carry) > 0 || c.logBroken {
 		select {
 		case c.kick <- struct{}{}:
 		default:

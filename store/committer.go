@@ -446,7 +446,9 @@ func (c *committer) flushDue() (bool, time.Duration) {
 		}
 		at = c.queue[0].at.Add(c.s.opts.CommitInterval)
 	}
-	if len(c.carry) > 0 && (at.IsZero() || c.retryAt.Before(at)) {
+	// Carried readings, and a broken log (whose recovery an idle gateway
+	// needs as much as a busy one), are retried after their backoff.
+	if (len(c.carry) > 0 || c.logBroken) && (at.IsZero() || c.retryAt.Before(at)) {
 		at = c.retryAt
 	}
 	if at.IsZero() {

@@ -46,3 +46,12 @@ var (
 	// time, or its value is not a finite number.
 	ErrInvalidReading = errors.New("store: invalid reading")
 )
+
+// Unhealthy reports whether err, from Ping, means the store cannot be
+// trusted as it runs: the log is being recovered after a failed write or
+// sync (ErrLogBroken), or the store failed (ErrFailed) or was closed. A
+// full disk is not unhealthy: room frees by itself, and a restart would
+// lose the readings the store carries meanwhile.
+func Unhealthy(err error) bool {
+	return errors.Is(err, ErrLogBroken) || errors.Is(err, ErrFailed) || errors.Is(err, ErrClosed)
+}

@@ -116,7 +116,15 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 		log.Warn("no sensors configured; list them under sensors: in the configuration")
 	}
 
-	<-ctx.Done()
+	var failed error
+	select {
+	case <-ctx.Done():
+	case <-st.Failed():
+		// Only a restart, and its replay of what is on disk, helps now:
+		// exit non-zero so that systemd (Restart=always) starts it again.
+		failed = fmt.Errorf("the store failed; exiting so that the restart recovers from what is on disk: %w", st.Stats().Failed)
+		log.Error("fieldgate stopping", "err", failed)
+	}
 	stopSignals()
 	notify(log, "STOPPING=1")
 	log.Info("fieldgate stopping", "deadline", cfg.ShutdownTimeout)
@@ -131,7 +139,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	if err := closeBroker(mq); err != nil {
 		log.Warn("closing the mqtt broker", "err", err)
 	}
-	return closeWithin(time.Duration(cfg.ShutdownTimeout), log, st)
+	return errors.Join(failed, closeWithin(time.Duration(cfg.ShutdownTimeout), log, st))
 }
 
 // closeWithin closes the store, which commits what is queued, and gives up

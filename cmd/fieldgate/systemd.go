@@ -29,8 +29,10 @@ func healthCheck(st *store.Store, mq *broker.Broker, api *apiServer) func(contex
 		// A committer that answers but cannot write (disk full) is healthy
 		// as a process: a restart would not free space, and would lose the
 		// readings it carries in memory. One that does not answer is not,
-		// nor a store whose file a failure closed: a restart reopens it.
-		if err := st.Ping(ctx); err != nil && (ctx.Err() != nil || errors.Is(err, store.ErrClosed)) {
+		// nor a log that a failed sync broke and that the committer has not
+		// recovered in time, nor a failed store: a restart replays them
+		// from what is on disk.
+		if err := st.Ping(ctx); err != nil && (ctx.Err() != nil || store.Unhealthy(err)) {
 			return fmt.Errorf("store: %w", err)
 		}
 		// A real CONNECT→CONNACK round trip: an accept loop that stopped or
