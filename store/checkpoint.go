@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -22,6 +21,18 @@ type ckptState struct {
 	err     error
 	errAt   time.Time
 	retryAt time.Time
+	// progress is closed (and replaced) whenever a checkpoint moved
+	// readings out of the head, or failed: a commit waiting for room in
+	// the head looks again.
+	progress chan struct{}
+}
+
+// signal wakes whoever waits for checkpoint progress. s.mu is held.
+func (c *ckptState) signal() {
+	if c.progress != nil {
+		close(c.progress)
+	}
+	c.progress = make(chan struct{})
 }
 
 // checkpoint moves the head into bbolt in transactions of at most MaxBatch
@@ -42,6 +53,9 @@ func (s *Store) checkpoint() error {
 		}
 		s.head.dropThrough(rs[len(rs)-1].Seq, s.opts.Now())
 		moved += len(rs)
+		s.ckpt.mu.Lock()
+		s.ckpt.signal()
+		s.ckpt.mu.Unlock()
 	}
 	var ckpt uint64
 	if err := s.view(func(tx *bolt.Tx) error { ckpt = getUint(tx.Bucket(bMeta), kLastSeq); return nil }); err != nil {
@@ -165,6 +179,7 @@ func (s *Store) noteCheckpoint(err error) {
 		wait = min(2*prev, 30*time.Second)
 	}
 	s.ckpt.err, s.ckpt.retryAt = err, now.Add(wait)
+	s.ckpt.signal()
 }
 
 // checkpointDue reports whether the head has reached one of its bounds.
@@ -184,15 +199,16 @@ func (s *Store) checkpointDue(now time.Time) bool {
 }
 
 // admit is called by the committer before it writes n readings. The
-// leader must not wait on maintenance (a checkpoint behind a compaction or
-// a long read), or every PUBACK waits with it: it never checkpoints. Only
-// the cap is enforced here: if the readings would take the store over it,
-// the leader makes room first, as the full policy says — work on the
-// ingest path, but only on a full store, and not while a compaction holds
-// the file (then the maintainer makes room once it is done). It reports
-// why the readings must be refused, or nil: the store is full under
-// reject_new, or the head reached twice its bounds because checkpoints
-// fail or fall behind.
+// leader must not do maintenance (a checkpoint that waits behind a
+// compaction or a long read), or every PUBACK waits with it: it never
+// checkpoints. If the readings would take the store over its cap, the
+// leader makes room first, as the full policy says — work on the ingest
+// path, but only on a full store, and not while a compaction holds the
+// file (then the maintainer makes room once it is done). Past twice the
+// head's bounds it waits for the maintainer's checkpoints. It reports why
+// the readings must be refused, or nil: the store is full under
+// reject_new, or the head stays at twice its bounds because checkpoints
+// fail or do not catch up.
 func (s *Store) admit(n int) error {
 	need := int64(n) * estBytesPerReading
 	if s.full.Load() || s.overCap(need) {
@@ -205,19 +221,39 @@ func (s *Store) admit(n int) error {
 	if s.full.Load() && s.opts.FullPolicy == FullRejectNew {
 		return fmt.Errorf("%w: the %s cap is reached and nothing uploaded is left to delete", ErrFull, fmtSize(s.opts.MaxBytes))
 	}
-	h := s.head.stats()
-	// Twice the bounds, written so that it cannot overflow on 32 bits.
-	if h.readings-s.opts.HeadMaxReadings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes-s.opts.HeadMaxBytes >= s.opts.HeadMaxBytes {
+	// Past twice the head's bounds, ingest has outrun the checkpoints: the
+	// leader waits for the maintainer to catch up (back-pressure, as a
+	// full queue is), up to behindWait, and refuses if checkpoints fail.
+	deadline := s.opts.Now().Add(behindWait)
+	for {
+		h := s.head.stats()
+		if !s.headOverfull(h) {
+			return nil
+		}
 		s.poke()
 		s.ckpt.mu.Lock()
-		err := s.ckpt.err
+		err, progress := s.ckpt.err, s.ckpt.progress
 		s.ckpt.mu.Unlock()
-		if err == nil {
-			err = errors.New("the maintainer has not caught up")
+		if err == nil && s.opts.Now().After(deadline) {
+			err = fmt.Errorf("checkpoints did not catch up within %s", behindWait)
 		}
-		return fmt.Errorf("%w (%d readings wait in memory): %v", ErrBehind, h.readings, err)
+		if err != nil {
+			return fmt.Errorf("%w (%d readings wait in memory): %v", ErrBehind, h.readings, err)
+		}
+		select {
+		case <-progress:
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// behindWait bounds how long a commit waits for checkpoints to catch up.
+const behindWait = 10 * time.Second
+
+// headOverfull reports whether the head holds twice its bounds (written
+// so that it cannot overflow on 32 bits).
+func (s *Store) headOverfull(h headStats) bool {
+	return h.readings-s.opts.HeadMaxReadings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes-s.opts.HeadMaxBytes >= s.opts.HeadMaxBytes
 }
 
 // headGrew is called after every sync: it wakes the maintainer when the

@@ -113,6 +113,7 @@ func Open(opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{opts: opts, log: opts.Logger, db: db, head: newHead(), logOpts: opts.walOptions(), failed: make(chan struct{})}
+	s.ckpt.progress = make(chan struct{})
 	if err := s.init(); err != nil {
 		_ = db.Close() // the init error is what the caller needs
 		return nil, err
