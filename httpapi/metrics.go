@@ -94,6 +94,9 @@ var (
 	descLogDamage   = prometheus.NewDesc("fieldgate_wal_damage_total", "Places where replay found the write-ahead log not as written, over the store's life: torn (a power cut before a sync: nothing lost) or corrupt (synced records damaged on the card).", []string{"kind"}, nil)
 	descLogLost     = prometheus.NewDesc("fieldgate_wal_lost_readings_total", "Readings known lost to damaged log records, over the store's life.", nil, nil)
 	descQuarantined = prometheus.NewDesc("fieldgate_wal_quarantined_files", "Damaged log segment files kept as evidence.", nil, nil)
+	descAPIConns    = prometheus.NewDesc("fieldgate_api_connections", "Open API connections (WebSocket streams included).", nil, nil)
+	descAPIRefused  = prometheus.NewDesc("fieldgate_api_refused_total", "API connections closed at once at the connection cap (cap) or at one address's share of it (address).", []string{"reason"}, nil)
+	descAPIIdle     = prometheus.NewDesc("fieldgate_api_idle_closed_total", "Idle keep-alive API connections closed because the API was near its cap.", nil, nil)
 	descRecoveries  = prometheus.NewDesc("fieldgate_wal_recoveries_total", "Failed log writes or syncs recovered from since start.", nil, nil)
 )
 
@@ -179,6 +182,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descWSClients, float64(s.hub.count()))
+	cs := s.ConnStats()
+	gauge(descAPIConns, float64(cs.Open))
+	counter(descAPIRefused, float64(cs.RefusedCap), "cap")
+	counter(descAPIRefused, float64(cs.RefusedAt), "address")
+	counter(descAPIIdle, float64(cs.IdleClosed))
 }
 
 func b2f(b bool) float64 {

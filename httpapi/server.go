@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -139,7 +140,7 @@ func (o Options) withDefaults() Options {
 }
 
 // Server is the REST API. It is an http.Handler; serve it through an
-// http.Server with timeouts (see NewHTTPServer).
+// http.Server with timeouts (see HTTPServer).
 type Server struct {
 	opts    Options
 	deps    Deps
@@ -158,6 +159,7 @@ type Server struct {
 	stop      chan struct{}      // ends watchStatus
 	stopped   chan struct{}
 	closing   sync.Once
+	conns     atomic.Pointer[connLimiter] // set by Listen
 }
 
 // New builds the API over deps.
@@ -217,18 +219,21 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// NewHTTPServer wraps h in an http.Server with the timeouts a LAN service
-// needs against slow or stuck clients. WriteTimeout is left to the handlers
-// that stream (exports, WebSocket) by way of http.ResponseController.
-func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+// HTTPServer wraps the API in an http.Server with the timeouts a LAN
+// service needs against slow or stalled clients, and the connection
+// limits' idle handling (see Listen). Serve it on the listener Listen
+// returned. WriteTimeout is lifted by the handlers that stream (exports,
+// WebSocket) by way of http.ResponseController.
+func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
-		Handler:           h,
+		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         s.connState,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }

@@ -189,6 +189,10 @@ func (s *Server) status() (statusBody, error) {
 		b.Store.CkptError = st.CheckpointErr.Error()
 		h.failing(fmt.Sprintf("%d readings wait in the write-ahead log: checkpoints into the store file fail: %v", st.HeadReadings, st.CheckpointErr))
 	}
+	if cs := s.ConnStats(); !cs.LastRefused.IsZero() && now.Sub(cs.LastRefused) < 5*time.Minute {
+		h.degrade(fmt.Sprintf("the API turned connections away at its limits in the last minutes (%d at the cap, %d at one address's share); %s held the most (%d)",
+			cs.RefusedCap, cs.RefusedAt, cs.TopAddress, cs.TopOpen))
+	}
 	if st.MaxBytes > 0 && st.UsedBytes > st.MaxBytes*9/10 {
 		h.degrade(fmt.Sprintf("the store is %d%% full", st.UsedBytes*100/st.MaxBytes))
 	}

@@ -22,6 +22,10 @@ const (
 	wsPongWait   = 75 * time.Second // a client silent this long is gone
 	wsWriteWait  = 10 * time.Second
 	statusPeriod = 5 * time.Second // how often status changes are looked for
+	// wsMax bounds live streams, and wsPerAddress one source address's
+	// share of them: a stream holds a connection for as long as it lasts.
+	wsMax        = 64
+	wsPerAddress = 4
 )
 
 // wsMessage is one message of the live stream.
@@ -36,6 +40,7 @@ type hub struct {
 	gateway string
 	mu      sync.Mutex
 	clients map[*wsClient]struct{}
+	byAddr  map[string]int // streams per source address
 	closed  bool
 	wg      sync.WaitGroup
 	dropped uint64 // clients closed for being too slow
@@ -43,13 +48,14 @@ type hub struct {
 
 type wsClient struct {
 	sources, quantities []string // filters; empty means all
+	addr                string   // the source address
 	send                chan []byte
 	once                sync.Once
 	done                chan struct{}
 }
 
 func newHub(gateway string) *hub {
-	return &hub{gateway: gateway, clients: map[*wsClient]struct{}{}}
+	return &hub{gateway: gateway, clients: map[*wsClient]struct{}{}, byAddr: map[string]int{}}
 }
 
 func (c *wsClient) wants(r *store.Reading) bool {
@@ -67,6 +73,7 @@ func (h *hub) deliver(c *wsClient, msg []byte) {
 	default:
 		h.dropped++
 		delete(h.clients, c)
+		h.released(c)
 		c.stop()
 	}
 }
@@ -108,6 +115,21 @@ func (h *hub) count() int {
 	return len(h.clients)
 }
 
+// room reports why a stream from addr cannot be added now, or nil.
+func (h *hub) room(addr string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closed:
+		return errorf(http.StatusServiceUnavailable, "shutting down")
+	case len(h.clients) >= wsMax:
+		return errorf(http.StatusServiceUnavailable, "the gateway serves its most live streams (%d); try again later", wsMax)
+	case h.byAddr[addr] >= wsPerAddress:
+		return errorf(http.StatusTooManyRequests, "this address has %d live streams open; close one first", wsPerAddress)
+	}
+	return nil
+}
+
 func (h *hub) add(c *wsClient) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -115,15 +137,26 @@ func (h *hub) add(c *wsClient) bool {
 		return false
 	}
 	h.clients[c] = struct{}{}
+	h.byAddr[c.addr]++
 	h.wg.Add(1)
 	return true
 }
 
 func (h *hub) remove(c *wsClient) {
 	h.mu.Lock()
-	delete(h.clients, c)
+	if _, ok := h.clients[c]; ok {
+		delete(h.clients, c)
+		h.released(c)
+	}
 	h.mu.Unlock()
 	c.stop()
+}
+
+// released gives back c's share of its address. h.mu is held.
+func (h *hub) released(c *wsClient) {
+	if h.byAddr[c.addr]--; h.byAddr[c.addr] <= 0 {
+		delete(h.byAddr, c.addr)
+	}
 }
 
 // close ends every stream and waits for their goroutines.
@@ -140,6 +173,11 @@ func (h *hub) close() {
 // ws upgrades to a WebSocket and streams readings (filtered by the source
 // and quantity parameters, comma-separated) and status changes.
 func (s *Server) ws(c *gin.Context) {
+	addr := remoteIPString(c.Request.RemoteAddr)
+	if err := s.hub.room(addr); err != nil {
+		s.fail(c, err)
+		return
+	}
 	up := websocket.Upgrader{
 		ReadBufferSize: 1024, WriteBufferSize: 4096, HandshakeTimeout: 5 * time.Second,
 		CheckOrigin: s.sameOriginOrAllowed,
@@ -151,7 +189,7 @@ func (s *Server) ws(c *gin.Context) {
 	if err != nil {
 		return // Upgrade answered the client
 	}
-	cl := &wsClient{sources: splitList(c.Query("source")), quantities: splitList(c.Query("quantity")),
+	cl := &wsClient{sources: splitList(c.Query("source")), quantities: splitList(c.Query("quantity")), addr: addr,
 		send: make(chan []byte, wsQueue), done: make(chan struct{})}
 	if !s.hub.add(cl) {
 		_ = conn.Close() // shutting down
