@@ -67,7 +67,24 @@ func (h *hook) admit(cl *mqtt.Client, pk packets.Packet) (*identity, packets.Cod
 	case b.isProbe(user, pk.Connect.Password):
 		return &identity{device: probeUser, probe: true}, packets.CodeSuccess
 	case user == "" && b.o.AllowAnonymous:
-		id.device = cl.ID // bench mode: the client id is the device
+		if err := ValidateDeviceID(cl.ID); err != nil { // bench mode: the client id is the device
+			b.count(&b.stats.AuthFailures)
+			b.log.Warn("mqtt: anonymous client refused: its client id is not a device id", "addr", remoteHost(cl.Net.Remote), "err", err)
+			return nil, packets.ErrClientIdentifierNotValid
+		}
+		id.device = cl.ID
+	case ValidateDeviceID(user) != nil:
+		// A name no device can have: no bcrypt, and only the address is
+		// throttled (a made-up name must not become a key).
+		addr := remoteHost(cl.Net.Remote)
+		if wait := b.logins.Wait(addr, ""); wait > 0 {
+			b.count(&b.stats.AuthThrottled)
+			return nil, busy
+		}
+		b.count(&b.stats.AuthFailures)
+		b.logins.Fail(addr, "")
+		b.log.Warn("mqtt: login refused: no device can have that name", "user", user, "addr", addr)
+		return nil, packets.ErrBadUsernameOrPassword
 	default:
 		addr := remoteHost(cl.Net.Remote)
 		if wait := b.logins.Wait(addr, user); wait > 0 {

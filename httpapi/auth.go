@@ -188,10 +188,23 @@ func (s *Server) login(c *gin.Context) {
 		return
 	}
 	addr, account := c.ClientIP(), strings.ToLower(req.Username)
+	if !UserNamePattern.MatchString(req.Username) {
+		// A name no account can have: no bcrypt, and only the address is
+		// throttled (a made-up 60 KB name must not become a key).
+		account = ""
+	}
 	if wait := s.logins.Wait(addr, account); wait > 0 {
 		s.metrics.loginThrottle.Inc()
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		s.fail(c, errorf(http.StatusTooManyRequests, "too many failed logins from this address or for this account; try again in %s", wait.Round(time.Second)))
+		return
+	}
+	if account == "" {
+		s.metrics.loginFailures.Inc()
+		s.logins.Fail(addr, "")
+		s.log.Warn("api login failed: no account can have that name", "user", req.Username, "addr", addr)
+		c.Set(loggedKey, true)
+		s.fail(c, errorf(http.StatusUnauthorized, "wrong user name or password"))
 		return
 	}
 	select { // bcrypt is slow on a Pi: one at a time

@@ -11,6 +11,7 @@
 package throttle
 
 import (
+	"crypto/sha256"
 	"slices"
 	"sync"
 	"time"
@@ -26,16 +27,26 @@ type Policy struct {
 }
 
 // Throttle remembers failures per address and per account. Its methods are
-// safe for concurrent use. Keys are forgotten an hour after their last
-// failure, and at most MaxKeys are kept (the oldest go first), so a flood
-// of made-up account names cannot grow it without bound.
+// safe for concurrent use. Accounts are keyed by a hash of fixed size
+// (a 60 KB made-up name costs what a short one does); keys are forgotten
+// an hour after their last failure, swept every minute, and at most
+// MaxKeys are kept (the oldest go first), so a flood of made-up names
+// cannot grow it without bound. Callers refuse names that cannot exist
+// before they ask: those count against the address only (Fail with "").
 type Throttle struct {
 	addr, account Policy
 	now           func() time.Time
 
 	mu      sync.Mutex
-	entries map[string]*entry // "a:" address, "u:" account
-	home    map[string]string // account → the address of its last success
+	entries map[string]*entry // "a:" address, "u:" account hash
+	home    map[string]string // account hash → the address of its last success
+	swept   time.Time         // when keys were last swept
+}
+
+// accountKey is the key of an account: a hash, so that its size is fixed.
+func accountKey(account string) string {
+	sum := sha256.Sum256([]byte(account))
+	return string(sum[:16])
 }
 
 type entry struct {
@@ -66,8 +77,11 @@ func (t *Throttle) Wait(addr, account string) time.Duration {
 	defer t.mu.Unlock()
 	now := t.now()
 	wait := t.waitLocked("a:"+addr, now)
-	if t.home[account] != addr {
-		wait = max(wait, t.waitLocked("u:"+account, now))
+	if account == "" {
+		return wait
+	}
+	if k := accountKey(account); t.home[k] != addr {
+		wait = max(wait, t.waitLocked("u:"+k, now))
 	}
 	return wait
 }
@@ -79,13 +93,29 @@ func (t *Throttle) waitLocked(key string, now time.Time) time.Duration {
 	return 0
 }
 
-// Fail records a failed attempt to log in to account from addr.
+// Fail records a failed attempt to log in to account from addr; an empty
+// account (a name that cannot exist) counts against the address only.
 func (t *Throttle) Fail(addr, account string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	if now.Sub(t.swept) > time.Minute {
+		t.sweep(now)
+	}
 	t.failLocked("a:"+addr, t.addr, now)
-	t.failLocked("u:"+account, t.account, now)
+	if account != "" {
+		t.failLocked("u:"+accountKey(account), t.account, now)
+	}
+}
+
+// sweep forgets the keys not failed for an hour. t.mu is held.
+func (t *Throttle) sweep(now time.Time) {
+	t.swept = now
+	for k, e := range t.entries {
+		if now.Sub(e.last) > forget {
+			delete(t.entries, k)
+		}
+	}
 }
 
 func (t *Throttle) failLocked(key string, p Policy, now time.Time) {
@@ -113,22 +143,19 @@ func (t *Throttle) failLocked(key string, p Policy, now time.Time) {
 func (t *Throttle) Succeed(addr, account string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	k := accountKey(account)
 	delete(t.entries, "a:"+addr)
-	delete(t.entries, "u:"+account)
-	if _, ok := t.home[account]; !ok && len(t.home) >= MaxKeys {
+	delete(t.entries, "u:"+k)
+	if _, ok := t.home[k]; !ok && len(t.home) >= MaxKeys {
 		clear(t.home) // only real accounts get here: more than MaxKeys is a bug, not an attack
 	}
-	t.home[account] = addr
+	t.home[k] = addr
 }
 
 // prune drops keys not failed for an hour, and if none, the oldest tenth.
 // t.mu is held.
 func (t *Throttle) prune(now time.Time) {
-	for k, e := range t.entries {
-		if now.Sub(e.last) > forget {
-			delete(t.entries, k)
-		}
-	}
+	t.sweep(now)
 	if len(t.entries) < 2*MaxKeys {
 		return
 	}

@@ -2,6 +2,8 @@ package throttle
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,5 +71,28 @@ func TestKeysAreBounded(t *testing.T) {
 	}
 	if n := len(th.entries); n > 2*MaxKeys {
 		t.Errorf("%d keys kept, want at most %d", n, 2*MaxKeys)
+	}
+}
+
+// TestLongNamesCostAFixedSize: a guesser sending made-up 60 KB account
+// names used to add 60 KB to the throttle per name, kept until 20,000 keys;
+// every key now has a fixed size, and keys older than an hour are swept.
+func TestLongNamesCostAFixedSize(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	th := New(Policy{Free: 5, Base: time.Second, Max: time.Minute}, Policy{Free: 10, Base: time.Second, Max: time.Minute}, func() time.Time { return now })
+	for i := range 300 {
+		th.Fail("10.0.0.9", strings.Repeat("x", 60_000)+strconv.Itoa(i))
+	}
+	size := 0
+	for k := range th.entries {
+		size += len(k)
+	}
+	if size > 300*20+100 {
+		t.Fatalf("300 failed 60 KB names hold %d bytes of keys", size)
+	}
+	now = now.Add(2 * time.Hour)
+	th.Fail("10.0.0.10", "")
+	if len(th.entries) != 1 {
+		t.Errorf("%d keys two hours later, want only the new address", len(th.entries))
 	}
 }
