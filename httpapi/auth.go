@@ -49,9 +49,10 @@ func ParseRole(name string) (Role, bool) {
 
 // principal is who made a request.
 type principal struct {
-	User  string
-	Role  Role
-	Token string // token id
+	User    string
+	Role    Role
+	Token   string    // token id
+	Expires time.Time // when the token expires (zero: never)
 }
 
 const principalKey = "fieldgate.principal"
@@ -103,7 +104,7 @@ func (s *Server) checkToken(bearer string) (principal, error) {
 	}
 	userRole, _ := ParseRole(u.Role)
 	tokenRole, _ := ParseRole(t.Role)
-	return principal{User: u.Name, Role: min(userRole, tokenRole), Token: t.ID}, nil
+	return principal{User: u.Name, Role: min(userRole, tokenRole), Token: t.ID, Expires: t.ExpiresAt}, nil
 }
 
 // authenticate resolves the Authorization header (or, for the WebSocket,
@@ -275,6 +276,7 @@ func (s *Server) logout(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.hub.closeWhere(func(cl *wsClient) bool { return cl.token == p.Token })
 	c.Status(http.StatusNoContent)
 }
 

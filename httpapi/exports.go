@@ -50,7 +50,8 @@ type exportJob struct {
 	File       string    `json:"file,omitempty"`
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`
 
-	path string
+	path  string
+	owner string // the user who started it: only they (or an admin) may see it
 }
 
 func newExports(s *Server, dir string) (*exports, error) {
@@ -76,7 +77,7 @@ func (x *exports) close() {
 }
 
 // start validates and launches a job.
-func (x *exports) start(e exportRange) (*exportJob, error) {
+func (x *exports) start(e exportRange, owner string) (*exportJob, error) {
 	now := x.s.opts.Now()
 	if err := e.validate(now); err != nil {
 		return nil, err
@@ -103,7 +104,7 @@ func (x *exports) start(e exportRange) (*exportJob, error) {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	j := &exportJob{ID: hex.EncodeToString(b[:]), State: "running", exportRange: e, Total: total, CreatedAt: now.UTC()}
+	j := &exportJob{ID: hex.EncodeToString(b[:]), State: "running", exportRange: e, Total: total, CreatedAt: now.UTC(), owner: owner}
 	j.path = filepath.Join(x.dir, j.ID+"."+e.Format+".gz")
 	x.jobs[j.ID] = j
 	x.wg.Add(1)
@@ -182,7 +183,7 @@ func (s *Server) createExport(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	j, err := s.exports.start(e)
+	j, err := s.exports.start(e, who(c).User)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -193,8 +194,18 @@ func (s *Server) createExport(c *gin.Context) {
 	reply(c, http.StatusAccepted, "no-store", snap)
 }
 
-func (s *Server) getExport(c *gin.Context) {
+// ownExport returns the export the request names, if its caller started it
+// (or is an admin): another technician must not fetch someone's file.
+func (s *Server) ownExport(c *gin.Context) (exportJob, bool) {
 	j, ok := s.exports.get(c.Param("id"))
+	if p := who(c); ok && j.owner != p.User && p.Role < RoleAdmin {
+		return exportJob{}, false // as if absent: ids are not to be probed
+	}
+	return j, ok
+}
+
+func (s *Server) getExport(c *gin.Context) {
+	j, ok := s.ownExport(c)
 	if !ok {
 		s.fail(c, errorf(http.StatusNotFound, "no export %s (exports expire %s after they finish)", quote(c.Param("id")), s.opts.ExportTTL))
 		return
@@ -204,7 +215,7 @@ func (s *Server) getExport(c *gin.Context) {
 
 // exportFile serves a finished export's gzip file.
 func (s *Server) exportFile(c *gin.Context) {
-	j, ok := s.exports.get(c.Param("id"))
+	j, ok := s.ownExport(c)
 	switch {
 	case !ok:
 		s.fail(c, errorf(http.StatusNotFound, "no export %s", quote(c.Param("id"))))

@@ -81,6 +81,8 @@ func errorResponse(log *slog.Logger, err error) (int, []apiError) {
 		return http.StatusNotFound, []apiError{{Code: http.StatusNotFound, Message: strings.TrimPrefix(err.Error(), "store: ")}}
 	case errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable, []apiError{{Code: http.StatusServiceUnavailable, Message: strings.TrimPrefix(err.Error(), ErrBusy.Error()+": ")}}
+	case errors.Is(err, store.ErrLastAdmin):
+		return http.StatusConflict, []apiError{{Code: http.StatusConflict, Message: strings.TrimPrefix(err.Error(), "store: ") + "; make another user an admin first"}}
 	case errors.Is(err, store.ErrFull):
 		return http.StatusServiceUnavailable, []apiError{{Code: http.StatusServiceUnavailable, Message: "the store is full"}}
 	case errors.Is(err, store.ErrClosed):

@@ -117,6 +117,10 @@ func (s *Server) putUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if name == who(c).User && role < who(c).Role {
+		s.fail(c, errorf(http.StatusConflict, "you cannot lower your own role; another admin can"))
+		return
+	}
 	u := store.User{Name: name, Role: role.String(), CreatedAt: s.opts.Now().UTC()}
 	if old, err := s.st.User(name); err == nil {
 		u.CreatedAt, u.PasswordHash = old.CreatedAt, old.PasswordHash
@@ -142,7 +146,17 @@ func (s *Server) putUser(c *gin.Context) {
 		c.Header("Location", "/api/v1/users/"+name)
 	}
 	s.log.Info("api user saved", "user", name, "role", u.Role, "by", who(c).User, "created", created)
+	if hash != nil && !created {
+		s.revoked(name)
+	}
 	reply(c, status, cachePrivate, out)
+}
+
+// revoked ends the live streams of a user whose tokens a new password (or
+// the user's removal) revoked.
+func (s *Server) revoked(user string) {
+	s.hub.closeWhere(func(cl *wsClient) bool { return cl.user == user })
+	s.log.Info("api: the user's tokens are revoked and live streams closed", "user", user)
 }
 
 func (s *Server) patchUser(c *gin.Context) {
@@ -180,6 +194,9 @@ func (s *Server) patchUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if hash != nil {
+		s.revoked(u.Name)
+	}
 	out := userView(u)
 	out.Password = shown
 	reply(c, http.StatusOK, cachePrivate, out)
@@ -196,6 +213,7 @@ func (s *Server) deleteUser(c *gin.Context) {
 		return
 	}
 	s.log.Info("api user removed", "user", name, "by", who(c).User)
+	s.revoked(name)
 	c.Status(http.StatusNoContent)
 }
 
@@ -270,6 +288,11 @@ func (s *Server) createToken(c *gin.Context) {
 		return
 	}
 	now := s.opts.Now()
+	// A token cannot outlive the one that made it: a stolen session must
+	// not mint a key that never expires.
+	if !p.Expires.IsZero() && (ttl == 0 || now.Add(ttl).After(p.Expires)) {
+		ttl = p.Expires.Sub(now)
+	}
 	bearer, t := newToken(p.User, role, "api", req.Name, now, ttl)
 	if err := s.st.PutToken(t, now); err != nil {
 		s.fail(c, err)
@@ -285,9 +308,11 @@ func (s *Server) createToken(c *gin.Context) {
 }
 
 func (s *Server) deleteToken(c *gin.Context) {
-	if err := s.st.DeleteToken(c.Param("id")); err != nil {
+	id := c.Param("id")
+	if err := s.st.DeleteToken(id); err != nil {
 		s.fail(c, err)
 		return
 	}
+	s.hub.closeWhere(func(cl *wsClient) bool { return cl.token == id })
 	c.Status(http.StatusNoContent)
 }

@@ -47,8 +47,10 @@ type hub struct {
 }
 
 type wsClient struct {
-	sources, quantities []string // filters; empty means all
-	addr                string   // the source address
+	sources, quantities []string  // filters; empty means all
+	addr                string    // the source address
+	user, token         string    // who opened it (empty: anonymous, open reads)
+	expires             time.Time // when its token expires (zero: never)
 	send                chan []byte
 	once                sync.Once
 	done                chan struct{}
@@ -159,6 +161,20 @@ func (h *hub) released(c *wsClient) {
 	}
 }
 
+// closeWhere ends the streams for which match is true: their token was
+// revoked, or their user's credentials changed.
+func (h *hub) closeWhere(match func(*wsClient) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.clients {
+		if match(c) {
+			delete(h.clients, c)
+			h.released(c)
+			c.stop()
+		}
+	}
+}
+
 // close ends every stream and waits for their goroutines.
 func (h *hub) close() {
 	h.mu.Lock()
@@ -189,8 +205,9 @@ func (s *Server) ws(c *gin.Context) {
 	if err != nil {
 		return // Upgrade answered the client
 	}
+	p := who(c)
 	cl := &wsClient{sources: splitList(c.Query("source")), quantities: splitList(c.Query("quantity")), addr: addr,
-		send: make(chan []byte, wsQueue), done: make(chan struct{})}
+		user: p.User, token: p.Token, expires: p.Expires, send: make(chan []byte, wsQueue), done: make(chan struct{})}
 	if !s.hub.add(cl) {
 		_ = conn.Close() // shutting down
 		return
@@ -232,6 +249,11 @@ func (s *Server) wsWrite(conn *websocket.Conn, cl *wsClient) {
 				return
 			}
 		case <-ping.C:
+			if !s.stillValid(cl) {
+				s.hub.remove(cl)
+				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "token expired or revoked"), time.Now().Add(time.Second))
+				return
+			}
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
 				s.hub.remove(cl)
 				return
@@ -241,6 +263,25 @@ func (s *Server) wsWrite(conn *websocket.Conn, cl *wsClient) {
 			return
 		}
 	}
+}
+
+// stillValid reports whether the token a stream was opened with still
+// holds: not expired, not revoked, its user still there. Revocations
+// through the API close streams at once; this catches expiry and changes
+// made elsewhere (the fieldgate user command), at every ping.
+func (s *Server) stillValid(cl *wsClient) bool {
+	if cl.token == "" {
+		return true // anonymous: open reads
+	}
+	if !cl.expires.IsZero() && !s.opts.Now().Before(cl.expires) {
+		return false
+	}
+	t, err := s.st.Token(cl.token)
+	if err != nil || t.Expired(s.opts.Now()) {
+		return false
+	}
+	_, err = s.st.User(t.User)
+	return err == nil
 }
 
 // watchStatus broadcasts the status whenever its verdict, the uplink's

@@ -42,6 +42,10 @@ var (
 	// full disk, it is a failure of the device: health checks fail on it.
 	ErrLogBroken = errors.New("store: the write-ahead log failed a write or sync")
 
+	// ErrLastAdmin is returned when a change would leave no user with the
+	// admin role: nobody could manage the accounts any more.
+	ErrLastAdmin = errors.New("store: the last admin must stay an admin")
+
 	// ErrInvalidReading is returned when a reading lacks a source, quantity or
 	// time, or its value is not a finite number.
 	ErrInvalidReading = errors.New("store: invalid reading")

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -48,31 +49,72 @@ func (t *Token) Expired(now time.Time) bool {
 }
 
 // PutUser creates or replaces a user and reports whether it was created.
+// A new password revokes every token of the user in the same transaction.
+// It refuses (ErrLastAdmin) to leave the store without an admin.
 func (s *Store) PutUser(u User) (created bool, err error) {
 	if u.Name == "" || len(u.Name) > MaxSourceLen {
 		return false, fmt.Errorf("store: user name must be 1 to %d bytes", MaxSourceLen)
 	}
 	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bUsers)
-		created = b.Get([]byte(u.Name)) == nil
-		return putJSON(b, u.Name, u)
+		var old User
+		created = getJSON(b, "user", u.Name, &old) != nil
+		return saveUser(tx, old, u, !created)
 	})
 	return created, err
 }
 
-// UpdateUser applies fn to the stored user in one transaction.
+// UpdateUser applies fn to the stored user in one transaction, with
+// PutUser's rules.
 func (s *Store) UpdateUser(name string, fn func(*User) error) error {
 	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bUsers)
-		var u User
-		if err := getJSON(b, "user", name, &u); err != nil {
+		var old User
+		if err := getJSON(tx.Bucket(bUsers), "user", name, &old); err != nil {
 			return err
 		}
+		u := old
+		u.PasswordHash = slices.Clone(old.PasswordHash)
 		if err := fn(&u); err != nil {
 			return err
 		}
-		return putJSON(b, name, u)
+		return saveUser(tx, old, u, true)
 	})
+}
+
+// saveUser stores u over old (existed says there was one): a changed
+// password revokes the user's tokens, and the last admin stays an admin.
+func saveUser(tx *bolt.Tx, old, u User, existed bool) error {
+	if existed && old.Role == RoleAdminName && u.Role != RoleAdminName {
+		if err := keepAnAdmin(tx, u.Name); err != nil {
+			return err
+		}
+	}
+	if existed && !bytes.Equal(old.PasswordHash, u.PasswordHash) {
+		if err := deleteTokens(tx, func(t *Token) bool { return t.User == u.Name }); err != nil {
+			return err
+		}
+	}
+	return putJSON(tx.Bucket(bUsers), u.Name, u)
+}
+
+// RoleAdminName is the role that manages users: the store never lets the
+// last account that has it lose it.
+const RoleAdminName = "admin"
+
+// keepAnAdmin refuses (ErrLastAdmin) when no user but except is an admin.
+func keepAnAdmin(tx *bolt.Tx, except string) error {
+	others := false
+	err := tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
+		var u User
+		if json.Unmarshal(v, &u) == nil && u.Role == RoleAdminName && string(k) != except {
+			others = true
+		}
+		return nil
+	})
+	if err == nil && !others {
+		err = fmt.Errorf("%w: %q is the only admin", ErrLastAdmin, except)
+	}
+	return err
 }
 
 // User returns the named user, or ErrNotFound.
@@ -86,12 +128,19 @@ func (s *Store) Users() ([]User, error) {
 	return listJSON[User](s, bUsers, "user")
 }
 
-// DeleteUser removes a user and every token it owns. ErrNotFound if absent.
+// DeleteUser removes a user and every token it owns. ErrNotFound if
+// absent; ErrLastAdmin if it is the last admin.
 func (s *Store) DeleteUser(name string) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bUsers)
-		if b.Get([]byte(name)) == nil {
-			return fmt.Errorf("%w: user %q", ErrNotFound, name)
+		var u User
+		if err := getJSON(b, "user", name, &u); err != nil {
+			return err
+		}
+		if u.Role == RoleAdminName {
+			if err := keepAnAdmin(tx, name); err != nil {
+				return err
+			}
 		}
 		if err := b.Delete([]byte(name)); err != nil {
 			return err

@@ -10,6 +10,9 @@ import (
 
 func TestUsersAndTokens(t *testing.T) {
 	s := mustOpen(t, Options{})
+	if _, err := s.PutUser(User{Name: "root", Role: "admin", PasswordHash: []byte("r")}); err != nil {
+		t.Fatal(err)
+	}
 	if created, err := s.PutUser(User{Name: "ana", Role: "technician", PasswordHash: []byte("h")}); err != nil || !created {
 		t.Fatalf("PutUser: %v created=%v", err, created)
 	}
@@ -55,7 +58,7 @@ func TestUsersAndTokens(t *testing.T) {
 	if toks, _ := s.Tokens(); len(toks) != 0 {
 		t.Errorf("tokens of a deleted user survive: %+v", toks)
 	}
-	if users, err := s.Users(); err != nil || len(users) != 0 {
+	if users, err := s.Users(); err != nil || len(users) != 1 {
 		t.Errorf("Users = %v, %v", users, err)
 	}
 }
@@ -93,5 +96,47 @@ func TestMigrationAddsUsers(t *testing.T) {
 	}
 	if n := s.Stats().Readings; n != 1 {
 		t.Errorf("%d readings after migration, want 1", n)
+	}
+}
+
+// TestNewPasswordRevokesTokensAndTheLastAdminStays: a password changed or
+// reset revokes the user's sessions and API tokens in the same
+// transaction; the last admin can be neither demoted nor removed.
+func TestNewPasswordRevokesTokensAndTheLastAdminStays(t *testing.T) {
+	s := mustOpen(t, Options{})
+	if _, err := s.PutUser(User{Name: "root", Role: "admin", PasswordHash: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s1", "k1"} {
+		if err := s.PutToken(Token{ID: id, SecretHash: []byte(id), User: "root", Kind: "api"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UpdateUser("root", func(u *User) error { u.Role = "admin"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if toks, _ := s.Tokens(); len(toks) != 2 {
+		t.Fatalf("tokens after a change that kept the password: %v", toks)
+	}
+	if err := s.UpdateUser("root", func(u *User) error { u.PasswordHash = []byte("b"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if toks, _ := s.Tokens(); len(toks) != 0 {
+		t.Errorf("tokens after a new password: %v", toks)
+	}
+	if err := s.UpdateUser("root", func(u *User) error { u.Role = "viewer"; return nil }); !errors.Is(err, ErrLastAdmin) {
+		t.Errorf("demoting the last admin: %v", err)
+	}
+	if _, err := s.PutUser(User{Name: "root", Role: "technician", PasswordHash: []byte("b")}); !errors.Is(err, ErrLastAdmin) {
+		t.Errorf("replacing the last admin with a technician: %v", err)
+	}
+	if err := s.DeleteUser("root"); !errors.Is(err, ErrLastAdmin) {
+		t.Errorf("removing the last admin: %v", err)
+	}
+	if _, err := s.PutUser(User{Name: "eve", Role: "admin", PasswordHash: []byte("e")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUser("root"); err != nil {
+		t.Errorf("removing an admin when another remains: %v", err)
 	}
 }
