@@ -24,7 +24,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	// Compress answers for browsers on a slow Wi-Fi (a day's series is ~30 KB
 	// of JSON, 5 KB gzip'd); not the streams: exports, the WebSocket and
 	// /metrics (which compresses itself).
-	e.Use(s.recovery, s.logRequests, gzip.Gzip(gzip.DefaultCompression,
+	e.Use(s.recovery, s.logRequests, s.checkHost, gzip.Gzip(gzip.DefaultCompression,
 		gzip.WithExcludedPaths([]string{"/api/v1/readings/export", "/api/v1/ws", "/metrics"}),
 		gzip.WithExcludedPathsRegexs([]string{`^/api/v1/exports/[^/]+/file$`})))
 	if len(s.opts.CORSOrigins) > 0 {

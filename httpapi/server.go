@@ -81,6 +81,11 @@ type Options struct {
 	OpenReads bool
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
+	// Hosts are names (or addresses) clients may use for the gateway
+	// besides those it knows itself (its hostname, hostname.local, its
+	// interface addresses, localhost): a DNS name given to it, or the name
+	// a reverse proxy passes on. Any other Host is refused with 421.
+	Hosts []string
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	// None by default: the client is the TCP peer.
 	TrustedProxies []string
@@ -160,6 +165,7 @@ type Server struct {
 	stopped   chan struct{}
 	closing   sync.Once
 	conns     atomic.Pointer[connLimiter] // set by Listen
+	hosts     *hostGuard
 }
 
 // New builds the API over deps.
@@ -177,6 +183,7 @@ func New(deps Deps, o Options) (*Server, error) {
 		stop:      make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.hub = newHub(deps.Store.GatewayID())
+	s.hosts = newHostGuard(o.Hosts, o.Now)
 	s.metrics = newMetrics(s)
 	if o.ExportDir == "" {
 		return nil, fmt.Errorf("httpapi: Options.ExportDir is required")

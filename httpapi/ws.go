@@ -315,8 +315,10 @@ func (s *Server) watchStatus(stop <-chan struct{}) {
 	}
 }
 
-// sameOriginOrAllowed accepts browsers from the gateway's own origin or a
-// configured CORS origin, and non-browser clients (no Origin).
+// sameOriginOrAllowed accepts browsers from one of the gateway's own names
+// (see hostGuard: comparing Origin with Host is no check once DNS
+// rebinding made both the attacker's name) or a configured CORS origin,
+// and non-browser clients (no Origin).
 func (s *Server) sameOriginOrAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -326,7 +328,7 @@ func (s *Server) sameOriginOrAllowed(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	return strings.EqualFold(u.Host, r.Host) || slices.Contains(s.opts.CORSOrigins, origin)
+	return (strings.EqualFold(u.Host, r.Host) && s.hosts.allowed(u.Host)) || slices.Contains(s.opts.CORSOrigins, origin)
 }
 
 func splitList(v string) []string {

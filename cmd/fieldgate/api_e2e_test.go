@@ -146,6 +146,12 @@ func TestUserCommands(t *testing.T) {
 	if out, err := runUser("list"); err != nil || !strings.Contains(out, "ana   admin") {
 		t.Errorf("list: %v\n%s", err, out)
 	}
+	if _, err := runUser("remove", "ana"); err == nil || !strings.Contains(err.Error(), "only admin") {
+		t.Errorf("removing the last admin: %v", err)
+	}
+	if _, err := runUser("add", "cid", "-role", "admin"); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := runUser("remove", "ana"); err != nil || !strings.Contains(out, "removed") {
 		t.Errorf("remove: %v %s", err, out)
 	}

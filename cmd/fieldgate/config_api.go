@@ -22,9 +22,14 @@ type APIConfig struct {
 	// TrustedProxies are reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Hosts are names the gateway answers to besides its hostname,
+	// hostname.local, its addresses and localhost (DNS rebinding: any
+	// other Host gets 421).
+	Hosts []string `yaml:"hosts"`
 	// MaxConnections caps the API's open connections, so that sockets
 	// held open to it cannot starve the MQTT broker of file descriptors;
-	// more wait in the kernel's queue until one closes.
+	// past it, or past one address's share of it (an eighth), a new
+	// connection is closed at once.
 	MaxConnections int `yaml:"max_connections"`
 	// RateLimit and RateBurst bound each client's requests per second.
 	RateLimit float64 `yaml:"rate_limit"`
@@ -86,7 +91,7 @@ func validateAPI(c *Config, add func(path, format string, args ...any)) {
 func (c *Config) apiOptions() httpapi.Options {
 	a := c.API
 	return httpapi.Options{
-		Version: version, GatewayName: c.Gateway.Name, OpenReads: a.OpenReads, CORSOrigins: a.CORSOrigins, TrustedProxies: a.TrustedProxies,
+		Version: version, GatewayName: c.Gateway.Name, OpenReads: a.OpenReads, CORSOrigins: a.CORSOrigins, TrustedProxies: a.TrustedProxies, Hosts: a.Hosts,
 		RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxBodyBytes: int64(a.MaxBodySize),
 		SessionTTL: time.Duration(a.SessionTTL), ExportDir: filepath.Join(c.DataDir, "exports"),
 		AutonomyWarning: time.Duration(c.Uplink.AutonomyWarning),
