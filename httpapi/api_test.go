@@ -156,7 +156,7 @@ func TestStatusSaysUploadsAreHeld(t *testing.T) {
 	if st.Health.State != "degraded" || !slices.Contains(st.Health.Reasons, why) {
 		t.Errorf("health = %+v, want degraded saying why uploads wait", st.Health)
 	}
-	m := e.do(req{method: "GET", path: "/metrics"})
+	m := e.do(req{method: "GET", path: "/metrics", role: RoleViewer})
 	for _, want := range []string{"fieldgate_uplink_held_readings 54", "fieldgate_uplink_hold_left_seconds 82800"} {
 		if !strings.Contains(string(m.body), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -67,7 +67,7 @@ func TestStatusReportsAutonomy(t *testing.T) {
 	if st.Autonomy.Summary == "" || st.Autonomy.DiskFree <= 0 || st.Autonomy.WarnBelowSeconds != 30*24*3600 {
 		t.Errorf("autonomy = %+v", st.Autonomy)
 	}
-	m := e.do(req{method: "GET", path: "/metrics"})
+	m := e.do(req{method: "GET", path: "/metrics", role: RoleViewer})
 	for _, want := range []string{"fieldgate_ingest_readings_per_hour ", "fieldgate_store_bytes_per_reading ", "fieldgate_store_disk_free_bytes "} {
 		if !strings.Contains(string(m.body), want) {
 			t.Errorf("/metrics lacks %q", want)

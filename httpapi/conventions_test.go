@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -186,10 +187,19 @@ func TestRateLimit(t *testing.T) {
 	if r := e.do(req{method: "GET", path: "/api/v1/status"}); r.StatusCode != 200 {
 		t.Errorf("after waiting → %d", r.StatusCode)
 	}
-	// Probes are not rate limited.
+	// Probes share the client's limit (a loop polling them is a flood
+	// like any other); the watchdog's in-process check does not.
+	e.now = e.now.Add(2 * time.Second)
+	codes := map[int]int{}
 	for range 5 {
-		if r := e.do(req{method: "GET", path: "/healthz"}); r.StatusCode != 200 {
-			t.Fatalf("healthz → %d", r.StatusCode)
+		codes[e.do(req{method: "GET", path: "/healthz"}).StatusCode]++
+	}
+	if codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("five /healthz at once → %v, want the limit to apply", codes)
+	}
+	for range 5 {
+		if err := e.srv.CheckHealth(context.Background()); err != nil {
+			t.Fatalf("the watchdog's check: %v", err)
 		}
 	}
 }
@@ -229,8 +239,19 @@ func TestProbes(t *testing.T) {
 			t.Errorf("%s → %d: %s", p, r.StatusCode, r.body)
 		}
 	}
+	// /readyz's MQTT round trip is made at most once a second, however
+	// often it is asked.
+	for range 5 {
+		e.do(req{method: "GET", path: "/readyz"})
+	}
+	if e.broker.probes != 1 {
+		t.Errorf("six /readyz within a second made %d MQTT probes, want 1", e.broker.probes)
+	}
 	e.append("esp-1", "temperature", 2)
-	r := e.do(req{method: "GET", path: "/metrics"})
+	if r := e.do(req{method: "GET", path: "/metrics"}); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics with reads closed and no token → %d, want 401", r.StatusCode)
+	}
+	r := e.do(req{method: "GET", path: "/metrics", role: RoleViewer})
 	for _, want := range []string{"fieldgate_readings_committed_total 2", "fieldgate_store_readings 2", "fieldgate_uplink_online 1",
 		"fieldgate_mqtt_clients 2", `fieldgate_sensor_state{sensor="lab",source="sim-lab",state="ok"} 1`, "go_goroutines", "fieldgate_commit_duration_seconds_bucket"} {
 		if !strings.Contains(string(r.body), want) {

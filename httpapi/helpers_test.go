@@ -37,10 +37,16 @@ type fakeBroker struct {
 	stats        broker.Stats
 	disconnected []string
 	probeErr     error
+	probes       int
 }
 
-func (f *fakeBroker) Stats() broker.Stats                    { return f.stats }
-func (f *fakeBroker) Probe(context.Context) error            { return f.probeErr }
+func (f *fakeBroker) Stats() broker.Stats { return f.stats }
+func (f *fakeBroker) Probe(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes++
+	return f.probeErr
+}
 func (f *fakeBroker) LiveDevice(d store.Device) store.Device { return d }
 func (f *fakeBroker) Disconnect(id string) {
 	f.mu.Lock()

@@ -92,10 +92,9 @@ func normalHost(host string) string {
 }
 
 // checkHost answers 421 Misdirected Request to a request for a name that
-// is not the gateway's. A request made in process (the watchdog's) has no
-// Host.
+// is not the gateway's (or for none: HTTP/1.1 requires one).
 func (s *Server) checkHost(c *gin.Context) {
-	if h := c.Request.Host; h != "" && !s.hosts.allowed(h) {
+	if h := c.Request.Host; !internal(c.Request) && !s.hosts.allowed(h) {
 		s.fail(c, errorf(http.StatusMisdirectedRequest, "this gateway does not answer to %s; use its address or a name in api.hosts", quote(normalHost(h))))
 		return
 	}

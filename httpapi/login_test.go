@@ -40,7 +40,7 @@ func TestLoginGuessingIsThrottled(t *testing.T) {
 	if r := login("guess-7"); r.StatusCode != 401 {
 		t.Fatalf("a success resets the count: %d %s", r.StatusCode, r.body)
 	}
-	m := e.do(req{method: "GET", path: "/metrics"})
+	m := e.do(req{method: "GET", path: "/metrics", role: RoleViewer})
 	for _, want := range []string{"fieldgate_login_failures_total 7", "fieldgate_login_throttled_total 2"} {
 		if !strings.Contains(string(m.body), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -79,6 +79,10 @@ func (s *Server) limitBody(c *gin.Context) {
 // rateLimit answers 429 with Retry-After once a client (by ClientIP, which
 // believes X-Forwarded-For only from trusted proxies) exceeds its budget.
 func (s *Server) rateLimit(c *gin.Context) {
+	if internal(c.Request) {
+		c.Next()
+		return
+	}
 	if wait := s.limiter.take(c.ClientIP()); wait > 0 {
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		s.metrics.limited.Inc()

@@ -45,9 +45,12 @@ func (s *Server) routes() (*gin.Engine, error) {
 	})
 
 	s.pageRoutes(e)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.serveMetrics)
+	// Probes and metrics share each client's rate limit (the watchdog's
+	// in-process check is exempt: see CheckHealth); /metrics is a read,
+	// which needs a token unless reads are open.
+	e.GET("/healthz", s.rateLimit, s.healthz)
+	e.GET("/readyz", s.rateLimit, s.readyz)
+	e.GET("/metrics", s.rateLimit, s.authenticate, s.require(RoleViewer), s.serveMetrics)
 
 	produces := map[string][]string{
 		"/api/v1/readings/export":  {"text/csv", "application/x-ndjson", "application/json"},

@@ -166,6 +166,7 @@ type Server struct {
 	closing   sync.Once
 	conns     atomic.Pointer[connLimiter] // set by Listen
 	hosts     *hostGuard
+	probe     probeCache // /readyz's broker probe
 }
 
 // New builds the API over deps.

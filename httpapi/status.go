@@ -349,7 +349,7 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	if s.deps.Broker != nil {
 		checks["mqtt"] = "ok"
-		if err := s.deps.Broker.Probe(ctx); err != nil {
+		if err := s.probe.get(ctx, s.opts.Now(), s.deps.Broker.Probe); err != nil {
 			status, checks["mqtt"] = http.StatusServiceUnavailable, "no CONNACK: "+err.Error()
 		}
 	}
@@ -358,6 +358,27 @@ func (s *Server) readyz(c *gin.Context) {
 		verdict = "not ready"
 	}
 	reply(c, status, "no-store", map[string]any{"status": verdict, "checks": checks})
+}
+
+// probeCache keeps the broker probe's outcome for a second: every /readyz
+// used to open an MQTT connection, which a client polling it in a loop
+// turned into a connection flood of the gateway's own making.
+type probeCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+// get returns the last probe's outcome if it is under a second old, or
+// probes again.
+func (p *probeCache) get(ctx context.Context, now time.Time, probe func(context.Context) error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && now.Sub(p.at) < time.Second && now.After(p.at.Add(-time.Second)) {
+		return p.err
+	}
+	p.err, p.at = probe(ctx), now
+	return p.err
 }
 
 // holdLeft is how long until readings held for the clock go flagged

@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -99,17 +97,7 @@ func (s *apiServer) check(ctx context.Context) error {
 		return errors.New("api: the server stopped serving its listener")
 	default:
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/healthz", nil)
-	if err != nil {
-		return err
-	}
-	req.RemoteAddr = "127.0.0.1:0"
-	rec := httptest.NewRecorder()
-	s.api.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		return fmt.Errorf("api: /healthz answered %d: %s", rec.Code, strings.TrimSpace(rec.Body.String()))
-	}
-	return nil
+	return s.api.CheckHealth(ctx)
 }
 
 // close stops taking requests, lets running ones finish within the

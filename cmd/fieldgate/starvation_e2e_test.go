@@ -78,7 +78,8 @@ func TestMQTTSurvivesRunningOutOfDescriptors(t *testing.T) {
 
 // TestReadyzSaysWhyDevicesCannotConnect: /readyz runs a real MQTT CONNECT;
 // when the broker's connection cap is reached it answers 503 with the
-// reason, and 200 again once a slot frees.
+// reason (within a second: the probe's outcome is kept that long), and
+// 200 again once a slot frees.
 func TestReadyzSaysWhyDevicesCannotConnect(t *testing.T) {
 	bin := daemontest.Build(t)
 	dir := t.TempDir()
@@ -110,7 +111,10 @@ func TestReadyzSaysWhyDevicesCannotConnect(t *testing.T) {
 		}
 		clients = append(clients, c)
 	}
-	code, body := ready()
+	// The probe's outcome is kept a second: the next one sees the cap.
+	var code int
+	var body map[string]any
+	daemontest.WaitUntil(t, 10*time.Second, func() bool { code, body = ready(); return code != http.StatusOK })
 	checks, _ := body["checks"].(map[string]any)
 	if code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(checks["mqtt"]), "the cap is 2") {
 		t.Fatalf("readyz with the broker full: %d %v, want 503 naming the connection cap", code, body)
