@@ -11,7 +11,7 @@ import (
 // ErrBehind is returned by Append while checkpoints fail (a full disk) or
 // fall behind, and the head has reached its hard bound (twice its bounds):
 // nothing more is accepted until a checkpoint succeeds.
-var ErrBehind = errors.New("store: checkpoints are failing and the in-memory head is full")
+var ErrBehind = errors.New("store: the in-memory head is full: checkpoints fail or fall behind")
 
 // lead commits as the leader: it waits out the sync window, lets the
 // clients answered by the last commit come back (see gather), takes what is

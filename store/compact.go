@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -121,24 +122,117 @@ func (s *Store) failStore(err error) error {
 // ErrFailed): the daemon exits then, so that its supervisor restarts it.
 func (s *Store) Failed() <-chan struct{} { return s.failed }
 
+// ErrCompactionYielded is returned by Compact when it gave up its copy so
+// that checkpoints could run: the head was filling while it held the file.
+var ErrCompactionYielded = errors.New("store: compaction gave way to checkpoints")
+
 // copyTo writes a compacted copy of the store to tmp, reading it in
-// transactions of compactTxBytes while readers carry on.
+// transactions of compactTxBytes while readers carry on. The copy holds
+// the file against checkpoints; if the head fills to one and a half times
+// its bounds meanwhile, the copy is abandoned within 4096 keys and
+// ErrCompactionYielded returned: ingest comes before tidiness.
 func (s *Store) copyTo(tmp string) error {
 	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, NoFreelistSync: s.opts.boltOptions().NoFreelistSync, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return fmt.Errorf("store: compact: create %s: %w", tmp, err)
 	}
 	s.dbMu.RLock()
-	err = bolt.Compact(dst, s.db, compactTxBytes)
+	err = copyDB(dst, s.db, compactTxBytes, s.headFilling)
 	s.dbMu.RUnlock()
 	if err != nil {
 		_ = dst.Close() // the copy is abandoned; its error adds nothing
+		if errors.Is(err, ErrCompactionYielded) {
+			return err
+		}
 		return fmt.Errorf("store: compact: copy: %w", err)
 	}
 	if err := dst.Close(); err != nil { // bbolt fsyncs every commit; Close releases the lock
 		return fmt.Errorf("store: compact: close copy: %w", err)
 	}
 	return nil
+}
+
+// copyDB copies every bucket of src into dst, packed full, committing dst
+// every txMax bytes; every 4096 keys it asks stop whether to give up
+// (ErrCompactionYielded). It is bbolt's Compact with that way out.
+func copyDB(dst, src *bolt.DB, txMax int64, stop func() bool) error {
+	tx, err := dst.Begin(true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }() // after a commit it only reports ErrTxClosed
+	size, n := int64(0), 0
+	// put stores k, v in the bucket at path (v nil: a bucket, with seq),
+	// committing first when the transaction is full; every 4096 keys it
+	// asks stop.
+	put := func(path [][]byte, k, v []byte, seq uint64) error {
+		if n++; n%4096 == 0 && stop() {
+			return ErrCompactionYielded
+		}
+		if size += int64(len(k) + len(v)); size > txMax {
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			next, err := dst.Begin(true)
+			if err != nil {
+				return err
+			}
+			tx, size = next, 0
+		}
+		var b *bolt.Bucket
+		var err error
+		switch {
+		case len(path) == 0:
+			b, err = tx.CreateBucket(k)
+		case v == nil:
+			b, err = lookupBucket(tx, path).CreateBucket(k)
+		default:
+			b = lookupBucket(tx, path)
+			b.FillPercent = 1.0
+			return b.Put(k, v)
+		}
+		if err != nil {
+			return err
+		}
+		return b.SetSequence(seq)
+	}
+	err = src.View(func(stx *bolt.Tx) error {
+		return stx.ForEach(func(name []byte, sb *bolt.Bucket) error { return copyBucket(sb, nil, name, put) })
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// copyBucket copies sb, named name in the bucket at path, with put.
+func copyBucket(sb *bolt.Bucket, path [][]byte, name []byte, put func(path [][]byte, k, v []byte, seq uint64) error) error {
+	if err := put(path, name, nil, sb.Sequence()); err != nil {
+		return err
+	}
+	path = append(slices.Clip(path), name)
+	return sb.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return copyBucket(sb.Bucket(k), path, k, put)
+		}
+		return put(path, k, v, 0)
+	})
+}
+
+// lookupBucket returns the bucket at path in tx.
+func lookupBucket(tx *bolt.Tx, path [][]byte) *bolt.Bucket {
+	b := tx.Bucket(path[0])
+	for _, p := range path[1:] {
+		b = b.Bucket(p)
+	}
+	return b
+}
+
+// headFilling reports whether the head holds one and a half times its
+// bounds.
+func (s *Store) headFilling() bool {
+	h := s.head.stats()
+	return 2*h.readings >= 3*s.opts.HeadMaxReadings || 2*s.wal.Stats().LiveBytes >= 3*s.opts.HeadMaxBytes
 }
 
 func fileSize(path string) (int64, error) {

@@ -132,3 +132,35 @@ func TestFailedReopenAfterCompactionFailsTheStore(t *testing.T) {
 		t.Error("Close after a failed reopen reported no error, but the final checkpoint could not run")
 	}
 }
+
+// TestCompactionCopyGivesWay: the copy holds the file against checkpoints,
+// so it stops (ErrCompactionYielded) as soon as it is asked to, and a
+// copy left alone holds every key, bucket and sequence of the original.
+func TestCompactionCopyGivesWay(t *testing.T) {
+	s := mustOpen(t, Options{})
+	fill(t, s, "a", 10_000)
+	mustCheckpoint(t, s)
+	for _, stopAt := range []int{1, 0} {
+		dst, err := bolt.Open(filepath.Join(t.TempDir(), "copy.db"), 0o600, nil)
+		mustDo(t, err)
+		asked := 0
+		err = copyDB(dst, s.db, 1<<20, func() bool { asked++; return asked == stopAt })
+		switch {
+		case stopAt == 1 && !errors.Is(err, ErrCompactionYielded):
+			t.Fatalf("copy asked to stop: %v", err)
+		case stopAt == 0:
+			mustDo(t, err)
+			mustDo(t, s.view(func(src *bolt.Tx) error {
+				return dst.View(func(tx *bolt.Tx) error {
+					for _, name := range allBuckets {
+						if a, b := src.Bucket(name).Stats().KeyN, tx.Bucket(name).Stats().KeyN; a != b || src.Bucket(name).Sequence() != tx.Bucket(name).Sequence() {
+							t.Errorf("bucket %s: %d keys, copy %d", name, a, b)
+						}
+					}
+					return nil
+				})
+			}))
+		}
+		mustDo(t, dst.Close())
+	}
+}

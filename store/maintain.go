@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,7 +48,10 @@ func (s *Store) maintainOnce(periodic bool) {
 	if err := s.applyRetention(); err != nil {
 		s.log.Error("store: retention failed", "err", err)
 	}
-	if err := s.compactIfBloated(); err != nil {
+	switch err := s.compactIfBloated(); {
+	case errors.Is(err, ErrCompactionYielded):
+		s.log.Info("store: compaction gave way to checkpoints; it is tried again later")
+	case err != nil:
 		s.log.Error("store: compaction failed", "err", err)
 	}
 }

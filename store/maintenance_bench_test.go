@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,8 +20,10 @@ import (
 // beside work that used to hold commits up: "readers" runs an export
 // (Walk) and a Count over one series of FIELDGATE_BENCH_SERIES readings
 // (default 10M) without pause, "compaction" compacts the store without
-// pause; "quiet" is the same clients alone. Each reports p50 and p99 in ms,
-// and commits/s. Run with -benchtime 1x: the fill takes minutes.
+// pause (a compaction that would let the head fill gives way: see
+// ErrCompactionYielded); "quiet" is the same clients alone. Each reports
+// p50, p99 and the longest in ms, and commits/s. Run with -benchtime 1x:
+// the fill takes minutes.
 func BenchmarkCommitUnderMaintenance(b *testing.B) {
 	n := 10_000_000
 	if v := os.Getenv("FIELDGATE_BENCH_SERIES"); v != "" {
@@ -59,7 +62,12 @@ func BenchmarkCommitUnderMaintenance(b *testing.B) {
 			}
 			return s.Walk(long, func(Reading) error { return nil })
 		}},
-		{"compaction", s.Compact},
+		{"compaction", func() error {
+			if err := s.Compact(); err != nil && !errors.Is(err, ErrCompactionYielded) {
+				return err
+			}
+			return nil
+		}},
 	}
 	for _, load := range loads {
 		b.Run(load.name, func(b *testing.B) {
