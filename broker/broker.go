@@ -151,10 +151,14 @@ type Stats struct {
 	// (implausible device timestamps).
 	AuthFailures, AuthThrottled, ConnectLimited, ACLDenied, RateLimited, Flagged uint64
 	// StoreFailures: publishes refused because the commit failed;
-	// RetainDropped: retain flags dropped at the cap; QuantityCapped:
-	// publishes with readings of a new quantity past a device's cap.
-	StoreFailures, RetainDropped, QuantityCapped uint64
-	Guard                                        GuardStats
+	// RetainDropped: retain flags (of publishes and wills) dropped at a
+	// device's share or the cap; QuantityCapped: publishes with readings of
+	// a new quantity past a device's cap; WillsRefused: CONNECTs refused
+	// for a will over the size limit.
+	StoreFailures, RetainDropped, QuantityCapped, WillsRefused uint64
+	// Retained and DelayedWills are held now.
+	Retained, DelayedWills int
+	Guard                  GuardStats
 }
 
 // Broker is fieldgate's embedded MQTT broker.
@@ -170,6 +174,8 @@ type Broker struct {
 	quantities *quantities
 	activity   activity
 	hook       *hook
+	retained   *retainedBook // retained messages clients hold
+	wills      delayedWills  // wills waiting for their delay
 
 	probeSecret []byte             // the password of the broker's own health probe
 	logins      *throttle.Throttle // failed logins per address and device id
@@ -181,6 +187,10 @@ type Broker struct {
 	done    chan struct{}
 	closed  atomic.Bool
 }
+
+// maxSessionExpiry bounds how long a disconnected client's session (and
+// with it a delayed will) is kept.
+const maxSessionExpiry = 24 * time.Hour
 
 // New configures a broker; Start opens its listeners.
 func New(st Store, o Options) (*Broker, error) {
@@ -200,7 +210,7 @@ func New(st Store, o Options) (*Broker, error) {
 	caps.ReceiveMaximum = o.ReceiveMaximum
 	caps.MaximumInflight = 1024
 	caps.TopicAliasMaximum = 0
-	caps.MaximumSessionExpiryInterval = 24 * 3600
+	caps.MaximumSessionExpiryInterval = uint32(maxSessionExpiry.Seconds())
 	caps.MaximumMessageExpiryInterval = 24 * 3600
 	// Sized for sensor nodes, which publish small packets and subscribe to
 	// little: mochi's default queue of 8192 outbound packets and 2 KiB
@@ -211,7 +221,8 @@ func New(st Store, o Options) (*Broker, error) {
 	b.inline, _ = b.server.Clients.Get(mqtt.InlineClientId) // made by mqtt.New with InlineClient
 	b.limits = newDevLimits(o)
 	b.quantities = &quantities{max: o.MaxQuantities, series: st.Series, devs: map[string]map[string]bool{}}
-	b.hook = &hook{b: b, ids: map[*mqtt.Client]*identity{}, retained: map[string]bool{}}
+	b.hook = &hook{b: b, ids: map[*mqtt.Client]*identity{}}
+	b.retained = newRetainedBook(o.MaxRetained)
 	if err := b.server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -316,6 +327,7 @@ func (b *Broker) Disconnect(device string) {
 func (b *Broker) Removed(device string) {
 	b.Disconnect(device)
 	b.activity.forget(device)
+	b.dropRetained(device)
 }
 
 // LiveDevice returns a stored device with what the broker saw since its
@@ -341,6 +353,7 @@ func (b *Broker) Stats() Stats {
 	b.statsMu.Unlock()
 	s.Clients = atomic.LoadInt64(&b.server.Info.ClientsConnected)
 	s.Guard = b.guard.stats()
+	s.Retained, s.DelayedWills = b.retained.count(), b.wills.count()
 	return s
 }
 

@@ -113,6 +113,11 @@ func (h *hook) admit(cl *mqtt.Client, pk packets.Packet) (*identity, packets.Cod
 		b.log.Warn("mqtt: connection refused: the device reconnects too often", "device", id.device, "addr", remoteHost(cl.Net.Remote))
 		return nil, busy
 	}
+	if code := b.hook.checkWill(cl, pk, v5); code != packets.CodeSuccess {
+		b.log.Warn("mqtt: connection refused: its will is too large", "device", id.device, "bytes", len(pk.Connect.WillPayload))
+		return nil, code
+	}
+	b.wills.done(id.device + "/" + cl.ID) // a reconnect drops the delayed will of its session
 	if pk.Connect.WillFlag && !CanPublish(id.device, id.admin, pk.Connect.WillTopic) {
 		b.count(&b.stats.ACLDenied)
 		b.log.Warn("mqtt: connection refused: will on a foreign topic", "device", id.device, "topic", pk.Connect.WillTopic)

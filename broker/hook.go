@@ -35,25 +35,8 @@ type hook struct {
 	mqtt.HookBase
 	b *Broker
 
-	mu       sync.Mutex
-	ids      map[*mqtt.Client]*identity // every connection from CONNECT to disconnect
-	retained map[string]bool            // topics clients retained a message on
-}
-
-// retain reports whether a retained message on topic may be kept under the
-// cap; an empty payload clears the topic's retained message.
-func (h *hook) retain(topic string, set bool) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !set {
-		delete(h.retained, topic)
-		return true
-	}
-	if !h.retained[topic] && len(h.retained) >= h.b.o.MaxRetained {
-		return false
-	}
-	h.retained[topic] = true
-	return true
+	mu  sync.Mutex
+	ids map[*mqtt.Client]*identity // every connection from CONNECT to disconnect
 }
 
 // ID names the hook.
@@ -63,7 +46,7 @@ func (h *hook) ID() string { return "fieldgate" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnPacketEncode, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnPublish,
+		mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnWill, mqtt.OnWillSent,
 	}, []byte{b})
 }
 
@@ -183,8 +166,8 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		}
 		return pk, refuse(cl, pk, packets.ErrQuotaExceeded)
 	}
-	if pk.FixedHeader.Retain && !h.retain(pk.TopicName, len(pk.Payload) > 0) {
-		pk.FixedHeader.Retain = false // delivered, not kept: the cap bounds memory
+	if pk.FixedHeader.Retain && len(pk.Payload) > 0 && !b.retained.allow(id.device, id.admin, pk.TopicName) {
+		pk.FixedHeader.Retain = false // delivered, not kept: the device's share (or the cap) bounds memory
 		b.count(&b.stats.RetainDropped)
 	}
 	t := ParseTopic(pk.TopicName)

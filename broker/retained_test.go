@@ -1,0 +1,150 @@
+package broker
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// willConnect encodes a CONNECT of device with a will on topic.
+func willConnect(t *testing.T, v byte, clientID, user, pass, topic string, payload []byte, retain bool, delay, session uint32) []byte {
+	t.Helper()
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: v, Connect: packets.ConnectParams{
+		ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: clientID,
+		UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass),
+		WillFlag: true, WillTopic: topic, WillPayload: payload, WillQos: 0, WillRetain: retain,
+	}}
+	if v == 5 {
+		pk.Connect.WillProperties.WillDelayInterval = delay
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = session, session > 0
+	}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// dropWith connects with a will and drops the connection without a
+// DISCONNECT, so that the will goes out; it returns the CONNACK's reason.
+func dropWith(t *testing.T, b *Broker, connect []byte) byte {
+	t.Helper()
+	c := dial(t, b.Addr("tcp"))
+	c.send(connect)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	head := make([]byte, 4)
+	if _, err := c.r.Read(head); err != nil || head[0] != 0x20 {
+		t.Fatalf("CONNACK: %x %v", head, err)
+	}
+	_ = c.Close()
+	return head[3]
+}
+
+func retainedOn(b *Broker, prefix string) int {
+	n := 0
+	for topic := range b.server.Topics.Retained.GetAll() {
+		if strings.HasPrefix(topic, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRetainedWillsKeepTheRules: a retained will used to skip max_retained
+// (a cap of 5 held 13). Wills now count, within the device's share.
+func TestRetainedWillsKeepTheRules(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{MaxRetained: 64, ConnectBurst: 100})
+	for i := range 12 {
+		dropWith(t, b, willConnect(t, 4, "w"+strconv.Itoa(i), "esp32-a", pw["esp32-a"], "esp32-a/status/"+strconv.Itoa(i), []byte("offline"), true, 0, 0))
+	}
+	waitFor(t, func() bool { return b.Stats().RetainDropped >= 8 })
+	if n := retainedOn(b, "esp32-a/"); n != 4 {
+		t.Errorf("%d retained wills of one device, want its share of 4", n)
+	}
+	if s := b.Stats(); s.Retained != 4 {
+		t.Errorf("stats: %d retained", s.Retained)
+	}
+}
+
+// TestDelayedWillsAreBounded: an MQTT 5 will delay of 0xFFFFFFFF without a
+// session expiry parked the will for good (1,500 of them: 31 MiB never
+// freed). The delay cannot outlast the session, and past a device's share
+// of waiting wills one is sent at once.
+func TestDelayedWillsAreBounded(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{ConnectBurst: 100})
+	ops, err := v3(t, b, "ops", pw["ops"], "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan struct{}, 100)
+	if tok := ops.Subscribe("esp32-a/status", 0, func(paho3.Client, paho3.Message) { sent <- struct{}{} }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	received := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-sent:
+			case <-time.After(10 * time.Second):
+				t.Fatal("a will that was to go at once did not come")
+			}
+		}
+	}
+	dropWith(t, b, willConnect(t, 5, "forever", "esp32-a", pw["esp32-a"], "esp32-a/status", []byte("offline"), false, 0xFFFFFFFF, 0))
+	received(1) // no session to outlast: sent at once
+	if n := b.Stats().DelayedWills; n != 0 {
+		t.Fatalf("%d wills parked with no session to outlast", n)
+	}
+	for i := range 20 {
+		dropWith(t, b, willConnect(t, 5, "s"+strconv.Itoa(i), "esp32-a", pw["esp32-a"], "esp32-a/status", []byte("offline"), false, 0xFFFFFFFF, 3600))
+	}
+	received(20 - maxDelayedWillsPerDevice) // past the device's share: sent at once
+	if n := b.Stats().DelayedWills; n != maxDelayedWillsPerDevice {
+		t.Errorf("%d wills parked by one device, want %d", n, maxDelayedWillsPerDevice)
+	}
+	// A will over the size limit is refused at CONNECT.
+	if code := dropWith(t, b, willConnect(t, 5, "big", "esp32-a", pw["esp32-a"], "esp32-a/status", bytes.Repeat([]byte("x"), 2048), false, 0, 0)); code != packets.ErrPacketTooLarge.Code {
+		t.Errorf("a 2 KiB will: CONNACK reason %#x, want %#x", code, packets.ErrPacketTooLarge.Code)
+	}
+}
+
+// TestRetainedShares: one device cannot spend the whole retained budget
+// (its share is a sixteenth); an admin's configuration for a device fits
+// when devices took all they may; a removed device's slots come back.
+func TestRetainedShares(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{MaxRetained: 64})
+	a, err := v3(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if tok := a.Publish("esp32-a/config/"+strconv.Itoa(i), 1, true, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	if n := retainedOn(b, "esp32-a/"); n != 4 {
+		t.Errorf("one device holds %d retained messages, want its share of 4", n)
+	}
+	ops, err := v3(t, b, "ops", pw["ops"], "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := ops.Publish("fieldgate/esp32-b/cmd/interval", 1, true, "60"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if retainedOn(b, "fieldgate/esp32-b/cmd/") != 1 {
+		t.Error("the admin's retained configuration for another device was dropped")
+	}
+	b.Removed("esp32-a")
+	if n := retainedOn(b, "esp32-a/"); n != 0 || b.Stats().Retained != 1 {
+		t.Errorf("after the device's removal: %d of its retained messages, %d in all", n, b.Stats().Retained)
+	}
+}
