@@ -46,6 +46,10 @@ type Options struct {
 	// and TLSKey the MQTT-over-TLS one (":8883"); WSListen MQTT over
 	// WebSocket (":8081"). Empty disables a listener.
 	Listen, TLSListen, TLSCert, TLSKey, WSListen string
+	// WSOrigins are the browser origins (scheme://host:port) allowed to
+	// use MQTT over WebSocket; by default none (ESP32 clients send no
+	// Origin, and any web page could otherwise talk MQTT to the gateway).
+	WSOrigins []string
 	// Limits guard the listeners.
 	Limits Limits
 	// PublishRate and PublishBurst bound each device's publishes per
@@ -251,7 +255,7 @@ func (b *Broker) Start() error {
 				tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}, nil
 		}},
 		{"ws", b.o.WSListen, func(a string) (listeners.Listener, error) {
-			return listeners.NewWebsocket(listeners.Config{ID: "ws", Address: a}), nil
+			return &wsListener{id: "ws", address: a, origins: b.o.WSOrigins, g: b.guard}, nil
 		}},
 	}
 	for _, s := range specs {

@@ -145,6 +145,12 @@ func (g *guard) release(addr string, active bool) {
 	}
 }
 
+// refused counts a socket refused for why, and logs it (rate-limited).
+func (g *guard) refused(why, addr string) {
+	g.refusedCnt.Add(1)
+	g.onError(why, nil, "addr", addr)
+}
+
 // sourceAddr is the host part of a connection's remote address.
 func sourceAddr(c net.Conn) string {
 	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
@@ -192,8 +198,7 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 		g := l.g
 		addr := sourceAddr(c)
 		if ok, why := g.admit(addr); !ok {
-			g.refusedCnt.Add(1)
-			g.onError(why, nil, "addr", addr)
+			g.refused(why, addr)
 			_ = c.Close() // refused: nothing to report to the peer
 			return nil
 		}

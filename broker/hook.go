@@ -166,6 +166,14 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		}
 		return pk, refuse(cl, pk, packets.ErrQuotaExceeded)
 	}
+	if rt := pk.Properties.ResponseTopic; rt != "" && !id.admin && !CanSubscribe(id.device, false, rt) {
+		// A request's reply address must be the device's own command
+		// topics: naming another device's, it would make a request/response
+		// consumer (a confused deputy) publish commands to that device.
+		b.count(&b.stats.ACLDenied)
+		b.log.Warn("mqtt: publish refused: its response topic is not the device's own", "device", id.device, "topic", rt)
+		return pk, refuse(cl, pk, packets.ErrNotAuthorized)
+	}
 	if pk.FixedHeader.Retain && len(pk.Payload) > 0 && !b.retained.allow(id.device, id.admin, pk.TopicName) {
 		pk.FixedHeader.Retain = false // delivered, not kept: the device's share (or the cap) bounds memory
 		b.count(&b.stats.RetainDropped)

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key.
@@ -57,17 +59,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 func TestTLSAndWebSocketListeners(t *testing.T) {
 	st, pw := testStore(t)
 	certFile, keyFile, pool := selfSigned(t)
-	// mochi's WebSocket listener binds only when it serves, so it cannot
-	// report a :0 port: take a free one.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wsAddr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(st, Options{Listen: "", TLSListen: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSListen: wsAddr,
+	b, err := New(st, Options{Listen: "", TLSListen: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -95,4 +87,48 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 	if s := b.Stats(); s.Messages != 2 {
 		t.Errorf("broker counted %d messages, want 2", s.Messages)
 	}
+}
+
+// TestWebSocketListenerRefusesPagesAndStalledHandshakes: a web page a
+// technician opens must not talk MQTT to the gateway (browsers send an
+// Origin; nodes send none), and sockets that never finish their HTTP
+// handshake count against their address's pre-CONNECT share from the
+// first byte, and are closed after the header timeout.
+func TestWebSocketListenerRefusesPagesAndStalledHandshakes(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{WSListen: "127.0.0.1:0", Limits: Limits{MaxPending: 16, MaxPendingPerAddress: 2}})
+	url := "ws://" + b.Addr("ws")
+	_, res, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {"http://evil.example"}})
+	if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a browser page's WebSocket: %v (%v), want 403", err, res)
+	}
+	var stalled []net.Conn
+	for range 3 { // the share is 2: the third is closed at once
+		c, err := net.Dial("tcp", b.Addr("ws"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		stalled = append(stalled, c)
+	}
+	waitFor(t, func() bool { return b.Stats().Guard.Refused >= 2 })
+	_ = stalled[2].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := stalled[2].Read(make([]byte, 1)); err == nil {
+		t.Error("a socket past the address's share was served")
+	}
+	_ = stalled[0].SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.Copy(io.Discard, stalled[0]); err != nil {
+		t.Errorf("a stalled handshake: %v, want it closed by the server", err)
+	}
+	// A node (no Origin) is served once the stalled sockets are gone.
+	for _, c := range stalled {
+		_ = c.Close()
+	}
+	waitFor(t, func() bool { return b.Stats().Guard.Pending == 0 })
+	o := paho3.NewClientOptions().AddBroker(url).SetClientID("node").SetUsername("esp32-a").SetPassword(pw["esp32-a"]).SetAutoReconnect(false)
+	c := paho3.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("a node over WebSocket: %v", tok.Error())
+	}
+	c.Disconnect(100)
 }

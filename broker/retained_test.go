@@ -2,11 +2,13 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -146,5 +148,29 @@ func TestRetainedShares(t *testing.T) {
 	b.Removed("esp32-a")
 	if n := retainedOn(b, "esp32-a/"); n != 0 || b.Stats().Retained != 1 {
 		t.Errorf("after the device's removal: %d of its retained messages, %d in all", n, b.Stats().Retained)
+	}
+}
+
+// TestResponseTopicStaysWithTheDevice: a device's MQTT 5 request may name
+// only its own command topics as the reply address, not another device's
+// (which a request/response consumer would then command on its behalf).
+func TestResponseTopicStaysWithTheDevice(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	c, _, err := v5(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]byte{
+		"fieldgate/esp32-b/cmd/reboot": packets.ErrNotAuthorized.Code,
+		"fieldgate/esp32-a/cmd/reply":  0,
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, _ := c.Publish(ctx, &paho.Publish{Topic: "fieldgate/esp32-a/temperature", QoS: 1, Payload: []byte("21"),
+			Properties: &paho.PublishProperties{ResponseTopic: topic}})
+		cancel()
+		if r == nil || r.ReasonCode != want {
+			t.Errorf("response topic %s: %+v, want reason %#x", topic, r, want)
+		}
 	}
 }

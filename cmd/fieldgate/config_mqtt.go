@@ -17,6 +17,9 @@ type MQTTConfig struct {
 	TLSKey    string `yaml:"tls_key"`
 	// WSListen serves MQTT over WebSocket.
 	WSListen string `yaml:"ws_listen"`
+	// WSOrigins are browser origins allowed to use MQTT over WebSocket
+	// (none by default: nodes send no Origin).
+	WSOrigins []string `yaml:"ws_origins"`
 	// MaxPacketSize bounds one MQTT packet.
 	MaxPacketSize ByteSize `yaml:"max_packet_size"`
 	// MaxConnections bounds connected clients; MaxPending sockets that
@@ -85,7 +88,7 @@ func validateMQTT(c *Config, add func(path, format string, args ...any)) {
 func (c *Config) brokerOptions() broker.Options {
 	m := c.MQTT
 	return broker.Options{
-		Listen: m.Listen, TLSListen: m.TLSListen, TLSCert: m.TLSCert, TLSKey: m.TLSKey, WSListen: m.WSListen,
+		Listen: m.Listen, TLSListen: m.TLSListen, TLSCert: m.TLSCert, TLSKey: m.TLSKey, WSListen: m.WSListen, WSOrigins: m.WSOrigins,
 		Limits: broker.Limits{
 			MaxPacketSize: int(m.MaxPacketSize), MaxConnections: m.MaxConnections, MaxPending: m.MaxPending,
 			ConnectTimeout: time.Duration(m.ConnectTimeout), MaxKeepalive: time.Duration(m.MaxKeepalive),
