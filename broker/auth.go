@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"strings"
 	"regexp"
 	"sync"
 	"time"
@@ -26,9 +27,16 @@ func ValidateDeviceID(id string) error {
 		return fmt.Errorf("device id %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
 	case id == GatewayDevice:
 		return fmt.Errorf("device id %q is reserved for the gateway's own topics", id)
+	case reservedIDs[strings.ToLower(id)]:
+		return fmt.Errorf("device id %q is reserved: it is the first level of common integration topics (Home Assistant, Tasmota, fieldgate)", id)
 	}
 	return nil
 }
+
+// reservedIDs are topic prefixes of integrations: a device named so would
+// own their topics ({device}/… is a device's), such as every Tasmota
+// node's telemetry under tele/.
+var reservedIDs = map[string]bool{"homeassistant": true, "tele": true, "stat": true, "cmnd": true, "fieldgate": true, "gateway": true}
 
 // NewPassword returns a random password (130 bits, 26 characters, no
 // characters that confuse people or shells) and its bcrypt hash.

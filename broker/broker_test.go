@@ -430,7 +430,7 @@ func TestNewPassword(t *testing.T) {
 	if err := ValidateDeviceID(GatewayDevice); err == nil {
 		t.Error("the reserved id was accepted")
 	}
-	for _, bad := range []string{"", "a/b", "a+b", "-x", string(make([]byte, 65))} {
+	for _, bad := range []string{"", "a/b", "a+b", "-x", string(make([]byte, 65)), "homeassistant", "tele", "Stat", "cmnd", "fieldgate"} {
 		if ValidateDeviceID(bad) == nil {
 			t.Errorf("device id %q accepted", bad)
 		}

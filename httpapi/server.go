@@ -81,6 +81,9 @@ type Options struct {
 	OpenReads bool
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
+	// OnNewPassword, if set, hears of every password the API changed (by
+	// user name), after the change was stored.
+	OnNewPassword func(user string)
 	// Hosts are names (or addresses) clients may use for the gateway
 	// besides those it knows itself (its hostname, hostname.local, its
 	// interface addresses, localhost): a DNS name given to it, or the name

@@ -147,7 +147,7 @@ func (s *Server) putUser(c *gin.Context) {
 	}
 	s.log.Info("api user saved", "user", name, "role", u.Role, "by", who(c).User, "created", created)
 	if hash != nil && !created {
-		s.revoked(name)
+		s.newPassword(name)
 	}
 	reply(c, status, cachePrivate, out)
 }
@@ -157,6 +157,15 @@ func (s *Server) putUser(c *gin.Context) {
 func (s *Server) revoked(user string) {
 	s.hub.closeWhere(func(cl *wsClient) bool { return cl.user == user })
 	s.log.Info("api: the user's tokens are revoked and live streams closed", "user", user)
+}
+
+// newPassword follows a stored password change: the user's tokens are
+// revoked (by the store), their streams closed, and OnNewPassword told.
+func (s *Server) newPassword(user string) {
+	s.revoked(user)
+	if s.opts.OnNewPassword != nil {
+		s.opts.OnNewPassword(user)
+	}
 }
 
 func (s *Server) patchUser(c *gin.Context) {
@@ -195,7 +204,7 @@ func (s *Server) patchUser(c *gin.Context) {
 		return
 	}
 	if hash != nil {
-		s.revoked(u.Name)
+		s.newPassword(u.Name)
 	}
 	out := userView(u)
 	out.Password = shown

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +43,11 @@ func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker,
 	}
 	o := cfg.apiOptions()
 	o.Logger = log
+	o.OnNewPassword = func(user string) {
+		if user == "admin" {
+			forgetInitialAdmin(st, cfg.DataDir, log)
+		}
+	}
 	api, err := httpapi.New(deps, o)
 	if err != nil {
 		return nil, err
@@ -113,20 +116,25 @@ func (s *apiServer) close(timeout time.Duration) error {
 }
 
 // ensureAdmin creates the first account when there is none: user "admin"
-// with a random password written (mode 0600) to initial-admin-password in
-// the data directory, so that a fresh gateway can be managed without
-// stopping it. Once the technician changes it, delete the file.
+// with a random password written (only its owner may read it) to
+// initial-admin-password in the data directory, so that a fresh gateway
+// can be managed without stopping it. The file is removed once that
+// password is changed (see forgetInitialAdmin).
 func ensureAdmin(st *store.Store, dataDir string, log *slog.Logger) error {
 	users, err := st.Users()
-	if err != nil || len(users) > 0 {
+	if err != nil {
 		return err
+	}
+	if len(users) > 0 {
+		forgetInitialAdmin(st, dataDir, log)
+		return nil
 	}
 	password, hash, err := broker.NewPassword()
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dataDir, "initial-admin-password")
-	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+	path := initialAdminFile(dataDir)
+	if err := writeSecret(path, []byte(password+"\n")); err != nil {
 		return fmt.Errorf("api: write the first admin password: %w", err)
 	}
 	if _, err := st.PutUser(store.User{Name: "admin", Role: "admin", PasswordHash: hash, CreatedAt: time.Now().UTC()}); err != nil {

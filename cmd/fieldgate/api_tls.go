@@ -88,8 +88,11 @@ func selfSign(certFile, keyFile string, now time.Time) error {
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+	if err := writeSecret(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})); err != nil {
 		return fmt.Errorf("api: write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
 	}
 	return os.Rename(tmp, path)
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -83,6 +85,7 @@ func userCmd(st *store.Store, cmd, name string, role httpapi.Role, w io.Writer) 
 		if err := st.UpdateUser(name, func(u *store.User) error { u.PasswordHash = hash; return nil }); err != nil {
 			return err
 		}
+		forgetInitialAdmin(st, filepath.Dir(st.Path()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		_, err = fmt.Fprintf(w, "user %s has a new password, shown only now:\n\n  %s\n", name, pw)
 		return err
 	case "remove":
