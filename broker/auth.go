@@ -7,8 +7,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"strings"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 

@@ -272,6 +272,10 @@ func (s *Server) uplinkStatus(b *statusBody, now time.Time) error {
 		b.Health.degrade("the cloud refuses the gateway's token; readings are kept until it is fixed")
 	case "redirected":
 		b.Health.degrade(fmt.Sprintf("the cloud redirects the uploads (%s); readings are kept until uplink.url is fixed", u.LastError))
+	case "misconfigured":
+		b.Health.degrade(fmt.Sprintf("the uplink's URL does not reach a receiver (%s); readings are kept, and nothing is dead-lettered, until it does", u.LastError))
+	case "refusing":
+		b.Health.degrade(fmt.Sprintf("the cloud refused batch after batch (%s); sending is paused, then tried again", u.LastError))
 	}
 	if n := len(ob.DeadLetters); n > 0 {
 		b.Health.degrade(fmt.Sprintf("%d batches were refused by the cloud (dead letters)", n))

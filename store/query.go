@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -83,21 +84,41 @@ func (s *Store) Series() []SeriesKey {
 // seq order (limit 0: all): the outbox's view of the store. It reads in
 // short snapshots of walkChunk readings.
 func (s *Store) ReadingsAfter(after uint64, limit int) ([]Reading, error) {
+	return s.readingsFrom(after, math.MaxUint64, limit)
+}
+
+// ReadingsBetween returns the readings with a seq in [first, last], in seq
+// order: what a recorded batch holds. Its cost follows the readings there,
+// not the span of seqs (a batch may span a gap that drop_oldest left).
+func (s *Store) ReadingsBetween(first, last uint64) ([]Reading, error) {
+	if first == 0 || last < first {
+		return nil, nil
+	}
+	return s.readingsFrom(first-1, last, 0)
+}
+
+// readingsFrom returns up to limit (0: all) readings with a seq in
+// (after, through], in short snapshots.
+func (s *Store) readingsFrom(after, through uint64, limit int) ([]Reading, error) {
 	var out []Reading
 	for {
 		chunk := walkChunk
 		if limit > 0 {
 			chunk = min(chunk, limit-len(out))
 		}
-		n := 0
+		n, past := 0, false
 		err := s.read(func(sn *snapshot) error {
 			return sn.each(after, func(r Reading) (bool, error) {
+				if r.Seq > through {
+					past = true
+					return false, nil
+				}
 				out = append(out, r)
 				after, n = r.Seq, n+1
 				return n < chunk, nil
 			})
 		})
-		if err != nil || n < chunk || (limit > 0 && len(out) >= limit) {
+		if err != nil || past || n < chunk || (limit > 0 && len(out) >= limit) {
 			return out, err
 		}
 	}

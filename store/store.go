@@ -34,8 +34,9 @@ var (
 
 	allBuckets = [][]byte{bMeta, bReadings, bSeries, bIndex, bDevices, bOutbox, bDeadLetters, bCounters, bUsers, bTokens, bClockRepair}
 
-	kGatewayID = []byte("gateway_id")
-	kSchema    = []byte("schema")
+	kGatewayID   = []byte("gateway_id")
+	kIncarnation = []byte("incarnation")
+	kSchema      = []byte("schema")
 	// kLastSeq is the checkpoint: the highest seq moved into bbolt. Later
 	// readings are in the log (and the head).
 	kLastSeq    = []byte("last_seq")
@@ -46,11 +47,12 @@ var (
 
 // Store is an open fieldgate store. Its methods are safe for concurrent use.
 type Store struct {
-	opts      Options
-	logOpts   wal.Options
-	log       *slog.Logger
-	gatewayID string
-	damage    logDamage // what replays found wrong in the log, over the store's life
+	opts        Options
+	logOpts     wal.Options
+	log         *slog.Logger
+	gatewayID   string
+	incarnation string    // see Incarnation
+	damage      logDamage // what replays found wrong in the log, over the store's life
 
 	// dbMu is held for reading around every transaction and for writing
 	// while compaction swaps the file, so no transaction sees a closed DB.
@@ -202,7 +204,7 @@ func (s *Store) init() error {
 		if s.opts.GatewayID != "" && s.opts.GatewayID != id {
 			return fmt.Errorf("%w: the store at %s belongs to gateway %q, the configuration says %q", ErrGatewayMismatch, s.opts.Path, id, s.opts.GatewayID)
 		}
-		s.gatewayID = id
+		s.gatewayID, s.incarnation = id, string(meta.Get(kIncarnation))
 		s.lastSeq.Store(getUint(meta, kLastSeq))
 		s.count.Store(int64(getUint(meta, kCount)))
 		s.repairFrom.Store(getUint(meta, kRepairFrom))
@@ -221,9 +223,12 @@ func (s *Store) create(tx *bolt.Tx) error {
 	if id == "" {
 		id = newGatewayID()
 	}
-	s.gatewayID = id
+	s.gatewayID, s.incarnation = id, newIncarnation()
 	meta := tx.Bucket(bMeta)
 	if err := meta.Put(kGatewayID, []byte(id)); err != nil {
+		return err
+	}
+	if err := meta.Put(kIncarnation, []byte(s.incarnation)); err != nil {
 		return err
 	}
 	return putUint(meta, kSchema, SchemaVersion)
@@ -236,9 +241,23 @@ func newGatewayID() string {
 	return "fg-" + hex.EncodeToString(b[:])
 }
 
-// GatewayID returns the id the store was created with; it is the first half
-// of every reading's cloud-wide identity "{gateway_id}:{seq}".
+// newIncarnation returns a random id for a new store: 16 hex digits.
+func newIncarnation() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b[:])
+}
+
+// GatewayID returns the id the store was created with; it is the first part
+// of every reading's cloud-wide identity (gateway, incarnation, seq).
 func (s *Store) GatewayID() string { return s.gatewayID }
+
+// Incarnation returns the random id made when the store was created (empty
+// for a store made before incarnations): the second part of a reading's
+// identity. A store that starts over under the same gateway id (a new
+// card, a re-flash, a deleted data directory) gets a new one, so its seqs,
+// which start at 1 again, never collide with the old store's.
+func (s *Store) Incarnation() string { return s.incarnation }
 
 // Path returns the store file's path.
 func (s *Store) Path() string { return s.opts.Path }

@@ -22,8 +22,22 @@ func fullJitter(rng *rand.Rand, base, max time.Duration, attempt int) time.Durat
 	return time.Duration(rng.Int64N(int64(ceiling)))
 }
 
-// retryAfter parses a Retry-After header, in seconds or as an HTTP date.
-func retryAfter(h string, now time.Time) (time.Duration, bool) {
+// jitter returns a random wait in [0, d).
+func jitter(rng *rand.Rand, d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rng.Int64N(int64(d)))
+}
+
+// maxRetryAfter caps how long a Retry-After may pause the uplink.
+const maxRetryAfter = time.Hour
+
+// retryAfter parses a Retry-After header, in seconds or as an HTTP date. A
+// date is measured against the answer's own Date header when there is one
+// (a Pi whose clock is three days behind must not pause for three days),
+// and every wait is capped at maxRetryAfter.
+func retryAfter(h, date string, now time.Time) (time.Duration, bool) {
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0, false
@@ -32,10 +46,14 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 		if secs < 0 {
 			return 0, false
 		}
-		return time.Duration(min(secs, 24*3600)) * time.Second, true
+		return min(time.Duration(min(secs, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter), true
 	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(now), 0), true
+	t, err := http.ParseTime(h)
+	if err != nil {
+		return 0, false
 	}
-	return 0, false
+	if d, err := http.ParseTime(strings.TrimSpace(date)); err == nil {
+		now = d // the receiver's clock, against the receiver's date
+	}
+	return min(max(t.Sub(now), 0), maxRetryAfter), true
 }

@@ -41,23 +41,28 @@ func TestFullJitterBounds(t *testing.T) {
 
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	behind := now.Add(-72 * time.Hour) // a Pi whose clock is three days behind
 	for _, tc := range []struct {
-		h    string
-		want time.Duration
-		ok   bool
+		h, date string
+		now     time.Time
+		want    time.Duration
+		ok      bool
 	}{
-		{"120", 2 * time.Minute, true},
-		{" 0 ", 0, true},
-		{"Sun, 22 Nov 2026 10:00:30 GMT", 30 * time.Second, true},
-		{"Sun, 22 Nov 2026 09:00:00 GMT", 0, true}, // in the past: retry now
-		{"-5", 0, false},
-		{"soon", 0, false},
-		{"", 0, false},
-		{"999999999", 24 * time.Hour, true}, // capped at a day
+		{"120", "", now, 2 * time.Minute, true},
+		{" 0 ", "", now, 0, true},
+		{"Sun, 22 Nov 2026 10:00:30 GMT", "", now, 30 * time.Second, true},
+		{"Sun, 22 Nov 2026 09:00:00 GMT", "", now, 0, true}, // in the past: retry now
+		{"-5", "", now, 0, false},
+		{"soon", "", now, 0, false},
+		{"", "", now, 0, false},
+		{"999999999", "", now, time.Hour, true}, // capped at an hour
+		// A date is measured against the answer's Date, not a wrong clock.
+		{"Sun, 22 Nov 2026 10:00:30 GMT", "Sun, 22 Nov 2026 10:00:00 GMT", behind, 30 * time.Second, true},
+		{"Sun, 22 Nov 2026 10:00:30 GMT", "", behind, time.Hour, true}, // no Date: capped
 	} {
-		got, ok := retryAfter(tc.h, now)
+		got, ok := retryAfter(tc.h, tc.date, tc.now)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tc.h, got, ok, tc.want, tc.ok)
+			t.Errorf("retryAfter(%q, Date %q) = %v, %v; want %v, %v", tc.h, tc.date, got, ok, tc.want, tc.ok)
 		}
 	}
 }
@@ -68,11 +73,11 @@ func TestEncodeBatchIsDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, a, err := encodeBatch("fg-test", 1, 50, rs)
+	_, a, err := encodeBatch("fg-test", "0123456789abcdef", 1, 50, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, b, err := encodeBatch("fg-test", 1, 50, rs)
+	_, b, err := encodeBatch("fg-test", "0123456789abcdef", 1, 50, rs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func drainOnce(b *testing.B, n int, live bool) {
 		if err != nil || len(rs) == 0 {
 			continue
 		}
-		if at, ok := recv[wire.ReadingID(st.GatewayID(), seq)]; ok {
+		if at, ok := recv[wire.ReadingID(st.GatewayID(), st.Incarnation(), seq)]; ok {
 			lat = append(lat, at.Sub(rs[0].Time))
 		}
 	}

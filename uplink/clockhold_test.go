@@ -50,7 +50,7 @@ func TestReadingsHeldForClockRepairGoAfterTheRepair(t *testing.T) {
 	exactlyOnce(t, st, sk)
 	got := sk.Readings()
 	for i := range 30 {
-		rb := got[wire.ReadingID("fg-test", uint64(51+i))]
+		rb := got[wire.ReadingID("fg-test", st.Incarnation(), uint64(51+i))]
 		want := bootWall.Add(time.Duration(20+10*i) * time.Second).Format(time.RFC3339Nano)
 		if rb.Time != want || rb.Clock != "synced" {
 			t.Errorf("reading %d reached the cloud at %s (%s), want %s synced", 51+i, rb.Time, rb.Clock, want)

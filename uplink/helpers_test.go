@@ -124,7 +124,7 @@ func exactlyOnce(tb testing.TB, st *store.Store, sk *sink.Sink) {
 		tb.Errorf("cloud holds %d readings, the store %d", len(got), len(all))
 	}
 	for _, r := range all {
-		rb, ok := got[wire.ReadingID(st.GatewayID(), r.Seq)]
+		rb, ok := got[wire.ReadingID(st.GatewayID(), st.Incarnation(), r.Seq)]
 		if !ok {
 			tb.Errorf("reading %d never reached the cloud", r.Seq)
 			continue

@@ -14,8 +14,10 @@ import (
 // Store is what the sender needs of the store.
 type Store interface {
 	GatewayID() string
+	Incarnation() string
 	Outbox() (store.OutboxState, error)
 	ReadingsAfter(after uint64, limit int) ([]store.Reading, error)
+	ReadingsBetween(first, last uint64) ([]store.Reading, error)
 	FormBatch(from, to uint64, lim store.BatchLimits) (store.Batch, []store.Reading, uint64, error)
 	SplitBatch(first, mid uint64) error
 	AckBatch(first uint64) error

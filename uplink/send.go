@@ -22,6 +22,7 @@ type outcome struct {
 	retryAfter time.Duration
 	reason     string // the start of the response body, for dead letters
 	location   string // where a 3xx points
+	contract   bool   // the body is the contract's error shape: the receiver itself answered
 }
 
 // send PUTs one batch.
@@ -47,7 +48,7 @@ func (s *Sender) send(ctx context.Context, j *job) outcome {
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(j.body)), nil }
 	h := req.Header
 	h.Set("Authorization", "Bearer "+token)
-	h.Set("Idempotency-Key", wire.IdempotencyKey(s.gw, j.first, j.last))
+	h.Set("Idempotency-Key", wire.IdempotencyKey(s.gw, s.inc, j.first, j.last))
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Encoding", "gzip")
 	h.Set("User-Agent", "fieldgate/"+s.o.Version+" (gateway "+s.gw+")")
@@ -56,13 +57,22 @@ func (s *Sender) send(ctx context.Context, j *job) outcome {
 		return outcome{j: j, err: err}
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))          // only for the dead-letter reason
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))        // the contract's error body, or what a proxy said
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	o := outcome{j: j, status: resp.StatusCode, reason: strings.TrimSpace(string(msg)), location: resp.Header.Get("Location")}
-	if ra, ok := retryAfter(resp.Header.Get("Retry-After"), s.o.Now()); ok {
+	o := outcome{j: j, status: resp.StatusCode, reason: shorten(strings.TrimSpace(string(msg)), 300),
+		location: resp.Header.Get("Location"), contract: wire.IsErrorBody(msg)}
+	if ra, ok := retryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), s.o.Now()); ok {
 		o.retryAfter = ra
 	}
 	return o
+}
+
+// shorten cuts s to n bytes, on a rune boundary.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // handle applies a send's outcome to the store and the schedule.
@@ -83,7 +93,7 @@ func (s *Sender) handle(o outcome) {
 		if s.failures > 0 {
 			s.rebase()
 		}
-		s.failures, s.pauseUntil = 0, time.Time{}
+		s.failures, s.pauseUntil, s.refusedRun = 0, time.Time{}, 0
 		s.state.success(j.count, len(j.body))
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
 		s.failures++
@@ -95,18 +105,34 @@ func (s *Sender) handle(o outcome) {
 	case st >= 300 && st < 400:
 		// Following would resend the PUT as a body-less GET (301/302/303)
 		// and take its answer for the batch's: never. The URL is wrong.
-		s.failures++
-		wait := max(fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1), s.o.AuthRetry)
 		reason := fmt.Sprintf("redirected to %q: set uplink.url to the address it names (fieldgate never follows a redirect)", o.location)
-		if s.state.paused("redirected", st, reason) {
-			log.Error("uplink: the cloud redirects; sending paused until uplink.url is fixed, readings keep buffering", "status", st, "location", o.location)
-		}
-		s.retry(j, now.Add(wait))
+		s.misconfigured(j, "redirected", st, reason)
 	case st == http.StatusRequestEntityTooLarge && j.count > 1 && !j.deadLetter:
 		s.split(j)
+	case st >= 400 && st < 500 && st != http.StatusRequestTimeout && st != http.StatusTooManyRequests && !s.refusal(o):
+		// A 404, a 405, or a 4xx without the contract's error body is not
+		// the receiver refusing this batch: a wrong path prefix, a load
+		// balancer's default page, a WAF, http:// to a TLS port. Every
+		// batch would get the same answer: dead-lettering them would turn
+		// the whole backlog into dead letters. Pause and probe instead.
+		reason := fmt.Sprintf("answered %d %s without the receiver's error body: check uplink.url (path prefix, scheme, port): %s",
+			st, http.StatusText(st), o.reason)
+		s.misconfigured(j, "misconfigured", st, reason)
+	case st == http.StatusConflict && j.inProgress < maxInProgress && !j.deadLetter:
+		// A receiver that answers 409 for "still in progress" (the IETF
+		// Idempotency-Key draft) stores it on a later try: a few before the
+		// batch counts as refused.
+		j.inProgress++
+		s.retry(j, now.Add(max(o.retryAfter, s.o.BackoffBase)+jitter(s.o.Rand, s.o.BackoffBase)))
 	case o.status == 0, st == http.StatusRequestTimeout, st == http.StatusTooManyRequests, st >= 500, st < 400:
 		s.failures++
-		wait := max(fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1), o.retryAfter)
+		// Retry-After is a floor, and the jitter goes on top: a receiver's
+		// fixed Retry-After would otherwise bring a whole fleet back in
+		// the same second.
+		wait := fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1)
+		if o.retryAfter > 0 {
+			wait = o.retryAfter + jitter(s.o.Rand, max(o.retryAfter/2, s.o.BackoffBase))
+		}
 		reason := o.reason
 		if o.err != nil {
 			reason = o.err.Error()
@@ -125,7 +151,46 @@ func (s *Sender) handle(o outcome) {
 		}
 		s.state.deadLettered()
 		log.Warn("uplink: batch refused permanently; moved to dead letters", "first", j.first, "last", j.last, "status", st, "reason", o.reason)
+		// A run of refusals is more likely the receiver's problem than
+		// every batch's: pause before it dead-letters the backlog.
+		if s.refusedRun++; s.refusedRun >= maxRefusedRun {
+			s.refusedRun = 0
+			s.failures++
+			s.pauseUntil = now.Add(max(s.o.AuthRetry, fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1)))
+			s.state.paused("refusing", st, fmt.Sprintf("the receiver refused %d batches in a row (last: %s); sending paused, then probed", maxRefusedRun, o.reason))
+			log.Error("uplink: the receiver refuses batch after batch; sending paused before more become dead letters", "refused_in_a_row", maxRefusedRun)
+		}
 	}
+}
+
+// Refusals. maxInProgress bounds the tries of a batch a receiver answers
+// 409 as still in progress; maxRefusedRun is how many dead letters in a
+// row pause sending.
+const (
+	maxInProgress = 3
+	maxRefusedRun = 5
+)
+
+// refusal reports whether o is the receiver refusing this very batch: one
+// of the contract's refusals (400, 409, 422), with its error body.
+func (s *Sender) refusal(o outcome) bool {
+	switch o.status {
+	case http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity:
+		return o.contract
+	}
+	return false
+}
+
+// misconfigured pauses sending on an answer only a configuration change
+// can fix (state, with the answer's status and why), and probes again
+// with j after a while; nothing is dead-lettered meanwhile.
+func (s *Sender) misconfigured(j *job, state string, status int, reason string) {
+	s.failures++
+	wait := max(fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1), s.o.AuthRetry)
+	if s.state.paused(state, status, reason) {
+		s.o.Logger.Error("uplink: sending paused until uplink.url is fixed; readings keep buffering", "state", state, "status", status, "reason", reason)
+	}
+	s.retry(j, s.o.Now().Add(wait))
 }
 
 // rebase runs when the cloud answers again after failures: what piled up
@@ -152,7 +217,7 @@ func (s *Sender) retry(j *job, at time.Time) {
 // split halves a batch the cloud refused as too large (413). Both halves
 // are recorded before either is sent.
 func (s *Sender) split(j *job) {
-	rs, err := s.st.ReadingsAfter(j.first-1, j.count)
+	rs, err := s.st.ReadingsBetween(j.first, j.last)
 	if err != nil || len(rs) < 2 {
 		s.o.Logger.Error("uplink: cannot split batch", "first", j.first, "err", err)
 		s.retry(j, s.o.Now().Add(s.o.BackoffBase))

@@ -16,6 +16,7 @@ import (
 type job struct {
 	first, last uint64
 	deadLetter  bool   // a retry of a dead letter
+	inProgress  int    // 409s answered to it so far (see maxInProgress)
 	body        []byte // gzip'd JSON, built on first send and reused
 	raw, count  int    // uncompressed size and readings, for stats
 }
@@ -25,6 +26,7 @@ type Sender struct {
 	o     Options
 	st    Store
 	gw    string
+	inc   string // the store's incarnation
 	state *tracker
 
 	// Owned by Run's goroutine.
@@ -36,6 +38,7 @@ type Sender struct {
 	backlogAt   time.Time // the backlog lane may form its next batch then
 	pauseUntil  time.Time
 	failures    int // consecutive retryable failures
+	refusedRun  int // batches dead-lettered in a row
 	running     int
 	retryDL     chan *job
 	results     chan outcome
@@ -47,7 +50,7 @@ func New(st Store, o Options) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sender{o: o, st: st, gw: st.GatewayID(), state: newTracker(o.Now),
+	s := &Sender{o: o, st: st, gw: st.GatewayID(), inc: st.Incarnation(), state: newTracker(o.Now),
 		retryDL: make(chan *job, 16), results: make(chan outcome, o.InFlight)}
 	if o.BacklogRate > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(o.BacklogRate), max(o.MaxReadings, int(o.BacklogRate)))
@@ -69,8 +72,11 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 	}
 	s.backlogNext, s.boundary, s.liveNext = ob.Acked+1, ob.LastSeq, ob.LastSeq+1
-	s.o.Logger.Info("uplink starting", "url", s.o.URL, "acked", ob.Acked, "last_seq", ob.LastSeq,
+	s.o.Logger.Info("uplink starting", "url", Redacted(s.o.URL), "acked", ob.Acked, "last_seq", ob.LastSeq,
 		"resending", len(s.resend), "dead_letters", len(ob.DeadLetters))
+	if PlainHTTP(s.o.URL) {
+		s.o.Logger.Warn("uplink: the URL is plain http:// to another host: the token and the readings cross the network unencrypted; use https://", "url", Redacted(s.o.URL))
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -171,7 +177,7 @@ func (s *Sender) form(next, limit uint64) (*job, uint64, error) {
 }
 
 func (s *Sender) encode(j *job, rs []store.Reading) error {
-	raw, body, err := encodeBatch(s.gw, j.first, j.last, rs)
+	raw, body, err := encodeBatch(s.gw, s.inc, j.first, j.last, rs)
 	if err != nil {
 		return err
 	}
@@ -180,15 +186,12 @@ func (s *Sender) encode(j *job, rs []store.Reading) error {
 }
 
 // load fetches and encodes a recorded batch's readings for its first send
-// in this run.
+// in this run, by their seq bounds: a batch that spans a gap holds few
+// readings for its span.
 func (s *Sender) load(j *job) error {
-	want := int(j.last - j.first + 1)
-	rs, err := s.st.ReadingsAfter(j.first-1, want)
+	rs, err := s.st.ReadingsBetween(j.first, j.last)
 	if err != nil {
 		return err
-	}
-	for len(rs) > 0 && rs[len(rs)-1].Seq > j.last {
-		rs = rs[:len(rs)-1]
 	}
 	if len(rs) == 0 {
 		return fmt.Errorf("uplink: batch %d-%d holds no readings", j.first, j.last)

@@ -57,7 +57,7 @@ func TestRequestFollowsTheContract(t *testing.T) {
 	defer mu.Unlock()
 	for k, want := range map[string]string{
 		"Authorization":    "Bearer secret",
-		"Idempotency-Key":  "fg-test:1-3",
+		"Idempotency-Key":  wire.IdempotencyKey("fg-test", st.Incarnation(), 1, 3),
 		"Content-Type":     "application/json",
 		"Content-Encoding": "gzip",
 		"User-Agent":       "fieldgate/1.2.3 (gateway fg-test)",
@@ -212,7 +212,7 @@ func TestLiveReadingsGoFirst(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { return len(sk.Readings()) > 0 }) // the backlog is draining
 	appendN(t, st, 10, 1_000_000)                                            // live readings, seqs 10001–10010
 	waitFor(t, 5*time.Second, func() bool {
-		_, ok := sk.Readings()["fg-test:10010"]
+		_, ok := sk.Readings()[wire.ReadingID("fg-test", st.Incarnation(), 10010)]
 		return ok
 	})
 	ob, err := st.Outbox()
@@ -244,7 +244,7 @@ func TestLiveFirstAfterAnOutage(t *testing.T) {
 	waitStatus(t, s, func(x Status) bool { return x.State == "online" })
 	appendN(t, st, 10, 1_000_000) // fresh readings, seqs 8001–8010
 	waitFor(t, 5*time.Second, func() bool {
-		_, ok := sk.Readings()["fg-test:8010"]
+		_, ok := sk.Readings()[wire.ReadingID("fg-test", st.Incarnation(), 8010)]
 		return ok
 	})
 	if n := len(sk.Readings()); n >= 8000 {
@@ -279,7 +279,7 @@ func TestRestartResendsRecordedBatchesIdentically(t *testing.T) {
 	exactlyOnce(t, st, sk)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(keys) < 2 || keys[0] != "fg-test:1-100" || keys[1] != "fg-test:101-250" {
+	if len(keys) < 2 || keys[0] != wire.IdempotencyKey("fg-test", st.Incarnation(), 1, 100) || keys[1] != wire.IdempotencyKey("fg-test", st.Incarnation(), 101, 250) {
 		t.Errorf("first requests %v: the recorded batches must go first, with their bounds", keys[:min(3, len(keys))])
 	}
 }

@@ -10,8 +10,11 @@ import (
 type Status struct {
 	// State is "starting" (no answer yet), "online", "held" (what is left
 	// to send waits for the clock to sync: see HeldForClock), "offline"
-	// (retrying), "unauthorized" (paused on 401/403) or "redirected"
-	// (paused on a 3xx: uplink.url must change).
+	// (retrying), "unauthorized" (paused on 401/403), "redirected" (paused
+	// on a 3xx: uplink.url must change), "misconfigured" (paused on a 404,
+	// a 405 or a 4xx without the receiver's error body: uplink.url does
+	// not reach a receiver) or "refusing" (paused after a run of dead
+	// letters).
 	State        string
 	OfflineSince time.Time
 	LastSuccess  time.Time

@@ -12,8 +12,8 @@ import (
 // the batch's readings in seq order. The encoding is deterministic: the same
 // readings always give the same bytes (fixed field order, shortest float
 // form, RFC 3339 UTC times, gzip without name or timestamp).
-func encodeBatch(gateway string, first, last uint64, rs []store.Reading) (raw int, body []byte, err error) {
-	b := wire.BatchBody{Gateway: gateway, FirstSeq: first, LastSeq: last, Readings: make([]wire.ReadingBody, len(rs))}
+func encodeBatch(gateway, incarnation string, first, last uint64, rs []store.Reading) (raw int, body []byte, err error) {
+	b := wire.BatchBody{Gateway: gateway, Incarnation: incarnation, FirstSeq: first, LastSeq: last, Readings: make([]wire.ReadingBody, len(rs))}
 	for i, r := range rs {
 		b.Readings[i] = wire.ReadingBody{
 			Seq: r.Seq, Source: r.Source, Quantity: r.Quantity, Value: r.Value, Unit: r.Unit,

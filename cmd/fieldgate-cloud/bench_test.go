@@ -78,7 +78,7 @@ func upload(b *testing.B, urls, tokens []string, bodies [][][]byte, size, inFlig
 					first := uint64(i*size + 1)
 					url := urls[next.Add(1)%uint64(len(urls))] + wire.BatchPath(gw, first, first+uint64(size)-1)
 					t0 := time.Now()
-					put(b, client, url, tokens[g], wire.IdempotencyKey(gw, first, first+uint64(size)-1), bodies[g][i])
+					put(b, client, url, tokens[g], wire.IdempotencyKey(gw, "", first, first+uint64(size)-1), bodies[g][i])
 					mu.Lock()
 					lat = append(lat, time.Since(t0))
 					mu.Unlock()

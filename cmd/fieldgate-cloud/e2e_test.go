@@ -35,7 +35,7 @@ func TestExactlyOnceThroughTwoReplicas(t *testing.T) {
 	rig := cloudtest.Start(t, cloudtest.Build(t), gw, 2)
 	daemon := cloudtest.GoBuild(t, "fieldgate/cmd/fieldgate")
 	dir := t.TempDir()
-	fillBacklog(t, filepath.Join(dir, "fieldgate.db"), gw, backlog)
+	inc := fillBacklog(t, filepath.Join(dir, "fieldgate.db"), gw, backlog)
 	cfg := filepath.Join(dir, "config.yaml")
 	err := os.WriteFile(cfg, fmt.Appendf(nil, `data_dir: %s
 gateway:
@@ -132,7 +132,7 @@ uplink:
 	}
 	values := map[float64]bool{}
 	for seq := uint64(1); seq <= backlog; seq++ {
-		rb, ok := got[wire.ReadingID(gw, seq)]
+		rb, ok := got[wire.ReadingID(gw, inc, seq)]
 		if !ok || rb.Value != float64(seq) || rb.Source != "esp32-a" {
 			t.Fatalf("reading %d: %+v, %v", seq, rb, ok)
 		}
@@ -151,8 +151,9 @@ uplink:
 	t.Logf("%d faults (%v in turn); front: %+v", injected, faults, s)
 }
 
-// fillBacklog stores n readings (values 1…n) for gateway gw at path.
-func fillBacklog(t *testing.T, path, gw string, n int) {
+// fillBacklog stores n readings (values 1…n) for gateway gw at path and
+// returns the store's incarnation.
+func fillBacklog(t *testing.T, path, gw string, n int) (incarnation string) {
 	t.Helper()
 	st, err := store.Open(store.Options{Path: path, GatewayID: gw})
 	if err != nil {
@@ -172,6 +173,7 @@ func fillBacklog(t *testing.T, path, gw string, n int) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return st.Incarnation()
 }
 
 // waitCount waits until count() reaches want.

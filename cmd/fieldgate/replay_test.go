@@ -42,7 +42,7 @@ func TestCrashDuringReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	gw := st.GatewayID()
+	gw, inc := st.GatewayID(), st.Incarnation()
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ uplink:
 		t.Fatalf("receiver holds %d readings, want %d", len(got), backlog)
 	}
 	for seq := uint64(1); seq <= backlog; seq++ {
-		rb, ok := got[wire.ReadingID(gw, seq)]
+		rb, ok := got[wire.ReadingID(gw, inc, seq)]
 		if !ok || rb.Value != float64(seq-1) {
 			t.Fatalf("reading %d: %+v, %v", seq, rb, ok)
 		}

@@ -22,7 +22,9 @@ const (
 	Stored Outcome = iota
 	// Replay: the same batch was stored before; nothing changed.
 	Replay
-	// Conflict: the same bounds were stored before with other readings.
+	// Conflict: the same bounds were stored before with other readings, or
+	// a reading was stored before under the same identity with other
+	// content; nothing of the batch is stored.
 	Conflict
 )
 
@@ -91,45 +93,58 @@ func digest(js []byte) []byte {
 }
 
 // storeSQL records the batch and inserts its readings in one statement, so
-// both commit together; the readings are inserted only when the batch is
-// new. It returns how many batch rows and readings were inserted.
+// both commit together; nothing is inserted when a reading of the batch
+// was stored before, under the same identity (gateway, incarnation, seq),
+// with other content (a conflict: a reading is never silently replaced or
+// dropped). It returns how many batch rows and readings were inserted,
+// and whether a reading differs.
 const storeSQL = `
-WITH batch AS (
-	INSERT INTO batches (gateway_id, first_seq, last_seq, readings, digest)
-	VALUES ($1, $2, $3, $4, $5)
-	ON CONFLICT (gateway_id, first_seq, last_seq) DO NOTHING
+WITH incoming AS (
+	SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[], $10::float8[], $11::text[], $12::timestamptz[], $13::text[])
+		AS r(seq, source, quantity, value, unit, time, clock)
+), differ AS (
+	SELECT 1 FROM incoming i JOIN readings r ON r.gateway_id = $1 AND r.incarnation = $2 AND r.seq = i.seq
+	WHERE (r.source, r.quantity, r.value, r.unit, r.time, r.clock) IS DISTINCT FROM (i.source, i.quantity, i.value, i.unit, i.time, i.clock)
+	LIMIT 1
+), batch AS (
+	INSERT INTO batches (gateway_id, incarnation, first_seq, last_seq, readings, digest)
+	SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM differ)
+	ON CONFLICT (gateway_id, incarnation, first_seq, last_seq) DO NOTHING
 	RETURNING 1
 ), added AS (
-	INSERT INTO readings (gateway_id, seq, source, quantity, value, unit, time, clock)
-	SELECT $1, r.* FROM unnest($6::bigint[], $7::text[], $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::text[])
-		AS r(seq, source, quantity, value, unit, time, clock)
+	INSERT INTO readings (gateway_id, incarnation, seq, source, quantity, value, unit, time, clock)
+	SELECT $1, $2, i.* FROM incoming i
 	WHERE EXISTS (SELECT 1 FROM batch)
-	ON CONFLICT (gateway_id, seq) DO NOTHING
+	ON CONFLICT (gateway_id, incarnation, seq) DO NOTHING
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)`
+SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added), (SELECT count(*) FROM differ)`
 
 // StoreBatch stores batch b, decoded from js (its JSON body), which must
 // have passed b.Check. It returns once the batch is committed, or found
-// stored before.
+// stored before (Replay), or found in conflict with what is stored: its
+// bounds with another body, or one of its readings with other content.
 func (d *DB) StoreBatch(ctx context.Context, b wire.BatchBody, js []byte) (Result, error) {
 	c, err := toColumns(b)
 	if err != nil {
 		return Result{}, err
 	}
 	sum := digest(js)
-	var batches, added int
-	err = d.pool.QueryRow(ctx, storeSQL, b.Gateway, int64(b.FirstSeq), int64(b.LastSeq), len(b.Readings), sum,
-		c.seq, c.source, c.quantity, c.value, c.unit, c.time, c.clock).Scan(&batches, &added)
+	var batches, added, differ int
+	err = d.pool.QueryRow(ctx, storeSQL, b.Gateway, b.Incarnation, int64(b.FirstSeq), int64(b.LastSeq), len(b.Readings), sum,
+		c.seq, c.source, c.quantity, c.value, c.unit, c.time, c.clock).Scan(&batches, &added, &differ)
 	if err != nil {
 		return Result{}, err
 	}
-	if batches == 1 {
+	switch {
+	case batches == 1:
 		return Result{Outcome: Stored, New: added}, nil
+	case differ > 0:
+		return Result{Outcome: Conflict}, nil
 	}
 	var stored []byte
-	err = d.pool.QueryRow(ctx, "SELECT digest FROM batches WHERE gateway_id = $1 AND first_seq = $2 AND last_seq = $3",
-		b.Gateway, int64(b.FirstSeq), int64(b.LastSeq)).Scan(&stored)
+	err = d.pool.QueryRow(ctx, "SELECT digest FROM batches WHERE gateway_id = $1 AND incarnation = $2 AND first_seq = $3 AND last_seq = $4",
+		b.Gateway, b.Incarnation, int64(b.FirstSeq), int64(b.LastSeq)).Scan(&stored)
 	if err != nil {
 		return Result{}, err
 	}

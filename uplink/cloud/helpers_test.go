@@ -61,7 +61,7 @@ func batch(gw string, first uint64, values ...float64) wire.BatchBody {
 	b := wire.BatchBody{Gateway: gw, FirstSeq: first, LastSeq: first + uint64(len(values)) - 1}
 	for i, v := range values {
 		b.Readings = append(b.Readings, wire.ReadingBody{Seq: first + uint64(i), Source: "esp32-a", Quantity: "temperature",
-			Value: v, Unit: "Cel", Time: fmt.Sprintf("2026-11-22T10:00:%02d.5Z", i%60), Clock: "synced"})
+			Value: v, Unit: "Cel", Time: fmt.Sprintf("2026-11-22T10:00:%02d.5Z", (first+uint64(i)-1)%60), Clock: "synced"})
 	}
 	return b
 }
@@ -105,7 +105,7 @@ func put(t *testing.T, h http.Handler, token string, b wire.BatchBody, mod func(
 	req := httptest.NewRequest(http.MethodPut, wire.BatchPath(b.Gateway, b.FirstSeq, b.LastSeq), bytes.NewReader(gz(t, b)))
 	req.Header.Set("Content-Encoding", "gzip")
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", wire.IdempotencyKey(b.Gateway, b.FirstSeq, b.LastSeq))
+	req.Header.Set("Idempotency-Key", wire.IdempotencyKey(b.Gateway, b.Incarnation, b.FirstSeq, b.LastSeq))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

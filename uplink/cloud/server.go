@@ -150,7 +150,7 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	case res.Outcome == Conflict:
 		s.m.batches.WithLabelValues("conflict").Inc()
-		s.refuse(w, r, http.StatusConflict, "this batch's bounds were stored before with different readings; the first are kept")
+		s.refuse(w, r, http.StatusConflict, "this batch's bounds, or a reading's identity (gateway, incarnation, seq), were stored before with other content; what was stored first is kept")
 		return
 	case res.Outcome == Replay:
 		s.m.batches.WithLabelValues("replay").Inc()

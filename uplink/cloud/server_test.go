@@ -276,3 +276,40 @@ func TestSlowDatabaseIs503(t *testing.T) {
 		t.Errorf("once the lock is gone: %+v", a)
 	}
 }
+
+// TestAStoreThatStartsOverKeepsItsReadings: a gateway whose store starts
+// over (a new card, a re-flash) sends seqs from 1 again under its id. Its
+// batches' bounds differ from the old ones, and the receiver answered 200
+// while ON CONFLICT (gateway_id, seq) threw the new readings away. The
+// store's incarnation is now part of a reading's identity; a reading that
+// comes back under an existing identity with other content is a 409.
+func TestAStoreThatStartsOverKeepsItsReadings(t *testing.T) {
+	r := newReceiver(t, Options{})
+	old := batch("gw-a", 1, 1, 2, 3) // a store made before incarnations
+	if a := r.put(r.tokens["gw-a"], old, nil); a.status != http.StatusOK {
+		t.Fatalf("the old store's batch: %+v", a)
+	}
+	for _, inc := range []string{"00000000000000aa", "00000000000000bb"} {
+		b := batch("gw-a", 1, 7, 8) // other readings under seqs 1-2, other bounds
+		b.Incarnation = inc
+		if a := r.put(r.tokens["gw-a"], b, nil); a.status != http.StatusOK {
+			t.Fatalf("a new store's batch (%s): %+v", inc, a)
+		}
+	}
+	if n := r.count("SELECT count(*) FROM readings WHERE gateway_id = 'gw-a'"); n != 7 {
+		t.Errorf("%d readings, want every store's: 3 + 2 + 2", n)
+	}
+	// The same store sends other content under a seq it sent before, in a
+	// batch of other bounds: refused, not silently dropped.
+	b := batch("gw-a", 2, 99)
+	b.Incarnation = "00000000000000aa"
+	if a := r.put(r.tokens["gw-a"], b, nil); a.status != http.StatusConflict {
+		t.Fatalf("other content under an existing identity: %+v, want 409", a)
+	}
+	if n := r.count("SELECT count(*) FROM readings WHERE value = 99"); n != 0 {
+		t.Error("the conflicting reading was stored")
+	}
+	if n := r.count("SELECT count(*) FROM batches WHERE first_seq = 2 AND last_seq = 2"); n != 0 {
+		t.Error("the conflicting batch was recorded")
+	}
+}

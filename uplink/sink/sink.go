@@ -171,17 +171,20 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if conflict := s.store(gw, first, last, raw, body); conflict {
-		s.refuse(w, http.StatusConflict, "this batch key was received before with a different body")
+		s.refuse(w, http.StatusConflict, "this batch, or a reading in it, was received before with different content")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"accepted":%d}`+"\n", len(body.Readings))
 }
 
-// store records the batch and its readings; it reports a conflict when the
-// key or a reading id was seen with different content.
+// store records the batch and its readings, as the contract says a
+// receiver must: a batch key seen before with the same body is a replay; a
+// key, or a reading's identity (gateway, incarnation, seq), seen before
+// with different content is a conflict, and then nothing of the batch is
+// stored.
 func (s *Sink) store(gw string, first, last uint64, raw []byte, b wire.BatchBody) (conflict bool) {
-	key := wire.IdempotencyKey(gw, first, last)
+	key := wire.IdempotencyKey(gw, b.Incarnation, first, last)
 	sum := sha256.Sum256(raw)
 	now := time.Now()
 	s.mu.Lock()
@@ -195,15 +198,18 @@ func (s *Sink) store(gw string, first, last uint64, raw []byte, b wire.BatchBody
 		s.stats.Replays++
 		return false
 	}
+	for _, rd := range b.Readings {
+		if old, ok := s.readings[wire.ReadingID(gw, b.Incarnation, rd.Seq)]; ok && old != rd {
+			s.stats.Conflicts++
+			return true
+		}
+	}
 	s.batches[key] = sum
 	s.stats.Batches++
 	for _, rd := range b.Readings {
-		id := wire.ReadingID(gw, rd.Seq)
-		if old, ok := s.readings[id]; ok {
+		id := wire.ReadingID(gw, b.Incarnation, rd.Seq)
+		if _, ok := s.readings[id]; ok {
 			s.stats.Duplicate++
-			if old != rd {
-				s.stats.Conflicts++
-			}
 			continue
 		}
 		s.readings[id] = rd

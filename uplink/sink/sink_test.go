@@ -90,3 +90,44 @@ func TestSinkRefusals(t *testing.T) {
 		t.Errorf("over MaxReadings: %d, want 413", c)
 	}
 }
+
+// TestSinkTellsStoresApartAndRefusesChangedReadings: the development sink
+// keeps a reading's identity as (gateway, incarnation, seq), like a real
+// receiver, and answers 409 to other content under an existing identity,
+// storing nothing of that batch.
+func TestSinkTellsStoresApartAndRefusesChangedReadings(t *testing.T) {
+	sk := New("")
+	put := func(b wire.BatchBody) int {
+		_, gz, err := b.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodPut, wire.BatchPath(b.Gateway, b.FirstSeq, b.LastSeq), bytes.NewReader(gz))
+		r.Header.Set("Content-Encoding", "gzip")
+		r.Header.Set("Idempotency-Key", wire.IdempotencyKey(b.Gateway, b.Incarnation, b.FirstSeq, b.LastSeq))
+		w := httptest.NewRecorder()
+		sk.ServeHTTP(w, r)
+		return w.Code
+	}
+	mk := func(inc string, first uint64, values ...float64) wire.BatchBody {
+		b := wire.BatchBody{Gateway: "gw", Incarnation: inc, FirstSeq: first, LastSeq: first + uint64(len(values)) - 1}
+		for i, v := range values {
+			b.Readings = append(b.Readings, wire.ReadingBody{Seq: first + uint64(i), Source: "s", Quantity: "q", Value: v, Time: "2026-11-22T10:00:00Z", Clock: "synced"})
+		}
+		return b
+	}
+	for _, b := range []wire.BatchBody{mk("", 1, 1, 2), mk("00000000000000aa", 1, 5, 6, 7)} {
+		if code := put(b); code != http.StatusOK {
+			t.Fatalf("batch %+v: %d", b, code)
+		}
+	}
+	if n := len(sk.Readings()); n != 5 {
+		t.Errorf("%d readings, want both stores': 5", n)
+	}
+	if code := put(mk("00000000000000aa", 2, 9)); code != http.StatusConflict {
+		t.Errorf("other content under an existing identity: %d, want 409", code)
+	}
+	if got := sk.Readings()[wire.ReadingID("gw", "00000000000000aa", 2)]; got.Value != 6 {
+		t.Errorf("the stored reading became %+v", got)
+	}
+}

@@ -66,8 +66,10 @@ func (b BatchBody) Check(gateway string, first, last uint64, key string) string 
 	switch {
 	case b.Gateway != gateway || b.FirstSeq != first || b.LastSeq != last:
 		return "body's gateway and bounds differ from the URL's"
-	case key != IdempotencyKey(gateway, first, last):
-		return "Idempotency-Key differs from the URL"
+	case !ValidIncarnation(b.Incarnation):
+		return "incarnation must be 16 to 32 lowercase hex digits"
+	case key != IdempotencyKey(gateway, b.Incarnation, first, last):
+		return "Idempotency-Key differs from the URL and the body's incarnation"
 	case len(b.Readings) == 0:
 		return "empty batch"
 	}
@@ -79,6 +81,27 @@ func (b BatchBody) Check(gateway string, first, last uint64, key string) string 
 		prev = rd.Seq
 	}
 	return ""
+}
+
+// IsErrorBody reports whether b is the contract's error shape,
+// {"errors":[{"code":…,"message":…}]}: what a receiver itself answers, as
+// opposed to a proxy's, a load balancer's or a firewall's page.
+func IsErrorBody(b []byte) bool {
+	var e struct {
+		Errors []struct {
+			Code    *int    `json:"code"`
+			Message *string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(b, &e) != nil || len(e.Errors) == 0 {
+		return false
+	}
+	for _, x := range e.Errors {
+		if x.Code == nil || x.Message == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrorBody is the contract's error shape for status and message.

@@ -300,17 +300,17 @@ func (r *Rig) Readings() map[string]wire.ReadingBody {
 		r.tb.Fatal(err)
 	}
 	defer c.Close(ctx)
-	rows, err := c.Query(ctx, `SELECT gateway_id, seq, source, quantity, value, unit, time, clock FROM readings`)
+	rows, err := c.Query(ctx, `SELECT gateway_id, incarnation, seq, source, quantity, value, unit, time, clock FROM readings`)
 	if err != nil {
 		r.tb.Fatal(err)
 	}
 	out := map[string]wire.ReadingBody{}
-	var gw string
+	var gw, inc string
 	var rb wire.ReadingBody
 	var at time.Time
-	_, err = pgx.ForEachRow(rows, []any{&gw, &rb.Seq, &rb.Source, &rb.Quantity, &rb.Value, &rb.Unit, &at, &rb.Clock}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&gw, &inc, &rb.Seq, &rb.Source, &rb.Quantity, &rb.Value, &rb.Unit, &at, &rb.Clock}, func() error {
 		rb.Time = at.UTC().Format(time.RFC3339Nano)
-		out[wire.ReadingID(gw, rb.Seq)] = rb
+		out[wire.ReadingID(gw, inc, rb.Seq)] = rb
 		return nil
 	})
 	if err != nil {
