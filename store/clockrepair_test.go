@@ -124,6 +124,23 @@ func TestPendingRepairSurvivesARestartButNotAReboot(t *testing.T) {
 	mustCheck(t, s)
 }
 
+// A management command opens the store between the daemon's runs, on the
+// same boot or another: readings waiting for repair keep waiting.
+func TestKeepBootLeavesRepairAsItWas(t *testing.T) {
+	s := mustOpen(t, Options{BootID: "boot-a"})
+	mustAppend(t, s, unsynced(1, time.Minute), unsynced(2, 2*time.Minute))
+	for _, boot := range []string{"", "boot-z"} {
+		s = reopen(t, s, Options{BootID: boot, KeepBoot: true})
+		wantRepair(t, s, ClockRepair{Pending: 2, HoldFrom: 1})
+	}
+	s = reopen(t, s, Options{BootID: "boot-a"})
+	wantRepair(t, s, ClockRepair{Pending: 2, HoldFrom: 1})
+	if n, err := s.RepairClock(t0); err != nil || n != 2 {
+		t.Fatalf("RepairClock = %d, %v; want 2", n, err)
+	}
+	mustCheck(t, s)
+}
+
 func TestUnknownBootKeepsNothingForRepair(t *testing.T) {
 	s := mustOpen(t, Options{})
 	mustAppend(t, s, unsynced(1, time.Minute))

@@ -39,6 +39,11 @@ type Options struct {
 	// another boot are discarded (their readings stay flagged unsynced).
 	// Empty: no reading is kept for repair.
 	BootID string
+	// KeepBoot opens the store as of the boot it last knew, ignoring
+	// BootID: readings waiting for clock repair keep waiting. Management
+	// commands use it, so adding a device between the daemon's runs
+	// abandons no repair.
+	KeepBoot bool
 
 	// CommitInterval bounds how long a queued (Enqueue) reading may wait for
 	// the log's sync: at most this much queued data is lost in a power cut.

@@ -120,6 +120,9 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close() // the init error is what the caller needs
 		return nil, err
 	}
+	if opts.KeepBoot {
+		s.opts.BootID = s.storedBoot()
+	}
 	if s.wal, err = wal.Open(s.logOpts); err != nil {
 		_ = db.Close() // the log's error is what the caller needs
 		return nil, fmt.Errorf("store: %w", err)
@@ -129,7 +132,7 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if err := s.adoptBoot(opts.BootID); err != nil {
+	if err := s.adoptBoot(s.opts.BootID); err != nil {
 		_ = s.wal.Close()
 		_ = db.Close() // the adopt error is what the caller needs
 		return nil, err

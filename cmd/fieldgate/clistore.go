@@ -27,7 +27,9 @@ func openStoreCLI(name, configPath string, getenv func(string) string, stderr io
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(cfg.storeOptions())
+	opts := cfg.storeOptions()
+	opts.KeepBoot = true // a command between the daemon's runs leaves clock repair as it was
+	st, err := store.Open(opts)
 	if errors.Is(err, store.ErrInUse) {
 		return nil, nil, fmt.Errorf("%w\nwhile it runs, use the API (docs/api.md); or stop it first (sudo systemctl stop fieldgate)", err)
 	}
