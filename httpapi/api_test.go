@@ -60,6 +60,10 @@ func TestEndpoints(t *testing.T) {
 		{"dead letters", req{method: "GET", path: "/api/v1/uplink/deadletters"}, 200, `"reason":"bad unit"`},
 		{"dead letter retry", req{method: "POST", path: "/api/v1/uplink/deadletters/1/retry", role: RoleTechnician}, 202, `"queued"`},
 		{"dead letter retry missing", req{method: "POST", path: "/api/v1/uplink/deadletters/x/retry", role: RoleTechnician}, 404, ``},
+		{"dead letters retry all", req{method: "POST", path: "/api/v1/uplink/deadletters/retry", role: RoleTechnician}, 202, `"queued":0`},
+		{"dead letter discard as viewer", req{method: "DELETE", path: "/api/v1/uplink/deadletters/1", role: RoleViewer}, 403, ``},
+		{"dead letter discard", req{method: "DELETE", path: "/api/v1/uplink/deadletters/1", role: RoleTechnician}, 204, ``},
+		{"dead letter discard again", req{method: "DELETE", path: "/api/v1/uplink/deadletters/1", role: RoleTechnician}, 404, `no dead letter`},
 		{"export stream", req{method: "GET", path: "/api/v1/readings/export?from=-1h&source=esp-1", role: RoleTechnician}, 200, "id,seq,source"},
 		{"export job", req{method: "POST", path: "/api/v1/exports", body: map[string]any{"format": "ndjson"}, role: RoleTechnician}, 202, `"state"`},
 		{"export job invalid", req{method: "POST", path: "/api/v1/exports", body: map[string]any{"format": "xls"}, role: RoleTechnician}, 422, `"field":"format"`},
@@ -103,8 +107,11 @@ func TestEndpoints(t *testing.T) {
 	if e.validated != len(tests)-1 { // all but the route that does not exist
 		t.Errorf("%d of %d answers validated against openapi.yaml", e.validated, len(tests)-1)
 	}
-	if got := e.uplink.retried; len(got) != 1 || got[0] != 1 {
-		t.Errorf("dead letters retried: %v, want [1]", got)
+	if got := e.uplink.retried; len(got) != 1 || got[0] != 1 || e.uplink.retriedAll != 1 {
+		t.Errorf("dead letters retried: %v and all %d times, want [1] and once", got, e.uplink.retriedAll)
+	}
+	if dropped, _, err := e.st.Losses(); err != nil || dropped["dead_letter_discarded"] != 1 {
+		t.Errorf("dropped after the discard: %v (%v), want dead_letter_discarded 1", dropped, err)
 	}
 	if got := e.broker.disconnected; len(got) < 2 || got[len(got)-1] != "esp-2" {
 		t.Errorf("devices disconnected: %v, want esp-2 after its password reset and removal", got)

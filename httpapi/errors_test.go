@@ -27,7 +27,7 @@ func TestOneErrorMapping(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{fmt.Errorf("%w: uplink: retries are already waiting; try again shortly", ErrBusy), 503, "retries are already waiting"},
+		{fmt.Errorf("%w: the uplink is stopping", ErrBusy), 503, "the uplink is stopping"},
 		{fmt.Errorf("%w: no dead letter starts at 7", store.ErrNotFound), 404, "no dead letter starts at 7"},
 		{errors.New("open /var/lib/fieldgate/secret: permission denied"), 500, "internal error"},
 	} {

@@ -56,13 +56,15 @@ func (f *fakeBroker) Disconnect(id string) {
 func (f *fakeBroker) Removed(id string) { f.Disconnect(id) }
 
 type fakeUplink struct {
-	status  uplink.Status
-	retried []uint64
-	retry   func(first uint64) error
+	status     uplink.Status
+	retried    []uint64
+	retry      func(first uint64) error
+	retriedAll int
 }
 
-func (f *fakeUplink) Status() uplink.Status { return f.status }
-func (f *fakeUplink) RetryDeadLetter(first uint64) error {
+func (f *fakeUplink) Status() uplink.Status                         { return f.status }
+func (f *fakeUplink) RetryDeadLetters(context.Context) (int, error) { f.retriedAll++; return 0, nil }
+func (f *fakeUplink) RetryDeadLetter(_ context.Context, first uint64) error {
 	f.retried = append(f.retried, first)
 	return f.retry(first)
 }

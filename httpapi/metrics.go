@@ -69,7 +69,7 @@ var (
 	descUsed        = prometheus.NewDesc("fieldgate_store_used_bytes", "Bytes of the store file holding live data.", nil, nil)
 	descMax         = prometheus.NewDesc("fieldgate_store_max_bytes", "The store's hard size cap.", nil, nil)
 	descFailing     = prometheus.NewDesc("fieldgate_store_commit_failing", "1 while commits fail (disk full, I/O errors).", nil, nil)
-	descDropped     = prometheus.NewDesc("fieldgate_readings_dropped_total", "Readings the store accepted and then lost, by reason (full_drop_oldest, full_reject_new, commit_failed).", []string{"reason"}, nil)
+	descDropped     = prometheus.NewDesc("fieldgate_readings_dropped_total", "Readings the store accepted and then lost, by reason (full_drop_oldest, full_reject_new, commit_failed, dead_letter_discarded).", []string{"reason"}, nil)
 	descRetained    = prometheus.NewDesc("fieldgate_readings_retention_deleted_total", "Delivered readings retention deleted (routine: not a loss).", nil, nil)
 	descBacklog     = prometheus.NewDesc("fieldgate_uplink_backlog_readings", "Readings the cloud has not acknowledged.", nil, nil)
 	descOldest      = prometheus.NewDesc("fieldgate_uplink_oldest_unsent_age_seconds", "Age of the oldest reading not yet uploaded.", nil, nil)

@@ -78,7 +78,9 @@ func (s *Server) routes() (*gin.Engine, error) {
 	api.DELETE("/devices/:id", technician, s.deleteDevice)
 
 	api.GET("/uplink/deadletters", viewer, s.listDeadLetters)
+	api.POST("/uplink/deadletters/retry", technician, s.retryDeadLetters)
 	api.POST("/uplink/deadletters/:id/retry", technician, s.retryDeadLetter)
+	api.DELETE("/uplink/deadletters/:id", technician, s.discardDeadLetter)
 
 	api.GET("/readings/export", technician, s.streamExport)
 	api.POST("/exports", technician, s.createExport)

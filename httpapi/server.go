@@ -48,7 +48,10 @@ type Broker interface {
 type Uplink interface {
 	Status() uplink.Status
 	// RetryDeadLetter puts a dead-lettered batch back in the queue.
-	RetryDeadLetter(first uint64) error
+	RetryDeadLetter(ctx context.Context, first uint64) error
+	// RetryDeadLetters puts every dead letter back in the queue and says
+	// how many it queued.
+	RetryDeadLetters(ctx context.Context) (int, error)
 }
 
 // Deps are the components the API reports on. Broker, Sensors and Uplink may

@@ -17,6 +17,9 @@ const (
 	// reasonCommitFailed: queued readings dropped after commits kept failing
 	// and the in-memory carry overflowed.
 	reasonCommitFailed = "commit_failed"
+	// reasonDeadLetterDiscarded: readings of dead letters a person
+	// discarded; the cloud will never have them.
+	reasonDeadLetterDiscarded = "dead_letter_discarded"
 )
 
 // dropCounter holds drop counts that are not yet in the counters bucket,

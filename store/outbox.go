@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -222,12 +223,67 @@ func (s *Store) AckBatch(first uint64) error {
 		if err != nil {
 			return err
 		}
+		if b.Last <= getUint(sn.tx.Bucket(bMeta), kAcked) {
+			return ob.Delete(seqKey(first)) // a requeued dead letter, below the cursor: done
+		}
 		b.Acked = true
 		if err := ob.Put(seqKey(first), encodeBatch(b)); err != nil {
 			return err
 		}
 		return advanceCursor(sn)
 	})
+}
+
+// DiscardDeadLetter gives up the dead letter starting at first: its
+// readings will never be sent, are counted as dropped, and retention may
+// delete them. ErrNotFound if there is none.
+func (s *Store) DiscardDeadLetter(first uint64) error {
+	return s.change(func(sn *snapshot) error {
+		dl := sn.tx.Bucket(bDeadLetters)
+		v := dl.Get(seqKey(first))
+		if v == nil {
+			return fmt.Errorf("%w: no dead letter starts at %d", ErrNotFound, first)
+		}
+		d, err := decodeDeadLetter(seqKey(first), v)
+		if err != nil {
+			return err
+		}
+		if err := dl.Delete(seqKey(first)); err != nil {
+			return err
+		}
+		return addCounters(sn.tx, map[string]uint64{reasonDeadLetterDiscarded: uint64(sn.countRange(d.First, d.Last))})
+	})
+}
+
+// RequeueDeadLetters makes every dead letter a recorded batch again, sent
+// (byte for byte as before) the next time the uplink runs, and returns how
+// many there were: a retry of them all, also while the gateway is stopped.
+func (s *Store) RequeueDeadLetters() (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		dl, ob := tx.Bucket(bDeadLetters), tx.Bucket(bOutbox)
+		var firsts [][]byte
+		err := dl.ForEach(func(k, v []byte) error {
+			d, err := decodeDeadLetter(k, v)
+			if err != nil {
+				return err
+			}
+			if err := ob.Put(k, encodeBatch(Batch{First: d.First, Last: d.Last, Recorded: s.opts.Now()})); err != nil {
+				return err
+			}
+			firsts = append(firsts, slices.Clone(k))
+			return nil
+		})
+		for _, k := range firsts {
+			if err == nil {
+				err = dl.Delete(k)
+			}
+		}
+		n = len(firsts)
+		return err
+	})
+	return n, err
 }
 
 // SplitBatch replaces the recorded batch starting at first with two,
@@ -341,13 +397,19 @@ func protectedSpans(tx *bolt.Tx) ([]span, error) {
 	if err != nil {
 		return nil, err
 	}
+	dls, err := deadLetterSpans(tx)
+	return mergeSpans(out, dls), err
+}
+
+// deadLetterSpans lists, in order, the ranges of the dead letters.
+func deadLetterSpans(tx *bolt.Tx) ([]span, error) {
 	var dls []span
-	err = tx.Bucket(bDeadLetters).ForEach(func(k, v []byte) error {
+	err := tx.Bucket(bDeadLetters).ForEach(func(k, v []byte) error {
 		d, err := decodeDeadLetter(k, v)
 		dls = append(dls, span{d.First, d.Last})
 		return err
 	})
-	return mergeSpans(out, dls), err
+	return dls, err
 }
 
 func decodeDeadLetter(k, v []byte) (DeadLetter, error) {

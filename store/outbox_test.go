@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func TestOutboxCursorAdvancesOverContiguousPrefix(t *testing.T) {
@@ -61,12 +59,16 @@ func TestOutboxCursorAdvancesOverContiguousPrefix(t *testing.T) {
 	if len(st.Batches) != 0 || len(st.DeadLetters) != 1 || st.DeadLetters[0].First != 21 || st.DeadLetters[0].Last != 30 || st.DeadLetters[0].Status != 400 {
 		t.Fatalf("outbox state %+v", st)
 	}
-	// Retention may not touch the dead letter's readings: the uploaded
-	// limit stops right before it.
-	var limit uint64
-	mustDo(t, s.view(func(tx *bolt.Tx) error { limit = s.uploadedLimit(tx); return nil }))
-	if limit != 20 {
-		t.Errorf("uploaded limit %d, want 20 (the dead letter 21-30 is not delivered)", limit)
+	// Retention of delivered readings spares the dead letter's own
+	// readings (they wait for a retry), not all that was delivered after.
+	mustCheckpoint(t, s) // retention works on what reached bbolt
+	if _, err := s.deleteUploaded(1000); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.ReadingsBetween(1, 50)
+	mustDo(t, err)
+	if len(left) != 10 || left[0].Seq != 21 || left[9].Seq != 30 {
+		t.Errorf("after retention %d readings are left (%v…), want the dead letter's 21-30", len(left), left[:min(1, len(left))])
 	}
 	// A successful retry removes the dead letter.
 	mustDo(t, s.AckBatch(21))
@@ -75,6 +77,52 @@ func TestOutboxCursorAdvancesOverContiguousPrefix(t *testing.T) {
 	}
 	if err := s.AckBatch(77); !errors.Is(err, ErrNotFound) {
 		t.Errorf("AckBatch of an unknown batch: %v, want ErrNotFound", err)
+	}
+}
+
+func TestDeadLettersRequeuedAndDiscarded(t *testing.T) {
+	s := mustOpen(t, Options{})
+	fill(t, s, "a", 40)
+	for first := uint64(1); first <= 31; first += 10 {
+		mustRecord(t, s, first, first+9)
+	}
+	mustDo(t, s.AckBatch(1))
+	mustDo(t, s.DeadLetterBatch(11, 422, "bad"))
+	mustDo(t, s.DeadLetterBatch(21, 422, "bad"))
+	mustDo(t, s.AckBatch(31))
+
+	// Discarding one counts its readings as dropped for good.
+	mustDo(t, s.DiscardDeadLetter(21))
+	if err := s.DiscardDeadLetter(21); !errors.Is(err, ErrNotFound) {
+		t.Errorf("discarding twice: %v, want ErrNotFound", err)
+	}
+	dropped, _, err := s.Losses()
+	mustDo(t, err)
+	if got := dropped[reasonDeadLetterDiscarded]; got != 10 {
+		t.Errorf("dropped %s = %d, want 10 (all: %v)", reasonDeadLetterDiscarded, got, dropped)
+	}
+
+	// Requeued, the other is a batch again, below the cursor; its ack
+	// removes it without moving the cursor back.
+	n, err := s.RequeueDeadLetters()
+	mustDo(t, err)
+	ob, err := s.Outbox()
+	mustDo(t, err)
+	if n != 1 || len(ob.DeadLetters) != 0 || len(ob.Batches) != 1 || ob.Batches[0].First != 11 || ob.Batches[0].Last != 20 || ob.Acked != 40 {
+		t.Fatalf("after requeue (%d): %+v", n, ob)
+	}
+	mustDo(t, s.AckBatch(11))
+	ob, err = s.Outbox()
+	mustDo(t, err)
+	if len(ob.Batches) != 0 || len(ob.DeadLetters) != 0 || ob.Acked != 40 {
+		t.Fatalf("after the requeued batch's ack: %+v", ob)
+	}
+	// Retention now may delete all: nothing waits.
+	mustCheckpoint(t, s)
+	_, err = s.deleteUploaded(1000)
+	mustDo(t, err)
+	if left, err := s.ReadingsBetween(1, 40); err != nil || len(left) != 0 {
+		t.Errorf("after retention %d readings left (%v)", len(left), err)
 	}
 }
 

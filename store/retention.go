@@ -55,13 +55,20 @@ func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err e
 		meta := tx.Bucket(bMeta)
 		limit, acked := getUint(meta, kLastSeq), getUint(meta, kAcked)
 		var protect []span
-		if fs.uploaded {
-			limit = min(limit, s.uploadedLimit(tx))
-		} else {
-			var err error
-			if protect, err = protectedSpans(tx); err != nil {
-				return err
-			}
+		var err error
+		switch {
+		case fs.uploaded && s.opts.LocalOnly:
+		case fs.uploaded:
+			// Delivered: up to the cursor, sparing the dead letters' own
+			// spans (their readings wait for a retry), not all that
+			// follows the first of them.
+			limit = min(limit, acked)
+			protect, err = deadLetterSpans(tx)
+		default:
+			protect, err = protectedSpans(tx)
+		}
+		if err != nil {
+			return err
 		}
 		c := tx.Bucket(bReadings).Cursor()
 		k, v := c.First()
@@ -127,23 +134,6 @@ func (s *Store) deleteFrontChunk(fs frontScan, max int) (n int, done bool, err e
 	}
 	s.count.Add(-int64(len(victims)))
 	return len(victims), done, nil
-}
-
-// uploadedLimit is the highest seq below which every reading was delivered:
-// the outbox cursor, short of the first dead letter (whose readings must stay
-// for a retry). In local-only mode every reading counts as delivered.
-func (s *Store) uploadedLimit(tx *bolt.Tx) uint64 {
-	meta := tx.Bucket(bMeta)
-	if s.opts.LocalOnly {
-		return getUint(meta, kLastSeq)
-	}
-	limit := getUint(meta, kAcked)
-	if k, _ := tx.Bucket(bDeadLetters).Cursor().First(); k != nil {
-		if first := binary.BigEndian.Uint64(k); first <= limit {
-			limit = first - 1
-		}
-	}
-	return limit
 }
 
 // deleteUploaded deletes up to max of the oldest delivered readings.

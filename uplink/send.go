@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"fieldgate/store"
 	"fieldgate/uplink/wire"
 )
 
@@ -79,11 +81,19 @@ func shorten(s string, n int) string {
 func (s *Sender) handle(o outcome) {
 	j, now, log := o.j, s.o.Now(), s.o.Logger
 	switch st := o.status; {
+	case o.local && j.deadLetter:
+		// Discarded, or its readings gone, since the retry was asked:
+		// nothing to retry (a person may ask again).
+		delete(s.queuedDL, j.first)
+		log.Error("uplink: cannot retry dead letter", "first", j.first, "last", j.last, "err", o.err)
 	case o.local:
 		log.Error("uplink: cannot send batch", "first", j.first, "last", j.last, "err", o.err)
 		s.retry(j, now.Add(s.o.BackoffBase))
 	case st >= 200 && st < 300:
-		if err := s.st.AckBatch(j.first); err != nil {
+		if j.deadLetter {
+			delete(s.queuedDL, j.first)
+		}
+		if err := s.st.AckBatch(j.first); err != nil && !(j.deadLetter && errors.Is(err, store.ErrNotFound)) {
 			// Delivered but not recorded: the resend is identical and the
 			// cloud deduplicates it.
 			log.Error("uplink: cannot record an acknowledged batch", "first", j.first, "err", err)
@@ -142,6 +152,7 @@ func (s *Sender) handle(o outcome) {
 		}
 		s.retry(j, now.Add(wait))
 	case j.deadLetter:
+		delete(s.queuedDL, j.first)
 		log.Warn("uplink: dead letter refused again", "first", j.first, "last", j.last, "status", st, "reason", o.reason)
 	default:
 		if err := s.st.DeadLetterBatch(j.first, st, o.reason); err != nil {

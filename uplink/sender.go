@@ -40,7 +40,9 @@ type Sender struct {
 	failures    int // consecutive retryable failures
 	refusedRun  int // batches dead-lettered in a row
 	running     int
-	retryDL     chan *job
+	queuedDL    map[uint64]bool // dead letters queued or in flight, by first seq
+	retries     chan retryAsk
+	stopped     chan struct{} // closed when Run returns
 	results     chan outcome
 }
 
@@ -51,7 +53,7 @@ func New(st Store, o Options) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{o: o, st: st, gw: st.GatewayID(), inc: st.Incarnation(), state: newTracker(o.Now),
-		retryDL: make(chan *job, 16), results: make(chan outcome, o.InFlight)}
+		queuedDL: map[uint64]bool{}, retries: make(chan retryAsk), stopped: make(chan struct{}), results: make(chan outcome, o.InFlight)}
 	if o.BacklogRate > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(o.BacklogRate), max(o.MaxReadings, int(o.BacklogRate)))
 	}
@@ -62,6 +64,7 @@ func New(st Store, o Options) (*Sender, error) {
 // acknowledged go first, unchanged; then live readings (those stored after
 // Run started) and the backlog share the in-flight slots, live first.
 func (s *Sender) Run(ctx context.Context) error {
+	defer close(s.stopped)
 	ob, err := s.st.Outbox()
 	if err != nil {
 		return fmt.Errorf("uplink: read outbox: %w", err)
@@ -86,8 +89,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		case o := <-s.results:
 			s.running--
 			s.handle(o)
-		case j := <-s.retryDL:
-			s.resend = append([]*job{j}, s.resend...)
+		case a := <-s.retries:
+			n, err := s.queueDeadLetters(a)
+			a.reply <- retryReply{n, err}
 		case <-timer.C:
 		case <-ctx.Done():
 			for ; s.running > 0; s.running-- {
@@ -199,30 +203,77 @@ func (s *Sender) load(j *job) error {
 	return s.encode(j, rs)
 }
 
-// ErrRetriesWaiting refuses a dead-letter retry while others wait.
-var ErrRetriesWaiting = errors.New("uplink: retries are already waiting; try again shortly")
+// retryAsk asks Run to send dead letters again: the one starting at first,
+// or all of them. Run answers on reply.
+type retryAsk struct {
+	first uint64
+	all   bool
+	reply chan retryReply
+}
 
-// RetryDeadLetter sends the dead-lettered batch starting at first again, as
-// the same request; on success it leaves the dead letters.
-//
-// It returns ErrRetriesWaiting when the queue of retries is full, and
-// store.ErrNotFound when no dead letter starts at first.
-func (s *Sender) RetryDeadLetter(first uint64) error {
+type retryReply struct {
+	queued int
+	err    error
+}
+
+// queueDeadLetters puts the dead letters a retry asks for first in line,
+// oldest first, and returns how many it queued: one already queued or in
+// flight is not queued again, so a retry asked twice is sent once.
+func (s *Sender) queueDeadLetters(a retryAsk) (int, error) {
 	ob, err := s.st.Outbox()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var queue []*job
+	found := false
 	for _, d := range ob.DeadLetters {
-		if d.First == first {
-			select {
-			case s.retryDL <- &job{first: d.First, last: d.Last, deadLetter: true}:
-				return nil
-			default:
-				return ErrRetriesWaiting
-			}
+		if !a.all && d.First != a.first {
+			continue
+		}
+		found = true
+		if !s.queuedDL[d.First] {
+			s.queuedDL[d.First] = true
+			queue = append(queue, &job{first: d.First, last: d.Last, deadLetter: true})
 		}
 	}
-	return fmt.Errorf("%w: no dead letter starts at %d", store.ErrNotFound, first)
+	if !a.all && !found {
+		return 0, fmt.Errorf("%w: no dead letter starts at %d", store.ErrNotFound, a.first)
+	}
+	s.resend = append(queue, s.resend...)
+	return len(queue), nil
+}
+
+// ask hands a retry to Run and waits for its answer.
+func (s *Sender) ask(ctx context.Context, a retryAsk) (int, error) {
+	a.reply = make(chan retryReply, 1)
+	select {
+	case s.retries <- a:
+	case <-s.stopped:
+		return 0, ErrStopped
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	r := <-a.reply
+	return r.queued, r.err
+}
+
+// ErrStopped refuses a retry once Run has returned.
+var ErrStopped = errors.New("uplink: stopped")
+
+// RetryDeadLetters sends every dead letter again, each as the same request
+// as before, and returns how many it queued (those queued or in flight
+// already are not queued twice). The cloud's answers come later: a batch
+// it accepts leaves the dead letters.
+func (s *Sender) RetryDeadLetters(ctx context.Context) (int, error) {
+	return s.ask(ctx, retryAsk{all: true})
+}
+
+// RetryDeadLetter sends the dead letter starting at first again, as the
+// same request (unless it is queued or in flight already); store.ErrNotFound
+// if no dead letter starts at first.
+func (s *Sender) RetryDeadLetter(ctx context.Context, first uint64) error {
+	_, err := s.ask(ctx, retryAsk{first: first})
+	return err
 }
 
 // Status returns the uplink's connectivity and backlog.

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -181,13 +182,82 @@ func TestRefusedBatchGoesToDeadLettersAndSendingContinues(t *testing.T) {
 	}
 	// Fixed on the cloud side: retrying the dead letter delivers it.
 	poisoned.Store(false)
-	if err := s.RetryDeadLetter(dl.First); err != nil {
+	if err := s.RetryDeadLetter(context.Background(), dl.First); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() bool { ob, _ := st.Outbox(); return len(ob.DeadLetters) == 0 })
 	exactlyOnce(t, st, sk)
-	if err := s.RetryDeadLetter(12345); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RetryDeadLetter(context.Background(), 12345); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("retry of an unknown dead letter: %v", err)
+	}
+}
+
+// TestDeadLetterRetriesAreSentOnce asks for the same retries again while
+// they are in flight: each dead letter goes out once per retry, and a
+// refused retry stays a dead letter without another try.
+func TestDeadLetterRetriesAreSentOnce(t *testing.T) {
+	st := testStore(t, 1000)
+	sk := sink.New("secret")
+	var poisoned, hold atomic.Bool
+	poisoned.Store(true)
+	sk.SetFaults(sink.Faults{Reject: func(r wire.ReadingBody) bool { return poisoned.Load() && r.Seq%300 == 150 }})
+	gate, held := make(chan struct{}), make(chan string, 16)
+	var mu sync.Mutex
+	sent := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent[r.URL.Path]++
+		mu.Unlock()
+		if hold.Load() {
+			held <- r.URL.Path
+			<-gate
+		}
+		sk.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	s := running(t, st, fastOptions(srv.URL))
+	drained(t, st, 20*time.Second)
+	ob, err := st.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ob.DeadLetters) != 3 {
+		t.Fatalf("dead letters %+v, want 3 (seqs 150, 450, 750)", ob.DeadLetters)
+	}
+	refused := sk.Stats().Refused
+
+	hold.Store(true)
+	ctx := context.Background()
+	if n, err := s.RetryDeadLetters(ctx); n != 3 || err != nil {
+		t.Fatalf("RetryDeadLetters queued %d (%v), want 3", n, err)
+	}
+	for range 3 { // all three in flight (three slots)
+		<-held
+	}
+	if n, err := s.RetryDeadLetters(ctx); n != 0 || err != nil {
+		t.Errorf("retry while in flight queued %d (%v), want 0", n, err)
+	}
+	if err := s.RetryDeadLetter(ctx, ob.DeadLetters[1].First); err != nil {
+		t.Errorf("retry of one in flight: %v", err)
+	}
+	hold.Store(false)
+	close(gate)
+	waitFor(t, 10*time.Second, func() bool { return sk.Stats().Refused == refused+3 })
+	// Refused again, they stay dead letters and are not retried: the next
+	// retry queues all three anew, and once the cloud is fixed it
+	// delivers them.
+	poisoned.Store(false)
+	if n, err := s.RetryDeadLetters(ctx); n != 3 || err != nil {
+		t.Fatalf("RetryDeadLetters after refusals queued %d (%v), want 3", n, err)
+	}
+	waitFor(t, 10*time.Second, func() bool { ob, _ := st.Outbox(); return len(ob.DeadLetters) == 0 })
+	exactlyOnce(t, st, sk)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, d := range ob.DeadLetters {
+		if n := sent[wire.BatchPath("fg-test", d.First, d.Last)]; n != 3 {
+			t.Errorf("batch %d-%d was sent %d times, want 3 (first send, two retries)", d.First, d.Last, n)
+		}
 	}
 }
 

@@ -159,16 +159,25 @@ func (c *commitFanout) committed(rs []store.Reading, took time.Duration) {
 	}
 }
 
-// uplinkStatus adapts the uplink to the API: its full retry queue is the
-// API's "try again shortly". The broker, the poller and the uplink's
-// status are the API's types as they are.
+// uplinkStatus adapts the uplink to the API: a retry asked while it stops
+// is the API's "try again shortly". The broker, the poller and the
+// uplink's status are the API's types as they are.
 type uplinkStatus struct{ *uplink.Sender }
 
-// RetryDeadLetter maps a full retry queue to the API's "try again shortly".
-func (u uplinkStatus) RetryDeadLetter(first uint64) error {
-	err := u.Sender.RetryDeadLetter(first)
-	if errors.Is(err, uplink.ErrRetriesWaiting) {
-		return fmt.Errorf("%w: %v", httpapi.ErrBusy, err)
+// RetryDeadLetter maps a stopped uplink to the API's "try again shortly".
+func (u uplinkStatus) RetryDeadLetter(ctx context.Context, first uint64) error {
+	return busyIfStopped(u.Sender.RetryDeadLetter(ctx, first))
+}
+
+// RetryDeadLetters maps a stopped uplink to the API's "try again shortly".
+func (u uplinkStatus) RetryDeadLetters(ctx context.Context) (int, error) {
+	n, err := u.Sender.RetryDeadLetters(ctx)
+	return n, busyIfStopped(err)
+}
+
+func busyIfStopped(err error) error {
+	if errors.Is(err, uplink.ErrStopped) {
+		return fmt.Errorf("%w: the uplink is stopping", httpapi.ErrBusy)
 	}
 	return err
 }

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/store"
 )
 
 // An operator adds a device with sudo while the data directory belongs to
@@ -55,5 +57,80 @@ func TestCLIAsRootLeavesTheStoreToItsOwner(t *testing.T) {
 	})
 	if err != nil || files < 2 {
 		t.Fatalf("walked %d files: %v", files, err)
+	}
+}
+
+// Every management command opens the store between the daemon's runs:
+// readings of this boot waiting for the clock to sync must keep waiting
+// (a command that forgot the boot sent them to the cloud with 1970 times).
+func TestCommandsLeaveClockRepairAsItWas(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\n", dir))
+	path := filepath.Join(dir, "fieldgate.db")
+	openBoot := func() *store.Store {
+		t.Helper()
+		st, err := store.Open(store.Options{Path: path, BootID: "boot-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := openBoot()
+	var rs []store.Reading
+	for i := range 20 {
+		r := store.Reading{Source: "i2c1-0x44", Quantity: "temperature", Value: float64(i), Unit: "Cel", Time: time.Unix(int64(i), 0).UTC()}
+		if i >= 17 {
+			r.Clock, r.Mono = store.ClockUnsynced, time.Duration(i+1)*time.Minute
+		}
+		rs = append(rs, r)
+	}
+	if err := st.Append(context.Background(), rs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, first := range []uint64{1, 9} { // two refused batches, before the readings held for repair
+		if _, _, _, err := st.FormBatch(first, first+7, store.BatchLimits{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeadLetterBatch(first, 422, "bad unit"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"device", "add", "esp-kitchen"}, {"device", "list"}, {"device", "passwd", "esp-kitchen"}, {"device", "remove", "esp-kitchen"},
+		{"user", "add", "maria"}, {"user", "list"}, {"user", "passwd", "maria"}, {"user", "remove", "maria"},
+		{"deadletters", "list"}, {"deadletters", "discard", "9"}, {"deadletters", "retry"},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), append(append([]string{"fieldgate"}, args...), "-config", cfg), envMap(nil), &out, &out); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out.String())
+		}
+		st := openBoot()
+		cr, err := st.ClockRepair()
+		if err != nil || cr.Pending != 3 || cr.Stranded != 0 {
+			t.Errorf("after %v: clock repair %+v (%v), want 3 pending and none stranded", args, cr, err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The dead-letter commands did their work: 9-16 given up, 1-8 a
+	// batch again.
+	st = openBoot()
+	defer st.Close()
+	ob, err := st.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ob.DeadLetters) != 0 || len(ob.Batches) != 1 || ob.Batches[0].First != 1 || ob.Batches[0].Last != 8 {
+		t.Errorf("outbox after retry and discard: %+v", ob)
+	}
+	if dropped, _, err := st.Losses(); err != nil || dropped["dead_letter_discarded"] != 8 {
+		t.Errorf("dropped %v (%v), want dead_letter_discarded 8", dropped, err)
+	}
+	if n, err := st.RepairClock(time.Now()); err != nil || n != 3 {
+		t.Errorf("RepairClock = %d, %v; want the 3 readings", n, err)
 	}
 }

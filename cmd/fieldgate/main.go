@@ -13,6 +13,8 @@
 //	                                 manage the MQTT devices
 //	fieldgate user add|list|remove|passwd
 //	                                 manage the API's accounts
+//	fieldgate deadletters list|retry|discard
+//	                                 manage the batches the cloud refused
 //	fieldgate version                print version, commit and build date
 package main
 
@@ -48,6 +50,9 @@ commands:
                  manage the MQTT devices (ESP32 nodes); a password is shown once
   user add NAME [-role R] | list | remove NAME | passwd NAME
                  manage the API accounts (viewer, technician, admin)
+  deadletters list | retry | discard ID
+                 the batches the cloud refused for good: list them, send them
+                 all again, or give one up
   version        print version, commit and build date
 
 The configuration is read from -config, else $FIELDGATE_CONFIG, else
@@ -76,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return device(rest, getenv, stdout, stderr)
 	case "user":
 		return user(rest, getenv, stdout, stderr)
+	case "deadletters":
+		return deadLetters(rest, getenv, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help":

@@ -150,9 +150,28 @@ async function loadDeadLetters() {
   const box = $("#deadletters");
   const { dead_letters: dls } = await api("GET", "/uplink/deadletters");
   if (!dls.length) { box.replaceChildren(); return; }
-  box.replaceChildren(el("h3", {}, "Batches the cloud refused"), el("ul", {}, ...dls.map((d) =>
-    el("li", {}, `${d.readings} readings (#${d.first}–${d.last}): ${d.status} ${d.reason} `,
-      canChange() ? el("button", { type: "button", class: "secondary", onclick: () => retryDeadLetter(d.id) }, "Retry") : null))));
+  box.replaceChildren(el("h3", {}, "Batches the cloud refused"),
+    canChange() && dls.length > 1 ? el("button", { type: "button", class: "secondary", onclick: retryAllDeadLetters }, "Retry all") : null,
+    el("ul", {}, ...dls.map((d) =>
+      el("li", {}, `${d.readings} readings (#${d.first}–${d.last}): ${d.status} ${d.reason} `,
+        canChange() ? el("button", { type: "button", class: "secondary", onclick: () => retryDeadLetter(d.id) }, "Retry") : null,
+        canChange() ? el("button", { type: "button", class: "secondary", onclick: () => discardDeadLetter(d) }, "Discard") : null))));
+}
+
+async function retryAllDeadLetters() {
+  try {
+    const { queued } = await api("POST", "/uplink/deadletters/retry");
+    notice(`${queued} batches queued: each leaves the list once the cloud takes it.`);
+  } catch (e) { notice("Retry failed: " + e.message); }
+}
+
+async function discardDeadLetter(d) {
+  if (!confirm(`Discard ${d.readings} readings for good? The cloud will never get them.`)) return;
+  try {
+    await api("DELETE", `/uplink/deadletters/${encodeURIComponent(d.id)}`);
+    notice("Discarded.");
+    loadDeadLetters();
+  } catch (e) { notice("Discard failed: " + e.message); }
 }
 
 async function retryDeadLetter(id) {
