@@ -20,6 +20,7 @@ type sizes struct {
 	DrainReadings   int
 	AppendTime      string // -benchtime of the store's append benchmark
 	QueryLarge      int    // readings in the large store of the query benchmark
+	ScanSeries      int    // readings in the series readers scan beside commits
 	LiveBacklog     int    // backlog drained while live readings arrive
 	APIReadings     int    // readings stored for the API run; APISmall for its peer
 	APISmall        int
@@ -29,10 +30,10 @@ type sizes struct {
 
 var (
 	fullSizes = sizes{CompareDuration: 10 * time.Second, CompareRounds: 2, DrainReadings: 200_000, AppendTime: "3s",
-		QueryLarge: 10_000_000, LiveBacklog: 1_000_000, APIReadings: 10_000_000, APISmall: 100_000,
+		QueryLarge: 10_000_000, ScanSeries: 10_000_000, LiveBacklog: 1_000_000, APIReadings: 10_000_000, APISmall: 100_000,
 		Chaos: 30 * time.Minute}
 	quickSizes = sizes{CompareDuration: 2 * time.Second, CompareRounds: 1, DrainReadings: 20_000, AppendTime: "300ms",
-		QueryLarge: 200_000, LiveBacklog: 20_000, APIReadings: 200_000, APISmall: 100_000,
+		QueryLarge: 200_000, ScanSeries: 200_000, LiveBacklog: 20_000, APIReadings: 200_000, APISmall: 100_000,
 		SiteDuration: 30 * time.Second, Chaos: time.Minute} // a minute: one pass through the chaos faults
 )
 

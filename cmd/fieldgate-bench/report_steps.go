@@ -74,6 +74,10 @@ func reportSteps(sz sizes) []step {
 			run:  goBench("./uplink/cloud", "StoreBatch", nil, "-benchtime", "400x")},
 		{id: "append", title: "the store's durable append: group committer beside bbolt Update and Batch", want: appendWant,
 			run: goBench("./store", "Append", nil, "-benchtime", sz.AppendTime)},
+		{id: "maintenance", title: "commits of 20 clients beside readers scanning a large series, and beside a compaction",
+			want: maintenanceWant(),
+			run: goBench("./store", "CommitUnderMaintenance", []string{"FIELDGATE_BENCH_SERIES=" + strconv.Itoa(sz.ScanSeries)},
+				"-benchtime", "1x", "-timeout", "60m")},
 		{id: "site", title: "bytes a typical site's block device receives per reading: QoS 1 and QoS 0, default settings and the Pi package's",
 			want: siteWant(),
 			run:  goBench("./cmd/fieldgate", "SiteWrites", siteEnv(sz.SiteDuration), "-benchtime", "1x", "-timeout", "90m")},
@@ -126,6 +130,15 @@ func qos0Want() map[string][]string {
 	for _, c := range []string{"clients=10", "clients=50"} {
 		w["fieldgate/"+c] = []string{"readings/s", "stored/s", "cpu-%", "cpu-µs/reading", "anon-MiB"}
 		w["mosquitto/"+c] = []string{"readings/s", "cpu-%", "cpu-µs/reading", "anon-MiB"}
+	}
+	return w
+}
+
+// maintenanceWant lists the figures of commits beside readers and maintenance.
+func maintenanceWant() map[string][]string {
+	w := map[string][]string{}
+	for _, load := range []string{"quiet", "readers", "compaction"} {
+		w[load] = []string{"commits/s", "p50-ms", "p99-ms", "max-ms", "load-rounds"}
 	}
 	return w
 }
