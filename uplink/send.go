@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"fieldgate/store"
@@ -25,6 +28,7 @@ type outcome struct {
 	reason     string // the start of the response body, for dead letters
 	location   string // where a 3xx points
 	contract   bool   // the body is the contract's error shape: the receiver itself answered
+	slow       bool   // timed out on an open connection: the link or the receiver is too slow for it
 }
 
 // send PUTs one batch.
@@ -43,6 +47,8 @@ func (s *Sender) send(ctx context.Context, j *job) outcome {
 		token = strings.TrimSpace(string(b))
 	}
 	url := strings.TrimRight(s.o.URL, "/") + wire.BatchPath(s.gw, j.first, j.last)
+	var connected atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(j.body))
 	if err != nil {
 		return outcome{j: j, err: err, local: true}
@@ -56,7 +62,8 @@ func (s *Sender) send(ctx context.Context, j *job) outcome {
 	h.Set("User-Agent", "fieldgate/"+s.o.Version+" (gateway "+s.gw+")")
 	resp, err := s.o.Client.Do(req)
 	if err != nil {
-		return outcome{j: j, err: err}
+		var ne net.Error
+		return outcome{j: j, err: err, slow: connected.Load() && errors.As(err, &ne) && ne.Timeout()}
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))        // the contract's error body, or what a proxy said
@@ -150,6 +157,16 @@ func (s *Sender) handle(o outcome) {
 		if s.state.failure(st, reason) {
 			log.Warn("uplink: cloud unreachable; retrying with backoff", "status", st, "err", reason, "retry_in", wait.Round(time.Millisecond))
 		}
+		if o.slow && j.count > 1 && !j.deadLetter {
+			// A link too slow for the batch (or a receiver too slow to
+			// store it) within uplink.timeout fails it every time: its
+			// halves go next, at once.
+			if j.timeouts++; j.timeouts >= maxTimeouts {
+				log.Warn("uplink: a batch timed out twice on an open connection; sending it in halves", "first", j.first, "last", j.last, "readings", j.count)
+				s.split(j)
+				return
+			}
+		}
 		s.retry(j, now.Add(wait))
 	case j.deadLetter:
 		delete(s.queuedDL, j.first)
@@ -176,10 +193,12 @@ func (s *Sender) handle(o outcome) {
 
 // Refusals. maxInProgress bounds the tries of a batch a receiver answers
 // 409 as still in progress; maxRefusedRun is how many dead letters in a
-// row pause sending.
+// row pause sending; maxTimeouts is how many timeouts of a batch on an
+// open connection split it.
 const (
 	maxInProgress = 3
 	maxRefusedRun = 5
+	maxTimeouts   = 2
 )
 
 // refusal reports whether o is the receiver refusing this very batch: one
@@ -225,8 +244,8 @@ func (s *Sender) retry(j *job, at time.Time) {
 	s.state.retried()
 }
 
-// split halves a batch the cloud refused as too large (413). Both halves
-// are recorded before either is sent.
+// split halves a batch the cloud refused as too large (413) or that timed
+// out. Both halves are recorded before either is sent.
 func (s *Sender) split(j *job) {
 	rs, err := s.st.ReadingsBetween(j.first, j.last)
 	if err != nil || len(rs) < 2 {

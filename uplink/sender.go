@@ -17,6 +17,7 @@ type job struct {
 	first, last uint64
 	deadLetter  bool   // a retry of a dead letter
 	inProgress  int    // 409s answered to it so far (see maxInProgress)
+	timeouts    int    // timeouts on an open connection so far (see maxTimeouts)
 	body        []byte // gzip'd JSON, built on first send and reused
 	raw, count  int    // uncompressed size and readings, for stats
 }

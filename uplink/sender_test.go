@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -267,6 +269,33 @@ func TestTooLargeBatchesAreSplit(t *testing.T) {
 	sk.SetFaults(sink.Faults{MaxReadings: 30})
 	s := running(t, st, fastOptions(srv.URL))
 	drained(t, st, 20*time.Second)
+	exactlyOnce(t, st, sk)
+	if x := s.Status(); x.Splits == 0 || x.DeadLettered != 0 {
+		t.Errorf("status %+v: want splits and no dead letters", x)
+	}
+}
+
+// TestSlowLinkSplitsBatches answers each batch after 4 ms per reading, as
+// a link or a receiver too slow for large batches: past the 200 ms timeout
+// a 100-reading batch could never go through, its halves do.
+func TestSlowLinkSplitsBatches(t *testing.T) {
+	st := testStore(t, 400)
+	sk := sink.New("secret")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var first, last uint64
+		if _, err := fmt.Sscanf(path.Base(r.URL.Path), "%d-%d", &first, &last); err == nil {
+			select {
+			case <-time.After(time.Duration(last-first+1) * 4 * time.Millisecond):
+			case <-r.Context().Done():
+			}
+		}
+		sk.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	o := fastOptions(srv.URL)
+	o.Timeout = 200 * time.Millisecond
+	s := running(t, st, o)
+	drained(t, st, 30*time.Second)
 	exactlyOnce(t, st, sk)
 	if x := s.Status(); x.Splits == 0 || x.DeadLettered != 0 {
 		t.Errorf("status %+v: want splits and no dead letters", x)
