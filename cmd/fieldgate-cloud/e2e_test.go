@@ -35,7 +35,7 @@ func TestExactlyOnceThroughTwoReplicas(t *testing.T) {
 	rig := cloudtest.Start(t, cloudtest.Build(t), gw, 2)
 	daemon := cloudtest.GoBuild(t, "fieldgate/cmd/fieldgate")
 	dir := t.TempDir()
-	inc := fillBacklog(t, filepath.Join(dir, "fieldgate.db"), gw, backlog)
+	inc := fillBacklog(t, filepath.Join(dir, "fieldgate.db"), gw, backlog, 0)
 	cfg := filepath.Join(dir, "config.yaml")
 	err := os.WriteFile(cfg, fmt.Appendf(nil, `data_dir: %s
 gateway:
@@ -151,20 +151,20 @@ uplink:
 	t.Logf("%d faults (%v in turn); front: %+v", injected, faults, s)
 }
 
-// fillBacklog stores n readings (values 1…n) for gateway gw at path and
-// returns the store's incarnation.
-func fillBacklog(t *testing.T, path, gw string, n int) (incarnation string) {
+// fillBacklog stores n readings (values base+1…base+n) for gateway gw at
+// path and returns the store's incarnation.
+func fillBacklog(t *testing.T, path, gw string, n int, base float64) (incarnation string) {
 	t.Helper()
 	st, err := store.Open(store.Options{Path: path, GatewayID: gw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := time.Now().Add(-time.Duration(n) * time.Second)
+	t0 := time.Now().Add(-time.Duration(n) * time.Second)
 	for i := 0; i < n; i += 1000 {
 		rs := make([]store.Reading, 0, 1000)
 		for j := i; j < min(n, i+1000); j++ {
-			rs = append(rs, store.Reading{Source: "esp32-a", Quantity: "temperature", Value: float64(j + 1), Unit: "Cel",
-				Time: base.Add(time.Duration(j) * time.Second)})
+			rs = append(rs, store.Reading{Source: "esp32-a", Quantity: "temperature", Value: base + float64(j+1), Unit: "Cel",
+				Time: t0.Add(time.Duration(j) * time.Second)})
 		}
 		if err := st.Append(context.Background(), rs...); err != nil {
 			t.Fatal(err)
