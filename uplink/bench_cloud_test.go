@@ -38,7 +38,7 @@ func BenchmarkDrainInto(b *testing.B) {
 	b.Run("postgres", func(b *testing.B) {
 		for range b.N {
 			pg := pgtest.Start(b)
-			db, err := receiver.Open(context.Background(), pg.URL("postgres"))
+			db, err := receiver.Open(context.Background(), pg.URL("postgres"), receiver.DBOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}

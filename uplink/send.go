@@ -91,14 +91,14 @@ func (s *Sender) handle(o outcome) {
 	case o.local && j.deadLetter:
 		// Discarded, or its readings gone, since the retry was asked:
 		// nothing to retry (a person may ask again).
-		delete(s.queuedDL, j.first)
+		s.retried(j)
 		log.Error("uplink: cannot retry dead letter", "first", j.first, "last", j.last, "err", o.err)
 	case o.local:
 		log.Error("uplink: cannot send batch", "first", j.first, "last", j.last, "err", o.err)
 		s.retry(j, now.Add(s.o.BackoffBase))
 	case st >= 200 && st < 300:
 		if j.deadLetter {
-			delete(s.queuedDL, j.first)
+			s.retried(j)
 		}
 		if err := s.st.AckBatch(j.first); err != nil && !(j.deadLetter && errors.Is(err, store.ErrNotFound)) {
 			// Delivered but not recorded: the resend is identical and the
@@ -169,7 +169,7 @@ func (s *Sender) handle(o outcome) {
 		}
 		s.retry(j, now.Add(wait))
 	case j.deadLetter:
-		delete(s.queuedDL, j.first)
+		s.retried(j)
 		log.Warn("uplink: dead letter refused again", "first", j.first, "last", j.last, "status", st, "reason", o.reason)
 	default:
 		if err := s.st.DeadLetterBatch(j.first, st, o.reason); err != nil {

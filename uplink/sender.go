@@ -241,7 +241,15 @@ func (s *Sender) queueDeadLetters(a retryAsk) (int, error) {
 		return 0, fmt.Errorf("%w: no dead letter starts at %d", store.ErrNotFound, a.first)
 	}
 	s.resend = append(queue, s.resend...)
+	s.state.retrying(len(s.queuedDL))
 	return len(queue), nil
+}
+
+// retried ends a dead letter's retry: the cloud answered it, or it could
+// not be sent.
+func (s *Sender) retried(j *job) {
+	delete(s.queuedDL, j.first)
+	s.state.retrying(len(s.queuedDL))
 }
 
 // ask hands a retry to Run and waits for its answer.

@@ -230,8 +230,8 @@ func TestDeadLetterRetriesAreSentOnce(t *testing.T) {
 
 	hold.Store(true)
 	ctx := context.Background()
-	if n, err := s.RetryDeadLetters(ctx); n != 3 || err != nil {
-		t.Fatalf("RetryDeadLetters queued %d (%v), want 3", n, err)
+	if n, err := s.RetryDeadLetters(ctx); n != 3 || err != nil || s.Status().Retrying != 3 {
+		t.Fatalf("RetryDeadLetters queued %d (%v), want 3; status %+v", n, err, s.Status())
 	}
 	for range 3 { // all three in flight (three slots)
 		<-held
@@ -244,7 +244,10 @@ func TestDeadLetterRetriesAreSentOnce(t *testing.T) {
 	}
 	hold.Store(false)
 	close(gate)
-	waitFor(t, 10*time.Second, func() bool { return sk.Stats().Refused == refused+3 })
+	waitFor(t, 10*time.Second, func() bool { return s.Status().Retrying == 0 }) // answered and handled
+	if got := sk.Stats().Refused; got != refused+3 {
+		t.Fatalf("the cloud refused %d retries, want 3", got-refused)
+	}
 	// Refused again, they stay dead letters and are not retried: the next
 	// retry queues all three anew, and once the cloud is fixed it
 	// delivers them.

@@ -32,6 +32,9 @@ type Status struct {
 	// before the clock synced on: none of them may go before their times
 	// are repaired (see store.ClockRepair).
 	HeldForClock uint64
+	// Retrying is how many dead letters are queued or in flight for a
+	// retry.
+	Retrying int
 	// Counters since start.
 	Sent, Batches, Retries, DeadLettered, Splits uint64
 	BytesSent                                    uint64 // compressed bodies acknowledged
@@ -52,6 +55,12 @@ type ack struct {
 
 func newTracker(now func() time.Time) *tracker {
 	return &tracker{now: now, s: Status{State: "starting"}}
+}
+
+func (t *tracker) retrying(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.s.Retrying = n
 }
 
 func (t *tracker) success(readings, bytes int) {

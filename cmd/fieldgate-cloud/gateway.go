@@ -30,7 +30,7 @@ func gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := needDatabase(*dbURL); err != nil {
 		return err
 	}
-	db, err := openMigrated(ctx, *dbURL)
+	db, err := open(ctx, *dbURL, false, cloud.DBOptions{}) // never migrates: that is "migrate"'s, or a replica's at start
 	if err != nil {
 		return err
 	}
@@ -94,17 +94,4 @@ func parseWithID(fs *flag.FlagSet, args []string, wantID bool) (string, error) {
 		return "", fmt.Errorf("%s: unexpected %q", fs.Name(), fs.Arg(0))
 	}
 	return id, nil
-}
-
-// openMigrated opens the database and brings its schema up to date.
-func openMigrated(ctx context.Context, url string) (*cloud.DB, error) {
-	db, err := cloud.Open(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := db.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
 }

@@ -31,6 +31,14 @@ var tokenLine = regexp.MustCompile(`(?m)^(fgc_\S+)$`)
 
 func TestGatewayCommands(t *testing.T) {
 	url := pgtest.NewDB(t)
+	// The admin commands never migrate: a database not migrated yet is
+	// refused with the way out.
+	if out, err := cli(t, url, "gateway", "add", "site-7"); err == nil || !strings.Contains(out+err.Error(), "run fieldgate-cloud migrate") {
+		t.Fatalf("gateway add before migrate: %v\n%s", err, out)
+	}
+	if out, err := cli(t, url, "migrate"); err != nil || !strings.Contains(out, "migrated from version 0") {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
 	out, err := cli(t, url, "gateway", "add", "site-7", "-name", "Pump house")
 	tok := tokenLine.FindString(out)
 	if err != nil || tok == "" {

@@ -27,10 +27,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
 	doMigrate := fs.Bool("migrate", true, "create or upgrade the schema at start (false: refuse to start on an older schema)")
 	var opt cloud.Options
-	maxBody := fs.Int("max-body", 16<<20, "largest compressed batch in bytes (413 above; the gateway splits)")
+	var dbOpt cloud.DBOptions
+	maxBody := fs.Int("max-body", 0, "largest compressed batch in bytes (413 above; the gateway splits); default and most: what -max-readings readings can take")
 	fs.IntVar(&opt.MaxReadings, "max-readings", 10_000, "most readings in a batch (413 above)")
-	fs.DurationVar(&opt.Timeout, "timeout", 30*time.Second, "longest a batch may take in the database (503 after)")
+	fs.DurationVar(&opt.Timeout, "timeout", 20*time.Second, "longest a batch may take in the database once its body is read (503 after); keep it below the gateways' uplink.timeout (30s)")
+	fs.DurationVar(&dbOpt.StatementTimeout, "statement-timeout", 15*time.Second, "PostgreSQL's statement_timeout for every statement: ends it on the server, below -timeout")
+	fs.DurationVar(&dbOpt.LockTimeout, "lock-timeout", 5*time.Second, "PostgreSQL's lock_timeout: how long a statement or a migration step waits for a lock")
+	fs.StringVar(&dbOpt.SynchronousCommit, "synchronous-commit", "on", "PostgreSQL's synchronous_commit for batches: on, remote_write, remote_apply (a synchronous standby applied it) or local; never off")
+	fs.IntVar(&opt.MaxInFlight, "max-in-flight", 0, "batches handled at once, 503 at once beyond (default: the pool's size, pool_max_conns in the URL)")
 	fs.DurationVar(&opt.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503")
+	opsListen := fs.String("ops-listen", "", "serve /healthz, /readyz and /metrics on this address only (default: beside the batches)")
 	drain := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	debug := fs.Bool("debug", false, "log every refusal")
 	if err := fs.Parse(args); err != nil {
@@ -42,6 +48,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (*certFile == "") != (*keyFile == "") {
 		return errors.New("serve: -tls-cert and -tls-key go together")
 	}
+	if dbOpt.StatementTimeout >= opt.Timeout {
+		return fmt.Errorf("serve: -statement-timeout %s must be below -timeout %s, so the server ends a statement before the receiver gives up on it", dbOpt.StatementTimeout, opt.Timeout)
+	}
+	if most := cloud.MaxBody(opt.MaxReadings); int64(*maxBody) > most {
+		return fmt.Errorf("serve: -max-body %d is larger than any valid batch of -max-readings %d can be (%d)", *maxBody, opt.MaxReadings, most)
+	}
 	if err := needDatabase(*dbURL); err != nil {
 		return err
 	}
@@ -50,18 +62,29 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opt.MaxBody, opt.Logger = int64(*maxBody), log
-	db, err := waitOpen(ctx, *dbURL, *doMigrate, log)
+	opt.MaxBody, opt.Logger, opt.SeparateOps, dbOpt.Logger = int64(*maxBody), log, *opsListen != "", log
+	db, err := waitOpen(ctx, *dbURL, *doMigrate, dbOpt, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	srv := &http.Server{Handler: cloud.NewServer(db, opt), ReadHeaderTimeout: 10 * time.Second,
+	handler := cloud.NewServer(db, opt)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 2 * time.Minute, WriteTimeout: opt.Timeout + time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
+	}
+	if *opsListen != "" {
+		ops := &http.Server{Handler: handler.Ops(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+		oln, err := net.Listen("tcp", *opsListen)
+		if err != nil {
+			return fmt.Errorf("serve: -ops-listen: %w", err)
+		}
+		go func() { _ = ops.Serve(oln) }() // ends with the process
+		defer ops.Close()
+		fmt.Fprintf(stdout, "fieldgate-cloud operations on http://%s (/healthz, /readyz, /metrics)\n", oln.Addr())
 	}
 	scheme := "http"
 	if *certFile != "" {
@@ -89,17 +112,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// waitOpen opens the database, waiting while it cannot be reached: a
-// replica may well start before its database (a restart, a deploy).
-func waitOpen(ctx context.Context, url string, doMigrate bool, log *slog.Logger) (*cloud.DB, error) {
+// waitOpen opens the database, waiting while it cannot be reached or does
+// not take connections yet: a replica may well start before its database
+// (a restart, a deploy, a failover), or while it is full. Only what
+// waiting cannot fix stops it: a wrong password, a missing database or
+// permission, a schema newer than this receiver or one it may not migrate.
+func waitOpen(ctx context.Context, url string, doMigrate bool, o cloud.DBOptions, log *slog.Logger) (*cloud.DB, error) {
 	for {
-		db, err := open(ctx, url, doMigrate)
-		var pe *pgconn.PgError
+		db, err := open(ctx, url, doMigrate, o)
 		switch {
 		case err == nil:
 			return db, nil
-		case errors.As(err, &pe), errors.Is(err, cloud.ErrSchemaTooNew), errors.Is(err, errSchemaOld):
-			return nil, err // the database answered: waiting changes nothing
+		case permanent(err):
+			return nil, err
 		}
 		log.Warn("waiting for the database", "err", err)
 		select {
@@ -110,25 +135,45 @@ func waitOpen(ctx context.Context, url string, doMigrate bool, log *slog.Logger)
 	}
 }
 
+// permanent reports whether a database error is one that waiting does not
+// fix.
+func permanent(err error) bool {
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, cloud.ErrSchemaTooNew), errors.Is(err, errSchemaOld):
+		return true
+	case errors.As(err, &pe):
+		// Invalid authorization, no such database, and syntax or access
+		// rule violations (insufficient privilege, a migration's undefined
+		// object): a person must act. Everything else (57P03 starting up,
+		// 53300 too many connections, 08xxx connection trouble, 40xxx a
+		// conflict, 55P03 a lock) passes with time.
+		return pe.Code[:2] == "28" || pe.Code == "3D000" || pe.Code[:2] == "42"
+	}
+	return false
+}
+
 // errSchemaOld means the schema needs a migration that was not asked for.
 var errSchemaOld = errors.New("the database's schema is older than this receiver's")
 
 // open connects and migrates, or checks the schema is current.
-func open(ctx context.Context, url string, doMigrate bool) (*cloud.DB, error) {
-	if doMigrate {
-		return openMigrated(ctx, url)
-	}
-	db, err := cloud.Open(ctx, url)
+func open(ctx context.Context, url string, doMigrate bool, o cloud.DBOptions) (*cloud.DB, error) {
+	db, err := cloud.Open(ctx, url, o)
 	if err != nil {
 		return nil, err
 	}
-	v, err := db.Version(ctx)
-	switch {
-	case err != nil:
-	case v > cloud.SchemaVersion():
-		err = fmt.Errorf("%w (version %d, this receiver knows %d)", cloud.ErrSchemaTooNew, v, cloud.SchemaVersion())
-	case v < cloud.SchemaVersion():
-		err = fmt.Errorf("%w (version %d, this receiver needs %d): run fieldgate-cloud migrate", errSchemaOld, v, cloud.SchemaVersion())
+	if doMigrate {
+		_, _, err = db.Migrate(ctx)
+	} else {
+		var v int
+		v, err = db.Version(ctx)
+		switch {
+		case err != nil:
+		case v > cloud.SchemaVersion():
+			err = fmt.Errorf("%w (version %d, this receiver knows %d)", cloud.ErrSchemaTooNew, v, cloud.SchemaVersion())
+		case v < cloud.SchemaVersion():
+			err = fmt.Errorf("%w (version %d, this receiver needs %d): run fieldgate-cloud migrate", errSchemaOld, v, cloud.SchemaVersion())
+		}
 	}
 	if err != nil {
 		db.Close()
@@ -148,7 +193,8 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := needDatabase(*dbURL); err != nil {
 		return err
 	}
-	db, err := cloud.Open(ctx, *dbURL)
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	db, err := cloud.Open(ctx, *dbURL, cloud.DBOptions{Logger: log})
 	if err != nil {
 		return err
 	}

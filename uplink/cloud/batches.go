@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+
 	"fieldgate/uplink/wire"
 )
 
@@ -130,26 +132,32 @@ func (d *DB) StoreBatch(ctx context.Context, b wire.BatchBody, js []byte) (Resul
 		return Result{}, err
 	}
 	sum := digest(js)
-	var batches, added, differ int
-	err = d.pool.QueryRow(ctx, storeSQL, b.Gateway, b.Incarnation, int64(b.FirstSeq), int64(b.LastSeq), len(b.Readings), sum,
-		c.seq, c.source, c.quantity, c.value, c.unit, c.time, c.clock).Scan(&batches, &added, &differ)
+	var res Result
+	err = d.inTx(ctx, func(tx pgx.Tx) error {
+		var batches, added, differ int
+		err := tx.QueryRow(ctx, storeSQL, b.Gateway, b.Incarnation, int64(b.FirstSeq), int64(b.LastSeq), len(b.Readings), sum,
+			c.seq, c.source, c.quantity, c.value, c.unit, c.time, c.clock).Scan(&batches, &added, &differ)
+		switch {
+		case err != nil:
+			return err
+		case batches == 1:
+			res = Result{Outcome: Stored, New: added}
+			return nil
+		case differ > 0:
+			res = Result{Outcome: Conflict}
+			return nil
+		}
+		var stored []byte
+		err = tx.QueryRow(ctx, "SELECT digest FROM batches WHERE gateway_id = $1 AND incarnation = $2 AND first_seq = $3 AND last_seq = $4",
+			b.Gateway, b.Incarnation, int64(b.FirstSeq), int64(b.LastSeq)).Scan(&stored)
+		res = Result{Outcome: Replay}
+		if err == nil && !bytes.Equal(stored, sum) {
+			res = Result{Outcome: Conflict}
+		}
+		return err
+	})
 	if err != nil {
 		return Result{}, err
 	}
-	switch {
-	case batches == 1:
-		return Result{Outcome: Stored, New: added}, nil
-	case differ > 0:
-		return Result{Outcome: Conflict}, nil
-	}
-	var stored []byte
-	err = d.pool.QueryRow(ctx, "SELECT digest FROM batches WHERE gateway_id = $1 AND incarnation = $2 AND first_seq = $3 AND last_seq = $4",
-		b.Gateway, b.Incarnation, int64(b.FirstSeq), int64(b.LastSeq)).Scan(&stored)
-	if err != nil {
-		return Result{}, err
-	}
-	if !bytes.Equal(stored, sum) {
-		return Result{Outcome: Conflict}, nil
-	}
-	return Result{Outcome: Replay}, nil
+	return res, nil
 }

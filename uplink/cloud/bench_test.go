@@ -28,7 +28,7 @@ func BenchmarkStoreBatch(b *testing.B) {
 		{"copy", storeByCopy},
 	} {
 		b.Run(way.name, func(b *testing.B) {
-			db, err := Open(b.Context(), pgtest.NewDB(b))
+			db, err := Open(b.Context(), pgtest.NewDB(b), DBOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}

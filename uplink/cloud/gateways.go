@@ -111,28 +111,30 @@ func (d *DB) Gateways(ctx context.Context) ([]Gateway, error) {
 // is compared in constant time.
 func (d *DB) Authenticate(ctx context.Context, id, token string) error {
 	hash := hashToken(token)
-	var stored []byte
-	var lastSeen *time.Time
-	err := d.pool.QueryRow(ctx, "SELECT token_hash, last_seen FROM gateways WHERE id = $1", id).Scan(&stored, &lastSeen)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return err
-	}
-	if err == nil && subtle.ConstantTimeCompare(stored, hash) == 1 {
-		if lastSeen == nil || time.Since(*lastSeen) > lastSeenEvery {
-			// Coarse on purpose: one write per gateway per interval.
-			_, err = d.pool.Exec(ctx, "UPDATE gateways SET last_seen = now() WHERE id = $1", id)
+	return d.inTx(ctx, func(tx pgx.Tx) error {
+		var stored []byte
+		var lastSeen *time.Time
+		err := tx.QueryRow(ctx, "SELECT token_hash, last_seen FROM gateways WHERE id = $1", id).Scan(&stored, &lastSeen)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
 		}
-		return err
-	}
-	var other string
-	err = d.pool.QueryRow(ctx, "SELECT id FROM gateways WHERE token_hash = $1", hash).Scan(&other)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return ErrBadToken
-	case err != nil:
-		return err
-	}
-	return ErrOtherGateway
+		if err == nil && subtle.ConstantTimeCompare(stored, hash) == 1 {
+			if lastSeen == nil || time.Since(*lastSeen) > lastSeenEvery {
+				// Coarse on purpose: one write per gateway per interval.
+				_, err = tx.Exec(ctx, "UPDATE gateways SET last_seen = now() WHERE id = $1", id)
+			}
+			return err
+		}
+		var other string
+		err = tx.QueryRow(ctx, "SELECT id FROM gateways WHERE token_hash = $1", hash).Scan(&other)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return ErrBadToken
+		case err != nil:
+			return err
+		}
+		return ErrOtherGateway
+	})
 }
 
 // lastSeenEvery is how stale a gateway's last_seen may get.

@@ -39,7 +39,18 @@ func newReceiver(t *testing.T, opt Options) *receiver {
 
 func newReceiverOn(t *testing.T, url string, opt Options) *receiver {
 	t.Helper()
-	db, err := Open(t.Context(), url)
+	return newReceiverDB(t, url, opt, DBOptions{})
+}
+
+// newReceiverWith is newReceiver with the database's options too.
+func newReceiverWith(t *testing.T, opt Options, dbOpt DBOptions) *receiver {
+	t.Helper()
+	return newReceiverDB(t, pgtest.NewDB(t), opt, dbOpt)
+}
+
+func newReceiverDB(t *testing.T, url string, opt Options, dbOpt DBOptions) *receiver {
+	t.Helper()
+	db, err := Open(t.Context(), url, dbOpt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ type metrics struct {
 	readings   prometheus.Counter
 	duplicates prometheus.Counter
 	dbErrors   prometheus.Counter
+	busy       prometheus.Counter
 	latency    prometheus.Histogram
 	inFlight   prometheus.Gauge
 }
@@ -30,6 +31,8 @@ func newMetrics() *metrics {
 			Help: "Readings of new batches that were stored already (overlapping batches)."}),
 		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldgate_cloud_database_errors_total",
 			Help: "Requests answered 503 because the database failed or was too slow."}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldgate_cloud_busy_total",
+			Help: "Requests answered 503 at once because max-in-flight batches were being handled."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldgate_cloud_batch_seconds",
 			Help:    "Time from request to commit of stored batches.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
@@ -39,7 +42,7 @@ func newMetrics() *metrics {
 	for _, o := range []string{"stored", "replay", "conflict"} {
 		m.batches.WithLabelValues(o) // present at zero
 	}
-	m.reg.MustRegister(m.requests, m.batches, m.readings, m.duplicates, m.dbErrors, m.latency, m.inFlight,
+	m.reg.MustRegister(m.requests, m.batches, m.readings, m.duplicates, m.dbErrors, m.busy, m.latency, m.inFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

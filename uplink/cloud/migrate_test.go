@@ -1,9 +1,14 @@
 package cloud
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"fieldgate/uplink/cloud/pgtest"
 )
@@ -80,7 +85,7 @@ func TestReplicasMigrateTogether(t *testing.T) {
 	errs := make(chan error, 4)
 	for range 4 {
 		go func() {
-			db, err := Open(t.Context(), url)
+			db, err := Open(t.Context(), url, DBOptions{})
 			if err == nil {
 				_, _, err = db.Migrate(t.Context())
 				db.Close()
@@ -93,7 +98,7 @@ func TestReplicasMigrateTogether(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	db, err := Open(t.Context(), url)
+	db, err := Open(t.Context(), url, DBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +106,92 @@ func TestReplicasMigrateTogether(t *testing.T) {
 	var steps int
 	if err := db.pool.QueryRow(t.Context(), "SELECT count(*) FROM fieldgate_schema").Scan(&steps); err != nil || steps != SchemaVersion() {
 		t.Errorf("%d migration rows (%v), want %d", steps, err, SchemaVersion())
+	}
+}
+
+// TestMigrationGivesWayToQueries migrates a database at version 4 (the
+// identity indexes built) while a long query reads the readings table:
+// the step that changes its key needs a moment's exclusive lock. It waits
+// at most the lock timeout at a time, giving way in between, so batches
+// keep being stored meanwhile instead of queueing behind it; once the
+// query ends, it completes.
+func TestMigrationGivesWayToQueries(t *testing.T) {
+	url := pgtest.NewDB(t)
+	var log bytes.Buffer
+	var mu sync.Mutex
+	db, err := Open(t.Context(), url, DBOptions{LockTimeout: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, err := db.migrateTo(t.Context(), 4); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := db.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Exec(t.Context(), "SELECT count(*) FROM readings"); err != nil { // holds its lock until the end
+		t.Fatal(err)
+	}
+	migrated := make(chan error, 1)
+	go func() { _, _, err := db.Migrate(t.Context()); migrated <- err }()
+	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return strings.Contains(log.String(), "migration waits") })
+	// Meanwhile ingest goes on: a batch's insert is not queued behind the
+	// waiting ALTER for more than its lock timeout.
+	tok, hash := newToken()
+	if _, err := db.pool.Exec(t.Context(), "INSERT INTO gateways (id, token_hash) VALUES ('gw-a', $1)", hash); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(db, Options{})
+	for i := range 3 {
+		if a := put(t, srv, tok, batch("gw-a", uint64(i*2+1), 1, 2), nil); a.status != http.StatusOK {
+			t.Fatalf("batch %d during the migration: %+v", i, a)
+		}
+	}
+	if err := reader.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-migrated; err != nil {
+		t.Fatal(err)
+	}
+	if v, err := db.Version(t.Context()); err != nil || v != SchemaVersion() {
+		t.Errorf("version %d (%v) after the migration, want %d", v, err, SchemaVersion())
+	}
+}
+
+// TestMigrationTakesOverADeadBuild: a replica died while it built an
+// index CONCURRENTLY, leaving an invalid index and its lease. Once the
+// lease runs out, the next replica drops the invalid index, builds it
+// again and records the step.
+func TestMigrationTakesOverADeadBuild(t *testing.T) {
+	url := pgtest.NewDB(t)
+	db, err := Open(t.Context(), url, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, err := db.migrateTo(t.Context(), 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		"CREATE UNIQUE INDEX readings_identity ON readings (gateway_id, incarnation, seq)",
+		"UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'readings_identity'::regclass", // what a failed build leaves
+		"INSERT INTO fieldgate_schema_lease (owner, until) VALUES ('a dead replica', now() - interval '1 second')",
+	} {
+		if _, err := db.pool.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if _, _, err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var leases int
+	if err := db.pool.QueryRow(t.Context(), "SELECT count(*) FROM fieldgate_schema_lease").Scan(&leases); err != nil || leases != 0 {
+		t.Errorf("%d leases left (%v)", leases, err)
+	}
+	var valid bool // readings_identity became the primary key's index
+	if err := db.pool.QueryRow(t.Context(), "SELECT indisvalid FROM pg_index WHERE indexrelid = 'readings_pkey'::regclass").Scan(&valid); err != nil || !valid {
+		t.Errorf("readings_pkey valid %v (%v)", valid, err)
 	}
 }

@@ -21,16 +21,28 @@ import (
 
 // Options tune a Server; zero fields take the defaults.
 type Options struct {
-	// MaxBody is the largest compressed body accepted (413 above; the
-	// gateway splits the batch). Default 16 MiB.
-	MaxBody int64
 	// MaxReadings is the most readings in one batch (413 above). Default 10,000.
 	MaxReadings int
-	// Timeout bounds a batch's time in the database; past it the answer is
-	// 503. Default 30 s.
+	// MaxBody is the largest compressed body accepted (413 above; the
+	// gateway splits the batch). Default, and at most, what a batch of
+	// MaxReadings can decompress to: no valid body is larger.
+	MaxBody int64
+	// Timeout bounds a batch's time in the database, from when its body
+	// was read; past it the answer is 503. A commit that began finishes
+	// even if the gateway hangs up. Default 20 s: keep it clearly below
+	// the gateway's uplink.timeout (30 s), and DBOptions.StatementTimeout
+	// below it.
 	Timeout time.Duration
+	// MaxInFlight is how many batches are handled at once; beyond it a
+	// request is answered 503 at once, before its body is read. Default:
+	// the database pool's size, so neither authentication nor a crowd of
+	// slow uploads can take every connection.
+	MaxInFlight int
 	// RetryAfter is sent with every 503. Default 5 s.
 	RetryAfter time.Duration
+	// SeparateOps serves /healthz, /readyz and /metrics only on Ops(),
+	// for a listener of their own, not beside the batches.
+	SeparateOps bool
 	// Logger receives refusals (rate-limited) and database errors.
 	Logger *slog.Logger
 }
@@ -38,24 +50,29 @@ type Options struct {
 // Server is the receiver's HTTP handler: batch PUTs, /healthz, /readyz and
 // /metrics.
 type Server struct {
-	db  *DB
-	opt Options
-	m   *metrics
-	mux *http.ServeMux
+	db   *DB
+	opt  Options
+	m    *metrics
+	mux  *http.ServeMux
+	ops  *http.ServeMux
+	slot chan struct{} // admission: one per batch handled
 	// warn rate-limits the log lines of refusals and database errors.
 	warn rate.Sometimes
 }
 
 // NewServer returns the handler storing into db.
 func NewServer(db *DB, opt Options) *Server {
-	if opt.MaxBody <= 0 {
-		opt.MaxBody = 16 << 20
-	}
 	if opt.MaxReadings <= 0 {
 		opt.MaxReadings = 10_000
 	}
+	if most := MaxBody(opt.MaxReadings); opt.MaxBody <= 0 || opt.MaxBody > most {
+		opt.MaxBody = most
+	}
 	if opt.Timeout <= 0 {
-		opt.Timeout = 30 * time.Second
+		opt.Timeout = 20 * time.Second
+	}
+	if opt.MaxInFlight <= 0 {
+		opt.MaxInFlight = db.MaxConns()
 	}
 	if opt.RetryAfter <= 0 {
 		opt.RetryAfter = 5 * time.Second
@@ -63,18 +80,27 @@ func NewServer(db *DB, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{db: db, opt: opt, m: newMetrics(), mux: http.NewServeMux(), warn: rate.Sometimes{First: 10, Interval: time.Second}}
+	s := &Server{db: db, opt: opt, m: newMetrics(), mux: http.NewServeMux(), ops: http.NewServeMux(),
+		slot: make(chan struct{}, opt.MaxInFlight), warn: rate.Sometimes{First: 10, Interval: time.Second}}
 	s.mux.HandleFunc("/v1/gateways/{gateway}/batches/{bounds}", s.putBatch)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	s.ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	s.ops.HandleFunc("GET /readyz", s.ready)
+	s.ops.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	if !opt.SeparateOps {
+		s.mux.Handle("GET /healthz", s.ops)
+		s.mux.Handle("GET /readyz", s.ops)
+		s.mux.Handle("GET /metrics", s.ops)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, "no such resource: PUT /v1/gateways/{gateway}/batches/{first}-{last}")
 	})
 	return s
 }
+
+// Ops serves /healthz, /readyz and /metrics.
+func (s *Server) Ops() http.Handler { return s.ops }
 
 // ServeHTTP serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -82,15 +108,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Registry holds the server's metrics, for adding more (the process's).
 func (s *Server) Registry() *prometheus.Registry { return s.m.reg }
 
-// ready answers 200 when the database answers within 2 s.
+// ready answers 200 when the database answers within 2 s and takes
+// writes. The answer names no host, user or database: the cause goes to
+// the log.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.db.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unreachable", "error": err.Error()})
-		return
+	switch err := s.db.Ready(ctx); {
+	case errors.Is(err, ErrReadOnly):
+		s.warn.Do(func() { s.opt.Logger.Warn("not ready: the database is read-only; the pool was reset", "err", err) })
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database read-only"})
+	case err != nil:
+		s.warn.Do(func() { s.opt.Logger.Warn("not ready: the database does not answer", "err", err) })
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
@@ -108,14 +141,21 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, "no such resource: PUT /v1/gateways/{gateway}/batches/{first}-{last}")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opt.Timeout)
-	defer cancel()
+	select {
+	case s.slot <- struct{}{}:
+		defer func() { <-s.slot }()
+	default:
+		s.busy(w, r)
+		return
+	}
 	token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !found || token == "" {
 		s.refuse(w, r, http.StatusUnauthorized, "missing bearer token")
 		return
 	}
-	switch err := s.db.Authenticate(ctx, gw, token); {
+	actx, cancel := context.WithTimeout(r.Context(), min(s.opt.Timeout, authTimeout))
+	defer cancel()
+	switch err := s.db.Authenticate(actx, gw, token); {
 	case errors.Is(err, ErrBadToken):
 		s.refuse(w, r, http.StatusUnauthorized, "unknown token")
 		return
@@ -139,6 +179,11 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("at most %d readings per batch: split it", s.opt.MaxReadings))
 		return
 	}
+	// From here the batch's time runs, and the gateway's going away does
+	// not cancel a commit that began (the statement timeout ends it on
+	// the server if it hangs).
+	ctx, cancelStore := context.WithTimeout(context.WithoutCancel(r.Context()), s.opt.Timeout)
+	defer cancelStore()
 	res, err := s.db.StoreBatch(ctx, body, js)
 	var invalid *InvalidError
 	switch {
@@ -164,6 +209,10 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 	s.m.requests.WithLabelValues("200").Inc()
 }
 
+// MaxBody is the most a valid batch of maxReadings readings can take, in
+// JSON and so compressed too: Options.MaxBody's default and bound.
+func MaxBody(maxReadings int) int64 { return maxJSONPerReading * int64(maxReadings) }
+
 // maxJSONPerReading bounds the JSON a batch may decompress to, per reading
 // it may hold: a reading's text is at most 3 × 256 bytes, and its numbers,
 // time and keys take under 200. A body that inflates past it (a gzip bomb)
@@ -185,13 +234,30 @@ func isDataError(err error) bool {
 	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22")
 }
 
+// authTimeout bounds authentication's time in the database.
+const authTimeout = 5 * time.Second
+
 // unavailable answers 503 with Retry-After: the database failed or took
-// too long, and nothing was acknowledged.
+// too long, and nothing was acknowledged. A connection that leads nowhere
+// useful (a demoted primary, a server that shut down) resets the pool.
 func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
 	s.m.dbErrors.Inc()
-	w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Round(time.Second).Seconds())))
+	s.db.ResetIfStale(err)
+	s.retryLater(w)
 	s.refuse(w, r, http.StatusServiceUnavailable, "database unavailable, retry later")
 	s.warn.Do(func() { s.opt.Logger.Warn("database error", "path", r.URL.Path, "err", err) })
+}
+
+// busy answers 503 with Retry-After at once: MaxInFlight batches are
+// being handled.
+func (s *Server) busy(w http.ResponseWriter, r *http.Request) {
+	s.m.busy.Inc()
+	s.retryLater(w)
+	s.refuse(w, r, http.StatusServiceUnavailable, "busy, retry later")
+}
+
+func (s *Server) retryLater(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Round(time.Second).Seconds())))
 }
 
 // refuse answers status with the contract's error shape, counts it and

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"fieldgate/uplink/cloud/pgtest"
 	"fieldgate/uplink/wire"
@@ -193,6 +196,8 @@ func TestDatabaseDownIs503(t *testing.T) {
 	}
 	if w := get(r.srv, "/readyz"); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with the database down: %d", w.Code)
+	} else if b := w.Body.String(); strings.Contains(b, "127.0.0.1") || strings.Contains(b, "postgres") || strings.Contains(b, "user") {
+		t.Errorf("/readyz tells anyone where the database is: %s", b)
 	}
 	if w := get(r.srv, "/healthz"); w.Code != http.StatusOK {
 		t.Errorf("/healthz with the database down: %d (the process is fine)", w.Code)
@@ -215,7 +220,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 // database at once, as a gateway's retries through a load balancer would.
 func TestReplicasStoreOnce(t *testing.T) {
 	r := newReceiver(t, Options{})
-	db2, err := Open(t.Context(), r.url)
+	db2, err := Open(t.Context(), r.url, DBOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,5 +316,154 @@ func TestAStoreThatStartsOverKeepsItsReadings(t *testing.T) {
 	}
 	if n := r.count("SELECT count(*) FROM batches WHERE first_seq = 2 AND last_seq = 2"); n != 0 {
 		t.Error("the conflicting batch was recorded")
+	}
+}
+
+// waitingOnLocks counts the database's backends waiting for a lock.
+func (r *receiver) waitingOnLocks() int {
+	r.t.Helper()
+	return r.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+}
+
+// TestALockWaitEndsOnTheServer holds a lock every batch needs: each batch
+// is answered 503 once PostgreSQL's lock timeout ended its wait (not the
+// receiver's timeout, which is far longer), and no backend is left
+// waiting for the lock, whatever happens to the receiver's connection.
+func TestALockWaitEndsOnTheServer(t *testing.T) {
+	var log bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))
+	r := newReceiverWith(t, Options{Timeout: time.Minute, RetryAfter: time.Second, Logger: logger}, DBOptions{LockTimeout: 200 * time.Millisecond})
+	tx, err := r.db.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context())
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE batches IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if a := r.put(r.tokens["gw-a"], batch("gw-a", uint64(i+1), 1), nil); a.status != http.StatusServiceUnavailable {
+			t.Fatalf("batch %d behind a lock: %+v, want 503", i, a)
+		}
+	}
+	mu.Lock()
+	logged := log.String()
+	mu.Unlock()
+	if n := strings.Count(logged, "lock timeout"); n != 5 {
+		t.Errorf("%d of 5 batches ended by the lock timeout; log:\n%s", n, logged)
+	}
+	if n := r.waitingOnLocks(); n != 0 {
+		t.Errorf("%d backends still wait for the lock after their requests were answered", n)
+	}
+}
+
+// TestBatchesRunWithTheDatabaseOptions: every batch's transaction carries
+// the statement and lock timeouts and synchronous_commit, set in the
+// transaction (so a pooler in transaction mode keeps them).
+func TestBatchesRunWithTheDatabaseOptions(t *testing.T) {
+	r := newReceiverWith(t, Options{}, DBOptions{StatementTimeout: 7 * time.Second, LockTimeout: 3 * time.Second, SynchronousCommit: "remote_apply"})
+	var st, lt, sc string
+	err := r.db.inTx(t.Context(), func(tx pgx.Tx) error {
+		return tx.QueryRow(t.Context(), "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), current_setting('synchronous_commit')").Scan(&st, &lt, &sc)
+	})
+	if err != nil || st != "7s" || lt != "3s" || sc != "remote_apply" {
+		t.Errorf("in a batch's transaction: statement_timeout %q, lock_timeout %q, synchronous_commit %q (%v)", st, lt, sc, err)
+	}
+	if _, err := Open(t.Context(), r.url, DBOptions{SynchronousCommit: "off"}); err == nil || !strings.Contains(err.Error(), "never off") {
+		t.Errorf("synchronous_commit off: %v, want refused", err)
+	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestACommitThatBeganFinishes: the gateway hangs up (its timeout) while
+// the batch waits in the database; the batch is still stored, so the
+// gateway's retry finds it stored instead of starting over.
+func TestACommitThatBeganFinishes(t *testing.T) {
+	r := newReceiver(t, Options{Timeout: 5 * time.Second})
+	tx, err := r.db.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE batches IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, hangUp := context.WithCancel(t.Context())
+	done := make(chan answer, 1)
+	go func() {
+		done <- put(t, r.srv, r.tokens["gw-a"], batch("gw-a", 1, 1, 2), func(req *http.Request) { *req = *req.WithContext(ctx) })
+	}()
+	waitUntil(t, func() bool { return r.waitingOnLocks() == 1 }) // the batch's statement waits
+	hangUp()
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if n := r.count("SELECT count(*) FROM readings"); n != 2 {
+		t.Fatalf("%d readings stored after the gateway hung up, want the batch's 2", n)
+	}
+}
+
+// waitUntil polls cond for up to 10 s.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+	}
+}
+
+// TestAReadOnlyNodeIsNotReady stands in for a failover that left the pool
+// on a node that became a standby: its sessions are read-only. Batches are
+// answered 503 and /readyz says so (before, /readyz said ready while every
+// batch failed); the pool is reset, so once the address leads to a writable
+// node again the receiver stores batches without a restart.
+func TestAReadOnlyNodeIsNotReady(t *testing.T) {
+	r := newReceiver(t, Options{RetryAfter: time.Second})
+	dbName := ""
+	if err := r.db.pool.QueryRow(t.Context(), "SELECT current_database()").Scan(&dbName); err != nil {
+		t.Fatal(err)
+	}
+	alter := func(sql string) {
+		t.Helper()
+		if _, err := r.db.pool.Exec(t.Context(), fmt.Sprintf(sql, pgx.Identifier{dbName}.Sanitize())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alter("ALTER DATABASE %s SET default_transaction_read_only = on")
+	r.db.pool.Reset() // the pool's next connections reach the "demoted" node
+	if a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1), nil); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("batch on a read-only node: %+v, want 503", a)
+	}
+	if w := get(r.srv, "/readyz"); w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "read-only") {
+		t.Errorf("/readyz on a read-only node: %d %s", w.Code, w.Body)
+	}
+	// The "new primary": the same address takes writes again. A session
+	// of the old pool would still be read-only; the reset pool's are not.
+	c, err := pgx.Connect(t.Context(), r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(t.Context())
+	if _, err := c.Exec(t.Context(), fmt.Sprintf("BEGIN READ WRITE; ALTER DATABASE %s RESET default_transaction_read_only; COMMIT", pgx.Identifier{dbName}.Sanitize())); err != nil {
+		t.Fatal(err)
+	}
+	if w := get(r.srv, "/readyz"); w.Code != http.StatusOK {
+		t.Errorf("/readyz after the failover: %d %s", w.Code, w.Body)
+	}
+	if a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1), nil); a.status != http.StatusOK {
+		t.Fatalf("batch after the failover: %+v", a)
 	}
 }

@@ -98,6 +98,9 @@ func Start(tb testing.TB, bin, gateway string, n int) *Rig {
 	tb.Helper()
 	r := &Rig{tb: tb, bin: bin, PG: pgtest.Start(tb), answers: map[string]string{}}
 	r.DBURL = r.PG.URL("postgres")
+	if out, err := r.command("migrate").CombinedOutput(); err != nil {
+		tb.Fatalf("fieldgate-cloud migrate: %v\n%s", err, out)
+	}
 	r.Token = r.AddGateway(gateway)
 	for i := range n {
 		r.replicas = append(r.replicas, &replica{})

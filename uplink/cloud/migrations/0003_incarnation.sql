@@ -2,7 +2,6 @@
 -- whose store starts over (a new card, a re-flash) sends its seqs from 1
 -- again under a new incarnation, and its readings must not collide with
 -- the old store's. Stores made before incarnations send none: ''.
+-- A column with a constant default rewrites nothing (PostgreSQL 11+).
 ALTER TABLE batches ADD COLUMN incarnation text NOT NULL DEFAULT '';
 ALTER TABLE readings ADD COLUMN incarnation text NOT NULL DEFAULT '';
-ALTER TABLE batches DROP CONSTRAINT batches_pkey, ADD PRIMARY KEY (gateway_id, incarnation, first_seq, last_seq);
-ALTER TABLE readings DROP CONSTRAINT readings_pkey, ADD PRIMARY KEY (gateway_id, incarnation, seq);
