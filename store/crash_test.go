@@ -67,6 +67,7 @@ func TestCrashHelper(t *testing.T) {
 // random moments: every reading whose Append returned must be on disk after
 // reopen, with its seq and value, and the file must pass bbolt's check.
 func TestCrashSafety(t *testing.T) {
+	t.Parallel() // the three long randomized suites share the CPUs
 	path := filepath.Join(t.TempDir(), "crash.db")
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)

@@ -306,6 +306,7 @@ func (m *model) check(t *testing.T, s *Store, step int, op string) {
 // policy, clock repair, clean closes and power cuts, and compares every
 // read of the store with the model after each step.
 func TestModel(t *testing.T) {
+	t.Parallel() // the three long randomized suites share the CPUs
 	seed := rand.Uint64()
 	if env := os.Getenv("FIELDGATE_MODEL_SEED"); env != "" { // to replay a failure
 		var err error

@@ -27,6 +27,7 @@ import (
 // reading is one that was written, whole, once; a seq once seen keeps its
 // reading (never reused); bbolt's check passes.
 func TestPowerCuts(t *testing.T) {
+	t.Parallel() // the three long randomized suites share the CPUs
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 21))
