@@ -267,7 +267,7 @@ func (b *Broker) Start() error {
 			return err
 		}
 		if err := b.server.AddListener(&guardedListener{Listener: l, g: b.guard, server: b.server}); err != nil {
-			return fmt.Errorf("broker: listen on %s (%s): %w", s.addr, s.id, err)
+			return &ListenError{Listener: s.id, Addr: s.addr, Err: err}
 		}
 		b.addrs[s.id] = l.Address()
 	}
@@ -277,6 +277,20 @@ func (b *Broker) Start() error {
 	go b.flushLoop()
 	return nil
 }
+
+// ListenError says which listener could not listen.
+type ListenError struct {
+	Listener string // "tcp", "tls" or "ws"
+	Addr     string
+	Err      error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("broker: listen on %s (%s): %v", e.Addr, e.Listener, e.Err)
+}
+
+// Unwrap returns the listen error.
+func (e *ListenError) Unwrap() error { return e.Err }
 
 // Addr returns the bound address of a listener: "tcp", "tls" or "ws".
 func (b *Broker) Addr(id string) string { return b.addrs[id] }

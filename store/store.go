@@ -205,7 +205,10 @@ func (s *Store) init() error {
 		meta := tx.Bucket(bMeta)
 		id := string(meta.Get(kGatewayID))
 		if s.opts.GatewayID != "" && s.opts.GatewayID != id {
-			return fmt.Errorf("%w: the store at %s belongs to gateway %q, the configuration says %q", ErrGatewayMismatch, s.opts.Path, id, s.opts.GatewayID)
+			return fmt.Errorf("%w: the store at %s belongs to gateway %q, the configuration says %q; "+
+				"either set gateway.id to %q (and register that id in the cloud), or, to start a new store under %q, "+
+				"move the data directory aside (its readings stay there, unsent)",
+				ErrGatewayMismatch, s.opts.Path, id, s.opts.GatewayID, id, s.opts.GatewayID)
 		}
 		s.gatewayID, s.incarnation = id, string(meta.Get(kIncarnation))
 		s.lastSeq.Store(getUint(meta, kLastSeq))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -261,8 +262,9 @@ func TestOpenRefusesSecondProcessAndNewerSchema(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(Options{Path: path, GatewayID: "fg-other"}); !errors.Is(err, ErrGatewayMismatch) {
-		t.Errorf("Open with another gateway id: %v, want ErrGatewayMismatch", err)
+	if _, err := Open(Options{Path: path, GatewayID: "fg-other"}); !errors.Is(err, ErrGatewayMismatch) ||
+		!strings.Contains(err.Error(), "set gateway.id to") || !strings.Contains(err.Error(), "move the data directory aside") {
+		t.Errorf("Open with another gateway id: %v, want ErrGatewayMismatch with the two ways out", err)
 	}
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {

@@ -57,7 +57,7 @@ func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker,
 	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("api: listen on %s: %w", cfg.API.Listen, err), api.Close())
+		return nil, errors.Join(listenHint("api.listen", cfg.API.Listen, err), api.Close())
 	}
 	ln = api.Listen(ln, httpapi.ConnLimits{Max: cfg.API.MaxConnections}) // net/http retries accept errors itself
 	s := &apiServer{api: api, http: api.HTTPServer(cfg.API.Listen), ln: ln, done: make(chan error, 1), served: make(chan struct{})}

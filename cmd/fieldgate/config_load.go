@@ -19,6 +19,11 @@ import (
 // store.max_size is FIELDGATE_STORE_MAX_SIZE.
 const envPrefix = "FIELDGATE_"
 
+// envName is the environment variable that overrides key.
+func envName(key string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
 // ConfigError lists every problem found in a configuration.
 type ConfigError struct {
 	Source   string
@@ -237,7 +242,7 @@ func applyEnv(cfg *Config, getenv func(string) string, where map[string]string, 
 			case reflect.Slice:
 				continue
 			}
-			env := envPrefix + strings.ToUpper(strings.ReplaceAll(p, ".", "_"))
+			env := envName(p)
 			known[env] = true
 			val := getenv(env)
 			if val == "" {

@@ -53,6 +53,10 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 		if mq, err = broker.New(st, o); err == nil {
 			err = mq.Start()
 		}
+		var le *broker.ListenError
+		if errors.As(err, &le) {
+			err = listenHint(map[string]string{"tcp": "mqtt.listen", "tls": "mqtt.tls_listen", "ws": "mqtt.ws_listen"}[le.Listener], le.Addr, le.Err)
+		}
 		if err != nil {
 			return errors.Join(err, st.Close())
 		}

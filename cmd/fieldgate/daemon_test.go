@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -146,6 +147,29 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"fieldgate", "version"}, envMap(nil), &out, &bytes.Buffer{}); err != nil || !strings.HasPrefix(out.String(), "fieldgate dev (commit") {
 		t.Errorf("version: %q, %v", out.String(), err)
+	}
+}
+
+// A port in use names the setting to change and its environment variable,
+// for every listener.
+func TestAPortInUseNamesTheSetting(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+	for _, tc := range []struct{ key, yaml string }{
+		{"mqtt.listen", "mqtt:\n  listen: " + addr + "\napi:\n  listen: \"\"\n"},
+		{"mqtt.ws_listen", "mqtt:\n  listen: \"\"\n  ws_listen: " + addr + "\napi:\n  listen: \"\"\n"},
+		{"api.listen", "mqtt:\n  listen: \"\"\napi:\n  listen: " + addr + "\n"},
+	} {
+		cfg := daemontest.WriteConfig(t, fmt.Sprintf("data_dir: %s\nsensors: []\n%s", t.TempDir(), tc.yaml))
+		err := run(context.Background(), []string{"fieldgate", "-config", cfg}, envMap(nil), &bytes.Buffer{}, &bytes.Buffer{})
+		env := "FIELDGATE_" + strings.ToUpper(strings.ReplaceAll(tc.key, ".", "_"))
+		if err == nil || !strings.Contains(err.Error(), "set "+tc.key+" (or "+env+")") || !strings.Contains(err.Error(), "already listens") {
+			t.Errorf("%s on a port in use: %v", tc.key, err)
+		}
 	}
 }
 
