@@ -133,12 +133,16 @@ func fillOutbox(t *testing.T, st *store.Store) {
 func TestStatusReportsTrouble(t *testing.T) {
 	e := newEnv(t, Options{OpenReads: true})
 	e.sensors.health = append(e.sensors.health, sensors.Health{Name: "cellar", Source: "i2c1-0x44", Driver: "sht3x", State: "failing", LastError: "bus: no ACK"})
-	e.uplink.status = uplink.Status{State: "offline", LastError: "dial tcp: connection refused", Backlog: 42, OldestUnsent: t0.Add(-time.Hour)}
+	e.uplink.status = uplink.Status{State: "offline", LastError: "dial tcp: connection refused", Backlog: 42, OldestUnsent: t0.Add(-time.Hour),
+		LastOutage: uplink.Outage{Since: t0.Add(-2 * time.Hour), Until: t0.Add(-2*time.Hour + 39*time.Second), Waiting: 180}}
 	var st statusBody
 	r := e.do(req{method: "GET", path: "/api/v1/status"})
 	r.json(t, &st)
 	if st.Health.State != "degraded" || len(st.Health.Reasons) != 2 {
 		t.Errorf("health = %+v, want degraded with the sensor and the uplink", st.Health)
+	}
+	if o := st.Uplink.LastOutage; o == nil || o.Seconds != 39 || o.Waiting != 180 {
+		t.Errorf("last outage %+v, want 39 s with 180 readings waiting", o)
 	}
 	if st.Uplink.Backlog != 42 || st.Uplink.OldestUnsentAge != 3600 || st.Sensors["failing"] != 1 || st.Broker.Clients != 2 {
 		t.Errorf("status = %+v", st)

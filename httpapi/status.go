@@ -123,11 +123,20 @@ func logState(st store.Stats, h *health) logBody {
 	return b
 }
 
+// outage is the last outage of the uplink that ended.
+type outage struct {
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
+	Seconds float64   `json:"seconds"`
+	Waiting uint64    `json:"waiting"`
+}
+
 type uplinkBody struct {
 	Configured      bool      `json:"configured"`
 	State           string    `json:"state"`
 	OfflineSince    time.Time `json:"offline_since,omitzero"`
 	LastSuccess     time.Time `json:"last_success,omitzero"`
+	LastOutage      *outage   `json:"last_outage,omitempty"`
 	LastError       string    `json:"last_error,omitempty"`
 	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
 	Backlog         uint64    `json:"backlog"`
@@ -262,6 +271,9 @@ func (s *Server) uplinkStatus(b *statusBody, now time.Time) error {
 	}
 	if !u.OldestUnsent.IsZero() {
 		b.Uplink.OldestUnsentAge = max(0, now.Sub(u.OldestUnsent).Seconds())
+	}
+	if o := u.LastOutage; !o.Until.IsZero() {
+		b.Uplink.LastOutage = &outage{Started: o.Since.UTC(), Ended: o.Until.UTC(), Seconds: o.Until.Sub(o.Since).Round(time.Second).Seconds(), Waiting: o.Waiting}
 	}
 	switch u.State {
 	case "held":

@@ -111,7 +111,11 @@ func (s *Sender) handle(o outcome) {
 			s.rebase()
 		}
 		s.failures, s.pauseUntil, s.refusedRun = 0, time.Time{}, 0
-		s.state.success(j.count, len(j.body))
+		if since := s.state.success(j.count, len(j.body)); !since.IsZero() {
+			o := s.state.outageEnded(since, s.Status().Backlog)
+			log.Info("uplink: the cloud answers again; the backlog drains", "outage", o.Until.Sub(o.Since).Round(time.Second),
+				"waiting", o.Waiting)
+		}
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
 		s.failures++
 		wait := max(fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1), s.o.AuthRetry)
@@ -155,7 +159,8 @@ func (s *Sender) handle(o outcome) {
 			reason = o.err.Error()
 		}
 		if s.state.failure(st, reason) {
-			log.Warn("uplink: cloud unreachable; retrying with backoff", "status", st, "err", reason, "retry_in", wait.Round(time.Millisecond))
+			log.Warn("uplink: cloud unreachable; readings keep buffering, probed at least every backoff_max", "status", st, "err", reason,
+				"retry_in", wait.Round(time.Millisecond), "backoff_max", s.o.BackoffMax)
 		}
 		if o.slow && j.count > 1 && !j.deadLetter {
 			// A link too slow for the batch (or a receiver too slow to

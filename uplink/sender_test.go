@@ -1,11 +1,13 @@
 package uplink
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -303,6 +305,50 @@ func TestSlowLinkSplitsBatches(t *testing.T) {
 	if x := s.Status(); x.Splits == 0 || x.DeadLettered != 0 {
 		t.Errorf("status %+v: want splits and no dead letters", x)
 	}
+}
+
+// TestAnOutageIsLoggedBothWays: the cloud goes away and comes back; the
+// uplink says so when it goes offline and when it is back, with how long
+// it lasted and how many readings waited, and the status keeps it.
+func TestAnOutageIsLoggedBothWays(t *testing.T) {
+	st := testStore(t, 300)
+	sk, srv := cloud(t, "secret")
+	sk.SetFaults(sink.Faults{Down: true})
+	var log syncBuffer
+	o := fastOptions(srv.URL)
+	o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	s := running(t, st, o)
+	waitStatus(t, s, func(x Status) bool { return x.State == "offline" })
+	sk.SetFaults(sink.Faults{})
+	drained(t, st, 10*time.Second)
+	out := s.Status().LastOutage
+	if out.Since.IsZero() || out.Until.Before(out.Since) || out.Waiting == 0 || out.Waiting > 300 {
+		t.Errorf("last outage %+v: want its start, end and the readings that waited", out)
+	}
+	text := log.String()
+	for _, want := range []string{"uplink: cloud unreachable", "uplink: the cloud answers again", "outage=", "waiting="} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func TestLiveReadingsGoFirst(t *testing.T) {

@@ -35,9 +35,19 @@ type Status struct {
 	// Retrying is how many dead letters are queued or in flight for a
 	// retry.
 	Retrying int
+	// LastOutage is the last time the cloud was out of reach (or sending
+	// paused) and came back: zero until one ended.
+	LastOutage Outage
 	// Counters since start.
 	Sent, Batches, Retries, DeadLettered, Splits uint64
 	BytesSent                                    uint64 // compressed bodies acknowledged
+}
+
+// Outage is a stretch of time the uplink could not deliver.
+type Outage struct {
+	Since, Until time.Time
+	// Waiting is how many readings waited for the cloud when it ended.
+	Waiting uint64
 }
 
 // tracker keeps the parts of Status the sender learns as it goes.
@@ -63,15 +73,27 @@ func (t *tracker) retrying(n int) {
 	t.s.Retrying = n
 }
 
-func (t *tracker) success(readings, bytes int) {
+// success records an acknowledged batch; when it ends an outage it
+// returns when the outage began.
+func (t *tracker) success(readings, bytes int) (outageSince time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	outageSince = t.s.OfflineSince
 	t.s.State, t.s.OfflineSince, t.s.LastSuccess = "online", time.Time{}, now
 	t.s.Sent += uint64(readings)
 	t.s.Batches++
 	t.s.BytesSent += uint64(bytes)
 	t.win = append(t.win, ack{now, readings})
+	return outageSince
+}
+
+// outageEnded records the outage that ended now, with waiting readings.
+func (t *tracker) outageEnded(since time.Time, waiting uint64) Outage {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.s.LastOutage = Outage{Since: since, Until: t.now(), Waiting: waiting}
+	return t.s.LastOutage
 }
 
 // failure records a retryable failure and reports whether the uplink just

@@ -134,7 +134,12 @@ function renderStatus(s) {
   if (!u.configured) {
     facts.push(["State", "no uplink configured: readings stay on the gateway"]);
   } else {
-    facts.push(["State", u.state + (u.state === "offline" && u.offline_since ? " since " + new Date(u.offline_since).toLocaleString() : "")]);
+    const since = u.offline_since && u.state !== "online" ? ` since ${new Date(u.offline_since).toLocaleString()} (${fmtAge(u.offline_since)})` : "";
+    facts.push(["State", u.state + since]);
+    if (u.last_outage) {
+      const o = u.last_outage;
+      facts.push(["Last outage", `${fmtDuration(o.seconds)}, ended ${fmtAge(o.ended)}; ${o.waiting.toLocaleString()} readings waited`]);
+    }
     if (u.held) facts.push(["Held", u.held]);
     facts.push(["Waiting to upload", u.backlog.toLocaleString() + " readings"]);
     facts.push(["Oldest not sent", u.backlog ? fmtDuration(u.oldest_unsent_age_seconds) + " old" : "—"]);
