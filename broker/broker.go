@@ -160,6 +160,10 @@ type Stats struct {
 	// a new quantity past a device's cap; WillsRefused: CONNECTs refused
 	// for a will over the size limit.
 	StoreFailures, RetainDropped, QuantityCapped, WillsRefused uint64
+	// QueuedOffline counts QoS 1/2 messages queued for persistent
+	// sessions while their client was away (at most maxQueuedPerSession
+	// each; mochi counts those past it as InflightDropped).
+	QueuedOffline uint64
 	// Retained and DelayedWills are held now.
 	Retained, DelayedWills int
 	Guard                  GuardStats
@@ -192,6 +196,11 @@ type Broker struct {
 	closed  atomic.Bool
 }
 
+// maxQueuedPerSession bounds the QoS 1/2 messages one session holds
+// unacknowledged, those queued while its client is away included: at the
+// largest packet, 4 MiB a session.
+const maxQueuedPerSession = 256
+
 // maxSessionExpiry bounds how long a disconnected client's session (and
 // with it a delayed will) is kept.
 const maxSessionExpiry = 24 * time.Hour
@@ -212,7 +221,8 @@ func New(st Store, o Options) (*Broker, error) {
 	caps.MaximumPacketSize = uint32(o.Limits.MaxPacketSize)
 	caps.MaximumClients = int64(o.Limits.MaxConnections)
 	caps.ReceiveMaximum = o.ReceiveMaximum
-	caps.MaximumInflight = 1024
+	caps.MaximumInflight = maxQueuedPerSession
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true // a PUBACK echoing the publish's user properties upsets some clients
 	caps.TopicAliasMaximum = 0
 	caps.MaximumSessionExpiryInterval = uint32(maxSessionExpiry.Seconds())
 	caps.MaximumMessageExpiryInterval = 24 * 3600
@@ -225,7 +235,7 @@ func New(st Store, o Options) (*Broker, error) {
 	b.inline, _ = b.server.Clients.Get(mqtt.InlineClientId) // made by mqtt.New with InlineClient
 	b.limits = newDevLimits(o)
 	b.quantities = &quantities{max: o.MaxQuantities, series: st.Series, devs: map[string]map[string]bool{}}
-	b.hook = &hook{b: b, ids: map[*mqtt.Client]*identity{}}
+	b.hook = &hook{b: b, ids: map[*mqtt.Client]*identity{}, offline: map[string]offlineSession{}}
 	b.retained = newRetainedBook(o.MaxRetained)
 	if err := b.server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

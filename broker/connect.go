@@ -72,7 +72,7 @@ func (h *hook) admit(cl *mqtt.Client, pk packets.Packet) (*identity, packets.Cod
 			b.log.Warn("mqtt: anonymous client refused: its client id is not a device id", "addr", remoteHost(cl.Net.Remote), "err", err)
 			return nil, packets.ErrClientIdentifierNotValid
 		}
-		id.device = cl.ID
+		id.device, id.anonymous = cl.ID, true
 	case ValidateDeviceID(user) != nil:
 		// A name no device can have: no bcrypt, and only the address is
 		// throttled (a made-up name must not become a key).

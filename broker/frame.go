@@ -17,6 +17,10 @@ var ErrMalformed = errors.New("malformed MQTT packet")
 // ErrTooLarge marks a packet over the size limit; it is also ErrMalformed.
 var ErrTooLarge = fmt.Errorf("%w: packet too large", ErrMalformed)
 
+// errTopicAlias marks a topic alias, which fieldgate offers none of (its
+// CONNACK says Topic Alias Maximum 0); it is also ErrMalformed.
+var errTopicAlias = fmt.Errorf("%w: topic alias above the maximum (0)", ErrMalformed)
+
 // Packet types (MQTT 5 §2.1.2).
 const (
 	pConnect     = 1
@@ -312,6 +316,10 @@ func (fc *frameChecker) properties(r *reader) {
 	for p.err == nil && len(p.b) > 0 {
 		id := p.varint()
 		t, ok := propertyTypes[id]
+		if id == 0x23 && p.err == nil {
+			r.err = errTopicAlias
+			return
+		}
 		if !ok && p.err == nil {
 			r.err = malformed("property %#x is unknown or not allowed", id)
 			return

@@ -132,7 +132,7 @@ func TestFrameCheckerRejectsMalformedPackets(t *testing.T) {
 		{"subscribe without filter", 4, packet(0x82, []byte{0, 1}), "without a topic filter"},
 		{"subscribe bad filter", 4, packet(0x82, cat([]byte{0, 1}, str("a/#/b"), []byte{0})), "not valid"},
 		{"subscribe qos 3", 4, packet(0x82, cat([]byte{0, 1}, str("a"), []byte{3})), "options"},
-		{"v5 topic alias", 5, packet(0x30, cat(str("a"), []byte{3, 0x23, 0, 1}, []byte("1"))), "not allowed"},
+		{"v5 topic alias", 5, packet(0x30, cat(str("a"), []byte{3, 0x23, 0, 1}, []byte("1"))), "topic alias above the maximum"},
 		{"v5 unknown property", 5, packet(0x30, cat(str("a"), []byte{2, 0x7F, 0}, []byte("1"))), "unknown"},
 		{"v5 property overruns", 5, packet(0x30, cat(str("a"), []byte{9, 0x26, 0, 5, 'k'})), "properties of 9 bytes"},
 		{"will on a non-UTF-8 topic", 0, packet(0x10, cat(str("MQTT"), []byte{4, 0x06, 0, 60}, str("d"), str("\xff"), str("bye"))), "will topic"},

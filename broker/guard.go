@@ -231,6 +231,14 @@ type guardConn struct {
 	state    int // 0 pending, 1 active, 2 done
 	bad      atomic.Bool
 	mu       sync.Mutex // guards state against finish racing the reader
+	wmu      sync.Mutex // one writer at a time: mochi's, or reject's DISCONNECT
+}
+
+// Write writes what mochi sends.
+func (c *guardConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.Write(p)
 }
 
 // Read returns validated bytes only.
@@ -292,9 +300,30 @@ func (c *guardConn) reject(err error) error {
 			c.g.malformed.Add(1)
 		}
 		c.g.onError("malformed packet; connection closed", err, "addr", c.addr)
+		c.disconnect(err)
 	}
 	_ = c.Conn.Close() // the error below is what matters
 	return err
+}
+
+// disconnect tells an MQTT 5 client why it is being closed, as the
+// specification says a server should before it closes: 0x95 packet too
+// large, 0x94 topic alias invalid, else 0x81 malformed packet.
+func (c *guardConn) disconnect(err error) {
+	if !c.fc.connected || c.fc.version != 5 {
+		return
+	}
+	reason := byte(0x81)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		reason = 0x95
+	case errors.Is(err, errTopicAlias):
+		reason = 0x94
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Conn.Write([]byte{pDisconnect << 4, 1, reason}) // best effort: the connection closes anyway
 }
 
 // promote moves the connection from pending to active once CONNECT passed.

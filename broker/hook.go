@@ -22,6 +22,7 @@ type identity struct {
 	device      string
 	admin       bool
 	probe       bool // the broker's own health probe: no rights, not a device
+	anonymous   bool // admitted without credentials (bench mode): no stored device
 	established bool // counted as one of the device's sessions
 
 	// acks, made on its first QoS 1 publish of readings, is used only by
@@ -37,6 +38,17 @@ type hook struct {
 
 	mu  sync.Mutex
 	ids map[*mqtt.Client]*identity // every connection from CONNECT to disconnect
+	// offline holds, by client id, the sessions that outlive their
+	// connection (a persistent session): messages for their
+	// subscriptions are queued, judged by the device's stored rights.
+	offline map[string]offlineSession
+}
+
+// offlineSession is a disconnected client whose session persists.
+type offlineSession struct {
+	cl        *mqtt.Client
+	device    string
+	anonymous bool
 }
 
 // ID names the hook.
@@ -47,6 +59,7 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnPacketEncode, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnWill, mqtt.OnWillSent,
+		mqtt.OnClientExpired, mqtt.OnQosPublish,
 	}, []byte{b})
 }
 
@@ -62,6 +75,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return true
 	}
 	id := h.identity(cl)
+	if id == nil && !write {
+		id = h.offlineIdentity(cl)
+	}
 	if id == nil {
 		return false
 	}
@@ -87,6 +103,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.offline, cl.ID) // taken over, or started anew
 	if id := h.ids[cl]; id != nil && !id.probe {
 		id.established = true
 		h.b.activity.sessionStarted(id.device, h.b.o.Now())
@@ -95,13 +112,60 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 
 // OnDisconnect forgets the connection and counts one session fewer; a
 // session taken over by the device's reconnect leaves it online.
-func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := h.ids[cl]
 	delete(h.ids, cl)
 	if id != nil && id.established {
 		h.b.activity.sessionEnded(id.device, h.b.o.Now())
+	}
+	if id != nil && id.established && !expire && h.current(cl) {
+		h.offline[cl.ID] = offlineSession{cl: cl, device: id.device, anonymous: id.anonymous}
+	}
+}
+
+// current reports whether cl is the session the server holds under its
+// client id (not one a reconnect took over).
+func (h *hook) current(cl *mqtt.Client) bool {
+	now, ok := h.b.server.Clients.Get(cl.ID)
+	return ok && now == cl && !cl.IsTakenOver()
+}
+
+// OnClientExpired forgets a persistent session the server expired.
+func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s, ok := h.offline[cl.ID]; ok && s.cl == cl {
+		delete(h.offline, cl.ID)
+	}
+}
+
+// offlineIdentity is the identity of a disconnected client's persistent
+// session, with the rights its device has now in the store: a device
+// removed since gets nothing, one made admin or not since is judged so.
+func (h *hook) offlineIdentity(cl *mqtt.Client) *identity {
+	h.mu.Lock()
+	s, ok := h.offline[cl.ID]
+	h.mu.Unlock()
+	if !ok || s.cl != cl {
+		return nil
+	}
+	if s.anonymous {
+		return &identity{device: s.device, anonymous: true}
+	}
+	d, err := h.b.st.Device(s.device)
+	if err != nil {
+		return nil
+	}
+	return &identity{device: d.ID, admin: d.Admin}
+}
+
+// OnQosPublish counts the messages queued for a persistent session while
+// its client is away: it finds them when it reconnects.
+func (h *hook) OnQosPublish(cl *mqtt.Client, _ packets.Packet, _ int64, resends int) {
+	if resends == 0 && cl.Closed() && !cl.Net.Inline {
+		h.b.count(&h.b.stats.QueuedOffline)
 	}
 }
 
@@ -114,6 +178,11 @@ func (h *hook) sweep(now time.Time) {
 	for cl, id := range h.ids {
 		if !id.established && cl.Closed() && now.Unix()-cl.StopTime() > 60 {
 			delete(h.ids, cl)
+		}
+	}
+	for cid, s := range h.offline {
+		if !h.current(s.cl) { // taken over or expired without a word
+			delete(h.offline, cid)
 		}
 	}
 }

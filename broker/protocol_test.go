@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,57 @@ func TestQuantitiesPerDeviceAreCapped(t *testing.T) {
 	}
 	if rc, _ := publish5(t, c2, "fieldgate/esp32-a/q9", "7"); rc != 0x97 {
 		t.Errorf("a new quantity after a restart: reason %#x, want 0x97", rc)
+	}
+}
+
+// TestAnMQTT5ClientIsToldWhyItIsClosed: a packet over the Maximum Packet
+// Size, or a topic alias (the CONNACK offers none), closes an MQTT 5
+// connection, but first with the DISCONNECT the specification says the
+// server should send: 0x95 packet too large, 0x94 topic alias invalid.
+// (The socket used to close without a word.)
+func TestAnMQTT5ClientIsToldWhyItIsClosed(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	topic := str("fieldgate/esp32-a/temperature")
+	for _, tc := range []struct {
+		name   string
+		pkt    []byte
+		reason byte
+	}{
+		{"too large", []byte{0x30, 0xFF, 0xFF, 0x7F}, 0x95}, // a QoS 0 PUBLISH announcing 2 MB
+		{"topic alias", packet(0x30, cat(topic, []byte{3, 0x23, 0, 1}, []byte("21"))), 0x94},
+	} {
+		_, c := login(t, b, "127.0.0.1", 5, "a", "esp32-a", pw["esp32-a"])
+		c.send(tc.pkt)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got := make([]byte, 3)
+		if _, err := io.ReadFull(c.r, got); err != nil || got[0] != 0xE0 || got[1] != 1 || got[2] != tc.reason {
+			t.Errorf("%s: read %x (%v), want DISCONNECT e0 01 %02x", tc.name, got, err, tc.reason)
+		}
+		if !c.closedWithin(time.Second) {
+			t.Errorf("%s: the connection stays open", tc.name)
+		}
+	}
+}
+
+// TestAcksCarryNoUserProperties: an MQTT 5 publish with user properties
+// that mochi acknowledges itself (not a reading: a command topic) is
+// answered without them; some clients reject a PUBACK that echoes them.
+func TestAcksCarryNoUserProperties(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	c, _, err := v5(t, b, "ops", pw["ops"], "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := c.Publish(ctx, &paho.Publish{Topic: "fieldgate/esp32-a/cmd/relay", QoS: 1, Payload: []byte("on"),
+		Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: "trace", Value: "42"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Properties != nil && len(r.Properties.User) > 0 {
+		t.Errorf("PUBACK carries user properties %v", r.Properties.User)
 	}
 }
