@@ -42,6 +42,7 @@ type devActivity struct {
 	saidOffline bool      // its availability topic said "offline"
 	lastReading time.Time // when its last reading was stored (kept across flushes)
 	interval    time.Duration
+	samples     int // gaps the interval was learned from
 }
 
 // counts are a device's message counters.
@@ -71,6 +72,7 @@ func (d *devActivity) learn(t time.Time) {
 			} else {
 				d.interval = (3*d.interval + gap) / 4
 			}
+			d.samples++
 		} else if gap >= 0 {
 			return // the same report: keep the time of its first message
 		}
@@ -88,6 +90,7 @@ func (a *activity) get(id string) *devActivity {
 		if a.load != nil {
 			if dev, err := a.load(id); err == nil { // not stored (yet): counts start at 0
 				d.base = counts{dev.Messages, dev.Readings, dev.Rejected}
+				d.interval, d.samples = dev.ReportInterval, dev.IntervalSamples // learning goes on; a gap across a restart is no interval
 			}
 		}
 		a.devs[id] = d
@@ -233,7 +236,7 @@ func (p *devActivity) stateTo(dev *store.Device) {
 		dev.LastReading = p.lastReading.UTC()
 	}
 	if p.interval > 0 {
-		dev.ReportInterval = p.interval
+		dev.ReportInterval, dev.IntervalSamples = p.interval, p.samples
 	}
 }
 

@@ -34,7 +34,7 @@ func TestEndpoints(t *testing.T) {
 		{"openapi", req{method: "GET", path: "/api/v1/openapi.json"}, 200, `"openapi":"3.0.3"`},
 		{"status", req{method: "GET", path: "/api/v1/status"}, 200, `"gateway_id"`},
 		{"sources", req{method: "GET", path: "/api/v1/sources"}, 200, `"sim-lab"`},
-		{"source", req{method: "GET", path: "/api/v1/sources/esp-1"}, 200, `"state":"ok","state_reason":"reports every 60 seconds"`},
+		{"source", req{method: "GET", path: "/api/v1/sources/esp-1"}, 200, `"state":"ok","state_reason":"reports every minute"`},
 		{"source missing", req{method: "GET", path: "/api/v1/sources/nope"}, 404, `no source`},
 		{"readings", req{method: "GET", path: "/api/v1/sources/sim-lab/readings?quantity=temperature&per_page=10"}, 200, `"total":120`},
 		{"readings one quantity", req{method: "GET", path: "/api/v1/sources/esp-1/readings"}, 200, `"total":5`},

@@ -112,16 +112,11 @@ func estimateAutonomy(in autonomyInput) (autonomyBody, string) {
 
 // roughly says a duration the way a person would: "41 days", "5 hours".
 func roughly(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()+0.5))
-	case d >= 2*time.Minute:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()+0.5))
-	default:
-		return fmt.Sprintf("%d seconds", int(d.Seconds()+0.5))
+	n, unit := rounded(d)
+	if n == 1 {
+		return "1 " + unit
 	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // groupThousands writes n with thousands separators: 17,280.

@@ -36,6 +36,9 @@ type Device struct {
 	// node ends its session after every publish.
 	LastReading    time.Time     `json:"last_reading,omitzero"`
 	ReportInterval time.Duration `json:"report_interval,omitempty"`
+	// IntervalSamples is how many gaps ReportInterval was learned from: a
+	// node tried by hand with a few quick publishes says little yet.
+	IntervalSamples int `json:"interval_samples,omitempty"`
 }
 
 // PutDevice creates or replaces a device and reports whether it was created.

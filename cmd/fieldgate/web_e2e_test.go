@@ -91,8 +91,9 @@ func (b *browser) consoleErrors() []string {
 }
 
 // fillDay stores a day of 5-minute readings for each source, as a gateway
-// that has run for a while holds, so the charts have a day to show.
-func fillDay(t *testing.T, dir string, sources ...string) {
+// that has run for a while holds, so the charts have a day to show; the
+// source named gap has three hours without readings in the middle.
+func fillDay(t *testing.T, dir, gap string, sources ...string) {
 	t.Helper()
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "fieldgate.db")})
 	if err != nil {
@@ -102,6 +103,9 @@ func fillDay(t *testing.T, dir string, sources ...string) {
 	var rs []store.Reading
 	for si, src := range sources {
 		for i := 288; i > 0; i-- {
+			if src == gap && i >= 150 && i < 186 {
+				continue
+			}
 			at := now.Add(-time.Duration(i) * 5 * time.Minute)
 			phase := 2 * math.Pi * float64(i) / 288
 			rs = append(rs,
@@ -162,11 +166,15 @@ api:
   rate_burst: 1000
 clock:
   trust: system
+uplink: # unreachable, with a long path: its error must fit a phone's width
+  url: http://127.0.0.1:9/ingest/a-path-prefix-typed-in-one-long-word-without-a-single-break
+  token: x
 `, dir))
 	pw := addDevice(t, cfg, "esp32-porch", "-name", "Porch")
+	benchPW := addDevice(t, cfg, "bench", "-name", "Tried by hand")
 	atticPW := addDevice(t, cfg, "attic", "-name", "Attic (ESPHome)")
 	garagePW := addDevice(t, cfg, "garage", "-name", "Garage (Tasmota)")
-	fillDay(t, dir, "sim-cellar", "sim-roof", "esp32-porch")
+	fillDay(t, dir, "sim-roof", "sim-cellar", "sim-roof", "esp32-porch")
 	d := daemontest.Start(t, bin, cfg)
 	admin, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
 	if err != nil {
@@ -204,20 +212,44 @@ clock:
 		c.Disconnect(0)
 	}
 
+	// A node tried by hand: three publishes a second apart, then nothing.
+	bench := paho3.NewClient(paho3.NewClientOptions().AddBroker("tcp://" + d.MQTT).SetClientID("bench").SetUsername("bench").SetPassword(benchPW).SetAutoReconnect(false))
+	if tok := bench.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("bench connect: %v", tok.Error())
+	}
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(1100 * time.Millisecond) // the scenario: a second apart (shorter gaps are one report)
+		}
+		if tok := bench.Publish("fieldgate/bench/temperature", 1, false, "20."+fmt.Sprint(i)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("bench publish: %v", tok.Error())
+		}
+	}
+	bench.Disconnect(0)
+
 	porch := `article[data-source="esp32-porch"]`
 	b.run(t, "load the page", chromedp.Navigate(d.API+"/"),
 		chromedp.WaitVisible(`#health.ok, #health.degraded`, chromedp.ByQuery),
 		chromedp.WaitVisible(porch+` .value`, chromedp.ByQuery))
-	var cards, withValue, charts int
-	var title string
+	var cards, withValue, charts, roofRuns int
+	var title, benchState string
+	dayCharts := `[...document.querySelectorAll("svg.chart")].filter(c => [...c.querySelectorAll("[data-points]")].reduce((n, p) => n + +p.dataset.points, 0) > 100).length`
 	b.run(t, "count the cards", // the charts load after the cards, as each comes into view: wait for the three day-long pairs
-		chromedp.Poll(`[...document.querySelectorAll("polyline[data-points]")].filter(p => +p.dataset.points > 100).length >= 6`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Poll(dayCharts+` >= 6`, nil, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.Evaluate(`document.querySelectorAll("article.card").length`, &cards),
 		chromedp.Evaluate(`[...document.querySelectorAll("article.card")].filter(c => c.querySelector(".value")).length`, &withValue),
-		chromedp.Evaluate(`[...document.querySelectorAll("polyline[data-points]")].filter(p => +p.dataset.points > 100).length`, &charts),
+		chromedp.Evaluate(dayCharts, &charts),
+		chromedp.Evaluate(`document.querySelector('article[data-source="sim-roof"] svg.chart').querySelectorAll("polyline").length`, &roofRuns),
+		chromedp.Evaluate(`document.querySelector('article[data-source="bench"] .badge').textContent + " " + document.querySelector('article[data-source="bench"] .reason').textContent`, &benchState),
 		chromedp.Text(`#gw-name`, &title, chromedp.ByQuery))
-	if cards != 5 || withValue != 5 {
-		t.Errorf("%d cards, %d with a value; want the 2 sensors and the 3 nodes, each with a value", cards, withValue)
+	if cards != 6 || withValue != 6 {
+		t.Errorf("%d cards, %d with a value; want the 2 sensors and the 4 nodes, each with a value", cards, withValue)
+	}
+	if roofRuns != 2 {
+		t.Errorf("the roof's chart, with three hours missing, has %d lines: want the gap drawn as a gap (2 lines)", roofRuns)
+	}
+	if !strings.HasPrefix(strings.ToLower(benchState), "ok ") || !strings.Contains(benchState, "it reported 3 times so far, about every second; learning its interval") {
+		t.Errorf("the node tried by hand reads %q", benchState)
 	}
 	var labels []string
 	b.run(t, "every value labelled", chromedp.Evaluate(`[...document.querySelectorAll("article.card .value")].map(v => v.textContent)`, &labels))
@@ -253,7 +285,14 @@ clock:
 		w, h int64
 	}{{"phone", 390, 844}, {"laptop", 1366, 900}} {
 		var png []byte
-		b.run(t, "screenshot "+v.name, chromedp.EmulateViewport(v.w, v.h), chromedp.Sleep(300*time.Millisecond), chromedp.FullScreenshot(&png, 100))
+		var overflow int
+		b.run(t, "screenshot "+v.name, chromedp.EmulateViewport(v.w, v.h),
+			chromedp.Poll(`document.querySelector("#uplink").textContent.includes("a-path-prefix") && window.innerWidth === `+fmt.Sprint(v.w), nil, chromedp.WithPollingTimeout(15*time.Second)),
+			chromedp.Evaluate(`document.documentElement.scrollWidth - window.innerWidth`, &overflow),
+			chromedp.FullScreenshot(&png, 100))
+		if overflow > 0 {
+			t.Errorf("at %s width (%d px) the page spills %d px sideways", v.name, v.w, overflow)
+		}
 		path := filepath.Join(dir2, "dashboard-"+v.name+".png")
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)

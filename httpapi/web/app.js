@@ -123,7 +123,8 @@ function renderStatus(s) {
   $("#gw-name").textContent = s.name || s.gateway_id;
   document.title = (s.name || s.gateway_id) + " — fieldgate";
   const clock = s.clock === "synced" ? "clock synced" : "clock NOT synced";
-  $("#gw-meta").textContent = `${s.gateway_id} · fieldgate ${s.version} · up ${fmtDuration(s.uptime_seconds)} · ${clock}`;
+  // The id is the heading when no name is set: not twice.
+  $("#gw-meta").textContent = `${s.name ? s.gateway_id + " · " : ""}fieldgate ${s.version} · up ${fmtDuration(s.uptime_seconds)} · ${clock}`;
   const h = $("#health");
   h.className = "health " + s.health.state;
   $("#health-state").textContent = { ok: "All good", degraded: "Needs attention", failing: "Failing" }[s.health.state] || s.health.state;
@@ -143,7 +144,7 @@ function renderStatus(s) {
     if (u.held) facts.push(["Held", u.held]);
     facts.push(["Waiting to upload", u.backlog.toLocaleString() + " readings"]);
     facts.push(["Oldest not sent", u.backlog ? fmtDuration(u.oldest_unsent_age_seconds) + " old" : "—"]);
-    facts.push(["Estimated drain", u.backlog ? fmtDuration(u.estimated_drain_seconds) : "—"]);
+    facts.push(["Estimated drain", u.backlog && u.drain_rate > 0 ? fmtDuration(u.estimated_drain_seconds) : "—"]);
     facts.push(["Last error", u.last_error ? u.last_error + (u.last_error_at ? " (" + fmtAge(u.last_error_at) + ")" : "") : "none"]);
     facts.push(["Dead letters", String(u.dead_letters)]);
   }
@@ -243,7 +244,7 @@ function renderCard(s) {
   const card = el("article", { class: "card " + stateClass(s.state), "data-source": s.id, "aria-label": s.name || s.id },
     el("header", {}, el("h3", {}, s.name || s.id), el("span", { class: "badge " + s.state, title: s.state_reason || "" }, STATE_LABELS[s.state] || s.state)),
     s.name ? el("div", { class: "id" }, s.id) : null,
-    s.state_reason && s.state !== "waiting" ? el("div", { class: "id" }, s.state_reason) : null,
+    s.state_reason && s.state !== "waiting" ? el("div", { class: "reason" }, s.state_reason) : null,
     el("div", { class: "values" }, ...latest.map((r) => {
       const [v, u] = fmtValue(r.value, r.unit);
       return el("div", { class: "value", "data-quantity": r.quantity, title: r.clock === "unsynced" ? "time unsure: clock not synced" : "" },
@@ -284,10 +285,22 @@ function chart(ser, quantity) {
   const y = (v) => 2 + (1 - (v * scale - lo) / (hi - lo)) * (H - B - 4);
   const g = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img",
     "aria-label": `${fmtQuantity(quantity)}, last ${fmtDuration(span / 1000)}: ${fmtValue(lo / scale, ser.unit).join(" ")} to ${fmtValue(hi / scale, ser.unit).join(" ")}` });
-  const band = pts.map((p) => `${x(p.t).toFixed(1)},${y(p.max).toFixed(1)}`).concat(pts.slice().reverse().map((p) => `${x(p.t).toFixed(1)},${y(p.min).toFixed(1)}`));
-  if (pts.length > 1) g.append(svg("polygon", { class: "band", points: band.join(" ") }));
-  g.append(svg("polyline", { class: "line", points: pts.map((p) => `${x(p.t).toFixed(1)},${y(p.avg).toFixed(1)}`).join(" "), "data-points": pts.length }));
-  if (pts.length === 1) g.append(svg("circle", { class: "dot", cx: x(pts[0].t).toFixed(1), cy: y(pts[0].avg).toFixed(1), r: 3 }));
+  // Where readings stop for more than two steps the line breaks: a gap
+  // is drawn as a gap, not as a straight line across it.
+  const runs = [];
+  for (const p of pts) {
+    const run = runs[runs.length - 1];
+    if (run && p.t - run[run.length - 1].t <= 2 * ser.step) run.push(p); else runs.push([p]);
+  }
+  const xy = (p, v) => `${x(p.t).toFixed(1)},${y(v).toFixed(1)}`;
+  for (const run of runs) {
+    if (run.length > 1) {
+      g.append(svg("polygon", { class: "band", points: run.map((p) => xy(p, p.max)).concat(run.slice().reverse().map((p) => xy(p, p.min))).join(" ") }));
+      g.append(svg("polyline", { class: "line", points: run.map((p) => xy(p, p.avg)).join(" "), "data-points": run.length }));
+    } else {
+      g.append(svg("circle", { class: "dot", cx: x(run[0].t).toFixed(1), cy: y(run[0].avg).toFixed(1), r: 2, "data-points": 1 }));
+    }
+  }
   g.append(svg("line", { class: "axis", x1: L, y1: H - B, x2: W, y2: H - B }));
   const label = (txt, ax, ay, anchor) => { const t = svg("text", { x: ax, y: ay, "text-anchor": anchor }); t.textContent = txt; g.append(t); };
   label(hi.toFixed(1), L - 3, 10, "end");
@@ -329,7 +342,7 @@ async function loadDevices() {
     el("td", {}, el("code", {}, d.id)),
     el("td", { class: "name" }, d.name || ""),
     el("td", {}, el("span", { class: "badge " + d.state, title: d.state_reason }, STATE_LABELS[d.state] || d.state),
-      el("div", { class: "id" }, d.state_reason + (d.online ? " · connected" : ""))),
+      el("div", { class: "reason" }, d.state_reason + (d.online ? " · connected" : ""))),
     el("td", {}, ageNode(d.last_seen)),
     el("td", { class: "num" }, d.readings.toLocaleString()),
     el("td", { class: "num" }, String(d.rejected), d.last_error ? el("div", { class: "problem" }, d.last_error) : null),
