@@ -121,6 +121,10 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// SocketDir is the directory of the server's Unix socket: the host of
+// its connection strings.
+func (s *Server) SocketDir() string { return s.dir }
+
 // DataDir is the cluster's data directory.
 func (s *Server) DataDir() string { return filepath.Join(s.dir, "data") }
 
