@@ -237,7 +237,7 @@ func (s *Server) wsRead(conn *websocket.Conn, cl *wsClient) {
 // wsWrite sends queued messages and pings until the client goes.
 func (s *Server) wsWrite(conn *websocket.Conn, cl *wsClient) {
 	defer s.hub.wg.Done()
-	defer conn.Close() //nolint:errcheck // the connection is done either way
+	defer func() { _ = conn.Close() }() // the connection is done either way
 	ping := time.NewTicker(wsPing)
 	defer ping.Stop()
 	for {

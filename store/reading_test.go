@@ -29,7 +29,7 @@ func FuzzDecodeReading(f *testing.F) {
 
 func FuzzReadingRoundTrip(f *testing.F) {
 	f.Add("i2c1-0x44", "temperature", 21.5, "Cel", int64(1_750_000_000_000_000_000), uint8(0), uint32(1))
-	f.Add("esp32", "humidity", -0.0, "", int64(-1), uint8(1), uint32(math.MaxUint32))
+	f.Add("esp32", "humidity", math.Copysign(0, -1), "", int64(-1), uint8(1), uint32(math.MaxUint32))
 	f.Fuzz(func(t *testing.T, src, q string, v float64, unit string, ns int64, clock uint8, sid uint32) {
 		r := Reading{Source: src, Quantity: q, Value: v, Unit: unit, Time: time.Unix(0, ns).UTC(), Clock: Clock(clock)}
 		if r.Validate() != nil {

@@ -108,22 +108,6 @@ func (sn *snapshot) countRange(from, to uint64) int {
 	return n + sort.Search(sn.h.rs.len()-lo, func(i int) bool { return sn.h.rs.at(lo+i).seq > to })
 }
 
-// reading returns the reading with seq, if the store holds it.
-func (sn *snapshot) reading(seq uint64) (Reading, bool, error) {
-	if seq <= sn.ckpt {
-		v := sn.tx.Bucket(bReadings).Get(seqKey(seq))
-		if v == nil {
-			return Reading{}, false, nil
-		}
-		r, err := sn.decode(seq, v)
-		return r, err == nil, err
-	}
-	if e, ok := sn.h.find(seq); ok {
-		return sn.h.reading(e), true, nil
-	}
-	return Reading{}, false, nil
-}
-
 // entry is one reading as a series scan sees it: without its unit, which
 // only snapshot.fetch reads.
 type entry struct {
@@ -242,7 +226,8 @@ func (sn *snapshot) latest(key SeriesKey) (Reading, bool, error) {
 	if sid, ok := sn.s.series.lookupTx(sn.tx, key); ok {
 		c := sn.tx.Bucket(bIndex).Cursor()
 		prefix := binary.BigEndian.AppendUint32(nil, sid)
-		k, v := c.Seek(binary.BigEndian.AppendUint32(nil, sid+1))
+		k, _ := c.Seek(binary.BigEndian.AppendUint32(nil, sid+1))
+		var v []byte
 		if k == nil {
 			k, v = c.Last()
 		} else {

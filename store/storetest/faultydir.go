@@ -44,15 +44,8 @@ func MountFaultyDir(tb testing.TB) *FaultyDir {
 		tb.Skip("a FUSE mount needs root")
 	}
 	d := &FaultyDir{Dir: tb.TempDir()}
-	root := &fs.LoopbackRoot{Path: tb.TempDir()}
-	root.NewNode = func(rd *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
-		return &faultyNode{LoopbackNode: fs.LoopbackNode{RootData: rd}, d: d}
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(root.Path, &st); err != nil {
-		tb.Fatal(err)
-	}
-	server, err := fs.Mount(d.Dir, root.NewNode(root, nil, "", &st), &fs.Options{
+	root := &faultyNode{LoopbackNode: &fs.LoopbackNode{RootData: &fs.LoopbackRoot{Path: tb.TempDir()}}, d: d}
+	server, err := fs.Mount(d.Dir, root, &fs.Options{
 		MountOptions: fuse.MountOptions{DirectMountStrict: true, FsName: "faulty", Name: "fieldgate-test"},
 	})
 	if err != nil {
@@ -79,11 +72,19 @@ func (d *FaultyDir) Pending() int { return max(int(d.failed.Load()), 0) }
 
 // faultyNode is a pass-through node whose syncs may fail.
 type faultyNode struct {
-	fs.LoopbackNode
+	*fs.LoopbackNode
 	d *FaultyDir
 }
 
-var _ fs.NodeFsyncer = (*faultyNode)(nil)
+var (
+	_ fs.NodeFsyncer     = (*faultyNode)(nil)
+	_ fs.NodeWrapChilder = (*faultyNode)(nil)
+)
+
+// WrapChild makes every node below the root a faultyNode too.
+func (n *faultyNode) WrapChild(_ context.Context, ops fs.InodeEmbedder) fs.InodeEmbedder {
+	return &faultyNode{LoopbackNode: ops.(*fs.LoopbackNode), d: n.d}
+}
 
 // Fsync implements fs.NodeFsyncer.
 func (n *faultyNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
