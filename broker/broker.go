@@ -17,7 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"fieldgate/store"
-	"fieldgate/store/throttle"
+	"fieldgate/store/credentials"
 )
 
 // Per-client sizes given to mochi: the outbound packets queued for one
@@ -87,6 +87,9 @@ type Options struct {
 	FlushInterval time.Duration
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger
+	// Credentials checks device passwords: the process's one Checker,
+	// shared with the API. Default: one of its own.
+	Credentials *credentials.Checker
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Stamp dates readings that carry no time of their own. Default: Now,
@@ -185,8 +188,8 @@ type Broker struct {
 	retained   *retainedBook // retained messages clients hold
 	wills      delayedWills  // wills waiting for their delay
 
-	probeSecret []byte             // the password of the broker's own health probe
-	logins      *throttle.Throttle // failed logins per address and device id
+	probeSecret []byte                // the password of the broker's own health probe
+	logins      *credentials.Throttle // failed logins per address and device id
 
 	stats   Stats
 	statsMu sync.Mutex
@@ -208,8 +211,11 @@ const maxSessionExpiry = 24 * time.Hour
 // New configures a broker; Start opens its listeners.
 func New(st Store, o Options) (*Broker, error) {
 	o = o.withDefaults()
-	b := &Broker{o: o, st: st, log: o.Logger, auth: newAuthenticator(st), addrs: map[string]string{},
-		probeSecret: newProbeSecret(), logins: throttle.New(addrPolicy, devicePolicy, o.Now), stop: make(chan struct{}), done: make(chan struct{})}
+	if o.Credentials == nil {
+		o.Credentials = credentials.NewChecker()
+	}
+	b := &Broker{o: o, st: st, log: o.Logger, auth: &authenticator{st: st, c: o.Credentials}, addrs: map[string]string{},
+		probeSecret: newProbeSecret(), logins: credentials.NewThrottle(addrPolicy, devicePolicy, o.Now), stop: make(chan struct{}), done: make(chan struct{})}
 	b.activity.load = st.Device
 	b.guard = newGuard(o.Limits, func(msg string, err error, attrs ...any) {
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"fieldgate/store/throttle"
+	"fieldgate/store/credentials"
 )
 
 // Failed MQTT logins: an address gets 10 free attempts (a site's nodes may
@@ -16,8 +16,8 @@ import (
 // from); then each waits 1 s, doubling with every further failure, up to
 // 10 and 5 minutes.
 var (
-	addrPolicy   = throttle.Policy{Free: 10, Base: time.Second, Max: 10 * time.Minute}
-	devicePolicy = throttle.Policy{Free: 5, Base: time.Second, Max: 5 * time.Minute}
+	addrPolicy   = credentials.Policy{Free: 10, Base: time.Second, Max: 10 * time.Minute}
+	devicePolicy = credentials.Policy{Free: 5, Base: time.Second, Max: 5 * time.Minute}
 )
 
 // errRefused ends a CONNECT that OnConnect answered with a refusal.

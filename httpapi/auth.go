@@ -7,18 +7,17 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/crypto/bcrypt"
 
 	"fieldgate/store"
-	"fieldgate/store/throttle"
+	"fieldgate/store/credentials"
 )
 
 // Role is what an account may do; each role includes the ones below it.
@@ -208,27 +207,16 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, errorf(http.StatusUnauthorized, "wrong user name or password"))
 		return
 	}
-	select { // bcrypt is slow on a Pi: one at a time
-	case s.bcryptSem <- struct{}{}:
-	case <-c.Request.Context().Done():
-		s.fail(c, errorf(http.StatusServiceUnavailable, "the gateway is busy checking other logins; try again"))
+	u, err := s.st.User(req.Username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.fail(c, err)
 		return
 	}
-	u, err := s.st.User(req.Username)
-	if err == nil {
-		err = bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(req.Password))
-	} else if errors.Is(err, store.ErrNotFound) {
-		err = bcrypt.CompareHashAndPassword(dummyHash(), []byte(req.Password)) // same time as a real user
-		if err == nil {
-			err = store.ErrNotFound
-		}
-	}
-	<-s.bcryptSem
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
-			s.fail(c, err)
-			return
-		}
+	switch err := s.deps.Credentials.Check("user:"+account, u.PasswordHash, req.Password); {
+	case errors.Is(err, credentials.ErrBusy):
+		s.fail(c, fmt.Errorf("%w: the gateway is busy checking other logins", ErrBusy))
+		return
+	case err != nil:
 		s.metrics.loginFailures.Inc()
 		s.logins.Fail(addr, account)
 		s.log.Warn("api login failed", "user", req.Username, "addr", c.ClientIP())
@@ -253,17 +241,9 @@ func (s *Server) login(c *gin.Context) {
 // with every further failure, up to 10 and 5 minutes. A guesser is slowed
 // to a crawl and costs no bcrypt; a technician who mistyped waits seconds.
 var (
-	addrPolicy    = throttle.Policy{Free: 5, Base: time.Second, Max: 10 * time.Minute}
-	accountPolicy = throttle.Policy{Free: 10, Base: time.Second, Max: 5 * time.Minute}
+	addrPolicy    = credentials.Policy{Free: 5, Base: time.Second, Max: 10 * time.Minute}
+	accountPolicy = credentials.Policy{Free: 10, Base: time.Second, Max: 5 * time.Minute}
 )
-
-// dummyHash is compared against when the user does not exist, so response
-// times do not tell which user names are valid.
-// It is made on first use: bcrypt at start-up costs a Pi Zero a second.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("fieldgate dummy password"), bcrypt.DefaultCost) // fails only for passwords over 72 bytes
-	return h
-})
 
 // logout revokes the token the request carries.
 func (s *Server) logout(c *gin.Context) {
@@ -278,11 +258,4 @@ func (s *Server) logout(c *gin.Context) {
 	}
 	s.hub.closeWhere(func(cl *wsClient) bool { return cl.token == p.Token })
 	c.Status(http.StatusNoContent)
-}
-
-// newSecret returns a random password: 18 bytes, 24 URL-safe characters.
-func newSecret() string {
-	var b [18]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

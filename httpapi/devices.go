@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"fieldgate/store"
+	"fieldgate/store/credentials"
 )
 
 type deviceBody struct {
@@ -102,7 +103,7 @@ func (s *Server) deviceInput(c *gin.Context) (req deviceRequest, shown string, h
 		err = req.validate()
 	}
 	if err == nil && req.ResetPassword {
-		shown, hash, err = s.deps.NewDevicePassword()
+		shown, hash, err = credentials.NewPassword()
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -150,7 +151,7 @@ func (s *Server) putDevice(c *gin.Context) {
 	}
 	created, err := s.st.SaveDevice(id, save)
 	if errors.Is(err, errNeedPassword) {
-		if shown, hash, err = s.deps.NewDevicePassword(); err != nil {
+		if shown, hash, err = credentials.NewPassword(); err != nil {
 			s.fail(c, err)
 			return
 		}

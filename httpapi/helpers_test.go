@@ -114,11 +114,7 @@ func newEnv(t testing.TB, o Options) *env {
 	}
 	e.srv, err = New(Deps{Store: st, Broker: e.broker, Sensors: e.sensors, Uplink: e.uplink,
 		Clock:            func() clock.State { return e.clock },
-		ValidateDeviceID: func(id string) error { return nil },
-		NewDevicePassword: func() (string, []byte, error) {
-			h, err := bcrypt.GenerateFromPassword([]byte("device-password"), bcrypt.MinCost)
-			return "device-password", h, err
-		}}, o)
+		ValidateDeviceID: func(id string) error { return nil }}, o)
 	if err != nil {
 		t.Fatal(err)
 	}

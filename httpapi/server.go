@@ -17,7 +17,7 @@ import (
 	"fieldgate/sensors"
 	"fieldgate/store"
 	"fieldgate/store/clock"
-	"fieldgate/store/throttle"
+	"fieldgate/store/credentials"
 	"fieldgate/uplink"
 )
 
@@ -64,11 +64,12 @@ type Deps struct {
 	// Clock reports whether the system clock is synchronised (the
 	// gateway's clock tracker); nil means unknown.
 	Clock func() clock.State
-	// ValidateDeviceID says why an id cannot name a device (required), and
-	// NewDevicePassword makes a device password and its bcrypt hash
-	// (required): both are the broker's rules.
-	ValidateDeviceID  func(id string) error
-	NewDevicePassword func() (password string, hash []byte, err error)
+	// ValidateDeviceID says why an id cannot name a device (required): the
+	// broker's rule.
+	ValidateDeviceID func(id string) error
+	// Credentials checks passwords: the process's one Checker, shared with
+	// the broker. Default: one of its own.
+	Credentials *credentials.Checker
 }
 
 // Options configure the API. The zero value of each field means the default
@@ -159,35 +160,36 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 
-	engine    *gin.Engine
-	limiter   *limiter
-	hub       *hub
-	exports   *exports
-	metrics   *metrics
-	rates     *rateSampler
-	bcryptSem chan struct{}      // bounds concurrent bcrypt comparisons
-	logins    *throttle.Throttle // failed logins per address and account
-	stop      chan struct{}      // ends watchStatus
-	stopped   chan struct{}
-	closing   sync.Once
-	conns     atomic.Pointer[connLimiter] // set by Listen
-	hosts     *hostGuard
-	probe     probeCache // /readyz's broker probe
+	engine  *gin.Engine
+	limiter *limiter
+	hub     *hub
+	exports *exports
+	metrics *metrics
+	rates   *rateSampler
+	logins  *credentials.Throttle // failed logins per address and account
+	stop    chan struct{}         // ends watchStatus
+	stopped chan struct{}
+	closing sync.Once
+	conns   atomic.Pointer[connLimiter] // set by Listen
+	hosts   *hostGuard
+	probe   probeCache // /readyz's broker probe
 }
 
 // New builds the API over deps.
 func New(deps Deps, o Options) (*Server, error) {
-	if deps.Store == nil || deps.ValidateDeviceID == nil || deps.NewDevicePassword == nil {
-		return nil, fmt.Errorf("httpapi: Deps needs a store, ValidateDeviceID and NewDevicePassword")
+	if deps.Store == nil || deps.ValidateDeviceID == nil {
+		return nil, fmt.Errorf("httpapi: Deps needs a store and ValidateDeviceID")
+	}
+	if deps.Credentials == nil {
+		deps.Credentials = credentials.NewChecker()
 	}
 	o = o.withDefaults()
 	s := &Server{
 		opts: o, deps: deps, st: deps.Store, log: o.Logger, started: o.Now(),
-		limiter:   newLimiter(o.RateLimit, o.RateBurst, o.Now),
-		rates:     &rateSampler{},
-		bcryptSem: make(chan struct{}, 1), // one core at most: /healthz keeps the other
-		logins:    throttle.New(addrPolicy, accountPolicy, o.Now),
-		stop:      make(chan struct{}), stopped: make(chan struct{}),
+		limiter: newLimiter(o.RateLimit, o.RateBurst, o.Now),
+		rates:   &rateSampler{},
+		logins:  credentials.NewThrottle(addrPolicy, accountPolicy, o.Now),
+		stop:    make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.hub = newHub(deps.Store.GatewayID())
 	s.hosts = newHostGuard(o.Hosts, o.Now)

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/crypto/bcrypt"
 
 	"fieldgate/store"
+	"fieldgate/store/credentials"
 )
 
 // UserNamePattern is what a user name may look like.
@@ -88,16 +88,15 @@ func (r *userRequest) validate(put bool) (Role, error) {
 // password returns the password to set: the given one, or a generated one
 // that the answer shows once.
 func password(given *string, generate bool) (plain string, shown string, hash []byte, err error) {
-	if given != nil && *given != "" {
-		plain = *given
-	} else if generate {
-		plain = newSecret()
-		shown = plain
-	} else {
-		return "", "", nil, nil
+	switch {
+	case given != nil && *given != "":
+		hash, err = credentials.Hash(*given)
+		return *given, "", hash, err
+	case generate:
+		plain, hash, err = credentials.NewPassword()
+		return plain, plain, hash, err
 	}
-	hash, err = bcrypt.GenerateFromPassword([]byte(plain), bcrypt.DefaultCost)
-	return plain, shown, hash, err
+	return "", "", nil, nil
 }
 
 // putUser creates or replaces a user: 201 then 200.

@@ -16,6 +16,7 @@ import (
 	"fieldgate/sensors"
 	"fieldgate/store"
 	"fieldgate/store/clock"
+	"fieldgate/store/credentials"
 	"fieldgate/uplink"
 )
 
@@ -30,10 +31,10 @@ type apiServer struct {
 }
 
 // startAPI builds the API over the components and starts serving it.
-func startAPI(cfg *Config, log *slog.Logger, st *store.Store, mq *broker.Broker, poller *sensors.Poller, sender *uplink.Sender, commits *commitFanout, clk *clock.Tracker) (*apiServer, error) {
+func startAPI(cfg *Config, log *slog.Logger, st *store.Store, creds *credentials.Checker, mq *broker.Broker, poller *sensors.Poller, sender *uplink.Sender, commits *commitFanout, clk *clock.Tracker) (*apiServer, error) {
 	deps := httpapi.Deps{
 		Store: st, Sensors: poller, Clock: clk.State,
-		ValidateDeviceID: broker.ValidateDeviceID, NewDevicePassword: broker.NewPassword,
+		ValidateDeviceID: broker.ValidateDeviceID, Credentials: creds,
 	}
 	if mq != nil {
 		deps.Broker = mq
@@ -129,7 +130,7 @@ func ensureAdmin(st *store.Store, dataDir string, log *slog.Logger) error {
 		forgetInitialAdmin(st, dataDir, log)
 		return nil
 	}
-	password, hash, err := broker.NewPassword()
+	password, hash, err := credentials.NewPassword()
 	if err != nil {
 		return err
 	}

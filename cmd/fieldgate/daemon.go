@@ -17,6 +17,7 @@ import (
 	"fieldgate/sensors"
 	"fieldgate/store"
 	"fieldgate/store/clock"
+	"fieldgate/store/credentials"
 	"fieldgate/uplink"
 )
 
@@ -46,9 +47,11 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	clk := newClock(&cfg.Config, st, clocks, log.With("component", "clock"))
 	var mq *broker.Broker
 	var sink sensors.Sink = st
+	creds := credentials.NewChecker() // one bcrypt at a time, for the broker and the API together
 	if cfg.MQTT.Listen != "" || cfg.MQTT.TLSListen != "" || cfg.MQTT.WSListen != "" {
 		o := cfg.brokerOptions()
 		o.Logger = log.With("component", "mqtt")
+		o.Credentials = creds
 		o.Stamp = clk.Stamp
 		if mq, err = broker.New(st, o); err == nil {
 			err = mq.Start()
@@ -80,7 +83,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	}
 	var api *apiServer
 	if cfg.API.Listen != "" {
-		if api, err = startAPI(&cfg.Config, log.With("component", "api"), st, mq, poller, sender, commits, clk); err != nil {
+		if api, err = startAPI(&cfg.Config, log.With("component", "api"), st, creds, mq, poller, sender, commits, clk); err != nil {
 			return errors.Join(err, closeBroker(mq), st.Close())
 		}
 		log.Info("api listening", "url", api.url())

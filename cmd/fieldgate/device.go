@@ -10,6 +10,7 @@ import (
 
 	"fieldgate/broker"
 	"fieldgate/store"
+	"fieldgate/store/credentials"
 )
 
 const deviceUsage = `usage: fieldgate device add ID [-name NAME] [-admin] | list | remove ID | passwd ID  [-config FILE]
@@ -72,7 +73,7 @@ func deviceAdd(st *store.Store, id, name string, admin bool, w io.Writer) error 
 	if _, err := st.Device(id); err == nil {
 		return fmt.Errorf("device %s exists; use fieldgate device passwd %s for a new password", id, id)
 	}
-	pw, hash, err := broker.NewPassword()
+	pw, hash, err := credentials.NewPassword()
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func deviceAdd(st *store.Store, id, name string, admin bool, w io.Writer) error 
 }
 
 func devicePasswd(st *store.Store, id string, w io.Writer) error {
-	pw, hash, err := broker.NewPassword()
+	pw, hash, err := credentials.NewPassword()
 	if err != nil {
 		return err
 	}

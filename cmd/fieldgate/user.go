@@ -10,9 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"fieldgate/broker"
 	"fieldgate/httpapi"
 	"fieldgate/store"
+	"fieldgate/store/credentials"
 )
 
 const userUsage = `usage: fieldgate user add NAME [-role viewer|technician|admin] | list | remove NAME | passwd NAME  [-config FILE]
@@ -68,7 +68,7 @@ func userCmd(st *store.Store, cmd, name string, role httpapi.Role, w io.Writer) 
 		if _, err := st.User(name); err == nil {
 			return fmt.Errorf("user %s exists; use fieldgate user passwd %s for a new password", name, name)
 		}
-		pw, hash, err := broker.NewPassword()
+		pw, hash, err := credentials.NewPassword()
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func userCmd(st *store.Store, cmd, name string, role httpapi.Role, w io.Writer) 
 		_, err = fmt.Fprintf(w, "user %s added with role %s. The password is shown only now:\n\n  %s\n", name, role, pw)
 		return err
 	case "passwd":
-		pw, hash, err := broker.NewPassword()
+		pw, hash, err := credentials.NewPassword()
 		if err != nil {
 			return err
 		}

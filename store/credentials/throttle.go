@@ -1,4 +1,13 @@
-// Package throttle slows down guessing: it counts failed logins per source
+package credentials
+
+import (
+	"crypto/sha256"
+	"slices"
+	"sync"
+	"time"
+)
+
+// A Throttle slows down guessing: it counts failed logins per source
 // address and per account and, past a few free attempts, makes each wait —
 // twice as long after every further failure. The REST API and the MQTT
 // broker each keep one, so a brute force costs the attacker time and the
@@ -8,14 +17,6 @@
 // failing on purpose, so the account's wait does not apply at the address
 // the account last logged in from: the real device keeps working while a
 // guesser elsewhere waits.
-package throttle
-
-import (
-	"crypto/sha256"
-	"slices"
-	"sync"
-	"time"
-)
 
 // Policy says how a kind of key is throttled.
 type Policy struct {
@@ -61,9 +62,9 @@ const MaxKeys = 10000
 // forget is how long a key's failures are remembered.
 const forget = time.Hour
 
-// New returns an empty throttle applying addr to source addresses and
+// NewThrottle returns an empty throttle applying addr to source addresses and
 // account to account names; now is time.Now unless a test fakes it.
-func New(addr, account Policy, now func() time.Time) *Throttle {
+func NewThrottle(addr, account Policy, now func() time.Time) *Throttle {
 	if now == nil {
 		now = time.Now
 	}

@@ -1,4 +1,4 @@
-package throttle
+package credentials
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 
 func TestWaitsGrowAfterTheFreeFailures(t *testing.T) {
 	now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
-	th := New(Policy{Free: 3, Base: time.Second, Max: 10 * time.Second}, Policy{Free: 100, Base: time.Second, Max: time.Second},
+	th := NewThrottle(Policy{Free: 3, Base: time.Second, Max: 10 * time.Second}, Policy{Free: 100, Base: time.Second, Max: time.Second},
 		func() time.Time { return now })
 	for i := range 2 {
 		th.Fail("10.0.0.9", "admin")
@@ -50,7 +50,7 @@ func TestWaitsGrowAfterTheFreeFailures(t *testing.T) {
 // logged in from.
 func TestAGuesserCannotLockTheOwnerOut(t *testing.T) {
 	now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
-	th := New(Policy{Free: 100, Base: time.Second, Max: time.Minute}, Policy{Free: 3, Base: time.Second, Max: time.Minute},
+	th := NewThrottle(Policy{Free: 100, Base: time.Second, Max: time.Minute}, Policy{Free: 3, Base: time.Second, Max: time.Minute},
 		func() time.Time { return now })
 	th.Succeed("192.168.1.20", "esp32-a")
 	for i := range 5 {
@@ -65,7 +65,7 @@ func TestAGuesserCannotLockTheOwnerOut(t *testing.T) {
 }
 
 func TestKeysAreBounded(t *testing.T) {
-	th := New(Policy{Free: 1, Base: time.Second, Max: time.Minute}, Policy{Free: 1, Base: time.Second, Max: time.Minute}, nil)
+	th := NewThrottle(Policy{Free: 1, Base: time.Second, Max: time.Minute}, Policy{Free: 1, Base: time.Second, Max: time.Minute}, nil)
 	for i := range MaxKeys + 500 {
 		th.Fail(fmt.Sprintf("10.1.%d.%d", i/256, i%256), fmt.Sprintf("made-up-%d", i))
 	}
@@ -79,7 +79,7 @@ func TestKeysAreBounded(t *testing.T) {
 // every key now has a fixed size, and keys older than an hour are swept.
 func TestLongNamesCostAFixedSize(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	th := New(Policy{Free: 5, Base: time.Second, Max: time.Minute}, Policy{Free: 10, Base: time.Second, Max: time.Minute}, func() time.Time { return now })
+	th := NewThrottle(Policy{Free: 5, Base: time.Second, Max: time.Minute}, Policy{Free: 10, Base: time.Second, Max: time.Minute}, func() time.Time { return now })
 	for i := range 300 {
 		th.Fail("10.0.0.9", strings.Repeat("x", 60_000)+strconv.Itoa(i))
 	}
