@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	receiver "fieldgate/uplink/cloud"
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 )
 
 // BenchmarkDrainInto drains the same backlog (FIELDGATE_BENCH_CLOUD_BACKLOG

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 )
 
 // machine describes where the report ran.

@@ -71,7 +71,7 @@ func reportSteps(sz sizes) []step {
 			run:  goBench("./cmd/fieldgate-cloud", "Receivers", nil, "-benchtime", "1x", "-count", "3", "-timeout", "30m")},
 		{id: "cloud-store", title: "storing a 500-reading batch in PostgreSQL: one statement with unnest beside COPY into a temporary table",
 			want: map[string][]string{"unnest": {"readings/s"}, "copy": {"readings/s"}},
-			run:  goBench("./uplink/cloud", "StoreBatch", nil, "-benchtime", "400x")},
+			run:  goBench("./cmd/fieldgate-cloud/receiver", "StoreBatch", nil, "-benchtime", "400x")},
 		{id: "append", title: "the store's durable append: group committer beside bbolt Update and Batch", want: appendWant,
 			run: goBench("./store", "Append", nil, "-benchtime", sz.AppendTime)},
 		{id: "maintenance", title: "commits of 20 clients beside readers scanning a large series, and beside a compaction",

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"fieldgate/uplink/cloud/cloudtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/cloudtest"
 	"fieldgate/uplink/wire"
 )
 

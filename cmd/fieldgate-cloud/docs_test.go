@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 )
 
 // TestTheRecipeInTheDocs runs docs/cloud.md's set-up commands, as written,

@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"fieldgate/cmd/fieldgate-cloud/receiver/cloudtest"
 	"fieldgate/store"
-	"fieldgate/uplink/cloud/cloudtest"
 	"fieldgate/uplink/sink"
 	"fieldgate/uplink/wire"
 )

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate-cloud/receiver/cloudtest"
 	"fieldgate/cmd/fieldgate/daemontest"
 	"fieldgate/store"
-	"fieldgate/uplink/cloud/cloudtest"
 	"fieldgate/uplink/wire"
 )
 

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"fieldgate/uplink/cloud"
+	"fieldgate/cmd/fieldgate-cloud/receiver"
 )
 
 // gateway runs "gateway add|list|rotate|remove".
@@ -30,7 +30,7 @@ func gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := needDatabase(*dbURL); err != nil {
 		return err
 	}
-	db, err := open(ctx, *dbURL, false, cloud.DBOptions{}) // never migrates: that is "migrate"'s, or a replica's at start
+	db, err := open(ctx, *dbURL, false, receiver.DBOptions{}) // never migrates: that is "migrate"'s, or a replica's at start
 	if err != nil {
 		return err
 	}

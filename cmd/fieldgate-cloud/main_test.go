@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"fieldgate/uplink/cloud/cloudtest"
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/cloudtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 	"fieldgate/uplink/wire"
 )
 

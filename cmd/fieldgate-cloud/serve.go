@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"fieldgate/uplink/cloud"
+	"fieldgate/cmd/fieldgate-cloud/receiver"
 )
 
 // serve runs the receiver until ctx ends, then drains in-flight requests.
@@ -26,8 +26,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with -tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
 	doMigrate := fs.Bool("migrate", true, "create or upgrade the schema at start (false: refuse to start on an older schema)")
-	var opt cloud.Options
-	var dbOpt cloud.DBOptions
+	var opt receiver.Options
+	var dbOpt receiver.DBOptions
 	maxBody := fs.Int("max-body", 0, "largest compressed batch in bytes (413 above; the gateway splits); default and most: what -max-readings readings can take")
 	fs.IntVar(&opt.MaxReadings, "max-readings", 10_000, "most readings in a batch (413 above)")
 	fs.DurationVar(&opt.Timeout, "timeout", 20*time.Second, "longest a batch may take in the database once its body is read (503 after); keep it below the gateways' uplink.timeout (30s)")
@@ -51,7 +51,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if dbOpt.StatementTimeout >= opt.Timeout {
 		return fmt.Errorf("serve: -statement-timeout %s must be below -timeout %s, so the server ends a statement before the receiver gives up on it", dbOpt.StatementTimeout, opt.Timeout)
 	}
-	if most := cloud.MaxBody(opt.MaxReadings); int64(*maxBody) > most {
+	if most := receiver.MaxBody(opt.MaxReadings); int64(*maxBody) > most {
 		return fmt.Errorf("serve: -max-body %d is larger than any valid batch of -max-readings %d can be (%d)", *maxBody, opt.MaxReadings, most)
 	}
 	if err := needDatabase(*dbURL); err != nil {
@@ -68,7 +68,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	handler := cloud.NewServer(db, opt)
+	handler := receiver.NewServer(db, opt)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 2 * time.Minute, WriteTimeout: opt.Timeout + time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
@@ -95,7 +95,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "fieldgate-cloud listening on %s://%s (schema version %d)\n", scheme, ln.Addr(), cloud.SchemaVersion())
+	fmt.Fprintf(stdout, "fieldgate-cloud listening on %s://%s (schema version %d)\n", scheme, ln.Addr(), receiver.SchemaVersion())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -117,7 +117,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // (a restart, a deploy, a failover), or while it is full. Only what
 // waiting cannot fix stops it: a wrong password, a missing database or
 // permission, a schema newer than this receiver or one it may not migrate.
-func waitOpen(ctx context.Context, url string, doMigrate bool, o cloud.DBOptions, log *slog.Logger) (*cloud.DB, error) {
+func waitOpen(ctx context.Context, url string, doMigrate bool, o receiver.DBOptions, log *slog.Logger) (*receiver.DB, error) {
 	for {
 		db, err := open(ctx, url, doMigrate, o)
 		switch {
@@ -140,7 +140,7 @@ func waitOpen(ctx context.Context, url string, doMigrate bool, o cloud.DBOptions
 func permanent(err error) bool {
 	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, cloud.ErrSchemaTooNew), errors.Is(err, errSchemaOld):
+	case errors.Is(err, receiver.ErrSchemaTooNew), errors.Is(err, errSchemaOld):
 		return true
 	case errors.As(err, &pe):
 		// Invalid authorization, no such database, and syntax or access
@@ -157,8 +157,8 @@ func permanent(err error) bool {
 var errSchemaOld = errors.New("the database's schema is older than this receiver's")
 
 // open connects and migrates, or checks the schema is current.
-func open(ctx context.Context, url string, doMigrate bool, o cloud.DBOptions) (*cloud.DB, error) {
-	db, err := cloud.Open(ctx, url, o)
+func open(ctx context.Context, url string, doMigrate bool, o receiver.DBOptions) (*receiver.DB, error) {
+	db, err := receiver.Open(ctx, url, o)
 	if err != nil {
 		return nil, err
 	}
@@ -169,10 +169,10 @@ func open(ctx context.Context, url string, doMigrate bool, o cloud.DBOptions) (*
 		v, err = db.Version(ctx)
 		switch {
 		case err != nil:
-		case v > cloud.SchemaVersion():
-			err = fmt.Errorf("%w (version %d, this receiver knows %d)", cloud.ErrSchemaTooNew, v, cloud.SchemaVersion())
-		case v < cloud.SchemaVersion():
-			err = fmt.Errorf("%w (version %d, this receiver needs %d): run fieldgate-cloud migrate", errSchemaOld, v, cloud.SchemaVersion())
+		case v > receiver.SchemaVersion():
+			err = fmt.Errorf("%w (version %d, this receiver knows %d)", receiver.ErrSchemaTooNew, v, receiver.SchemaVersion())
+		case v < receiver.SchemaVersion():
+			err = fmt.Errorf("%w (version %d, this receiver needs %d): run fieldgate-cloud migrate", errSchemaOld, v, receiver.SchemaVersion())
 		}
 	}
 	if err != nil {
@@ -194,7 +194,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	db, err := cloud.Open(ctx, *dbURL, cloud.DBOptions{Logger: log})
+	db, err := receiver.Open(ctx, *dbURL, receiver.DBOptions{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 )
 
 // TestServesHTTPS runs the receiver with -tls-cert and -tls-key and asks

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate-cloud/receiver/cloudtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 	"fieldgate/cmd/fieldgate/daemontest"
-	"fieldgate/uplink/cloud/cloudtest"
-	"fieldgate/uplink/cloud/pgtest"
 	"fieldgate/uplink/sink"
 	"fieldgate/uplink/wire"
 )

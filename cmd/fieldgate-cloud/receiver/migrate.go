@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"context"
@@ -39,7 +39,7 @@ func migrations() []migration {
 		base := path.Base(n)
 		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
 		if err != nil || v != i+1 {
-			panic("cloud: migration " + base + " is out of sequence")
+			panic("receiver: migration " + base + " is out of sequence")
 		}
 		b, _ := migrationFiles.ReadFile(n) // listed just above
 		ms = append(ms, migration{v, strings.TrimSuffix(base, ".sql"), string(b), strings.HasPrefix(string(b), noTxMarker)})
@@ -51,7 +51,7 @@ func migrations() []migration {
 func SchemaVersion() int { return len(migrations()) }
 
 // ErrSchemaTooNew means the database was migrated by a newer receiver.
-var ErrSchemaTooNew = errors.New("cloud: the database's schema is newer than this receiver")
+var ErrSchemaTooNew = errors.New("receiver: the database's schema is newer than this receiver")
 
 // Migrate brings the schema to SchemaVersion and returns the versions
 // before and after. Each step runs in a transaction of its own that first
@@ -101,7 +101,7 @@ func (d *DB) migrateTo(ctx context.Context, target int) (from, to int, err error
 }
 
 // errStepDone says a step was applied: the next may follow.
-var errStepDone = errors.New("cloud: migration step applied")
+var errStepDone = errors.New("receiver: migration step applied")
 
 // migrateStep applies the schema's next step below target, if any, and
 // returns the version found before it: errStepDone once it applied one,
@@ -120,7 +120,7 @@ func (d *DB) migrateStep(ctx context.Context, target int) (int, error) {
 			return takeLease(ctx, tx, d.id)
 		}
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("cloud: migration %s: %w", m.name, err)
+			return fmt.Errorf("receiver: migration %s: %w", m.name, err)
 		}
 		return recordStep(ctx, tx, m)
 	})
@@ -169,7 +169,7 @@ func (d *DB) lockedTx(ctx context.Context, fn func(pgx.Tx) error) error {
 				version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now());
 				CREATE TABLE IF NOT EXISTS fieldgate_schema_lease (
 				only_one boolean PRIMARY KEY DEFAULT true CHECK (only_one), owner text NOT NULL, until timestamptz NOT NULL)`); err != nil {
-				return fmt.Errorf("cloud: schema table: %w", err)
+				return fmt.Errorf("receiver: schema table: %w", err)
 			}
 			return fn(tx)
 		})
@@ -186,7 +186,7 @@ func schemaVersion(ctx context.Context, tx pgx.Tx) (int, error) {
 	var v int
 	err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM fieldgate_schema").Scan(&v)
 	if err != nil {
-		return 0, fmt.Errorf("cloud: schema version: %w", err)
+		return 0, fmt.Errorf("receiver: schema version: %w", err)
 	}
 	return v, nil
 }

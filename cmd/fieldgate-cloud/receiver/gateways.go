@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"context"
@@ -25,13 +25,13 @@ type Gateway struct {
 
 var (
 	// ErrNoGateway means no gateway has that id.
-	ErrNoGateway = errors.New("cloud: no such gateway")
+	ErrNoGateway = errors.New("receiver: no such gateway")
 	// ErrGatewayExists means a gateway with that id is there already.
-	ErrGatewayExists = errors.New("cloud: gateway exists already")
+	ErrGatewayExists = errors.New("receiver: gateway exists already")
 	// ErrBadToken means no gateway has the token presented.
-	ErrBadToken = errors.New("cloud: unknown token")
+	ErrBadToken = errors.New("receiver: unknown token")
 	// ErrOtherGateway means the token is another gateway's.
-	ErrOtherGateway = errors.New("cloud: the token belongs to another gateway")
+	ErrOtherGateway = errors.New("receiver: the token belongs to another gateway")
 )
 
 // gatewayID is the contract's pattern for a gateway id.
@@ -57,7 +57,7 @@ func hashToken(tok string) []byte {
 // only as a hash: this is the one time it can be shown.
 func (d *DB) AddGateway(ctx context.Context, id, name string) (token string, err error) {
 	if !gatewayID.MatchString(id) {
-		return "", fmt.Errorf("cloud: gateway id %q: use 1 to 64 of A-Z a-z 0-9 . _ -", id)
+		return "", fmt.Errorf("receiver: gateway id %q: use 1 to 64 of A-Z a-z 0-9 . _ -", id)
 	}
 	tok, hash := newToken()
 	_, err = d.pool.Exec(ctx, "INSERT INTO gateways (id, name, token_hash) VALUES ($1, $2, $3)", id, name, hash)
@@ -66,7 +66,7 @@ func (d *DB) AddGateway(ctx context.Context, id, name string) (token string, err
 		return "", fmt.Errorf("%w: %s", ErrGatewayExists, id)
 	}
 	if err != nil {
-		return "", fmt.Errorf("cloud: add gateway: %w", err)
+		return "", fmt.Errorf("receiver: add gateway: %w", err)
 	}
 	return tok, nil
 }
@@ -77,7 +77,7 @@ func (d *DB) RotateGateway(ctx context.Context, id string) (token string, err er
 	tok, hash := newToken()
 	tag, err := d.pool.Exec(ctx, "UPDATE gateways SET token_hash = $2 WHERE id = $1", id, hash)
 	if err != nil {
-		return "", fmt.Errorf("cloud: rotate token: %w", err)
+		return "", fmt.Errorf("receiver: rotate token: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return "", fmt.Errorf("%w: %s", ErrNoGateway, id)
@@ -89,7 +89,7 @@ func (d *DB) RotateGateway(ctx context.Context, id string) (token string, err er
 func (d *DB) RemoveGateway(ctx context.Context, id string) error {
 	tag, err := d.pool.Exec(ctx, "DELETE FROM gateways WHERE id = $1", id)
 	if err != nil {
-		return fmt.Errorf("cloud: remove gateway: %w", err)
+		return fmt.Errorf("receiver: remove gateway: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("%w: %s", ErrNoGateway, id)
@@ -101,7 +101,7 @@ func (d *DB) RemoveGateway(ctx context.Context, id string) error {
 func (d *DB) Gateways(ctx context.Context) ([]Gateway, error) {
 	rows, err := d.pool.Query(ctx, "SELECT id, name, created, last_seen FROM gateways ORDER BY id")
 	if err != nil {
-		return nil, fmt.Errorf("cloud: list gateways: %w", err)
+		return nil, fmt.Errorf("receiver: list gateways: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Gateway])
 }

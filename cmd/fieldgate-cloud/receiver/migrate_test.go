@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 )
 
 // TestMigratesFromTheFirstSchema opens a database left at schema version 1

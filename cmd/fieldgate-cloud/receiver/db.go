@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func (o *DBOptions) defaults() error {
 		o.SynchronousCommit = "on"
 	case "on", "remote_write", "remote_apply", "local":
 	default:
-		return fmt.Errorf("cloud: synchronous_commit %q: want on, remote_write, remote_apply or local (never off: a 200 must follow the commit's flush)", o.SynchronousCommit)
+		return fmt.Errorf("receiver: synchronous_commit %q: want on, remote_write, remote_apply or local (never off: a 200 must follow the commit's flush)", o.SynchronousCommit)
 	}
 	return nil
 }
@@ -74,11 +74,11 @@ func Open(ctx context.Context, url string, o DBOptions) (*DB, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("cloud: database URL: %w", err)
+		return nil, fmt.Errorf("receiver: database URL: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cloud: database: %w", err)
+		return nil, fmt.Errorf("receiver: database: %w", err)
 	}
 	host, _ := os.Hostname() // a name for people; the random part makes it unique
 	return &DB{pool: pool, opt: o, id: fmt.Sprintf("%s/%d/%x", host, os.Getpid(), rand.Uint64())}, nil
@@ -121,7 +121,7 @@ func (d *DB) Ready(ctx context.Context) error {
 }
 
 // ErrReadOnly means the database answers but does not take writes.
-var ErrReadOnly = errors.New("cloud: the database is read-only (a standby, or after a failover)")
+var ErrReadOnly = errors.New("receiver: the database is read-only (a standby, or after a failover)")
 
 // ResetIfStale closes the pool's connections when err says they lead
 // nowhere useful: a read-only transaction (the node was demoted), a

@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"net/http"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 )
 
 // TestThroughPgBouncer runs the receiver through PgBouncer in transaction

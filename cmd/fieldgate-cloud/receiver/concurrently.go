@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"context"
@@ -27,7 +27,7 @@ const (
 )
 
 // errLeased says another replica holds the lease: wait and look again.
-var errLeased = errors.New("cloud: another replica builds the schema's indexes")
+var errLeased = errors.New("receiver: another replica builds the schema's indexes")
 
 // takeLease takes the lease for owner in tx, unless another owner's runs.
 func takeLease(ctx context.Context, tx pgx.Tx, owner string) error {
@@ -87,10 +87,10 @@ func (d *DB) buildIndexes(ctx context.Context, m migration) error {
 		}
 		match := concurrentIndex.FindStringSubmatch(stmt)
 		if match == nil {
-			return fmt.Errorf("cloud: migration %s: outside a transaction only CREATE INDEX CONCURRENTLY IF NOT EXISTS may run: %q", m.name, stmt)
+			return fmt.Errorf("receiver: migration %s: outside a transaction only CREATE INDEX CONCURRENTLY IF NOT EXISTS may run: %q", m.name, stmt)
 		}
 		if err := d.buildIndex(ctx, match[1], stmt); err != nil {
-			return fmt.Errorf("cloud: migration %s: index %s: %w", m.name, match[1], err)
+			return fmt.Errorf("receiver: migration %s: index %s: %w", m.name, match[1], err)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 	"fieldgate/uplink/wire"
 )
 
@@ -139,7 +139,7 @@ var contract struct {
 func validateResponse(t *testing.T, req *http.Request, res *http.Response) {
 	t.Helper()
 	contract.once.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromFile("../../docs/cloud-api.yaml")
+		doc, err := openapi3.NewLoader().LoadFromFile("../../../docs/cloud-api.yaml")
 		if err != nil {
 			contract.err = err
 			return

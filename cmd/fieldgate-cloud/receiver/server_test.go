@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"fieldgate/uplink/cloud/pgtest"
+	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 	"fieldgate/uplink/wire"
 )
 

@@ -1,4 +1,4 @@
-package cloud
+package receiver
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
