@@ -77,7 +77,7 @@ func TestCrashSafety(t *testing.T) {
 		value  float64
 	}
 	acked := make(map[uint64]ack)
-	cycles := 24
+	cycles := 24 / raceScale
 	if testing.Short() {
 		cycles = 6 // under emulation each cycle takes seconds
 	}

@@ -337,7 +337,7 @@ func TestModel(t *testing.T) {
 		}
 		return rs
 	}
-	steps := 1500
+	steps := 1500 / raceScale
 	if testing.Short() {
 		steps = 300
 	}

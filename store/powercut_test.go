@@ -34,7 +34,7 @@ func TestPowerCuts(t *testing.T) {
 	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(seed, 22)))
 	opts := Options{Path: filepath.Join(t.TempDir(), "cut.db"), LogFS: fs, SegmentSize: 64 << 10,
 		HeadMaxReadings: 400, CommitInterval: time.Millisecond, openBolt: noSyncBolt}
-	cuts := 2000
+	cuts := 2000 / raceScale
 	if testing.Short() {
 		cuts = 200
 	}
