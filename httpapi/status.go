@@ -405,3 +405,25 @@ func (s *Server) holdLeft(u uplink.Status) time.Duration {
 	}
 	return s.deps.Clock().HoldLeft
 }
+
+// Summary is the gateway's state in three figures, for the status the
+// uplink reports to the cloud's fleet view.
+type Summary struct {
+	Health   string // "ok", "degraded" or "failing"
+	Synced   bool   // the clock is synchronised
+	Autonomy time.Duration
+}
+
+// Summary sums up what /status says (health "failing" when it cannot be
+// gathered).
+func (s *Server) Summary() Summary {
+	b, err := s.status()
+	if err != nil {
+		return Summary{Health: "failing"}
+	}
+	out := Summary{Health: b.Health.State, Synced: b.Clock == "synced"}
+	if b.Autonomy.Seconds != nil {
+		out.Autonomy = time.Duration(*b.Autonomy.Seconds * float64(time.Second))
+	}
+	return out
+}

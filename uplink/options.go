@@ -59,6 +59,12 @@ type Options struct {
 	// enable mutual TLS.
 	CAFile, ClientCert, ClientKey string
 
+	// Report, if set, says how the gateway is doing; the sender then PUTs
+	// the gateway's status to the receiver every StatusInterval (default 1
+	// minute) while the cloud answers, for the fleet view.
+	Report         func() Report
+	StatusInterval time.Duration
+
 	// Logger receives the sender's logs. Default: discard.
 	Logger *slog.Logger
 	// Client replaces the HTTP client built from the options (tests).
@@ -128,4 +134,5 @@ func (o *Options) defaultLimits() {
 	defD(&o.BackoffMax, 30*time.Second)
 	defD(&o.AuthRetry, time.Minute)
 	defD(&o.Timeout, 30*time.Second)
+	defD(&o.StatusInterval, time.Minute)
 }

@@ -38,28 +38,14 @@ func (s *Sender) send(ctx context.Context, j *job) outcome {
 			return outcome{j: j, err: err, local: true}
 		}
 	}
-	token := s.o.Token
-	if s.o.TokenFile != "" {
-		b, err := os.ReadFile(s.o.TokenFile)
-		if err != nil {
-			return outcome{j: j, err: err, local: true}
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	url := strings.TrimRight(s.o.URL, "/") + wire.BatchPath(s.gw, j.first, j.last)
 	var connected atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(j.body))
+	req, err := s.request(ctx, wire.BatchPath(s.gw, j.first, j.last), j.body)
 	if err != nil {
 		return outcome{j: j, err: err, local: true}
 	}
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(j.body)), nil }
-	h := req.Header
-	h.Set("Authorization", "Bearer "+token)
-	h.Set("Idempotency-Key", wire.IdempotencyKey(s.gw, s.inc, j.first, j.last))
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Encoding", "gzip")
-	h.Set("User-Agent", "fieldgate/"+s.o.Version+" (gateway "+s.gw+")")
+	req.Header.Set("Idempotency-Key", wire.IdempotencyKey(s.gw, s.inc, j.first, j.last))
+	req.Header.Set("Content-Encoding", "gzip")
 	resp, err := s.o.Client.Do(req)
 	if err != nil {
 		var ne net.Error
@@ -74,6 +60,29 @@ func (s *Sender) send(ctx context.Context, j *job) outcome {
 		o.retryAfter = ra
 	}
 	return o
+}
+
+// request makes a PUT of body (JSON) to path under the uplink URL, with the
+// token (read anew from its file, which may have been rotated) and who is
+// asking.
+func (s *Sender) request(ctx context.Context, path string, body []byte) (*http.Request, error) {
+	token := s.o.Token
+	if s.o.TokenFile != "" {
+		b, err := os.ReadFile(s.o.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(s.o.URL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "fieldgate/"+s.o.Version+" (gateway "+s.gw+")")
+	return req, nil
 }
 
 // shorten cuts s to n bytes, on a rune boundary.
@@ -111,11 +120,13 @@ func (s *Sender) handle(o outcome) {
 			s.rebase()
 		}
 		s.failures, s.pauseUntil, s.refusedRun = 0, time.Time{}, 0
-		if since := s.state.success(j.count, len(j.body)); !since.IsZero() {
+		since, first := s.state.success(j.count, len(j.body))
+		if !since.IsZero() {
 			o := s.state.outageEnded(since, s.Status().Backlog)
 			log.Info("uplink: the cloud answers again; the backlog drains", "outage", o.Until.Sub(o.Since).Round(time.Second),
 				"waiting", o.Waiting)
 		}
+		s.reportNow = s.reportNow || first || !since.IsZero() // the fleet view learns at once that the gateway is back
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
 		s.failures++
 		wait := max(fullJitter(s.o.Rand, s.o.BackoffBase, s.o.BackoffMax, s.failures-1), s.o.AuthRetry)

@@ -42,6 +42,8 @@ type Sender struct {
 	refusedRun  int // batches dead-lettered in a row
 	running     int
 	queuedDL    map[uint64]bool // dead letters queued or in flight, by first seq
+	rep         reporter
+	reportNow   bool // report the status after this outcome (the first success, the end of an outage)
 	retries     chan retryAsk
 	stopped     chan struct{} // closed when Run returns
 	results     chan outcome
@@ -83,6 +85,8 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	status := time.NewTicker(s.o.StatusInterval)
+	defer status.Stop()
 	for {
 		s.start(ctx)
 		timer.Reset(s.wake())
@@ -90,11 +94,18 @@ func (s *Sender) Run(ctx context.Context) error {
 		case o := <-s.results:
 			s.running--
 			s.handle(o)
+			if s.reportNow {
+				s.reportNow = false
+				s.maybeReport(ctx)
+			}
 		case a := <-s.retries:
 			n, err := s.queueDeadLetters(a)
 			a.reply <- retryReply{n, err}
 		case <-timer.C:
+		case <-status.C:
+			s.maybeReport(ctx)
 		case <-ctx.Done():
+			s.rep.wg.Wait()
 			for ; s.running > 0; s.running-- {
 				<-s.results // requests end with ctx; their batches stay recorded
 			}

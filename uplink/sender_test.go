@@ -524,3 +524,50 @@ func TestRedirectIsAConfigurationErrorNotADelivery(t *testing.T) {
 	drained(t, st, 30*time.Second)
 	exactlyOnce(t, st, sk)
 }
+
+// TestTheStatusIsReported: with a Report, the sender PUTs the gateway's
+// status when the cloud first answers and then every StatusInterval: its
+// backlog, clock, health and autonomy, for the fleet view. A receiver
+// without the status endpoint (404) stops it, and batches go on.
+func TestTheStatusIsReported(t *testing.T) {
+	st := testStore(t, 300)
+	sk, srv := cloud(t, "secret")
+	o := fastOptions(srv.URL)
+	o.Version = "test"
+	o.StatusInterval = 50 * time.Millisecond
+	o.Report = func() Report { return Report{Synced: true, Health: "degraded", Autonomy: 2 * time.Hour} }
+	running(t, st, o)
+	drained(t, st, 10*time.Second)
+	waitFor(t, 10*time.Second, func() bool { s, ok := sk.Statuses()["fg-test"]; return ok && s.Backlog == 0 })
+	s := sk.Statuses()["fg-test"]
+	if s.Clock != "synced" || s.Health != "degraded" || s.AutonomySeconds != 7200 || s.Incarnation != st.Incarnation() || s.Version != "test" || s.OldestUnsent != "" {
+		t.Errorf("status %+v", s)
+	}
+
+	// An older receiver: 404 for the status, batches as ever.
+	st2 := testStore(t, 50)
+	var statusPuts atomic.Int32
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/status") {
+			statusPuts.Add(1)
+			http.NotFound(w, r)
+			return
+		}
+		sk.ServeHTTP(w, r)
+	}))
+	t.Cleanup(old.Close)
+	o2 := fastOptions(old.URL)
+	o2.StatusInterval = 20 * time.Millisecond
+	o2.Report = o.Report
+	s2 := running(t, st2, o2)
+	drained(t, st2, 10*time.Second)
+	waitFor(t, 10*time.Second, func() bool { return statusPuts.Load() > 0 })
+	appendN(t, st2, 10, 1000) // more batches after the 404: still sent, no more status
+	drained(t, st2, 10*time.Second)
+	if n := statusPuts.Load(); n != 1 {
+		t.Errorf("%d status PUTs to a receiver that answered 404, want 1", n)
+	}
+	if x := s2.Status(); x.State != "online" {
+		t.Errorf("uplink %+v after the status 404: want online", x)
+	}
+}

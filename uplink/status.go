@@ -74,18 +74,19 @@ func (t *tracker) retrying(n int) {
 }
 
 // success records an acknowledged batch; when it ends an outage it
-// returns when the outage began.
-func (t *tracker) success(readings, bytes int) (outageSince time.Time) {
+// returns when the outage began, and first is true for the first success
+// since start.
+func (t *tracker) success(readings, bytes int) (outageSince time.Time, first bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	outageSince = t.s.OfflineSince
+	outageSince, first = t.s.OfflineSince, t.s.State == "starting"
 	t.s.State, t.s.OfflineSince, t.s.LastSuccess = "online", time.Time{}, now
 	t.s.Sent += uint64(readings)
 	t.s.Batches++
 	t.s.BytesSent += uint64(bytes)
 	t.win = append(t.win, ack{now, readings})
-	return outageSince
+	return outageSince, first
 }
 
 // outageEnded records the outage that ended now, with waiting readings.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -109,6 +110,12 @@ uplink:
 	}
 	if dls := deadLetters(t, dbPath); dls != 0 {
 		t.Errorf("%d dead letters", dls)
+	}
+	// The fleet view: the gateway reported its status when the cloud
+	// first answered, with the new store's incarnation.
+	out, err := rig.CLI("gateway", "list")
+	if err != nil || !regexp.MustCompile(`(?m)^`+gw+`\s.*\s(ok|degraded)\s+synced\s`).MatchString(out) {
+		t.Errorf("gateway list: %v\n%s", err, out)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -58,16 +60,7 @@ func gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tADDED\tLAST SEEN")
-		for _, g := range gws {
-			seen := "never"
-			if g.LastSeen != nil {
-				seen = g.LastSeen.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.ID, g.Name, g.Created.UTC().Format(time.RFC3339), seen)
-		}
-		return tw.Flush()
+		return listGateways(stdout, gws, time.Now())
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("gateway: unknown command %q", sub)
@@ -95,3 +88,30 @@ func parseWithID(fs *flag.FlagSet, args []string, wantID bool) (string, error) {
 	}
 	return id, nil
 }
+
+// listGateways prints the fleet, the gateways that need a look first:
+// silent, then behind, then the rest.
+func listGateways(w io.Writer, gws []receiver.Gateway, now time.Time) error {
+	rank := map[string]int{"silent": 0, "behind": 1, "unreported": 2, "current": 3}
+	slices.SortStableFunc(gws, func(a, b receiver.Gateway) int { return rank[a.State(now)] - rank[b.State(now)] })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tLAST SEEN\tBACKLOG\tLAG\tHEALTH\tCLOCK\tAUTONOMY\tVERSION")
+	for _, g := range gws {
+		seen := "never"
+		if g.LastSeen != nil {
+			seen = ago(now.Sub(*g.LastSeen))
+		}
+		backlog, lag, health, clk, autonomy, version := "-", "-", "-", "-", "-", "-"
+		if st := g.Status; st != nil {
+			backlog, lag, health, clk, version = strconv.FormatInt(st.Backlog, 10), ago(st.Lag(now)), st.Health, st.Clock, st.Version
+			if st.AutonomySeconds > 0 {
+				autonomy = (time.Duration(st.AutonomySeconds) * time.Second).String()
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Name, g.State(now), seen, backlog, lag, health, clk, autonomy, version)
+	}
+	return tw.Flush()
+}
+
+// ago writes a duration to the second: "0s", "3m12s", "26h5m0s".
+func ago(d time.Duration) string { return d.Round(time.Second).String() }

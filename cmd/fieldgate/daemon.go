@@ -72,16 +72,17 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	poller := sensors.NewPoller(entries, sink, sensors.PollerOpts{Logger: log.With("component", "sensors"), Stamp: clk.Stamp})
 
 	var sender *uplink.Sender
+	var api *apiServer
 	if cfg.Uplink.URL != "" {
 		o := cfg.uplinkOptions()
 		o.Logger = log.With("component", "uplink")
+		o.Report = func() uplink.Report { return report(api, clk, st) } // api is set before the sender runs
 		if sender, err = uplink.New(st, o); err != nil {
 			return errors.Join(err, closeBroker(mq), st.Close())
 		}
 	} else {
 		log.Info("no uplink configured: readings stay in the local store")
 	}
-	var api *apiServer
 	if cfg.API.Listen != "" {
 		if api, err = startAPI(&cfg.Config, log.With("component", "api"), st, creds, mq, poller, sender, commits, clk); err != nil {
 			return errors.Join(err, closeBroker(mq), st.Close())
@@ -304,4 +305,21 @@ func checkDescriptors(log *slog.Logger, cfg *Config) {
 		log.Warn("the connection caps exceed the file descriptor limit: raise LimitNOFILE or lower mqtt.max_connections and api.max_connections",
 			"limit", lim.Cur, "needed", need)
 	}
+}
+
+// report is what the uplink tells the cloud's fleet view of the gateway:
+// what /status says, or, without the API, the clock and whether the store
+// is healthy.
+func report(api *apiServer, clk *clock.Tracker, st *store.Store) uplink.Report {
+	if api != nil {
+		s := api.api.Summary()
+		return uplink.Report{Synced: s.Synced, Health: s.Health, Autonomy: s.Autonomy}
+	}
+	r := uplink.Report{Synced: clk.Synced(), Health: "ok"}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := st.Ping(ctx); err != nil && (ctx.Err() != nil || store.Unhealthy(err)) {
+		r.Health = "failing"
+	}
+	return r
 }

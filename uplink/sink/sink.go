@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"regexp"
@@ -66,12 +67,13 @@ type Sink struct {
 	batches  map[string][32]byte // idempotency key → body hash
 	readings map[string]wire.ReadingBody
 	received map[string]time.Time // reading id → when it first arrived
+	statuses map[string]wire.StatusBody
 	stats    Stats
 }
 
 // New returns an empty sink requiring token (empty: any).
 func New(token string) *Sink {
-	s := &Sink{Token: token, batches: map[string][32]byte{}, readings: map[string]wire.ReadingBody{}, received: map[string]time.Time{}}
+	s := &Sink{Token: token, batches: map[string][32]byte{}, readings: map[string]wire.ReadingBody{}, received: map[string]time.Time{}, statuses: map[string]wire.StatusBody{}}
 	s.inj = Inject(http.HandlerFunc(s.serve))
 	return s
 }
@@ -116,7 +118,41 @@ func (s *Sink) Received() map[string]time.Time {
 	return maps.Clone(s.received)
 }
 
-var batchPath = regexp.MustCompile(`^/v1/gateways/([A-Za-z0-9._-]+)/batches/([0-9]+)-([0-9]+)$`)
+var (
+	batchPath  = regexp.MustCompile(`^/v1/gateways/([A-Za-z0-9._-]+)/batches/([0-9]+)-([0-9]+)$`)
+	statusPath = regexp.MustCompile(`^/v1/gateways/([A-Za-z0-9._-]+)/status$`)
+)
+
+// status keeps a gateway's newest status PUT.
+func (s *Sink) status(w http.ResponseWriter, r *http.Request, gw string) {
+	var b wire.StatusBody
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&b); err != nil {
+		s.refuse(w, http.StatusBadRequest, "status: "+err.Error())
+		return
+	}
+	if msg := b.Check(gw); msg != "" {
+		s.refuse(w, http.StatusBadRequest, msg)
+		return
+	}
+	s.mu.Lock()
+	if old, ok := s.statuses[gw]; !ok || parseTime(old.At).Before(parseTime(b.At)) {
+		s.statuses[gw] = b
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func parseTime(v string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, v) // checked by StatusBody.Check
+	return t
+}
+
+// Statuses returns the newest status of each gateway.
+func (s *Sink) Statuses() map[string]wire.StatusBody {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.statuses)
+}
 
 // ServeHTTP handles one batch PUT, and GET /stats.
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.inj.ServeHTTP(w, r) }
@@ -133,6 +169,10 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 	f, token := s.faults, s.Token
 	s.mu.Unlock()
 
+	if m := statusPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPut && (token == "" || r.Header.Get("Authorization") == "Bearer "+token) {
+		s.status(w, r, m[1])
+		return
+	}
 	m := batchPath.FindStringSubmatch(r.URL.Path)
 	switch {
 	case m == nil:

@@ -21,6 +21,7 @@ type Gateway struct {
 	Name     string     `json:"name"`
 	Created  time.Time  `json:"created"`
 	LastSeen *time.Time `json:"last_seen"` // nil: never sent
+	Status   *Status    `json:"status"`    // nil: never reported
 }
 
 var (
@@ -99,11 +100,31 @@ func (d *DB) RemoveGateway(ctx context.Context, id string) error {
 
 // Gateways lists every gateway by id.
 func (d *DB) Gateways(ctx context.Context) ([]Gateway, error) {
-	rows, err := d.pool.Query(ctx, "SELECT id, name, created, last_seen FROM gateways ORDER BY id")
+	rows, err := d.pool.Query(ctx, `SELECT id, name, created, last_seen, status_at, coalesce(incarnation, ''), coalesce(backlog, 0),
+		oldest_unsent, coalesce(clock, ''), coalesce(health, ''), coalesce(autonomy_seconds, 0), coalesce(version, '')
+		FROM gateways ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("receiver: list gateways: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Gateway])
+	var out []Gateway
+	var g Gateway
+	var st Status
+	var at *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&g.ID, &g.Name, &g.Created, &g.LastSeen, &at, &st.Incarnation, &st.Backlog,
+		&st.OldestUnsent, &st.Clock, &st.Health, &st.AutonomySeconds, &st.Version}, func() error {
+		g.Status = nil
+		if at != nil {
+			s := st
+			s.At = *at
+			g.Status = &s
+		}
+		out = append(out, g)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receiver: list gateways: %w", err)
+	}
+	return out, nil
 }
 
 // Authenticate checks that token is gateway id's: ErrBadToken when it is

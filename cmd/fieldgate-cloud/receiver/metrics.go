@@ -1,6 +1,9 @@
 package receiver
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -45,4 +48,38 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.requests, m.batches, m.readings, m.duplicates, m.dbErrors, m.busy, m.latency, m.inFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// fleetCollector reports the fleet at a glance on every scrape, from the
+// gateways' last statuses: labels are bounded (a state, not a gateway id,
+// so two hundred gateways make four series).
+type fleetCollector struct{ db *DB }
+
+var (
+	descGateways = prometheus.NewDesc("fieldgate_cloud_gateways", "Gateways by state: current, behind (oldest unsent reading older than 10 minutes), silent (no request for 15 minutes), unreported (no status yet).", []string{"state"}, nil)
+	descMaxLag   = prometheus.NewDesc("fieldgate_cloud_gateway_lag_seconds_max", "The largest age of a gateway's oldest unsent reading, over the gateways not silent, as they reported it.", nil, nil)
+	descBacklog  = prometheus.NewDesc("fieldgate_cloud_gateway_backlog_readings", "Readings the gateways not silent reported waiting to send.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descGateways
+	ch <- descMaxLag
+	ch <- descBacklog
+}
+
+// Collect implements prometheus.Collector; without the database it
+// reports nothing (/readyz says why).
+func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	f, err := c.db.Fleet(ctx, time.Now())
+	if err != nil {
+		return
+	}
+	for state, n := range f.States {
+		ch <- prometheus.MustNewConstMetric(descGateways, prometheus.GaugeValue, float64(n), state)
+	}
+	ch <- prometheus.MustNewConstMetric(descMaxLag, prometheus.GaugeValue, f.MaxLag.Seconds())
+	ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(f.Backlog))
 }

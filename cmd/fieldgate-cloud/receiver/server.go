@@ -83,10 +83,12 @@ func NewServer(db *DB, opt Options) *Server {
 	s := &Server{db: db, opt: opt, m: newMetrics(), mux: http.NewServeMux(), ops: http.NewServeMux(),
 		slot: make(chan struct{}, opt.MaxInFlight), warn: rate.Sometimes{First: 10, Interval: time.Second}}
 	s.mux.HandleFunc("/v1/gateways/{gateway}/batches/{bounds}", s.putBatch)
+	s.mux.HandleFunc("/v1/gateways/{gateway}/status", s.putStatus)
 	s.ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.ops.HandleFunc("GET /readyz", s.ready)
+	s.m.reg.MustRegister(fleetCollector{db})
 	s.ops.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	if !opt.SeparateOps {
 		s.mux.Handle("GET /healthz", s.ops)
@@ -148,22 +150,7 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		s.busy(w, r)
 		return
 	}
-	token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !found || token == "" {
-		s.refuse(w, r, http.StatusUnauthorized, "missing bearer token")
-		return
-	}
-	actx, cancel := context.WithTimeout(r.Context(), min(s.opt.Timeout, authTimeout))
-	defer cancel()
-	switch err := s.db.Authenticate(actx, gw, token); {
-	case errors.Is(err, ErrBadToken):
-		s.refuse(w, r, http.StatusUnauthorized, "unknown token")
-		return
-	case errors.Is(err, ErrOtherGateway):
-		s.refuse(w, r, http.StatusForbidden, "this token is another gateway's")
-		return
-	case err != nil:
-		s.unavailable(w, r, err)
+	if !s.authenticate(w, r, gw) {
 		return
 	}
 	_, js, body, err := wire.DecodeRequest(r, wire.Limits{Body: s.opt.MaxBody, JSON: maxJSONPerReading * int64(s.opt.MaxReadings)})
@@ -212,6 +199,74 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 // MaxBody is the most a valid batch of maxReadings readings can take, in
 // JSON and so compressed too: Options.MaxBody's default and bound.
 func MaxBody(maxReadings int) int64 { return maxJSONPerReading * int64(maxReadings) }
+
+// authenticate checks the request's bearer token is gateway gw's, and
+// answers it if not.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, gw string) bool {
+	token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found || token == "" {
+		s.refuse(w, r, http.StatusUnauthorized, "missing bearer token")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), min(s.opt.Timeout, authTimeout))
+	defer cancel()
+	switch err := s.db.Authenticate(ctx, gw, token); {
+	case errors.Is(err, ErrBadToken):
+		s.refuse(w, r, http.StatusUnauthorized, "unknown token")
+	case errors.Is(err, ErrOtherGateway):
+		s.refuse(w, r, http.StatusForbidden, "this token is another gateway's")
+	case err != nil:
+		s.unavailable(w, r, err)
+	default:
+		return true
+	}
+	return false
+}
+
+// putStatus keeps a gateway's reported status (best effort on both sides:
+// it is for the fleet view, not part of any batch): 204.
+func (s *Server) putStatus(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut {
+		w.Header().Set("Allow", http.MethodPut)
+		s.refuse(w, r, http.StatusMethodNotAllowed, "use PUT")
+		return
+	}
+	gw := r.PathValue("gateway")
+	if !gatewayID.MatchString(gw) {
+		s.refuse(w, r, http.StatusNotFound, "no such resource: PUT /v1/gateways/{gateway}/status")
+		return
+	}
+	select {
+	case s.slot <- struct{}{}:
+		defer func() { <-s.slot }()
+	default:
+		s.busy(w, r)
+		return
+	}
+	if !s.authenticate(w, r, gw) {
+		return
+	}
+	var b wire.StatusBody
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStatusBody)).Decode(&b); err != nil { // newer gateways may say more: ignored
+		s.refuse(w, r, http.StatusBadRequest, "status: "+err.Error())
+		return
+	}
+	if msg := b.Check(gw); msg != "" {
+		s.refuse(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opt.Timeout)
+	defer cancel()
+	if err := s.db.StoreStatus(ctx, b); err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	s.m.requests.WithLabelValues("204").Inc()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxStatusBody bounds a status body: a few hundred bytes are enough.
+const maxStatusBody = 4 << 10
 
 // maxJSONPerReading bounds the JSON a batch may decompress to, per reading
 // it may hold: a reading's text is at most 3 × 256 bytes, and its numbers,

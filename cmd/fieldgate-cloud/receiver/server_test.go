@@ -3,6 +3,7 @@ package receiver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -465,5 +466,76 @@ func TestAReadOnlyNodeIsNotReady(t *testing.T) {
 	}
 	if a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1), nil); a.status != http.StatusOK {
 		t.Fatalf("batch after the failover: %+v", a)
+	}
+}
+
+// putStatus sends a status PUT as token's gateway.
+func putStatus(t *testing.T, h http.Handler, token string, b wire.StatusBody) int {
+	t.Helper()
+	js, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPut, wire.StatusPath(b.Gateway), bytes.NewReader(js))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w.Code
+}
+
+// TestAGatewaysStatusIsKept: a gateway's status PUT is kept (the newest
+// of several, whatever order they arrive in), listed with the gateway, and
+// summed up on /metrics by state with bounded labels.
+func TestAGatewaysStatusIsKept(t *testing.T) {
+	r := newReceiver(t, Options{})
+	now := time.Now().UTC()
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
+	newer := wire.StatusBody{Gateway: "gw-a", At: at(0), Backlog: 1200, OldestUnsent: at(-2 * time.Minute), Clock: "synced", Health: "degraded", AutonomySeconds: 86400, Version: "1.2"}
+	older := newer
+	older.At, older.Backlog, older.Health = at(-time.Minute), 5, "ok"
+	for _, c := range []struct {
+		name  string
+		token string
+		body  wire.StatusBody
+		want  int
+	}{
+		{"newer", r.tokens["gw-a"], newer, http.StatusNoContent},
+		{"older, late", r.tokens["gw-a"], older, http.StatusNoContent},
+		{"no token", "", newer, http.StatusUnauthorized},
+		{"another gateway's token", r.tokens["gw-b"], newer, http.StatusForbidden},
+		{"bad health", r.tokens["gw-a"], func() wire.StatusBody { b := newer; b.Health = "fine"; return b }(), http.StatusBadRequest},
+	} {
+		if got := putStatus(t, r.srv, c.token, c.body); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	if put := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1), nil); put.status != http.StatusOK { // seen
+		t.Fatal(put)
+	}
+	gws, err := r.db.Gateways(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := gws[0]
+	if a.ID != "gw-a" || a.Status == nil || a.Status.Backlog != 1200 || a.Status.Health != "degraded" || a.State(now) != "current" {
+		t.Fatalf("gw-a listed as %+v (status %+v)", a, a.Status)
+	}
+	if lag := a.Status.Lag(now.Add(20 * time.Minute)); lag.Round(time.Second) != 22*time.Minute {
+		t.Errorf("lag %s twenty minutes later, want its oldest unsent reading's age", lag)
+	}
+	if s := a.State(now.Add(11 * time.Minute)); s != "behind" {
+		t.Errorf("eleven minutes on, with nothing newer, gw-a is %s, want behind", s)
+	}
+	if s := gws[1].State(now); gws[1].ID != "gw-b" || s != "silent" {
+		t.Errorf("gw-b, never seen: %s", s)
+	}
+	if v := r.metric(`fieldgate_cloud_gateways{state="silent"}`); v != "1" {
+		t.Errorf("silent gateways %s, want 1", v)
+	}
+	if v := r.metric(`fieldgate_cloud_gateway_backlog_readings`); v != "1200" {
+		t.Errorf("fleet backlog %s, want 1200", v)
 	}
 }

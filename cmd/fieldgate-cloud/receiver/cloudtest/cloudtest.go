@@ -129,6 +129,13 @@ func (r *Rig) AddGateway(id string) string {
 	return lines[len(lines)-1]
 }
 
+// CLI runs a fieldgate-cloud command on the rig's database and returns
+// what it printed.
+func (r *Rig) CLI(args ...string) (string, error) {
+	out, err := r.command(args...).CombinedOutput()
+	return string(out), err
+}
+
 func (r *Rig) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(r.bin, args...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+r.DBURL)
