@@ -5,7 +5,7 @@ import "strings"
 // Kind is the shape of a topic a device publishes to.
 type Kind uint8
 
-// Topic shapes accepted out of the box (DESIGN.md, "MQTT topics").
+// Topic shapes accepted out of the box (the README's "MQTT: ESP32 nodes").
 const (
 	KindNone         Kind = iota // matches no shape: counted and dropped
 	KindPlain                    // fieldgate/{device}/{quantity}: a plain number
