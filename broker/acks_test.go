@@ -43,7 +43,7 @@ func newGatedStore(st *store.Store) *gatedStore {
 	return g
 }
 
-func (g *gatedStore) AppendThen(ctx context.Context, rs []store.Reading, lead bool, done func(error)) error {
+func (g *gatedStore) AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error)) error {
 	g.calls.Add(1)
 	return g.Store.AppendThen(ctx, rs, lead, func(err error) {
 		g.mu.Lock()

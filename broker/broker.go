@@ -33,7 +33,7 @@ type Store interface {
 	DeviceStore
 	DeviceUpdater
 	Append(ctx context.Context, rs ...store.Reading) error
-	AppendThen(ctx context.Context, rs []store.Reading, lead bool, done func(error)) error
+	AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error)) error
 	Enqueue(ctx context.Context, rs ...store.Reading) error
 	Series() []store.SeriesKey
 }

@@ -324,7 +324,7 @@ func (failingStore) Append(context.Context, ...store.Reading) error {
 }
 
 // AppendThen fails as a commit does: later, on another goroutine.
-func (failingStore) AppendThen(_ context.Context, _ []store.Reading, _ bool, done func(error)) error {
+func (failingStore) AppendThen(_ context.Context, _ []store.Reading, _ store.Lead, done func(error)) error {
 	go done(errors.New("store: commit: input/output error"))
 	return nil
 }

@@ -305,7 +305,11 @@ func (h *hook) storeThen(cl *mqtt.Client, id *identity, a *pendingAck, rs []stor
 	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.CommitTimeout)
 	defer cancel()
 	q.push(a)
-	if err := h.b.st.AppendThen(ctx, rs, !morePending(cl), a.complete); err != nil {
+	lead := store.LeadIfIdle // a lone client in a closed loop: no hand-off
+	if morePending(cl) {
+		lead = store.FlusherCommits // read the next publishes while the sync runs
+	}
+	if err := h.b.st.AppendThen(ctx, rs, lead, a.complete); err != nil {
 		a.complete(err)
 	}
 	q.submitted()

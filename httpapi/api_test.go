@@ -110,7 +110,7 @@ func TestEndpoints(t *testing.T) {
 	if got := e.uplink.retried; len(got) != 1 || got[0] != 1 || e.uplink.retriedAll != 1 {
 		t.Errorf("dead letters retried: %v and all %d times, want [1] and once", got, e.uplink.retriedAll)
 	}
-	if dropped, _, err := e.st.Losses(); err != nil || dropped["dead_letter_discarded"] != 1 {
+	if dropped, _, err := e.st.Removed(); err != nil || dropped["dead_letter_discarded"] != 1 {
 		t.Errorf("dropped after the discard: %v (%v), want dead_letter_discarded 1", dropped, err)
 	}
 	if got := e.broker.disconnected; len(got) < 2 || got[len(got)-1] != "esp-2" {

@@ -134,7 +134,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLogLost, float64(st.LostReadings))
 	gauge(descQuarantined, float64(len(st.Quarantined)))
 	counter(descRecoveries, float64(st.LogRecoveries))
-	if dropped, retired, err := s.st.Losses(); err == nil {
+	if dropped, retired, err := s.st.Removed(); err == nil {
 		for reason, n := range dropped {
 			counter(descDropped, float64(n), reason)
 		}

@@ -111,6 +111,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 
 const jsonType = "application/json; charset=utf-8"
 
+// ErrBusy, wrapped by a dependency's error, says "try again shortly": the
+// API answers 503 with Retry-After and the error's message.
+var ErrBusy = errors.New("busy")
+
 // internalErrorBody is the body of a 500 that never leaks internals.
 var internalErrorBody = []byte(`{"errors":[{"code":500,"message":"internal error; see the gateway's log"}]}`)
 

@@ -174,7 +174,7 @@ func (s *Server) getStatus(c *gin.Context) {
 func (s *Server) status() (statusBody, error) {
 	now := s.opts.Now()
 	st := s.st.Stats()
-	dropped, retired, err := s.st.Losses()
+	dropped, retired, err := s.st.Removed()
 	if err != nil {
 		return statusBody{}, err
 	}

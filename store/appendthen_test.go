@@ -45,11 +45,11 @@ func TestAppendThenPipelines(t *testing.T) {
 	before := s.c.commits.Load()
 	led := make(chan error, 1)
 	go func() {
-		led <- s.AppendThen(context.Background(), []Reading{reading("a", "temperature", 0, 0)}, true, then(0))
+		led <- s.AppendThen(context.Background(), []Reading{reading("a", "temperature", 0, 0)}, LeadIfIdle, then(0))
 	}()
 	<-entered // no commit ran: the caller leads, and its sync hangs
 	for i := 1; i <= n; i++ {
-		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, float64(i))}, i%2 == 0, then(i)); err != nil {
+		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, float64(i))}, Lead(i%2 == 0), then(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,7 +96,7 @@ func TestAppendThenReportsAFailedSync(t *testing.T) {
 	})
 	got := make(chan error, 1)
 	for i := range 2 {
-		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, 0)}, i == 0, func(err error) { got <- err }); err != nil {
+		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, 0)}, Lead(i == 0), func(err error) { got <- err }); err != nil {
 			t.Fatal(err)
 		}
 		select {

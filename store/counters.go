@@ -75,23 +75,23 @@ func addCounters(tx *bolt.Tx, add map[string]uint64) error {
 	return nil
 }
 
-// Losses returns how many readings the store has lost, by reason
-// (including drops not yet persisted because commits are failing), and
-// apart from them how many delivered readings retention deleted over the
-// store's life: routine, not a loss. One read transaction serves both, as
+// Removed returns the readings the store removed over its life: those it
+// lost, by reason (including drops not yet persisted because commits are
+// failing), and apart from them those retention deleted after the cloud
+// had them — routine, not a loss. One read transaction serves both, as
 // the status page and the metrics show both on every request.
-func (s *Store) Losses() (dropped map[string]uint64, retired uint64, err error) {
-	dropped = s.c.drops.snapshot()
+func (s *Store) Removed() (lost map[string]uint64, retired uint64, err error) {
+	lost = s.c.drops.snapshot()
 	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bCounters)
 		return b.ForEach(func(k, v []byte) error {
 			if string(k) == keyRetentionDeleted {
 				retired = getUint(b, k)
 			} else {
-				dropped[string(k)] += getUint(b, k)
+				lost[string(k)] += getUint(b, k)
 			}
 			return nil
 		})
 	})
-	return dropped, retired, err
+	return lost, retired, err
 }

@@ -113,7 +113,7 @@ func TestDiskFullDuringLogWrite(t *testing.T) {
 		n, err := s.Count(Query{Source: "queued", Quantity: "temperature"})
 		return err == nil && n == 50
 	})
-	dropped, _, err := s.Losses()
+	dropped, _, err := s.Removed()
 	mustDo(t, err)
 	if n := dropped[reasonCommitFailed]; n != 0 {
 		t.Errorf("%d readings dropped", n)

@@ -357,7 +357,7 @@ func TestModel(t *testing.T) {
 			dones := make(chan int, len(calls))
 			for i := range calls {
 				calls[i] = mk(1 + rng.IntN(5))
-				mustDo(t, s.AppendThen(context.Background(), calls[i], rng.IntN(2) == 0, func(err error) {
+				mustDo(t, s.AppendThen(context.Background(), calls[i], Lead(rng.IntN(2) == 0), func(err error) {
 					if err != nil {
 						t.Errorf("step %d: AppendThen: %v", step, err)
 					}

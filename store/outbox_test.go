@@ -96,7 +96,7 @@ func TestDeadLettersRequeuedAndDiscarded(t *testing.T) {
 	if err := s.DiscardDeadLetter(21); !errors.Is(err, ErrNotFound) {
 		t.Errorf("discarding twice: %v, want ErrNotFound", err)
 	}
-	dropped, _, err := s.Losses()
+	dropped, _, err := s.Removed()
 	mustDo(t, err)
 	if got := dropped[reasonDeadLetterDiscarded]; got != 10 {
 		t.Errorf("dropped %s = %d, want 10 (all: %v)", reasonDeadLetterDiscarded, got, dropped)

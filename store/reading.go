@@ -31,7 +31,7 @@ func (c Clock) String() string {
 // Stamp dates a reading taken now: its wall time, whether the clock was
 // synchronised, and while it is not, the time since boot that lets the store
 // repair the reading later (Reading.Mono). clock.Tracker.Stamp is one.
-type Stamp func() (time.Time, Clock, time.Duration)
+type Stamp func() (wall time.Time, clock Clock, mono time.Duration)
 
 // Trusted returns a Stamp that takes now as synchronised: the default where
 // no clock tracker is given (tests, tools).

@@ -43,7 +43,7 @@ func TestRetentionDeletesOnlyUploadedReadingsByAge(t *testing.T) {
 	if len(rest) != 140 || rest[0].Seq != 61 {
 		t.Fatalf("after retention: %d readings starting at %d, want 140 starting at 61", len(rest), rest[0].Seq)
 	}
-	dropped, retired, err := s.Losses()
+	dropped, retired, err := s.Removed()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestFullStoreDropOldestCountsEveryDrop(t *testing.T) {
 	if st.UsedBytes > st.MaxBytes {
 		t.Errorf("used %d bytes over the %d cap", st.UsedBytes, st.MaxBytes)
 	}
-	dropped, _, err := s.Losses()
+	dropped, _, err := s.Removed()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestFullStoreRejectNew(t *testing.T) {
 	mustDo(t, s.Enqueue(context.Background(), reading("a", "temperature", 0, 1), reading("a", "temperature", 1, 1)))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		d, _, err := s.Losses()
+		d, _, err := s.Removed()
 		mustDo(t, err)
 		if d[reasonFullRejectNew] == 2 {
 			break

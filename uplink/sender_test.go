@@ -478,7 +478,7 @@ func TestDrainCrossesReadingsDroppedInFlight(t *testing.T) {
 	running(t, st, o)
 	<-first
 	appendN(t, st, 40000, 300) // about 4 MiB into a 1 MiB cap: the oldest unsent go
-	d, _, err := st.Losses()
+	d, _, err := st.Removed()
 	if err != nil || d["full_drop_oldest"] == 0 {
 		t.Fatalf("nothing dropped (%v, %v): the test did not fill the store", d, err)
 	}

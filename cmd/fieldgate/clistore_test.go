@@ -127,7 +127,7 @@ func TestCommandsLeaveClockRepairAsItWas(t *testing.T) {
 	if len(ob.DeadLetters) != 0 || len(ob.Batches) != 1 || ob.Batches[0].First != 1 || ob.Batches[0].Last != 8 {
 		t.Errorf("outbox after retry and discard: %+v", ob)
 	}
-	if dropped, _, err := st.Losses(); err != nil || dropped["dead_letter_discarded"] != 8 {
+	if dropped, _, err := st.Removed(); err != nil || dropped["dead_letter_discarded"] != 8 {
 		t.Errorf("dropped %v (%v), want dead_letter_discarded 8", dropped, err)
 	}
 	if n, err := st.RepairClock(time.Now()); err != nil || n != 3 {

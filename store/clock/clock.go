@@ -127,8 +127,8 @@ func New(src Source, st Repairer, o Options) *Tracker {
 
 // Stamp returns the time of a reading taken now, with its clock state and,
 // while the clock is unsynced and repair is possible, the time since boot.
-func (t *Tracker) Stamp() (time.Time, store.Clock, time.Duration) {
-	wall := t.src.Wall()
+func (t *Tracker) Stamp() (wall time.Time, clock store.Clock, mono time.Duration) {
+	wall = t.src.Wall()
 	if t.synced.Load() {
 		return wall, store.ClockSynced, 0
 	}
