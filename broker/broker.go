@@ -97,9 +97,8 @@ type Options struct {
 	Stamp store.Stamp
 }
 
-// DefaultOptions returns what New uses for every zero field: the one place
-// the broker's defaults are written (the daemon's configuration starts
-// from them).
+// DefaultOptions returns what New uses for every zero field; the daemon's
+// configuration starts from them.
 func DefaultOptions() Options { return Options{}.withDefaults() }
 
 func (o Options) withDefaults() Options {

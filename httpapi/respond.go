@@ -69,8 +69,8 @@ func (v invalid) err() error {
 	return &httpError{Status: http.StatusUnprocessableEntity, Errors: v}
 }
 
-// errorResponse maps any error to a status and body. It is the one place
-// errors become HTTP: store errors get their status, anything unexpected is
+// errorResponse maps any error to a status and body: store errors get
+// their status, anything unexpected is
 // a 500 whose message never leaks internals (it is logged instead).
 func errorResponse(log *slog.Logger, err error) (int, []apiError) {
 	var he *httpError

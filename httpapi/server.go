@@ -118,9 +118,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// DefaultOptions returns what New uses for every zero field: the one place
-// the API's defaults are written (the daemon's configuration starts from
-// them).
+// DefaultOptions returns what New uses for every zero field; the daemon's
+// configuration starts from them.
 func DefaultOptions() Options { return Options{}.withDefaults() }
 
 func (o Options) withDefaults() Options {

@@ -10,8 +10,7 @@ import (
 // Validate reports every option out of range to problem, naming the
 // field, for options as a configuration states them: each limit explicit
 // (DefaultOptions gives them all), so a zero is a problem here, not "the
-// default". It is the one place the API's ranges are written; New fills
-// zero fields with defaults.
+// default". New fills zero fields with defaults.
 func (o Options) Validate(problem func(field, msg string)) {
 	p := func(field, format string, args ...any) { problem(field, fmt.Sprintf(format, args...)) }
 	for _, origin := range o.CORSOrigins {

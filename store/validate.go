@@ -8,8 +8,8 @@ import (
 
 // Validate reports every option out of the ranges a configuration may
 // choose to problem, naming the field, for options as a configuration
-// states them (DefaultOptions-style values, every limit explicit). It is
-// the one place those ranges are written. Open checks less (tests use a
+// states them (DefaultOptions-style values, every limit explicit). Open
+// checks less (tests use a
 // tiny head or checkpoint interval on purpose); the 32-bit mapping limit
 // is checked by Open on the machine that opens the store.
 func (o Options) Validate(problem func(field, msg string)) {

@@ -76,8 +76,7 @@ type Options struct {
 }
 
 // DefaultOptions returns the batch sizes, intervals and timeouts New uses
-// for zero fields: the one place the uplink's defaults are written (the
-// daemon's configuration starts from them).
+// for zero fields; the daemon's configuration starts from them.
 func DefaultOptions() Options {
 	var o Options
 	o.defaultLimits()

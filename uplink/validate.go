@@ -10,8 +10,7 @@ import (
 // Validate reports every option out of range to problem, naming the
 // field, for options as a configuration states them: each limit explicit
 // (DefaultOptions gives them all), so a zero is a problem here, not "the
-// default". It is the one place the uplink's ranges are written; New fills
-// zero fields with defaults and checks only the URL.
+// default". New fills zero fields with defaults and checks only the URL.
 func (o Options) Validate(problem func(field, msg string)) {
 	p := func(field, format string, args ...any) { problem(field, fmt.Sprintf(format, args...)) }
 	if err := checkURL(o.URL); err != nil {
