@@ -96,8 +96,15 @@ type replica struct {
 // without PostgreSQL, unless FIELDGATE_REQUIRE_ALL=1.
 func Start(tb testing.TB, bin, gateway string, n int) *Rig {
 	tb.Helper()
-	r := &Rig{tb: tb, bin: bin, PG: pgtest.Start(tb), answers: map[string]string{}}
-	r.DBURL = r.PG.URL("postgres")
+	pg := pgtest.Start(tb)
+	return StartOn(tb, bin, gateway, n, pg, pg.URL("postgres"))
+}
+
+// StartOn is Start on a PostgreSQL of the caller's, reached with dbURL
+// (several hosts, for a failover).
+func StartOn(tb testing.TB, bin, gateway string, n int, pg *pgtest.Server, dbURL string) *Rig {
+	tb.Helper()
+	r := &Rig{tb: tb, bin: bin, PG: pg, DBURL: dbURL, answers: map[string]string{}}
 	if out, err := r.command("migrate").CombinedOutput(); err != nil {
 		tb.Fatalf("fieldgate-cloud migrate: %v\n%s", err, out)
 	}

@@ -46,6 +46,9 @@ type Server struct {
 func BinDir() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if _, err := exec.LookPath("postgres"); err == nil {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real // the real directory also holds pg_basebackup
+			}
 			return filepath.Dir(p), nil
 		}
 	}
@@ -63,6 +66,20 @@ func BinDir() (string, error) {
 // system's temporary directory when empty) and returns its server, not yet
 // started.
 func Init(parent string) (*Server, error) {
+	s, err := newServer(parent)
+	if err != nil {
+		return nil, err
+	}
+	init := s.command("initdb", "-D", s.DataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if out, err := init.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
+	}
+	return s, nil
+}
+
+// newServer makes a server's directory and log, owned by the user it runs
+// as, without a cluster in it yet.
+func newServer(parent string) (*Server, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -91,11 +108,32 @@ func Init(parent string) (*Server, error) {
 			return nil, err
 		}
 	}
-	init := s.command("initdb", "-D", s.DataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	if out, err := init.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
-	}
 	return s, nil
+}
+
+// Standby makes a streaming standby of s (pg_basebackup of the running
+// server, replicating as application name, which synchronous_standby_names
+// can name) in a new directory, not yet started. Its socket is in its own
+// directory, on the same port.
+func (s *Server) Standby(name string) (*Server, error) {
+	st, err := newServer(filepath.Dir(s.dir))
+	if err != nil {
+		return nil, err
+	}
+	backup := st.command("pg_basebackup", "-D", st.DataDir(), "-X", "stream", "-R", "--no-sync",
+		"-d", fmt.Sprintf("host=%s port=5432 user=postgres application_name=%s", s.dir, name))
+	if out, err := backup.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, out)
+	}
+	return st, nil
+}
+
+// Promote makes a standby the primary and waits until it takes writes.
+func (s *Server) Promote() error {
+	if out, err := s.command("pg_ctl", "promote", "-w", "-D", s.DataDir()).CombinedOutput(); err != nil {
+		return fmt.Errorf("pgtest: pg_ctl promote: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // unprivileged is the user PostgreSQL runs as when the caller is root.
