@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -63,11 +62,7 @@ var apiKeys = map[string]string{"CORSOrigins": "api.cors_origins", "TrustedProxi
 func validateAPI(c *Config, add func(path, format string, args ...any)) {
 	a := c.API
 	c.apiOptions().Validate(keyed(apiKeys, add))
-	if a.Listen != "" {
-		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
-			add("api.listen", "%q: want host:port or :port", a.Listen)
-		}
-	}
+	checkListen("api.listen", a.Listen, add)
 	if a.MaxConnections < 1 || a.MaxConnections > 10000 {
 		add("api.max_connections", "%d: want 1 to 10000", a.MaxConnections)
 	}

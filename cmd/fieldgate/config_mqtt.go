@@ -71,6 +71,9 @@ var mqttKeys = map[string]string{"TLSListen": "mqtt.tls_listen", "Limits.MaxPack
 func validateMQTT(c *Config, add func(path, format string, args ...any)) {
 	m := c.MQTT
 	c.brokerOptions().Validate(keyed(mqttKeys, add))
+	checkListen("mqtt.listen", m.Listen, add)
+	checkListen("mqtt.tls_listen", m.TLSListen, add)
+	checkListen("mqtt.ws_listen", m.WSListen, add)
 	for path, f := range map[string]string{"mqtt.tls_cert": m.TLSCert, "mqtt.tls_key": m.TLSKey} {
 		if f == "" {
 			continue

@@ -187,6 +187,12 @@ func TestConfigRejections(t *testing.T) {
 				`:6: api.session_ttl: 1s: want between 1m and 720h`,
 				`api.tls_cert: tls_cert and tls_key go together`,
 			}},
+		{name: "listen ports", yaml: "mqtt:\n  listen: \":notaport\"\n  ws_listen: \":99999\"\napi:\n  listen: \"127.0.0.1:http\"\n",
+			want: []string{
+				`:2: mqtt.listen: ":notaport": the port must be a number from 1 to 65535 (0: any free port)`,
+				`:3: mqtt.ws_listen: ":99999": the port must be a number from 1 to 65535 (0: any free port)`,
+				`:5: api.listen: "127.0.0.1:http": the port must be a number from 1 to 65535 (0: any free port)`,
+			}},
 		{name: "clock", yaml: "clock:\n  trust: gps\n  upload_hold: 10s\n",
 			want: []string{
 				`:2: clock.trust: "gps": want ntp (no real-time clock: wait for NTP) or system`,
