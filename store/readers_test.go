@@ -1,9 +1,10 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,41 +12,32 @@ import (
 // TestLongReadsLetCommitsThrough: a Count over a long series used to hold
 // the head's read lock for its whole scan, and the commit leader, which
 // needs the write lock to add a synced group, waited for it — with every
-// PUBACK behind it. Now reads take short snapshots: commits that begin
-// during a long Count end during it.
+// PUBACK behind it. Now reads take short snapshots: between two of them a
+// commit goes through. The test commits from inside a Count, between its
+// snapshots: if the Count held a lock across them, the commit could not
+// end.
 func TestLongReadsLetCommitsThrough(t *testing.T) {
 	s := mustOpen(t, Options{})
 	fill(t, s, "long", 200_000)
 	mustCheckpoint(t, s)
 	fill(t, s, "long", 20_000) // some in the head too
-	// epoch is odd while a Count runs: a commit counts if it began and
-	// ended in one Count.
-	var epoch atomic.Int64
-	var stop atomic.Bool
-	done := make(chan int)
-	go func() {
-		n := 0
-		for i := 0; !stop.Load(); i++ {
-			e := epoch.Load()
-			mustAppend(t, s, reading("other", "temperature", i, 1))
-			if e%2 == 1 && epoch.Load() == e {
-				n++
-			}
-		}
-		done <- n
-	}()
-	for range 5 {
-		epoch.Add(1)
-		n, err := s.Count(Query{Source: "long", Quantity: "temperature"})
-		epoch.Add(1)
-		mustDo(t, err)
-		if n != 220_000 {
-			t.Fatalf("Count = %d", n)
+	commits := 0
+	testHookBetweenChunks = func() {
+		done := make(chan error, 1)
+		go func() { done <- s.Append(context.Background(), reading("other", "temperature", commits, 1)) }()
+		select {
+		case err := <-done:
+			mustDo(t, err)
+			commits++
+		case <-time.After(time.Minute):
+			t.Fatal("a commit made between two snapshots of a Count did not end: the Count holds it up")
 		}
 	}
-	stop.Store(true)
-	if n := <-done; n < 3 {
-		t.Errorf("%d commits began and ended during five counts of 220,000 readings: the count holds them up", n)
+	defer func() { testHookBetweenChunks = nil }()
+	n, err := s.Count(Query{Source: "long", Quantity: "temperature"})
+	mustDo(t, err)
+	if n != 220_000 || commits < 50 {
+		t.Fatalf("Count = %d with %d commits during it; want 220,000 with one between every two of its %d-reading snapshots", n, commits, walkChunk)
 	}
 }
 

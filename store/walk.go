@@ -113,5 +113,12 @@ func (s *Store) walk(q Query, flush func() error, visit func(*snapshot, entry) (
 		if err != nil || !more {
 			return err
 		}
+		if testHookBetweenChunks != nil {
+			testHookBetweenChunks()
+		}
 	}
 }
+
+// testHookBetweenChunks, set by tests, runs between two snapshots of a
+// walk, with no lock held.
+var testHookBetweenChunks func()
