@@ -47,6 +47,9 @@ type Driver struct {
 	// MinInterval is the shortest sensible poll interval (the chip's own
 	// measurement period), if it has one.
 	MinInterval time.Duration
+	// Simulated is set for the driver with no chip ("sim"): it has no bus
+	// or address, and OpenSimulated makes its sensors.
+	Simulated bool
 
 	open func(bus i2c.Bus, addr uint16) (Sensor, error)
 	// identify reads an ID register where the chip has one, and reports
@@ -56,10 +59,26 @@ type Driver struct {
 
 // Open opens the chip at addr on bus.
 func (d *Driver) Open(bus i2c.Bus, addr uint16) (Sensor, error) {
+	if d.Simulated {
+		return nil, fmt.Errorf("%s: a simulated sensor has no bus (OpenSimulated)", d.Name)
+	}
 	if !slices.Contains(d.Addrs, addr) {
 		return nil, fmt.Errorf("%s: address 0x%02X: the chip answers only at %s", d.Name, addr, FormatAddrs(d.Addrs))
 	}
 	return d.open(bus, addr)
+}
+
+// OpenSimulated makes a simulated driver's sensor; seed (its source)
+// makes two of them look like two rooms.
+func (d *Driver) OpenSimulated(seed string) Sensor { return NewSim(SimOpts{Seed: seed}) }
+
+// Source is the readings' source id of sensor name with this driver at
+// addr on bus: "i2c1-0x44", or "sim-NAME" for a simulated one.
+func (d *Driver) Source(name string, bus int, addr uint16) string {
+	if d.Simulated {
+		return "sim-" + name
+	}
+	return fmt.Sprintf("i2c%d-0x%02x", bus, addr)
 }
 
 // Measures reports whether the driver measures quantity q.
@@ -74,8 +93,13 @@ func FormatAddrs(addrs []uint16) string {
 	return strings.Join(s, ", ")
 }
 
-// drivers is the registry: every supported chip, by configuration name.
+// drivers is the registry: every supported chip, by configuration name,
+// and the simulated sensor.
 var drivers = map[string]*Driver{
+	"sim": {
+		Name: "sim", Chip: "simulated temperature and humidity (a daily cycle)", Simulated: true,
+		Quantities: []string{Temperature, Humidity}, MinTemp: -40, MaxTemp: 85,
+	},
 	"sht3x": {
 		Name: "sht3x", Chip: "Sensirion SHT30/SHT31/SHT35", Addrs: []uint16{0x44, 0x45},
 		Quantities: []string{Temperature, Humidity}, MinTemp: -40, MaxTemp: 125,
@@ -168,7 +192,7 @@ func LookupDriver(name string) (*Driver, bool) {
 	return d, ok
 }
 
-// DriverNames lists the I²C driver names, sorted.
+// DriverNames lists the driver names, sorted.
 func DriverNames() []string {
 	names := make([]string, 0, len(drivers))
 	for n := range drivers {

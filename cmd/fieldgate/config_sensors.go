@@ -15,7 +15,7 @@ import (
 // SensorConfig is one local sensor.
 type SensorConfig struct {
 	Name string `yaml:"name"`
-	// Driver is "sim" or one of sensors.DriverNames().
+	// Driver is one of sensors.DriverNames() ("sim": simulated).
 	Driver string `yaml:"driver"`
 	// Bus is the I²C bus number: 1 (the default) is /dev/i2c-1, the Pi's
 	// header pins.
@@ -51,8 +51,8 @@ func (a I2CAddr) String() string { return fmt.Sprintf("0x%02X", uint16(a)) }
 
 // source is the readings' source id: "i2c1-0x44", or "sim-NAME".
 func (s *SensorConfig) source() string {
-	if s.Driver == "sim" {
-		return "sim-" + s.Name
+	if d, ok := sensors.LookupDriver(s.Driver); ok {
+		return d.Source(s.Name, s.busNum(), uint16(s.Address))
 	}
 	return fmt.Sprintf("i2c%d-0x%02x", s.busNum(), uint16(s.Address))
 }
@@ -71,7 +71,7 @@ func fillSensorDefaults(cfgs []SensorConfig) {
 	for i := range cfgs {
 		c := &cfgs[i]
 		d, ok := sensors.LookupDriver(c.Driver)
-		if !ok {
+		if !ok || d.Simulated {
 			continue
 		}
 		if c.Bus == nil {
@@ -88,7 +88,7 @@ func fillSensorDefaults(cfgs []SensorConfig) {
 func validateSensors(cfgs []SensorConfig, add func(path, format string, args ...any)) {
 	names := map[string]int{}
 	at := map[string]int{} // "bus/address" → index
-	known := append(sensors.DriverNames(), "sim")
+	known := sensors.DriverNames()
 	for i, s := range cfgs {
 		p := "sensors[" + strconv.Itoa(i) + "]"
 		if !namePattern.MatchString(s.Name) {
@@ -100,11 +100,11 @@ func validateSensors(cfgs []SensorConfig, add func(path, format string, args ...
 		minInterval := 100 * time.Millisecond
 		var measures func(string) bool
 		switch d, ok := sensors.LookupDriver(s.Driver); {
-		case s.Driver == "sim":
+		case ok && d.Simulated:
 			if s.Bus != nil || s.Address != 0 {
 				add(p+".driver", "the simulated sensor has no bus or address; remove them")
 			}
-			measures = func(q string) bool { return q == sensors.Temperature || q == sensors.Humidity }
+			measures = d.Measures
 		case !ok:
 			add(p+".driver", "unknown driver %q (known: %s)", s.Driver, strings.Join(known, ", "))
 		default:

@@ -122,7 +122,7 @@ func TestConfigRejections(t *testing.T) {
 		{name: "sensors", yaml: "sensors:\n  - name: a\n    driver: sim\n    interval: 10s\n  - name: a\n    driver: bme999\n    interval: 10ms\n  - name: Big\n    driver: sim\n    interval: 1s\n",
 			want: []string{
 				`:5: sensors[1].name: "a" is already the name of sensors[0]`,
-				`sensors[1].driver: unknown driver "bme999" (known: aht20, am2320, bme280, hdc302x, mcp9808, scd4x, sht3x, sht4x, tmp102, sim)`,
+				`sensors[1].driver: unknown driver "bme999" (known: aht20, am2320, bme280, hdc302x, mcp9808, scd4x, sht3x, sht4x, sim, tmp102)`,
 				`sensors[1].interval: 10ms: want between 100ms and 24h`,
 				`:8: sensors[2].name: "Big": use 1 to 32 lowercase letters`,
 			}},

@@ -177,10 +177,14 @@ func sensorEntries(cfgs []SensorConfig, buses *sensors.Buses) []sensors.Entry {
 			Name: c.Name, Source: c.source(), Driver: c.Driver,
 			Interval: time.Duration(c.Interval), Offsets: c.Offsets,
 		}
-		if d, ok := sensors.LookupDriver(c.Driver); ok {
+		d, _ := sensors.LookupDriver(c.Driver) // the configuration was validated
+		e.MinTemp, e.MaxTemp = d.MinTemp, d.MaxTemp
+		if d.Simulated {
+			source := e.Source
+			e.Open = func() (sensors.Sensor, error) { return d.OpenSimulated(source), nil }
+		} else {
 			bus, addr := c.busNum(), uint16(c.Address)
 			e.Bus = fmt.Sprintf("i2c-%d", bus)
-			e.MinTemp, e.MaxTemp = d.MinTemp, d.MaxTemp
 			e.Open = func() (sensors.Sensor, error) {
 				b, err := buses.Get(bus)
 				if err != nil {
@@ -188,10 +192,6 @@ func sensorEntries(cfgs []SensorConfig, buses *sensors.Buses) []sensors.Entry {
 				}
 				return d.Open(b, addr)
 			}
-		} else { // sim
-			source := e.Source
-			e.MinTemp, e.MaxTemp = -40, 85
-			e.Open = func() (sensors.Sensor, error) { return sensors.NewSim(sensors.SimOpts{Seed: source}), nil }
 		}
 		out = append(out, e)
 	}
