@@ -238,3 +238,71 @@ func TestUndecodableRecordIsSkipped(t *testing.T) {
 		t.Fatalf("%d records, info %+v", n, info)
 	}
 }
+
+// TestATornFrameHeadHidesNothing is a write torn inside its frame head,
+// which left garbage seqs there (no checksum covers a head on its own). A
+// replay that found its segment first in the log (a checkpoint released
+// the ones before it, and the power cut undid its own removal) once took
+// that garbage for a claim on seqs up to 37715, skipped every record the
+// next process had written and synced below it (seqs it gave again, the
+// torn write having never been acknowledged), and lost them. Now a head
+// counts only where it continues the sequence, a claim never hides a
+// valid frame, and later frames void it.
+func TestATornFrameHeadHidesNothing(t *testing.T) {
+	dir := t.TempDir()
+	o := wal.Options{Dir: dir, SegmentSize: wal.MinSegmentSize}
+	writeSynced(t, o, 10) // segment 1
+
+	l, _, _ := replayAll(t, o, 0) // a write the power cut tore, in segment 3
+	appendN(t, l, 11, 1, 1)
+	mustDo(t, l.Close())
+	seg := filepath.Join(dir, "0000000000000003.wal")
+	b, err := os.ReadFile(seg)
+	mustDo(t, err)
+	if offs := frameOffsets(b); len(offs) != 1 || binary.BigEndian.Uint64(b[48:]) != 11 {
+		t.Fatalf("segment 3 holds frames at %v: want record 11 at 40", offs)
+	}
+	binary.BigEndian.PutUint64(b[48:], 28657) // the tear's garbage: first
+	binary.BigEndian.PutUint64(b[56:], 37715) // and last
+	mustDo(t, os.WriteFile(seg, b, 0o640))
+
+	l, got, info := replayAll(t, o, 0) // the next process gives 11 again
+	if len(got) != 10 || info.Last != 10 || info.Torn != 0 {
+		t.Fatalf("replayed %v, info %+v: want 1-10 and the garbage left alone", got, info)
+	}
+	appendN(t, l, 11, 10, 1)
+	mustDo(t, l.Sync())
+	mustDo(t, l.Close())
+
+	// A checkpoint at 10 releases segments 1 to 3; the power goes before
+	// the removal of segment 3 is durable.
+	l, _, _ = replayAll(t, o, 10)
+	mustDo(t, l.Close())
+	if _, err := os.Stat(seg); !os.IsNotExist(err) {
+		t.Fatalf("segment 3 was not released: %v", err)
+	}
+	mustDo(t, os.WriteFile(seg, b, 0o640))
+	_, got, info = replayAll(t, o, 10)
+	if seqs := seqsOf(got); len(seqs) != 10 || !seqs[11] || !seqs[20] || info.Last != 20 {
+		t.Fatalf("replayed %v, info %+v: want 11-20, the log ending at 20", got, info)
+	}
+}
+
+// TestARottedLastFrameKeepsItsSeqs: the last frame a process wrote was
+// synced (and perhaps uploaded) and then rotted. Its head still names its
+// seqs, and nothing later gives them again: the log ends at them, so the
+// next records never reuse them.
+func TestARottedLastFrameKeepsItsSeqs(t *testing.T) {
+	dir := t.TempDir()
+	o := wal.Options{Dir: dir, SegmentSize: wal.MinSegmentSize}
+	writeSynced(t, o, 10)
+	seg := filepath.Join(dir, "0000000000000001.wal")
+	b, err := os.ReadFile(seg)
+	mustDo(t, err)
+	b[frameOffsets(b)[9]+40] ^= 0x04 // record 10's payload
+	mustDo(t, os.WriteFile(seg, b, 0o640))
+	_, got, info := replayAll(t, o, 0)
+	if seqs := seqsOf(got); len(seqs) != 9 || seqs[10] || info.Last != 10 {
+		t.Fatalf("replayed %v, info %+v: want 1-9, the log ending at 10", got, info)
+	}
+}

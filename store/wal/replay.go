@@ -95,6 +95,7 @@ func (l *Log) Replay(after uint64, fn func(first, last uint64, payload []byte) e
 	}
 	l.segs = kept
 	r.classify()
+	r.info.Last = max(r.info.Last, r.claimed())
 	l.base = r.info.Last
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,9 +118,9 @@ type replayer struct {
 	buf   []byte
 	after uint64 // Replay's argument: seqs up to it are checkpointed
 	prev  uint64 // last seq of the previous valid frame or mark
-	// claimed is the highest seq claimed by the head of a damaged frame at
-	// a segment's end.
-	claimed uint64
+	// claims are the seqs held by the heads of damaged frames at a
+	// segment's end (see claim).
+	claims []claim
 	// headerLoss is the last damage listed for an unreadable header whose
 	// segment gave up no record: the next segment's base says what it lost.
 	headerLoss int
@@ -211,7 +212,8 @@ func (r *replayer) segment(s *segment) (bool, error) {
 // bit flipped in a frame's head at the end of a segment, or a segment lost
 // — unless a damaged frame claimed them or a checkpoint holds them.
 func (r *replayer) lostBefore(s *segment, h header) {
-	known := max(r.prev, r.claimed, r.after)
+	r.voidClaims(0, h.base)
+	known := max(r.prev, r.claimed(), r.after)
 	if h.legacy || h.base <= known {
 		return
 	}
@@ -283,18 +285,13 @@ func (r *replayer) frames(s *segment, b []byte, h header) error {
 				// The segment's end. Bytes left by the file's previous use
 				// are not damage; a frame of ours cut short is.
 				if state != frameZero && r.ours(b[s.size:], h) {
-					r.regions = append(r.regions, region{seg: s, offset: s.size, expected: r.prev + 1})
-					// Its seqs may have been seen (uploaded, if it was
-					// synced and then rotted): they are never given again.
-					if last := binary.BigEndian.Uint64(b[s.size+16:]); last-r.prev <= maxSpan {
-						r.info.Last = max(r.info.Last, last)
-						r.claimed = max(r.claimed, last)
-					}
+					r.regions = append(r.regions, region{seg: s, offset: s.size, expected: r.expected()})
+					r.claim(s, b[s.size:])
 				}
 				break
 			}
 			f, _ = parseFrame(b[next:], s.key)
-			r.regions = append(r.regions, region{seg: s, offset: s.size, expected: r.prev + 1, lost: f.first - 1})
+			r.regions = append(r.regions, region{seg: s, offset: s.size, expected: r.expected(), lost: f.first - 1})
 			s.size = next
 		}
 		if err := r.record(s, f); err != nil {
@@ -328,7 +325,10 @@ func (r *replayer) scan(b []byte, off int64, h header) int64 {
 
 // ours reports whether b, where a segment's valid frames end, starts with
 // the head of a frame that continues the sequence: a write cut short,
-// rather than stale bytes from the file's previous use (older seqs).
+// rather than stale bytes from the file's previous use (older seqs). Before
+// the first valid frame, the sequence continues at or below the
+// checkpoint's next seq, and above the base of the process that wrote h's
+// segment.
 func (r *replayer) ours(b []byte, h header) bool {
 	head := frameHead
 	if h.legacy {
@@ -338,8 +338,15 @@ func (r *replayer) ours(b []byte, h header) bool {
 		return false
 	}
 	first := binary.BigEndian.Uint64(b[8:])
-	return first != 0 && (r.prev == 0 || first == r.prev+1)
+	if r.prev != 0 {
+		return first == r.prev+1
+	}
+	return first > h.base && first <= r.after+1
 }
+
+// expected is the first seq that the next frame should hold, as far as
+// the frames read so far and the checkpoint tell.
+func (r *replayer) expected() uint64 { return max(r.prev, r.after) + 1 }
 
 // record hands a valid frame to the callback.
 func (r *replayer) record(s *segment, f frame) error {
@@ -358,6 +365,7 @@ func (r *replayer) record(s *segment, f frame) error {
 		r.l.log.Warn("wal: sequence gap between segments", "segment", s.n, "missing_from", r.prev+1, "missing_to", f.first-1)
 	}
 	salvaged := len(r.regions) > 0
+	r.voidClaims(f.first, 0)
 	r.prev = f.last
 	s.last = max(s.last, f.last)
 	if f.last <= r.info.Last {
