@@ -11,6 +11,8 @@
 //	fieldgate-cloud gateway list
 //	fieldgate-cloud gateway rotate ID             prints a new token; the old one stops working
 //	fieldgate-cloud gateway remove ID             revokes it; its readings stay
+//	fieldgate-cloud readings list                 the monthly partitions of readings
+//	fieldgate-cloud readings prune -keep-months N drops the months received before the last N
 //
 // docs/cloud.md describes the schema, the metrics and how to run it.
 package main
@@ -40,6 +42,9 @@ const usage = `usage:
   fieldgate-cloud gateway list             list gateways
   fieldgate-cloud gateway rotate ID        print a new token for a gateway
   fieldgate-cloud gateway remove ID        revoke a gateway (its readings stay)
+  fieldgate-cloud readings list            list the monthly partitions of readings
+  fieldgate-cloud readings prune -keep-months N
+                                           drop the months received before the last N
 The database is DATABASE_URL (a postgres:// URL or "host=… dbname=…"), or -database.
 `
 
@@ -57,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrate(ctx, args, stdout, stderr)
 	case "gateway":
 		return gateway(ctx, args, stdout, stderr)
+	case "readings":
+		return readings(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate-cloud/receiver"
 	"fieldgate/cmd/fieldgate-cloud/receiver/cloudtest"
 	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 	"fieldgate/uplink/wire"
@@ -170,4 +172,37 @@ func gzipJSON(t testing.TB, b wire.BatchBody) []byte {
 		t.Fatal(err)
 	}
 	return body
+}
+
+// TestReadingsCommands lists the monthly partitions of readings and
+// prunes the months past what is kept, through the command line.
+func TestReadingsCommands(t *testing.T) {
+	url := pgtest.NewDB(t)
+	if out, err := cli(t, url, "migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	db, err := receiver.Open(t.Context(), url, receiver.DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	this := receiver.MonthsBack(time.Now(), 0)
+	if _, err := db.EnsurePartitions(t.Context(), this.AddDate(0, -3, 0)); err != nil { // as a receiver running then did
+		t.Fatal(err)
+	}
+	out, err := cli(t, url, "readings", "list")
+	if err != nil || !strings.Contains(out, "readings_default") ||
+		!regexp.MustCompile(fmt.Sprintf(`readings_%s\s+%s\s+%s\s+\d+ KiB`, this.Format("2006_01"), this.Format("2006-01-02"), this.AddDate(0, 1, 0).Format("2006-01-02"))).MatchString(out) {
+		t.Fatalf("readings list: %v\n%s", err, out)
+	}
+	if _, err := cli(t, url, "readings", "prune"); err == nil || !strings.Contains(err.Error(), "-keep-months") {
+		t.Errorf("prune without -keep-months: %v", err)
+	}
+	out, err = cli(t, url, "readings", "prune", "-keep-months", "1")
+	if err != nil || strings.Count(out, "dropped ") != 2 || !strings.Contains(out, "dropped readings_"+this.AddDate(0, -3, 0).Format("2006_01")) {
+		t.Fatalf("prune -keep-months 1: %v\n%s", err, out)
+	}
+	if out, err := cli(t, url, "readings", "prune", "-keep-months", "1"); err != nil || !strings.Contains(out, "nothing received before") {
+		t.Errorf("prune again: %v\n%s", err, out)
+	}
 }

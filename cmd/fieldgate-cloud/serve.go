@@ -68,6 +68,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	go partitionUpkeep(ctx, db, log)
 	handler := receiver.NewServer(db, opt)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 2 * time.Minute, WriteTimeout: opt.Timeout + time.Minute, IdleTimeout: 2 * time.Minute,

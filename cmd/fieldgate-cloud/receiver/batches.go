@@ -95,18 +95,25 @@ func digest(js []byte) []byte {
 }
 
 // storeSQL records the batch and inserts its readings in one statement, so
-// both commit together; nothing is inserted when a reading of the batch
-// was stored before, under the same identity (gateway, incarnation, seq),
-// with other content (a conflict: a reading is never silently replaced or
-// dropped). It returns how many batch rows and readings were inserted,
-// and whether a reading differs.
+// both commit together. Readings already stored under the same identity
+// (gateway, incarnation, seq) are not inserted again; nothing is inserted
+// when one of them has other content (a conflict: a reading is never
+// silently replaced or dropped). readings is partitioned by received, so
+// no unique index can hold the identity: the stored seqs are looked up
+// (one index range scan per partition), and the caller holds the
+// gateway's lock (gatewayLock) so that no other batch of the same
+// identities commits in between. It returns how many batch rows and
+// readings were inserted, and whether a reading differs.
 const storeSQL = `
 WITH incoming AS (
 	SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[], $10::float8[], $11::text[], $12::timestamptz[], $13::text[])
 		AS r(seq, source, quantity, value, unit, time, clock)
+), stored AS (
+	SELECT seq, source, quantity, value, unit, time, clock FROM readings
+	WHERE gateway_id = $1 AND incarnation = $2 AND seq BETWEEN $3 AND $4
 ), differ AS (
-	SELECT 1 FROM incoming i JOIN readings r ON r.gateway_id = $1 AND r.incarnation = $2 AND r.seq = i.seq
-	WHERE (r.source, r.quantity, r.value, r.unit, r.time, r.clock) IS DISTINCT FROM (i.source, i.quantity, i.value, i.unit, i.time, i.clock)
+	SELECT 1 FROM incoming i JOIN stored s USING (seq)
+	WHERE (s.source, s.quantity, s.value, s.unit, s.time, s.clock) IS DISTINCT FROM (i.source, i.quantity, i.value, i.unit, i.time, i.clock)
 	LIMIT 1
 ), batch AS (
 	INSERT INTO batches (gateway_id, incarnation, first_seq, last_seq, readings, digest)
@@ -116,11 +123,14 @@ WITH incoming AS (
 ), added AS (
 	INSERT INTO readings (gateway_id, incarnation, seq, source, quantity, value, unit, time, clock)
 	SELECT $1, $2, i.* FROM incoming i
-	WHERE EXISTS (SELECT 1 FROM batch)
-	ON CONFLICT (gateway_id, incarnation, seq) DO NOTHING
+	WHERE EXISTS (SELECT 1 FROM batch) AND NOT EXISTS (SELECT 1 FROM stored s WHERE s.seq = i.seq)
 	RETURNING 1
 )
 SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added), (SELECT count(*) FROM differ)`
+
+// gatewayLock is the key of the advisory lock under which a gateway's
+// batches are stored, one store incarnation at a time.
+func gatewayLock(gateway, incarnation string) string { return gateway + "\n" + incarnation }
 
 // StoreBatch stores batch b, decoded from js (its JSON body), which must
 // have passed b.Check. It returns once the batch is committed, or found
@@ -133,7 +143,7 @@ func (d *DB) StoreBatch(ctx context.Context, b wire.BatchBody, js []byte) (Resul
 	}
 	sum := digest(js)
 	var res Result
-	err = d.inTx(ctx, func(tx pgx.Tx) error {
+	err = d.inTxLocked(ctx, gatewayLock(b.Gateway, b.Incarnation), func(tx pgx.Tx) error {
 		var batches, added, differ int
 		err := tx.QueryRow(ctx, storeSQL, b.Gateway, b.Incarnation, int64(b.FirstSeq), int64(b.LastSeq), len(b.Readings), sum,
 			c.seq, c.source, c.quantity, c.value, c.unit, c.time, c.clock).Scan(&batches, &added, &differ)

@@ -90,10 +90,30 @@ func (d *DB) MaxConns() int { return int(d.pool.Config().MaxConns) }
 // inTx runs fn in a transaction with the statement and lock timeouts and
 // synchronous_commit of the options.
 func (d *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return d.tx(ctx, "", fn)
+}
+
+// inTxLocked is inTx holding the transaction-level advisory lock named by
+// key (hashed to 64 bits; a collision only makes two keys take turns)
+// before fn's first statement takes its snapshot. A transaction lock holds
+// through a connection pooler in transaction mode.
+func (d *DB) inTxLocked(ctx context.Context, key string, fn func(pgx.Tx) error) error {
+	return d.tx(ctx, key, fn)
+}
+
+// txSettings sets a transaction's options; the lock, if any, is taken in
+// the same round trip, after them (the lock timeout applies to it).
+const txSettings = `SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true),
+	set_config('synchronous_commit', $3, true)`
+
+func (d *DB) tx(ctx context.Context, lock string, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true),
-			set_config('synchronous_commit', $3, true)`, millis(d.opt.StatementTimeout), millis(d.opt.LockTimeout), d.opt.SynchronousCommit)
-		if err != nil {
+		args := []any{millis(d.opt.StatementTimeout), millis(d.opt.LockTimeout), d.opt.SynchronousCommit}
+		sql := txSettings
+		if lock != "" {
+			sql, args = sql+", pg_advisory_xact_lock(hashtextextended($4, 0))", append(args, lock)
+		}
+		if _, err := tx.Exec(ctx, sql, args...); err != nil {
 			return err
 		}
 		return fn(tx)

@@ -61,9 +61,16 @@ var ErrSchemaTooNew = errors.New("receiver: the database's schema is newer than 
 // (busy with queries) gives up its place and tries again, logging that it
 // waits, so it never queues ingest behind it for long. Indexes on existing
 // tables are built CONCURRENTLY, outside a transaction. A database at a
-// newer version is refused.
+// newer version is refused. Then the partitions of readings for this
+// month and the next are made (see EnsurePartitions).
 func (d *DB) Migrate(ctx context.Context) (from, to int, err error) {
-	return d.migrateTo(ctx, SchemaVersion())
+	if from, to, err = d.migrateTo(ctx, SchemaVersion()); err != nil {
+		return from, to, err
+	}
+	if _, err := d.EnsurePartitions(ctx, time.Now()); err != nil {
+		d.opt.Logger.Warn("readings partitions", "err", err) // the default partition takes the readings meanwhile
+	}
+	return from, to, nil
 }
 
 // migrationLock is the advisory lock key migrations hold ("fgmigr").

@@ -15,7 +15,8 @@ import (
 
 // TestMigratesFromTheFirstSchema opens a database left at schema version 1
 // with a gateway and its readings in it: the receiver brings it to the
-// current version and everything keeps working.
+// current version (readings partitioned, the old table its first
+// partition) and everything keeps working.
 func TestMigratesFromTheFirstSchema(t *testing.T) {
 	r := newReceiverAt(t, 1)
 	if from, to, err := r.db.Migrate(t.Context()); err != nil || from != 1 || to != SchemaVersion() {
@@ -33,6 +34,16 @@ func TestMigratesFromTheFirstSchema(t *testing.T) {
 	if n := r.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'readings_series'"); n != 1 {
 		t.Error("the series index was not created")
 	}
+	// readings is partitioned; the old table is its first partition.
+	if n := r.count("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'readings'::regclass"); n != 1 {
+		t.Error("readings is not partitioned")
+	}
+	if n := r.count("SELECT count(*) FROM readings_legacy"); n != 3 {
+		t.Errorf("%d readings in the first partition, want the 2 stored before and the one since", n)
+	}
+	if a := r.put(r.tokens["gw-a"], batch("gw-a", 2, 3, 7), nil); a.status != http.StatusConflict {
+		t.Errorf("reading 3 again with another value: %+v, want 409", a)
+	}
 	if from, to, err := r.db.Migrate(t.Context()); err != nil || from != to {
 		t.Errorf("a second migration: from %d to %d, %v; want nothing to do", from, to, err)
 	}
@@ -44,7 +55,7 @@ func newReceiverAt(t *testing.T, v int) *receiver {
 	t.Helper()
 	r := newReceiver(t, Options{})
 	ctx := t.Context()
-	if _, err := r.db.pool.Exec(ctx, "DROP TABLE readings, batches, gateways, fieldgate_schema"); err != nil {
+	if _, err := r.db.pool.Exec(ctx, "DROP TABLE readings, batches, gateways, fieldgate_schema, readings_partitioning"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := r.db.migrateTo(ctx, v); err != nil {
@@ -183,7 +194,7 @@ func TestMigrationTakesOverADeadBuild(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	if _, _, err := db.Migrate(t.Context()); err != nil {
+	if _, _, err := db.migrateTo(t.Context(), 5); err != nil { // the step that makes it the key
 		t.Fatal(err)
 	}
 	var leases int
