@@ -99,10 +99,12 @@ func digest(js []byte) []byte {
 // (gateway, incarnation, seq) are not inserted again; nothing is inserted
 // when one of them has other content (a conflict: a reading is never
 // silently replaced or dropped). readings is partitioned by received, so
-// no unique index can hold the identity: the stored seqs are looked up
-// (one index range scan per partition), and the caller holds the
-// gateway's lock (gatewayLock) so that no other batch of the same
-// identities commits in between. It returns how many batch rows and
+// no unique index can hold the identity: the stored seqs are looked up,
+// and the caller holds the gateway's lock (gatewayLock) so that no other
+// batch of the same identities commits in between. A reading is stored
+// only with a batch that holds its seq, so a batch that starts above the
+// highest last_seq stored (the usual next batch) looks in no partition;
+// any other looks in each (one index range scan per partition). It returns how many batch rows and
 // readings were inserted, and whether a reading differs.
 const storeSQL = `
 WITH incoming AS (
@@ -111,6 +113,7 @@ WITH incoming AS (
 ), stored AS (
 	SELECT seq, source, quantity, value, unit, time, clock FROM readings
 	WHERE gateway_id = $1 AND incarnation = $2 AND seq BETWEEN $3 AND $4
+		AND $3 <= (SELECT max(last_seq) FROM batches WHERE gateway_id = $1 AND incarnation = $2)
 ), differ AS (
 	SELECT 1 FROM incoming i JOIN stored s USING (seq)
 	WHERE (s.source, s.quantity, s.value, s.unit, s.time, s.clock) IS DISTINCT FROM (i.source, i.quantity, i.value, i.unit, i.time, i.clock)
