@@ -83,7 +83,8 @@ func reportTableBytes(b *testing.B, url string, n int) {
 	}
 	defer c.Close(ctx)
 	var rows, readings, batches int64
-	err = c.QueryRow(ctx, `SELECT (SELECT count(*) FROM readings), pg_total_relation_size('readings'), pg_total_relation_size('batches')`).
+	err = c.QueryRow(ctx, `SELECT (SELECT count(*) FROM readings),
+		(SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree('readings')), pg_total_relation_size('batches')`).
 		Scan(&rows, &readings, &batches)
 	if err != nil {
 		b.Fatal(err)
