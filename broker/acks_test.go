@@ -153,7 +153,7 @@ func TestPipelinedPublishesAreAckedInOrderOnceStored(t *testing.T) {
 func TestInFlightPublishesAreBounded(t *testing.T) {
 	st, pw := testStore(t)
 	g := newGatedStore(st)
-	b := startBroker(t, g, Options{ReceiveMaximum: 4})
+	b := startBroker(t, g, Options{Config: Config{ReceiveMaximum: 4}})
 	c := pipe(t, b, pw)
 	c.send(readingsBurst(6))
 	waitFor(t, func() bool { return g.calls.Load() == 4 })

@@ -40,40 +40,11 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
-// Options configure the broker. Zero values mean the defaults given.
+// Options configure the broker: its Config and what the program wires
+// in. Zero values mean the defaults given.
 type Options struct {
-	// Listen is the plain TCP address (":1883"); TLSListen with TLSCert
-	// and TLSKey the MQTT-over-TLS one (":8883"); WSListen MQTT over
-	// WebSocket (":8081"). Empty disables a listener.
-	Listen, TLSListen, TLSCert, TLSKey, WSListen string
-	// WSOrigins are the browser origins (scheme://host:port) allowed to
-	// use MQTT over WebSocket; by default none (ESP32 clients send no
-	// Origin, and any web page could otherwise talk MQTT to the gateway).
-	WSOrigins []string
-	// Limits guard the listeners.
-	Limits Limits
-	// PublishRate and PublishBurst bound each device's publishes per
-	// second, over all its connections and reconnections. Defaults 20 and
-	// 100.
-	PublishRate  float64
-	PublishBurst int
-	// ConnectsPerMinute and ConnectBurst bound how often each device may
-	// connect. Defaults 6 and 10: a node reconnecting after a Wi-Fi drop
-	// gets in, one in a crash loop is slowed to one try every 10 s.
-	ConnectsPerMinute float64
-	ConnectBurst      int
-	// MaxQuantities caps the distinct quantities one device may create;
-	// readings of further ones are refused. Default 64.
-	MaxQuantities int
-	// ReceiveMaximum bounds each client's unacknowledged QoS 1/2 publishes.
-	// Default 32.
-	ReceiveMaximum uint16
-	// MaxRetained caps retained messages; past it, new topics' retain flag
-	// is dropped (the message is still delivered). Default 1000.
-	MaxRetained int
-	// AllowAnonymous lets clients without a username in, using their client
-	// id as their device id. For a bench only.
-	AllowAnonymous bool
+	// Config is what the configuration file sets (the mqtt: section).
+	Config
 	// CommitTimeout bounds how long a publish waits for its commit. Default 10 s.
 	CommitTimeout time.Duration
 	// TimeTolerance is how far in the future a device timestamp may be
@@ -97,32 +68,8 @@ type Options struct {
 	Stamp store.Stamp
 }
 
-// DefaultOptions returns what New uses for every zero field; the daemon's
-// configuration starts from them.
-func DefaultOptions() Options { return Options{}.withDefaults() }
-
 func (o Options) withDefaults() Options {
-	if o.PublishRate <= 0 {
-		o.PublishRate = 20
-	}
-	if o.PublishBurst <= 0 {
-		o.PublishBurst = 100
-	}
-	if o.ConnectsPerMinute <= 0 {
-		o.ConnectsPerMinute = 6
-	}
-	if o.ConnectBurst <= 0 {
-		o.ConnectBurst = 10
-	}
-	if o.MaxQuantities <= 0 {
-		o.MaxQuantities = 64
-	}
-	if o.ReceiveMaximum == 0 {
-		o.ReceiveMaximum = 32
-	}
-	if o.MaxRetained <= 0 {
-		o.MaxRetained = 1000
-	}
+	o.Config = o.Config.withDefaults()
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 10 * time.Second
 	}
@@ -141,7 +88,6 @@ func (o Options) withDefaults() Options {
 	if o.Stamp == nil {
 		o.Stamp = store.Trusted(o.Now)
 	}
-	o.Limits = o.Limits.withDefaults()
 	return o
 }
 
@@ -225,7 +171,7 @@ func New(st Store, o Options) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(o.Limits.MaxPacketSize)
 	caps.MaximumClients = int64(o.Limits.MaxConnections)
-	caps.ReceiveMaximum = o.ReceiveMaximum
+	caps.ReceiveMaximum = uint16(min(o.ReceiveMaximum, 65535))
 	caps.MaximumInflight = maxQueuedPerSession
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true // a PUBACK echoing the publish's user properties upsets some clients
 	caps.TopicAliasMaximum = 0
@@ -239,7 +185,7 @@ func New(st Store, o Options) (*Broker, error) {
 		ClientNetReadBufferSize: clientBufferSize, ClientNetWriteBufferSize: clientBufferSize})
 	b.inline, _ = b.server.Clients.Get(mqtt.InlineClientId) // made by mqtt.New with InlineClient
 	b.limits = newDevLimits(o)
-	b.quantities = &quantities{max: o.MaxQuantities, series: st.Series, devs: map[string]map[string]bool{}}
+	b.quantities = &quantities{max: o.MaxQuantitiesPerDevice, series: st.Series, devs: map[string]map[string]bool{}}
 	b.hook = &hook{b: b, ids: map[*mqtt.Client]*identity{}, offline: map[string]offlineSession{}}
 	b.retained = newRetainedBook(o.MaxRetained)
 	if err := b.server.AddHook(b.hook, nil); err != nil {

@@ -24,7 +24,7 @@ import (
 // "ops"; it returns their passwords.
 func testStore(t testing.TB) (*store.Store, map[string]string) {
 	t.Helper()
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "fieldgate.db"), CommitInterval: 10 * time.Millisecond})
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "fieldgate.db"), Config: store.Config{CommitInterval: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestAuthentication(t *testing.T) {
 	}
 	// Anonymous access, when switched on, uses the client id as device.
 	st2, _ := testStore(t)
-	b2 := startBroker(t, st2, Options{AllowAnonymous: true})
+	b2 := startBroker(t, st2, Options{Config: Config{AllowAnonymous: true}})
 	c, err := v3(t, b2, "", "", "bench-node")
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +432,7 @@ func TestValidateDeviceID(t *testing.T) {
 
 func TestRetainedMessagesAreCapped(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{MaxRetained: 3})
+	b := startBroker(t, st, Options{Config: Config{MaxRetained: 3}})
 	c, err := v3(t, b, "esp32-a", pw["esp32-a"], "a")
 	if err != nil {
 		t.Fatal(err)
@@ -465,7 +465,7 @@ func TestRetainedMessagesAreCapped(t *testing.T) {
 func TestCloseWhileClientsDisconnect(t *testing.T) {
 	st, pw := testStore(t)
 	for cycle := range 15 {
-		b, err := New(st, Options{Listen: "127.0.0.1:0", ConnectBurst: 100, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		b, err := New(st, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: Config{Listen: "127.0.0.1:0", ConnectBurst: 100}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 func BenchmarkUniqueClientIDs(b *testing.B) {
 	const total, early = 100_000, 10_000
 	st, pw := testStore(b)
-	br := startBroker(b, st, Options{ConnectBurst: 1 << 30, ConnectsPerMinute: 1 << 30})
+	br := startBroker(b, st, Options{Config: Config{ConnectBurst: 1 << 30, ConnectsPerMinute: 1 << 30}})
 	heap := func() float64 {
 		runtime.GC()
 		var m runtime.MemStats

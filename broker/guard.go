@@ -13,36 +13,40 @@ import (
 )
 
 // Limits protect the broker from sockets that never become clients and
-// from packets that are too large or malformed.
+// from packets that are too large or malformed. DefaultConfig gives the
+// defaults.
 type Limits struct {
-	// MaxPacketSize bounds a packet's remaining length. Default 16 KiB.
-	MaxPacketSize int
-	// MaxConnections bounds connected clients. Default 500.
-	MaxConnections int
-	// MaxPending bounds sockets that have not sent CONNECT yet. Default 64.
-	MaxPending int
+	// MaxPacketSize bounds a packet's remaining length.
+	MaxPacketSize int `yaml:"max_packet_size" config:"size"`
+	// MaxConnections bounds connected clients.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxPending bounds sockets that have not sent CONNECT yet.
+	MaxPending int `yaml:"max_pending"`
 	// MaxPendingPerAddress and MaxConnectionsPerAddress are one source
 	// address's share of those: one host cannot take the slots every
 	// device needs. Defaults MaxPending/8 (at least 2) and
 	// MaxConnections/4 (at least 4).
-	MaxPendingPerAddress, MaxConnectionsPerAddress int
+	MaxPendingPerAddress     int `yaml:"-"`
+	MaxConnectionsPerAddress int `yaml:"-"`
 	// ConnectTimeout closes a socket that has not sent a valid CONNECT in
-	// time. Default 5 s.
-	ConnectTimeout time.Duration
+	// time.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxKeepalive is written into a CONNECT whose keepalive is 0 or
-	// larger, so that a silent client is dropped after 1.5 × it. Default 10 min.
-	MaxKeepalive time.Duration
+	// larger, so that a silent client is dropped after 1.5 × it.
+	MaxKeepalive time.Duration `yaml:"max_keepalive"`
 }
 
-func (l Limits) withDefaults() Limits {
+// withDefaults fills every zero limit from d, and the per-address shares
+// from the totals.
+func (l Limits) withDefaults(d Limits) Limits {
 	if l.MaxPacketSize <= 0 {
-		l.MaxPacketSize = 16 << 10
+		l.MaxPacketSize = d.MaxPacketSize
 	}
 	if l.MaxConnections <= 0 {
-		l.MaxConnections = 500
+		l.MaxConnections = d.MaxConnections
 	}
 	if l.MaxPending <= 0 {
-		l.MaxPending = 64
+		l.MaxPending = d.MaxPending
 	}
 	if l.MaxPendingPerAddress <= 0 {
 		l.MaxPendingPerAddress = max(2, l.MaxPending/8)
@@ -51,10 +55,10 @@ func (l Limits) withDefaults() Limits {
 		l.MaxConnectionsPerAddress = max(4, l.MaxConnections/4)
 	}
 	if l.ConnectTimeout <= 0 {
-		l.ConnectTimeout = 5 * time.Second
+		l.ConnectTimeout = d.ConnectTimeout
 	}
 	if l.MaxKeepalive <= 0 {
-		l.MaxKeepalive = 10 * time.Minute
+		l.MaxKeepalive = d.MaxKeepalive
 	}
 	return l
 }
@@ -85,7 +89,7 @@ type guard struct {
 type addrSlots struct{ pending, active int }
 
 func newGuard(lim Limits, onError func(string, error, ...any)) *guard {
-	return &guard{lim: lim.withDefaults(), onError: onError, byAddr: map[string]*addrSlots{}}
+	return &guard{lim: lim.withDefaults(DefaultConfig().Limits), onError: onError, byAddr: map[string]*addrSlots{}}
 }
 
 // admit takes a pending slot for a socket from addr, or reports why not.

@@ -99,7 +99,7 @@ func TestMQTTLoginGuessingIsThrottled(t *testing.T) {
 func TestPublishLimitSurvivesReconnects(t *testing.T) {
 	st, pw := testStore(t)
 	clock := &fakeClock{t: time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)}
-	b := startBroker(t, st, Options{Now: clock.now, PublishRate: 20, PublishBurst: 100, ConnectsPerMinute: 6, ConnectBurst: 10})
+	b := startBroker(t, st, Options{Now: clock.now, Config: Config{PublishRate: 20, PublishBurst: 100, ConnectsPerMinute: 6, ConnectBurst: 10}})
 	accepted, refused := 0, 0
 	for i := range 20 {
 		code, c := login(t, b, "127.0.0.1", 5, "a", "esp32-a", pw["esp32-a"])
@@ -140,7 +140,7 @@ func TestPublishLimitSurvivesReconnects(t *testing.T) {
 // (60k ids, +41 MB). Now a connection's state goes with it.
 func TestConnectionsLeaveNothingBehind(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{ConnectBurst: 1 << 20})
+	b := startBroker(t, st, Options{Config: Config{ConnectBurst: 1 << 20}})
 	for i := range 500 {
 		code, c := login(t, b, "127.0.0.1", byte(4+i%2), fmt.Sprint("id-", i), "esp32-a", pw["esp32-a"])
 		if code != 0 {

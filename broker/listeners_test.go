@@ -59,8 +59,9 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 func TestTLSAndWebSocketListeners(t *testing.T) {
 	st, pw := testStore(t)
 	certFile, keyFile, pool := selfSigned(t)
-	b, err := New(st, Options{Listen: "", TLSListen: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSListen: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	b, err := New(st, Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: Config{Listen: "", TLSListen: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSListen: "127.0.0.1:0"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 // first byte, and are closed after the header timeout.
 func TestWebSocketListenerRefusesPagesAndStalledHandshakes(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{WSListen: "127.0.0.1:0", Limits: Limits{MaxPending: 16, MaxPendingPerAddress: 2}})
+	b := startBroker(t, st, Options{Config: Config{WSListen: "127.0.0.1:0", Limits: Limits{MaxPending: 16, MaxPendingPerAddress: 2}}})
 	url := "ws://" + b.Addr("ws")
 	_, res, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {"http://evil.example"}})
 	if err == nil || res == nil || res.StatusCode != http.StatusForbidden {

@@ -122,7 +122,7 @@ func TestSysPublishIsAnsweredWithAClose(t *testing.T) {
 // size the broker enforces and the keepalive it imposes.
 func TestConnackAdvertisesEveryLimit(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{Limits: Limits{MaxPacketSize: 16 << 10, MaxKeepalive: 10 * time.Minute}})
+	b := startBroker(t, st, Options{Config: Config{Limits: Limits{MaxPacketSize: 16 << 10, MaxKeepalive: 10 * time.Minute}}})
 	_, ack, err := v5(t, b, "esp32-a", pw["esp32-a"], "a")
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestConnackAdvertisesEveryLimit(t *testing.T) {
 // ignores at QoS 0 — and was retained and forwarded to subscribers.
 func TestRefusedQoS0IsNeitherRetainedNorForwarded(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{PublishRate: 0.001, PublishBurst: 3})
+	b := startBroker(t, st, Options{Config: Config{PublishRate: 0.001, PublishBurst: 3}})
 	got := make(chan string, 10)
 	sub, _, err := v5(t, b, "ops", pw["ops"], "ops", func(c *paho.ClientConfig) {
 		c.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
@@ -227,7 +227,7 @@ func TestRefusedQoS0IsNeitherRetainedNorForwarded(t *testing.T) {
 // a restart.
 func TestQuantitiesPerDeviceAreCapped(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{MaxQuantities: 3})
+	b := startBroker(t, st, Options{Config: Config{MaxQuantitiesPerDevice: 3}})
 	c, _, err := v5(t, b, "esp32-a", pw["esp32-a"], "a")
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +270,7 @@ func TestQuantitiesPerDeviceAreCapped(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2 := startBroker(t, st, Options{MaxQuantities: 3})
+	b2 := startBroker(t, st, Options{Config: Config{MaxQuantitiesPerDevice: 3}})
 	c2, _, err := v5(t, b2, "esp32-a", pw["esp32-a"], "a")
 	if err != nil {
 		t.Fatal(err)

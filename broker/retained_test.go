@@ -61,7 +61,7 @@ func retainedOn(b *Broker, prefix string) int {
 // (a cap of 5 held 13). Wills now count, within the device's share.
 func TestRetainedWillsKeepTheRules(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{MaxRetained: 64, ConnectBurst: 100})
+	b := startBroker(t, st, Options{Config: Config{MaxRetained: 64, ConnectBurst: 100}})
 	for i := range 12 {
 		dropWith(t, b, willConnect(t, 4, "w"+strconv.Itoa(i), "esp32-a", pw["esp32-a"], "esp32-a/status/"+strconv.Itoa(i), []byte("offline"), true, 0, 0))
 	}
@@ -80,7 +80,7 @@ func TestRetainedWillsKeepTheRules(t *testing.T) {
 // of waiting wills one is sent at once.
 func TestDelayedWillsAreBounded(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{ConnectBurst: 100})
+	b := startBroker(t, st, Options{Config: Config{ConnectBurst: 100}})
 	ops, err := v3(t, b, "ops", pw["ops"], "ops")
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestDelayedWillsAreBounded(t *testing.T) {
 // when devices took all they may; a removed device's slots come back.
 func TestRetainedShares(t *testing.T) {
 	st, pw := testStore(t)
-	b := startBroker(t, st, Options{MaxRetained: 64})
+	b := startBroker(t, st, Options{Config: Config{MaxRetained: 64}})
 	a, err := v3(t, b, "esp32-a", pw["esp32-a"], "a")
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // TestEndpoints calls every operation with a typical request and checks the
 // status; env.do checks each answer against openapi.yaml.
 func TestEndpoints(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	e.append("sim-lab", "temperature", 120)
 	e.append("sim-lab", "humidity", 10)
 	e.append("esp-1", "temperature", 5)
@@ -131,7 +131,7 @@ func fillOutbox(t *testing.T, st *store.Store) {
 }
 
 func TestStatusReportsTrouble(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	e.sensors.health = append(e.sensors.health, sensors.Health{Name: "cellar", Source: "i2c1-0x44", Driver: "sht3x", State: "failing", LastError: "bus: no ACK"})
 	e.uplink.status = uplink.Status{State: "offline", LastError: "dial tcp: connection refused", Backlog: 42, OldestUnsent: t0.Add(-time.Hour),
 		LastOutage: uplink.Outage{Since: t0.Add(-2 * time.Hour), Until: t0.Add(-2*time.Hour + 39*time.Second), Waiting: 180}}
@@ -155,7 +155,7 @@ func TestStatusReportsTrouble(t *testing.T) {
 // A newcomer without NTP saw "starting" and no reason while every reading
 // waited for the clock: a hold is said in words everywhere.
 func TestStatusSaysUploadsAreHeld(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	e.uplink.status = uplink.Status{State: "held", Backlog: 55, HeldForClock: 54}
 	e.clock = clock.State{Reason: "the system clock is not synchronised", HoldLeft: 23 * time.Hour}
 	why := uplink.HoldWords(54, 23*time.Hour)

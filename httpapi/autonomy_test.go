@@ -61,7 +61,7 @@ func TestAutonomy(t *testing.T) {
 // The estimate reaches /status (health warns under the threshold) and
 // /metrics through the real store.
 func TestStatusReportsAutonomy(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true, AutonomyWarning: 30 * 24 * time.Hour})
+	e := newEnv(t, Options{AutonomyWarning: 30 * 24 * time.Hour, Config: Config{OpenReads: true}})
 	var st statusBody
 	e.do(req{method: "GET", path: "/api/v1/status"}).json(t, &st)
 	if st.Autonomy.Summary == "" || st.Autonomy.DiskFree <= 0 || st.Autonomy.WarnBelowSeconds != 30*24*3600 {

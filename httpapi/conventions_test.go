@@ -10,7 +10,7 @@ import (
 )
 
 func TestNegotiation(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	tests := []struct {
 		name string
 		req  req
@@ -45,7 +45,7 @@ func TestNegotiation(t *testing.T) {
 }
 
 func TestETag(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	e.append("esp-1", "temperature", 3)
 	for _, path := range []string{"/api/v1/sources", "/api/v1/sources/esp-1", "/api/v1/sources/esp-1/readings",
 		"/api/v1/sources/esp-1/series", "/api/v1/devices", "/api/v1/uplink/deadletters", "/api/v1/openapi.json", "/api/v1/status"} {
@@ -80,7 +80,7 @@ func TestETag(t *testing.T) {
 // TestAuthMatrix checks every role against changes of each level, with no
 // token, a wrong token, an expired one and a revoked user.
 func TestAuthMatrix(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: false})
+	e := newEnv(t, Options{Config: Config{OpenReads: false}})
 	expired, tok := newToken("admin", RoleAdmin, "session", "login", t0.Add(-2*time.Hour), time.Hour)
 	if err := e.st.PutToken(tok, t0.Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestAuthMatrix(t *testing.T) {
 		}
 	}
 	// Open reads: anyone reads, nobody changes without a token.
-	open := newEnv(t, Options{OpenReads: true})
+	open := newEnv(t, Options{Config: Config{OpenReads: true}})
 	if r := open.do(req{method: "GET", path: "/api/v1/status"}); r.StatusCode != 200 {
 		t.Errorf("open read → %d", r.StatusCode)
 	}
@@ -168,7 +168,7 @@ func TestLoginLogout(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true, RateLimit: 1, RateBurst: 3})
+	e := newEnv(t, Options{Config: Config{OpenReads: true, RateLimit: 1, RateBurst: 3}})
 	forged := map[string]string{"X-Forwarded-For": "203.0.113.9"}
 	for i := range 3 {
 		h := map[string]string{"X-Forwarded-For": "198.51.100." + strconv.Itoa(i)} // a new "client" each time: ignored
@@ -205,7 +205,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestTrustedProxy(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true, RateLimit: 1, RateBurst: 1, TrustedProxies: []string{"127.0.0.1"}})
+	e := newEnv(t, Options{Config: Config{OpenReads: true, RateLimit: 1, RateBurst: 1, TrustedProxies: []string{"127.0.0.1"}}})
 	for i := range 3 { // behind a trusted proxy each forwarded client has its own budget
 		h := map[string]string{"X-Forwarded-For": "198.51.100." + strconv.Itoa(i)}
 		if r := e.do(req{method: "GET", path: "/api/v1/status", header: h}); r.StatusCode != 200 {
@@ -215,7 +215,7 @@ func TestTrustedProxy(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true, CORSOrigins: []string{"http://tablet.local"}})
+	e := newEnv(t, Options{Config: Config{OpenReads: true, CORSOrigins: []string{"http://tablet.local"}}})
 	r := e.do(req{method: "OPTIONS", path: "/api/v1/devices/x", header: map[string]string{
 		"Origin": "http://tablet.local", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization,content-type"}})
 	if r.StatusCode != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "http://tablet.local" ||

@@ -71,7 +71,7 @@ func TestNewPasswordRevokesSessionsAndStreams(t *testing.T) {
 // TestLiveStreamEndsWithItsToken: logout, revocation, the user's removal
 // and expiry each end the live streams the token opened.
 func TestLiveStreamEndsWithItsToken(t *testing.T) {
-	e := newEnv(t, Options{SessionTTL: time.Hour})
+	e := newEnv(t, Options{Config: Config{SessionTTL: time.Hour}})
 	e.addUser("vic", RoleViewer)
 	cases := []struct {
 		name string
@@ -119,7 +119,7 @@ func TestLiveStreamEndsWithItsToken(t *testing.T) {
 // TestTokensCannotOutliveTheirMaker: a session that expires in an hour
 // used to mint an API token that never expires.
 func TestTokensCannotOutliveTheirMaker(t *testing.T) {
-	e := newEnv(t, Options{SessionTTL: time.Hour})
+	e := newEnv(t, Options{Config: Config{SessionTTL: time.Hour}})
 	e.addUser("ada", RoleAdmin)
 	session := e.login(t, "ada")
 	for _, expires := range []string{"", "8760h"} {

@@ -74,7 +74,7 @@ func TestExportJob(t *testing.T) {
 }
 
 func TestExportStreamNDJSON(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	e.append("esp-1", "temperature", 10)
 	e.append("esp-2", "humidity", 10)
 	r := e.do(req{method: "GET", path: "/api/v1/readings/export?format=ndjson&from=-5m&quantity=humidity", role: RoleTechnician})
@@ -109,7 +109,7 @@ func TestExportStreamNDJSON(t *testing.T) {
 // spreadsheet to run. Such cells get a leading apostrophe; negative values
 // stay numbers.
 func TestCSVExportCannotCarryFormulas(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	rs := []store.Reading{
 		{Source: "esp-1", Quantity: `=hyperlink("http:evil")`, Value: -3.5, Unit: "@x", Time: t0.Add(-time.Minute)},
 		{Source: "esp-1", Quantity: "+cmd", Value: 1, Unit: "-u", Time: t0.Add(-time.Minute)},

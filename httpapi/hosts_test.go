@@ -13,7 +13,7 @@ import (
 // WebSocket's Origin, and with open reads the page could read everything.
 // Only the gateway's own names are served.
 func TestDNSRebindingIsRefused(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true, Hosts: []string{"gw.example.org"}})
+	e := newEnv(t, Options{Config: Config{OpenReads: true, Hosts: []string{"gw.example.org"}}})
 	get := func(host string) int {
 		r, err := http.NewRequest("GET", e.ts.URL+"/api/v1/status", nil)
 		if err != nil {

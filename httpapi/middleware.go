@@ -68,11 +68,11 @@ func acceptsAny(header string, offers []string) bool {
 // limitBody caps request bodies: a declared length over the cap is refused
 // at once with 413, a chunked body is cut off at the cap (decode reports it).
 func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > s.opts.MaxBodyBytes {
-		s.fail(c, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the limit of %d", c.Request.ContentLength, s.opts.MaxBodyBytes))
+	if c.Request.ContentLength > s.opts.MaxBodySize {
+		s.fail(c, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the limit of %d", c.Request.ContentLength, s.opts.MaxBodySize))
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodySize)
 	c.Next()
 }
 

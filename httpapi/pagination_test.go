@@ -10,7 +10,7 @@ import (
 )
 
 func TestPaginationLinks(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	e.append("esp-1", "temperature", 25)
 	base := "/api/v1/sources/esp-1/readings?quantity=temperature&from=-1h&per_page=10"
 	tests := []struct {
@@ -125,7 +125,7 @@ func FuzzReadingsQuery(f *testing.F) {
 		"quantity=%ff&from=\x00", "per_page=99999999999999999999", "from=-9999999999h", "step=-1s", "to=0001-01-01T00:00:00Z"} {
 		f.Add(s)
 	}
-	e := newEnv(f, Options{OpenReads: true})
+	e := newEnv(f, Options{Config: Config{OpenReads: true}})
 	e.append("esp-1", "temperature", 30)
 	f.Fuzz(func(t *testing.T, query string) {
 		for _, path := range []string{"/api/v1/sources/esp-1/readings?", "/api/v1/sources/esp-1/series?", "/api/v1/readings/export?"} {

@@ -75,42 +75,23 @@ type Deps struct {
 // Options configure the API. The zero value of each field means the default
 // given with it.
 type Options struct {
+	// Config is what the configuration file sets (the api: section).
+	Config
 	// Version is reported by /status.
 	Version string
 	// GatewayName is the name technicians know the gateway by, shown on
 	// the page; empty: its id.
 	GatewayName string
-	// OpenReads lets anyone on the LAN read without a token; changes always
-	// need one.
-	OpenReads bool
-	// CORSOrigins are the browser origins allowed to call the API.
-	CORSOrigins []string
 	// OnNewPassword, if set, hears of every password the API changed (by
 	// user name), after the change was stored.
 	OnNewPassword func(user string)
-	// Hosts are names (or addresses) clients may use for the gateway
-	// besides those it knows itself (its hostname, hostname.local, its
-	// interface addresses, localhost): a DNS name given to it, or the name
-	// a reverse proxy passes on. Any other Host is refused with 421.
-	Hosts []string
-	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
-	// None by default: the client is the TCP peer.
-	TrustedProxies []string
-	// RateLimit is requests per second per client (default 20), RateBurst
-	// the burst (default 60).
-	RateLimit float64
-	RateBurst int
-	// MaxBodyBytes caps a request body (default 64 KiB).
-	MaxBodyBytes int64
-	// SessionTTL is how long a login token lives (default 12 h).
-	SessionTTL time.Duration
 	// ExportDir holds export files. Required.
 	ExportDir string
 	// ExportTTL is how long a finished export is kept (default 24 h).
 	ExportTTL time.Duration
 	// AutonomyWarning: health warns when the store would fill with readings
 	// the cloud has not got in less than this at the current rate (default
-	// 7 days).
+	// the uplink's, uplink.DefaultConfig).
 	AutonomyWarning time.Duration
 	// Logger receives the API's logs. Default: discard.
 	Logger *slog.Logger
@@ -118,28 +99,13 @@ type Options struct {
 	Now func() time.Time
 }
 
-// DefaultOptions returns what New uses for every zero field; the daemon's
-// configuration starts from them.
-func DefaultOptions() Options { return Options{}.withDefaults() }
-
 func (o Options) withDefaults() Options {
-	if o.RateLimit <= 0 {
-		o.RateLimit = 20
-	}
-	if o.RateBurst <= 0 {
-		o.RateBurst = 60
-	}
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 64 << 10
-	}
-	if o.SessionTTL <= 0 {
-		o.SessionTTL = 12 * time.Hour
-	}
+	o.Config = o.Config.withDefaults()
 	if o.ExportTTL <= 0 {
 		o.ExportTTL = 24 * time.Hour
 	}
 	if o.AutonomyWarning <= 0 {
-		o.AutonomyWarning = 7 * 24 * time.Hour
+		o.AutonomyWarning = uplink.DefaultConfig().AutonomyWarning
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -11,7 +11,7 @@ import (
 )
 
 func TestPageIsServedWithItsAssets(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	page := e.do(req{method: "GET", path: "/"})
 	if page.StatusCode != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") || !bytes.Contains(page.body, []byte(`<script src="/assets/app.js"`)) {
 		t.Fatalf("GET / → %d %s:\n%.200s", page.StatusCode, page.Header.Get("Content-Type"), page.body)
@@ -65,7 +65,7 @@ func TestPageFetchesNothingFromOutside(t *testing.T) {
 }
 
 func TestAnswersAreGzippedForBrowsers(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	e.append("esp-1", "temperature", 500)
 	plain := e.do(req{method: "GET", path: "/api/v1/sources/esp-1/series?quantity=temperature", header: map[string]string{"Accept-Encoding": "identity"}})
 	gz := e.do(req{method: "GET", path: "/api/v1/sources/esp-1/series?quantity=temperature", header: map[string]string{"Accept-Encoding": "gzip"}})

@@ -37,7 +37,7 @@ func readMsg(t *testing.T, c *websocket.Conn) wsMessage {
 }
 
 func TestWebSocketStream(t *testing.T) {
-	e := newEnv(t, Options{OpenReads: true})
+	e := newEnv(t, Options{Config: Config{OpenReads: true}})
 	c := dialWS(t, e, "source=esp-1&quantity=temperature", nil)
 	if m := readMsg(t, c); m.Type != "status" || m.Status == nil || m.Status.GatewayID != e.st.GatewayID() {
 		t.Fatalf("first message %+v, want the status", m)

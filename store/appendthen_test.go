@@ -116,7 +116,7 @@ func TestAppendThenReportsAFailedSync(t *testing.T) {
 // once, not after CommitInterval as it does queued readings.
 func TestAppendThenWithoutLeadCommitsAtOnce(t *testing.T) {
 	fs, wedge := wedgeableFS(t)
-	s := mustOpen(t, Options{LogFS: fs, CommitInterval: time.Hour})
+	s := mustOpen(t, Options{LogFS: fs, Config: Config{CommitInterval: time.Hour}})
 	entered, release := wedge(s)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(release) })

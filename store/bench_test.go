@@ -46,7 +46,7 @@ func BenchmarkAppend(b *testing.B) {
 
 // rawDB opens a bare bbolt file with the store's buckets, for the baselines.
 func rawDB(b *testing.B) (*bolt.DB, *atomic.Uint64) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, Options{MaxBytes: DefaultMaxBytes}.boltOptions())
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, Options{Config: Config{MaxSize: DefaultConfig().MaxSize}}.boltOptions())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func BenchmarkQueryLastHour(b *testing.B) {
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("readings=%d", n), func(b *testing.B) {
-			s := mustOpen(b, Options{MaxBytes: 4 << 30, MaxBatch: 50000})
+			s := mustOpen(b, Options{MaxBatch: 50000, Config: Config{MaxSize: 4 << 30}})
 			const sensors = 10
 			end := fillSensors(b, s, n, sensors)
 			q := Query{Source: "sensor-3", Quantity: "temperature", From: end.Add(-time.Hour + time.Second), To: end.Add(time.Second)}

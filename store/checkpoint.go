@@ -194,8 +194,8 @@ func (s *Store) checkpointDue(now time.Time) bool {
 	if now.Before(retryAt) {
 		return false
 	}
-	return h.readings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes >= s.opts.HeadMaxBytes ||
-		!now.Before(h.since.Add(s.opts.CheckpointInterval))
+	return h.readings >= s.opts.Head.MaxReadings || s.wal.Stats().LiveBytes >= s.opts.Head.MaxBytes ||
+		!now.Before(h.since.Add(s.opts.Head.MaxAge))
 }
 
 // admit is called by the committer before it writes n readings. The
@@ -219,7 +219,7 @@ func (s *Store) admit(n int) error {
 		}
 	}
 	if s.full.Load() && s.opts.FullPolicy == FullRejectNew {
-		return fmt.Errorf("%w: the %s cap is reached and nothing uploaded is left to delete", ErrFull, fmtSize(s.opts.MaxBytes))
+		return fmt.Errorf("%w: the %s cap is reached and nothing uploaded is left to delete", ErrFull, fmtSize(s.opts.MaxSize))
 	}
 	// Past twice the head's bounds, ingest has outrun the checkpoints: the
 	// leader waits for the maintainer to catch up (back-pressure, as a
@@ -253,14 +253,14 @@ const behindWait = 10 * time.Second
 // headOverfull reports whether the head holds twice its bounds (written
 // so that it cannot overflow on 32 bits).
 func (s *Store) headOverfull(h headStats) bool {
-	return h.readings-s.opts.HeadMaxReadings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes-s.opts.HeadMaxBytes >= s.opts.HeadMaxBytes
+	return h.readings-s.opts.Head.MaxReadings >= s.opts.Head.MaxReadings || s.wal.Stats().LiveBytes-s.opts.Head.MaxBytes >= s.opts.Head.MaxBytes
 }
 
 // headGrew is called after every sync: it wakes the maintainer when the
 // head reached a bound.
 func (s *Store) headGrew() {
 	h := s.head.stats()
-	if h.readings >= s.opts.HeadMaxReadings || s.wal.Stats().LiveBytes >= s.opts.HeadMaxBytes {
+	if h.readings >= s.opts.Head.MaxReadings || s.wal.Stats().LiveBytes >= s.opts.Head.MaxBytes {
 		s.poke()
 	}
 }

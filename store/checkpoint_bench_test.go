@@ -13,7 +13,7 @@ import (
 // It reports ns per reading moved.
 func BenchmarkCheckpoint(b *testing.B) {
 	const chunk, series = 20000, 50
-	s := mustOpen(b, Options{HeadMaxReadings: 10 * chunk, HeadMaxBytes: 1 << 30, CheckpointInterval: time.Hour})
+	s := mustOpen(b, Options{Config: Config{Head: HeadConfig{MaxReadings: 10 * chunk, MaxBytes: 1 << 30, MaxAge: time.Hour}}})
 	rs := make([]Reading, chunk)
 	t0 := time.Unix(1_750_000_000, 0)
 	n := 0

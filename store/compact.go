@@ -232,7 +232,7 @@ func lookupBucket(tx *bolt.Tx, path [][]byte) *bolt.Bucket {
 // bounds.
 func (s *Store) headFilling() bool {
 	h := s.head.stats()
-	return 2*h.readings >= 3*s.opts.HeadMaxReadings || 2*s.wal.Stats().LiveBytes >= 3*s.opts.HeadMaxBytes
+	return 2*h.readings >= 3*s.opts.Head.MaxReadings || 2*s.wal.Stats().LiveBytes >= 3*s.opts.Head.MaxBytes
 }
 
 func fileSize(path string) (int64, error) {

@@ -13,7 +13,7 @@ import (
 
 func TestCompactionKeepsEveryReading(t *testing.T) {
 	now := t0.Add(30 * 24 * time.Hour)
-	opts := Options{LocalOnly: true, RetainAge: 24 * time.Hour, Now: func() time.Time { return now }, CompactMinBytes: 1 << 20}
+	opts := Options{LocalOnly: true, Now: func() time.Time { return now }, CompactMinBytes: 1 << 20, Config: Config{Retention: RetentionConfig{MaxAge: 24 * time.Hour}}}
 	s := mustOpen(t, opts)
 	fill(t, s, "old", 60000)
 	keep := make([]Reading, 3000)

@@ -26,7 +26,7 @@ func TestCrashHelper(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for TestCrashSafety")
 	}
-	s, err := Open(Options{Path: path, CommitInterval: 5 * time.Millisecond})
+	s, err := Open(Options{Path: path, Config: Config{CommitInterval: 5 * time.Millisecond}})
 	if err != nil {
 		fmt.Println("OPEN", err)
 		os.Exit(2)

@@ -18,7 +18,7 @@ func diskFullStore(t *testing.T, opts Options) (*Store, Options, string) {
 	t.Helper()
 	dir := storetest.MountTmpfs(t, "8m")
 	opts.Path = filepath.Join(dir, "fieldgate.db")
-	opts.MaxBytes, opts.CommitInterval = 64<<20, 10*time.Millisecond
+	opts.MaxSize, opts.CommitInterval = 64<<20, 10*time.Millisecond
 	s := mustOpen(t, opts)
 	waitFor(t, func() bool { return s.wal.Stats().Spare })
 	return s, opts, dir
@@ -40,7 +40,7 @@ func readings(source string, base, n int) []Reading {
 // Once space is freed the checkpoint goes through and nothing acknowledged
 // was lost, also across a reopen.
 func TestDiskFullDuringCheckpoint(t *testing.T) {
-	s, opts, dir := diskFullStore(t, Options{HeadMaxReadings: 300, SegmentSize: 1 << 20})
+	s, opts, dir := diskFullStore(t, Options{SegmentSize: 1 << 20, Config: Config{Head: HeadConfig{MaxReadings: 300}}})
 	fill(t, s, "before", 100)
 	mustCheckpoint(t, s)
 	filler := storetest.FillDisk(t, dir)

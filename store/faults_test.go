@@ -53,7 +53,7 @@ func failSegmentSync(fs *storetest.CrashFS) {
 // all of it keeps every acknowledged reading and never the failed ones.
 func TestFailedSyncIsRecoveredWithoutARestart(t *testing.T) {
 	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(7, 7)))
-	opts := Options{Path: filepath.Join(t.TempDir(), "eio.db"), LogFS: fs.Process(), CommitInterval: time.Hour, openBolt: noSyncBolt}
+	opts := Options{Path: filepath.Join(t.TempDir(), "eio.db"), LogFS: fs.Process(), openBolt: noSyncBolt, anyTiming: true, Config: Config{CommitInterval: time.Hour}}
 	s, err := Open(opts)
 	mustDo(t, err)
 	mustAppend(t, s, reading("a", "temperature", 0, 1), reading("a", "temperature", 1, 2))

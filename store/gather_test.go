@@ -14,7 +14,7 @@ import (
 func TestGatherWaitsForEveryAnsweredClient(t *testing.T) {
 	for _, early := range []int{0, 1, 3} {
 		t.Run(fmt.Sprintf("back-before-gather=%d", early), func(t *testing.T) {
-			s := mustOpen(t, Options{CommitInterval: time.Hour})
+			s := mustOpen(t, Options{Config: Config{CommitInterval: time.Hour}})
 			c := s.c
 			c.mu.Lock()
 			c.answered, c.behind, c.syncTook, c.gatherMax = 3, 2, time.Hour, time.Hour

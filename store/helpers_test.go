@@ -14,9 +14,11 @@ import (
 	"fieldgate/store/storetest"
 )
 
-// mustOpen opens a store in a fresh temp dir, closed at the end of the test.
+// mustOpen opens a store in a fresh temp dir, closed at the end of the
+// test. Its head and intervals may be as small as the test likes.
 func mustOpen(tb testing.TB, opts Options) *Store {
 	tb.Helper()
+	opts.anyTiming = true
 	if opts.Path == "" {
 		opts.Path = filepath.Join(tb.TempDir(), "fieldgate.db")
 	}

@@ -57,9 +57,9 @@ func (s *Store) maintainOnce(periodic bool) {
 }
 
 // overCap reports whether the store's data, need bytes more, would exceed
-// MaxBytes (by the last measure of bbolt).
+// MaxSize (by the last measure of bbolt).
 func (s *Store) overCap(need int64) bool {
-	return s.dataBytes(s.boltUsed.Load())+need > s.opts.MaxBytes
+	return s.dataBytes(s.boltUsed.Load())+need > s.opts.MaxSize
 }
 
 // dataBytes is the store's data given boltUsed, the live data in bbolt:
@@ -82,7 +82,7 @@ func (s *Store) dataBytes(boltUsed int64) int64 {
 // readings with ErrFull until room appears). It frees 5% more than needed
 // so that it does not run on every write once the store is full.
 func (s *Store) makeRoom(need int64) error {
-	limit := s.opts.MaxBytes
+	limit := s.opts.MaxSize
 	used := s.usedBytes()
 	if used+need <= limit {
 		s.full.Store(false)

@@ -33,7 +33,7 @@ func BenchmarkCommitUnderMaintenance(b *testing.B) {
 		}
 	}
 	path := filepath.Join(b.TempDir(), "bench.db")
-	s, err := Open(Options{Path: path, MaxBytes: 8 << 30, CompactRatio: 1e9})
+	s, err := Open(Options{Path: path, Config: Config{MaxSize: 8 << 30, CompactRatio: 1e9}})
 	if err != nil {
 		b.Fatal(err)
 	}

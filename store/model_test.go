@@ -317,9 +317,9 @@ func TestModel(t *testing.T) {
 	t.Logf("seed %d (FIELDGATE_MODEL_SEED replays it)", seed)
 	rng := rand.New(rand.NewPCG(seed, 11))
 	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(seed, 12)))
-	opts := Options{Path: filepath.Join(t.TempDir(), "model.db"), LogFS: fs.Process(), BootID: "boot-1", SegmentSize: 64 << 10,
-		HeadMaxReadings: 1 << 30, HeadMaxBytes: 1 << 40, CheckpointInterval: time.Hour, MaintenanceInterval: time.Hour,
-		CommitInterval: time.Hour}
+	opts := Options{anyTiming: true, Path: filepath.Join(t.TempDir(), "model.db"), LogFS: fs.Process(), BootID: "boot-1", SegmentSize: 64 << 10,
+		MaintenanceInterval: time.Hour, Config: Config{CommitInterval: time.Hour, Head: HeadConfig{MaxReadings: 1 << 30, MaxBytes: 1 << 40, MaxAge: time.Hour}},
+	}
 	s, err := Open(opts)
 	mustDo(t, err)
 	defer func() { _ = s.Close() }()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,17 +46,8 @@ type Options struct {
 	// abandons no repair.
 	KeepBoot bool
 
-	// CommitInterval bounds how long a queued (Enqueue) reading may wait for
-	// the log's sync: at most this much queued data is lost in a power cut.
-	// Default 1s. A longer SyncWindow stretches it: no sync starts sooner
-	// than SyncWindow after the last.
-	CommitInterval time.Duration
-	// SyncWindow is the least time between the starts of two syncs of the
-	// log. 0 (the default) syncs as soon as the previous sync ended and
-	// someone waits; a longer window makes a waiting Append (a PUBACK) wait
-	// up to that long so that fewer syncs write the same block again: fewer
-	// bytes on an SD card.
-	SyncWindow time.Duration
+	// Config is what the configuration file sets (the store: section).
+	Config
 	// QueueSize is how many Append/Enqueue calls may wait for the committer
 	// before callers block (back-pressure). Default 4096.
 	QueueSize int
@@ -67,41 +59,17 @@ type Options struct {
 	// under "commit_failed". Default 100000.
 	CarryLimit int
 
-	// HeadMaxReadings, HeadMaxBytes and CheckpointInterval bound the head
-	// (readings in the log and in memory, not yet in bbolt): a checkpoint
-	// moves it into bbolt when it holds this many readings, when the log
-	// holds this many bytes since the last checkpoint, or when its oldest
-	// reading is this old. Defaults 100000 readings (about 8 MiB of memory),
-	// 16 MiB and 10 minutes: sized for a 512 MB Pi Zero 2 W. While
-	// checkpoints fail (a full disk) the head may grow to twice the bounds;
-	// then writes are refused with ErrBehind.
-	HeadMaxReadings    int
-	HeadMaxBytes       int64
-	CheckpointInterval time.Duration
-	// SegmentSize is the size of the log's segment files. Default MaxBytes
+	// SegmentSize is the size of the log's segment files. Default MaxSize
 	// / 64, between 64 KiB and 8 MiB.
 	SegmentSize int64
 	// LogFS is the log's file layer. Default the operating system's
 	// (tests inject storetest.CrashFS).
 	LogFS wal.FS
 
-	// MaxBytes is the hard cap on the store's data. Default 1 GiB.
-	MaxBytes int64
-	// FullPolicy applies when un-uploaded data alone reaches MaxBytes.
-	// Default FullDropOldest.
-	FullPolicy FullPolicy
-	// RetainAge deletes uploaded readings older than this. 0 keeps them by age.
-	RetainAge time.Duration
-	// RetainBytes deletes the oldest uploaded readings while the store's data
-	// exceeds this. 0 means only MaxBytes applies.
-	RetainBytes int64
 	// LocalOnly says no uplink is configured: every reading counts as
 	// delivered for retention, since nothing will ever upload it.
 	LocalOnly bool
 
-	// CompactRatio triggers compaction when the file is this many times larger
-	// than its live data (and at least CompactMinBytes larger). Default 2.
-	CompactRatio float64
 	// CompactMinBytes is the least waste worth a compaction. Default 64 MiB.
 	CompactMinBytes int64
 	// MaintenanceInterval is how often retention and the compaction check run.
@@ -120,32 +88,15 @@ type Options struct {
 
 	// openBolt opens the bbolt file (tests inject failures).
 	openBolt func(path string, opts Options) (*bolt.DB, error)
+	// anyTiming lets tests choose a head, a checkpoint interval and a
+	// commit interval outside what Validate accepts (see Config.validate).
+	anyTiming bool
 }
 
-// Defaults of the options that the daemon's configuration exposes.
-const (
-	// DefaultMaxBytes is the default hard cap on the store's data.
-	DefaultMaxBytes = 1 << 30
-	// DefaultCommitInterval bounds how long queued readings wait for a sync.
-	DefaultCommitInterval = time.Second
-	// DefaultHeadMaxReadings, DefaultHeadMaxBytes and
-	// DefaultCheckpointInterval bound the head.
-	DefaultHeadMaxReadings    = 100000
-	DefaultHeadMaxBytes       = 16 << 20
-	DefaultCheckpointInterval = 10 * time.Minute
-	// MaxSyncWindow is the longest sync window the store accepts: well
-	// below the broker's 10 s commit timeout, so that a PUBACK held for a
-	// window is never refused for it.
-	MaxSyncWindow = 5 * time.Second
-)
-
-// maxBytes32 is the largest store a 32-bit process can map: the address
-// space is about 3 GB and bbolt maps the whole file.
-const maxBytes32 = 1536 << 20
-
 func (o Options) withDefaults() Options {
+	d := DefaultConfig()
 	if o.CommitInterval <= 0 {
-		o.CommitInterval = DefaultCommitInterval
+		o.CommitInterval = d.CommitInterval
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 4096
@@ -156,23 +107,23 @@ func (o Options) withDefaults() Options {
 	if o.CarryLimit <= 0 {
 		o.CarryLimit = 100000
 	}
-	if o.HeadMaxReadings <= 0 {
-		o.HeadMaxReadings = DefaultHeadMaxReadings
+	if o.Head.MaxReadings <= 0 {
+		o.Head.MaxReadings = d.Head.MaxReadings
 	}
-	if o.HeadMaxBytes <= 0 {
-		o.HeadMaxBytes = DefaultHeadMaxBytes
+	if o.Head.MaxBytes <= 0 {
+		o.Head.MaxBytes = d.Head.MaxBytes
 	}
-	if o.CheckpointInterval <= 0 {
-		o.CheckpointInterval = DefaultCheckpointInterval
+	if o.Head.MaxAge <= 0 {
+		o.Head.MaxAge = d.Head.MaxAge
 	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = DefaultMaxBytes
+	if o.MaxSize <= 0 {
+		o.MaxSize = d.MaxSize
 	}
 	if o.FullPolicy == "" {
-		o.FullPolicy = FullDropOldest
+		o.FullPolicy = d.FullPolicy
 	}
 	if o.CompactRatio <= 0 {
-		o.CompactRatio = 2
+		o.CompactRatio = d.CompactRatio
 	}
 	if o.CompactMinBytes <= 0 {
 		o.CompactMinBytes = 64 << 20
@@ -187,7 +138,7 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	if o.SegmentSize <= 0 {
-		o.SegmentSize = min(max(o.MaxBytes/64, wal.MinSegmentSize), wal.DefaultSegmentSize)
+		o.SegmentSize = min(max(o.MaxSize/64, wal.MinSegmentSize), wal.DefaultSegmentSize)
 	}
 	if o.openBolt == nil {
 		o.openBolt = openBolt
@@ -201,20 +152,18 @@ func (o Options) walOptions() wal.Options {
 		Logger: o.Logger.With("part", "wal")}
 }
 
+// validate refuses what Validate reports, and options only a program sets.
 func (o Options) validate() error {
+	var problems []string
+	o.Config.validate(func(key, msg string) { problems = append(problems, key+": "+msg) }, o.anyTiming, strconv.IntSize)
 	switch {
 	case o.Path == "":
-		return fmt.Errorf("store: no path given")
-	case o.FullPolicy != FullDropOldest && o.FullPolicy != FullRejectNew:
-		return fmt.Errorf("store: full policy %q: want %q or %q", o.FullPolicy, FullDropOldest, FullRejectNew)
-	case strconv.IntSize == 32 && o.MaxBytes > maxBytes32:
-		return fmt.Errorf("store: max size %d bytes is more than a 32-bit system can map (%d)", o.MaxBytes, maxBytes32)
-	case o.MaxBytes < 1<<20:
-		return fmt.Errorf("store: max size %d bytes is below the 1 MiB minimum", o.MaxBytes)
+		problems = append(problems, "no path given")
 	case o.SegmentSize < wal.MinSegmentSize:
-		return fmt.Errorf("store: log segment size %d bytes is below the %d minimum", o.SegmentSize, wal.MinSegmentSize)
-	case o.SyncWindow < 0 || o.SyncWindow > MaxSyncWindow:
-		return fmt.Errorf("store: sync window %s: want between 0 and %s", o.SyncWindow, MaxSyncWindow)
+		problems = append(problems, fmt.Sprintf("log segment size %d bytes is below the %d minimum", o.SegmentSize, wal.MinSegmentSize))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("store: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -235,13 +184,13 @@ func (o Options) boltOptions() *bolt.Options {
 	if strconv.IntSize == 32 {
 		mmap = 64 << 20
 	}
-	if int64(mmap) > o.MaxBytes {
-		mmap = int(o.MaxBytes)
+	if int64(mmap) > o.MaxSize {
+		mmap = int(o.MaxSize)
 	}
 	return &bolt.Options{
 		Timeout:         time.Second,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: mmap,
-		MaxSize:         int(o.MaxBytes + o.MaxBytes/8 + 4<<20),
+		MaxSize:         int(o.MaxSize + o.MaxSize/8 + 4<<20),
 	}
 }

@@ -32,8 +32,8 @@ func TestPowerCuts(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 21))
 	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(seed, 22)))
-	opts := Options{Path: filepath.Join(t.TempDir(), "cut.db"), LogFS: fs, SegmentSize: 64 << 10,
-		HeadMaxReadings: 400, CommitInterval: time.Millisecond, openBolt: noSyncBolt}
+	opts := Options{anyTiming: true, Path: filepath.Join(t.TempDir(), "cut.db"), LogFS: fs, SegmentSize: 64 << 10,
+		openBolt: noSyncBolt, Config: Config{CommitInterval: time.Millisecond, Head: HeadConfig{MaxReadings: 400}}}
 	cuts := 2000 / raceScale
 	if testing.Short() {
 		cuts = 200

@@ -151,8 +151,9 @@ func (s *Store) deleteOldestUnuploaded(max int) (int, error) {
 	return s.deleteFront(frontScan{max: max, counter: reasonFullDropOldest})
 }
 
-// applyRetention deletes delivered readings older than RetainAge and, while
-// the store's data exceeds RetainBytes, the oldest delivered ones.
+// applyRetention deletes delivered readings older than Retention.MaxAge
+// and, while the store's data exceeds Retention.MaxSize, the oldest
+// delivered ones.
 //
 // Readings are deleted by age in batches: once the oldest is retainSlack
 // past max_age, everything past max_age goes. Every bbolt commit costs the
@@ -160,30 +161,30 @@ func (s *Store) deleteOldestUnuploaded(max int) (int, error) {
 // held more); deleting a minute's readings every minute cost more than
 // storing them.
 func (s *Store) applyRetention() error {
-	if s.opts.RetainAge > 0 {
+	if s.opts.Retention.MaxAge > 0 {
 		if err := s.retainByAge(); err != nil {
 			return err
 		}
 	}
-	if s.opts.RetainBytes > 0 {
-		if over := s.readingsOver(s.usedBytes(), s.opts.RetainBytes); over > 0 {
+	if s.opts.Retention.MaxSize > 0 {
+		if over := s.readingsOver(s.usedBytes(), s.opts.Retention.MaxSize); over > 0 {
 			n, err := s.deleteUploaded(over)
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				s.log.Info("store: retention deleted uploaded readings by size", "deleted", n, "retain_bytes", s.opts.RetainBytes)
+				s.log.Info("store: retention deleted uploaded readings by size", "deleted", n, "retain_bytes", s.opts.Retention.MaxSize)
 			}
 		}
 	}
 	return nil
 }
 
-// retainByAge deletes delivered readings older than RetainAge, once the
+// retainByAge deletes delivered readings older than Retention.MaxAge, once the
 // oldest is retainSlack past it.
 func (s *Store) retainByAge() error {
-	cutoff := s.opts.Now().Add(-s.opts.RetainAge)
-	due, err := s.oldestBefore(cutoff.Add(-retainSlack(s.opts.RetainAge)))
+	cutoff := s.opts.Now().Add(-s.opts.Retention.MaxAge)
+	due, err := s.oldestBefore(cutoff.Add(-retainSlack(s.opts.Retention.MaxAge)))
 	if err != nil || !due {
 		return err
 	}

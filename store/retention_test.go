@@ -9,9 +9,12 @@ import (
 
 func TestRetentionDeletesOnlyUploadedReadingsByAge(t *testing.T) {
 	now := t0.Add(10 * 24 * time.Hour)
-	opts := Options{RetainAge: 24 * time.Hour, Now: func() time.Time { return now }}
+	opts := Options{Now: func() time.Time { return now }, Config: Config{Retention: RetentionConfig{
+
+		// 100 readings nine days old, then 100 fresh ones.
+		MaxAge: 24 * time.Hour}}}
 	s := mustOpen(t, opts)
-	// 100 readings nine days old, then 100 fresh ones.
+
 	old := make([]Reading, 100)
 	for i := range old {
 		old[i] = reading("a", "temperature", i, 1)
@@ -60,7 +63,7 @@ func TestRetentionDeletesOnlyUploadedReadingsByAge(t *testing.T) {
 
 func TestRetentionLocalOnlyAppliesToAll(t *testing.T) {
 	now := t0.Add(10 * 24 * time.Hour)
-	s := mustOpen(t, Options{LocalOnly: true, RetainAge: 24 * time.Hour, Now: func() time.Time { return now }})
+	s := mustOpen(t, Options{LocalOnly: true, Now: func() time.Time { return now }, Config: Config{Retention: RetentionConfig{MaxAge: 24 * time.Hour}}})
 	fill(t, s, "a", 50)
 	mustAppend(t, s, Reading{Source: "a", Quantity: "temperature", Value: 2, Time: now})
 	mustCheckpoint(t, s) // retention works on what reached bbolt
@@ -71,7 +74,7 @@ func TestRetentionLocalOnlyAppliesToAll(t *testing.T) {
 }
 
 func TestFullStoreDropOldestCountsEveryDrop(t *testing.T) {
-	s := mustOpen(t, Options{MaxBytes: 1 << 20, FullPolicy: FullDropOldest})
+	s := mustOpen(t, Options{Config: Config{MaxSize: 1 << 20, FullPolicy: FullDropOldest}})
 	fill(t, s, "a", 100)
 	mustRecord(t, s, 1, 100)    // in flight: must survive the policy
 	const total = 100 + 40*1000 // about 4 MiB of readings into a 1 MiB cap
@@ -111,7 +114,7 @@ func TestFullStoreDropOldestCountsEveryDrop(t *testing.T) {
 }
 
 func TestFullStoreRejectNew(t *testing.T) {
-	s := mustOpen(t, Options{MaxBytes: 1 << 20, FullPolicy: FullRejectNew, CommitInterval: time.Millisecond})
+	s := mustOpen(t, Options{Config: Config{MaxSize: 1 << 20, FullPolicy: FullRejectNew, CommitInterval: time.Millisecond}})
 	var err error
 	stored := 0
 	// Fill in batches of 1000, then one by one up to the last byte.
@@ -160,7 +163,7 @@ func TestFullStoreRejectNew(t *testing.T) {
 // that is due.
 func TestRetentionDeletesInBatches(t *testing.T) {
 	now := t0.Add(10 * 24 * time.Hour)
-	s := mustOpen(t, Options{LocalOnly: true, RetainAge: 24 * time.Hour, Now: func() time.Time { return now }})
+	s := mustOpen(t, Options{LocalOnly: true, Now: func() time.Time { return now }, Config: Config{Retention: RetentionConfig{MaxAge: 24 * time.Hour}}})
 	for i, age := range []time.Duration{24*time.Hour + 50*time.Minute, 24*time.Hour + 10*time.Minute, 23 * time.Hour} {
 		mustAppend(t, s, Reading{Source: "a", Quantity: "temperature", Value: float64(i), Time: now.Add(-age)})
 	}

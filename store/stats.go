@@ -78,7 +78,7 @@ func (s *Store) Stats() Stats {
 		Readings:     s.count.Load(),
 		LastSeq:      s.lastSeq.Load(),
 		UsedBytes:    s.usedBytes(),
-		MaxBytes:     s.opts.MaxBytes,
+		MaxBytes:     s.opts.MaxSize,
 		Commits:      s.c.commits.Load(),
 		Committed:    s.c.committed.Load(),
 		Queued:       len(s.c.slots),

@@ -88,7 +88,7 @@ func TestAppendRejectsInvalidReadings(t *testing.T) {
 }
 
 func TestSeqMonotonicAcrossReopen(t *testing.T) {
-	opts := Options{LocalOnly: true, RetainAge: time.Hour, Now: func() time.Time { return t0.Add(48 * time.Hour) }}
+	opts := Options{LocalOnly: true, Now: func() time.Time { return t0.Add(48 * time.Hour) }, Config: Config{Retention: RetentionConfig{MaxAge: time.Hour}}}
 	s := mustOpen(t, opts)
 	fill(t, s, "a", 10)
 	s = reopen(t, s, opts)
@@ -162,7 +162,7 @@ func TestConcurrentAppendersShareCommits(t *testing.T) {
 }
 
 func TestEnqueueCommitsWithinInterval(t *testing.T) {
-	s := mustOpen(t, Options{CommitInterval: 20 * time.Millisecond})
+	s := mustOpen(t, Options{Config: Config{CommitInterval: 20 * time.Millisecond}})
 	if err := s.Enqueue(context.Background(), reading("a", "q", 0, 1), reading("a", "q", 1, 2)); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestEnqueueCommitsWithinInterval(t *testing.T) {
 }
 
 func TestCloseCommitsQueuedReadings(t *testing.T) {
-	opts := Options{CommitInterval: time.Hour}
+	opts := Options{Config: Config{CommitInterval: time.Hour}}
 	s := mustOpen(t, opts)
 	for i := range 100 {
 		if err := s.Enqueue(context.Background(), reading("a", "q", i, 1)); err != nil {
@@ -197,7 +197,7 @@ func TestCloseCommitsQueuedReadings(t *testing.T) {
 
 func TestAppendHonoursContextWhenQueueFull(t *testing.T) {
 	fs, wedge := wedgeableFS(t)
-	s := mustOpen(t, Options{QueueSize: 1, MaxBatch: 1, CommitInterval: time.Millisecond, LogFS: fs})
+	s := mustOpen(t, Options{QueueSize: 1, MaxBatch: 1, LogFS: fs, Config: Config{CommitInterval: time.Millisecond}})
 	_, release := wedge(s)
 	// The sync hangs; the committer writes a few more readings ahead of it,
 	// then stops taking requests, and the one-slot queue fills.

@@ -15,7 +15,7 @@ import (
 func TestSyncWindowSpacesSyncs(t *testing.T) {
 	const window = 200 * time.Millisecond
 	fs, wedge := wedgeableFS(t)
-	s := mustOpen(t, Options{LogFS: fs, SyncWindow: window})
+	s := mustOpen(t, Options{LogFS: fs, Config: Config{SyncWindow: window}})
 
 	start := time.Now()
 	for i := range 4 {

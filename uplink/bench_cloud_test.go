@@ -66,7 +66,7 @@ func drainInto(b *testing.B, n int, url string, register func(gateway string) st
 	b.StopTimer()
 	st := testStore(b, 0)
 	fillRealistic(b, st, n)
-	o := Options{URL: url, Token: register(st.GatewayID()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	o := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: Config{URL: url, Token: register(st.GatewayID())}}
 	b.StartTimer()
 	start := time.Now()
 	runUntilAcked(context.Background(), b, st, o, uint64(n))

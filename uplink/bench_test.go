@@ -45,7 +45,7 @@ func drainOnce(b *testing.B, n int, live bool) {
 	st := testStore(b, 0)
 	fillRealistic(b, st, n)
 	sk, srv := cloud(b, "secret")
-	o := Options{URL: srv.URL, Token: "secret", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	o := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: Config{URL: srv.URL, Token: "secret"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	liveDone := make(chan []uint64, 1)

@@ -65,15 +65,16 @@ func cloud(tb testing.TB, token string) (*sink.Sink, *httptest.Server) {
 // fastOptions keep tests quick: small batches and backoff.
 func fastOptions(url string) Options {
 	return Options{
-		URL: url, Token: "secret", MaxReadings: 100, InFlight: 3,
-		FlushInterval: 20 * time.Millisecond, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		AuthRetry: 50 * time.Millisecond, Timeout: 5 * time.Second,
-		Rand:   rand.New(rand.NewPCG(1, 2)),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+
+		AuthRetry: 50 * time.Millisecond,
+		Rand:      rand.New(rand.NewPCG(1, 2)),
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)), Config: Config{
+
+			// running starts a sender and stops it at the end of the test.
+			URL: url, Token: "secret", BatchMaxReadings: 100, InFlight: 3, FlushInterval: 20 * time.Millisecond, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Timeout: 5 * time.Second},
 	}
 }
 
-// running starts a sender and stops it at the end of the test.
 func running(tb testing.TB, st Store, o Options) *Sender {
 	tb.Helper()
 	s, err := New(st, o)

@@ -26,38 +26,16 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
-// Options configure a Sender. Zero values mean the defaults given.
+// Options configure a Sender: its Config and what the program wires in.
+// Zero values mean the defaults given.
 type Options struct {
-	// URL is the cloud's base URL, e.g. https://ingest.example.com. Required.
-	URL string
-	// Token is the bearer token. TokenFile, if set, is read before every
-	// request instead, so a rotated token needs no restart.
-	Token, TokenFile string
+	// Config is what the configuration file sets (the uplink: section).
+	Config
 	// Version goes into the User-Agent.
 	Version string
-	// MaxReadings and MaxBytes cap a batch (readings; uncompressed JSON
-	// bytes). Defaults 500 and 256 KiB.
-	MaxReadings, MaxBytes int
-	// InFlight is how many batches may be in flight at once. Default 3.
-	InFlight int
-	// BacklogRate caps how fast the backlog drains, in readings/s, so that
-	// live data and the cloud keep room. 0: no cap.
-	BacklogRate float64
-	// FlushInterval is how often new readings are looked for. Default 1 s.
-	FlushInterval time.Duration
-	// BackoffBase and BackoffMax bound the retry backoff. Defaults 1 s, 30 s:
-	// an outage is probed at least every 30 s, so the uplink is back within
-	// seconds of the cloud, while a fleet of 200 sends some 7 probes a
-	// second.
-	BackoffBase, BackoffMax time.Duration
 	// AuthRetry is the least wait before probing again after 401/403.
 	// Default 1 minute.
 	AuthRetry time.Duration
-	// Timeout bounds each request. Default 30 s.
-	Timeout time.Duration
-	// CAFile adds a CA to the system roots; ClientCert and ClientKey
-	// enable mutual TLS.
-	CAFile, ClientCert, ClientKey string
 
 	// Report, if set, says how the gateway is doing; the sender then PUTs
 	// the gateway's status to the receiver every StatusInterval (default 1
@@ -73,14 +51,6 @@ type Options struct {
 	Rand *rand.Rand
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
-}
-
-// DefaultOptions returns the batch sizes, intervals and timeouts New uses
-// for zero fields; the daemon's configuration starts from them.
-func DefaultOptions() Options {
-	var o Options
-	o.defaultLimits()
-	return o
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -125,13 +95,15 @@ func (o *Options) defaultLimits() {
 			*v = d
 		}
 	}
-	def(&o.MaxReadings, 500)
-	def(&o.MaxBytes, 256<<10)
-	def(&o.InFlight, 3)
-	defD(&o.FlushInterval, time.Second)
-	defD(&o.BackoffBase, time.Second)
-	defD(&o.BackoffMax, 30*time.Second)
+	d := DefaultConfig()
+	def(&o.BatchMaxReadings, d.BatchMaxReadings)
+	def(&o.BatchMaxSize, d.BatchMaxSize)
+	def(&o.InFlight, d.InFlight)
+	defD(&o.FlushInterval, d.FlushInterval)
+	defD(&o.BackoffBase, d.BackoffBase)
+	defD(&o.BackoffMax, d.BackoffMax)
+	defD(&o.Timeout, d.Timeout)
+	defD(&o.AutonomyWarning, d.AutonomyWarning)
 	defD(&o.AuthRetry, time.Minute)
-	defD(&o.Timeout, 30*time.Second)
 	defD(&o.StatusInterval, time.Minute)
 }

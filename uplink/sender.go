@@ -58,7 +58,7 @@ func New(st Store, o Options) (*Sender, error) {
 	s := &Sender{o: o, st: st, gw: st.GatewayID(), inc: st.Incarnation(), state: newTracker(o.Now),
 		queuedDL: map[uint64]bool{}, retries: make(chan retryAsk), stopped: make(chan struct{}), results: make(chan outcome, o.InFlight)}
 	if o.BacklogRate > 0 {
-		s.limiter = rate.NewLimiter(rate.Limit(o.BacklogRate), max(o.MaxReadings, int(o.BacklogRate)))
+		s.limiter = rate.NewLimiter(rate.Limit(o.BacklogRate), max(o.BatchMaxReadings, int(o.BacklogRate)))
 	}
 	return s, nil
 }
@@ -181,7 +181,7 @@ func (s *Sender) next() (*job, error) {
 // returns it (nil if there is nothing to send) with the new value of next.
 func (s *Sender) form(next, limit uint64) (*job, uint64, error) {
 	b, rs, after, err := s.st.FormBatch(next, limit, store.BatchLimits{
-		MaxReadings: s.o.MaxReadings, MaxBytes: s.o.MaxBytes, Size: readingJSONSize})
+		MaxReadings: s.o.BatchMaxReadings, MaxBytes: s.o.BatchMaxSize, Size: readingJSONSize})
 	if err != nil || len(rs) == 0 {
 		return nil, after, err
 	}

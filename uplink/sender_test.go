@@ -453,8 +453,7 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 // readings after it. Every surviving reading must still reach the cloud
 // and the cursor must pass the gap, or retention stops for good.
 func TestDrainCrossesReadingsDroppedInFlight(t *testing.T) {
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "fieldgate.db"), GatewayID: "fg-test",
-		MaxBytes: 1 << 20, FullPolicy: store.FullDropOldest})
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "fieldgate.db"), GatewayID: "fg-test", Config: store.Config{MaxSize: 1 << 20, FullPolicy: store.FullDropOldest}})
 	if err != nil {
 		t.Fatal(err)
 	}

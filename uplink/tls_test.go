@@ -87,10 +87,10 @@ func TestMutualTLSWithACustomCA(t *testing.T) {
 
 func TestTLSOptionsFailClearly(t *testing.T) {
 	for name, o := range map[string]Options{
-		"missing CA file":   {URL: "https://x", CAFile: "/nonexistent/ca.pem"},
-		"CA file not PEM":   {URL: "https://x", CAFile: "tls_test.go"},
-		"half a client key": {URL: "https://x", ClientCert: "/nonexistent/c.pem"},
-		"bad url":           {URL: "ftp://x"},
+		"missing CA file":   {Config: Config{URL: "https://x", CAFile: "/nonexistent/ca.pem"}},
+		"CA file not PEM":   {Config: Config{URL: "https://x", CAFile: "tls_test.go"}},
+		"half a client key": {Config: Config{URL: "https://x", ClientCert: "/nonexistent/c.pem"}},
+		"bad url":           {Config: Config{URL: "ftp://x"}},
 	} {
 		if _, err := New(testStore(t, 0), o); err == nil {
 			t.Errorf("%s: New succeeded", name)

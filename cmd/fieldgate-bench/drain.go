@@ -52,7 +52,7 @@ func drainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	st, err := store.Open(store.Options{Path: filepath.Join(*dir, "drain.db"), MaxBytes: 8 << 30})
+	st, err := store.Open(store.Options{Path: filepath.Join(*dir, "drain.db"), Config: store.Config{MaxSize: 8 << 30}})
 	if err != nil {
 		return err
 	}
@@ -106,8 +106,8 @@ func drain(ctx context.Context, st *store.Store, batch, inFlight int) (drainRepo
 	srv := &http.Server{Handler: sk, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	s, err := uplink.New(st, uplink.Options{URL: "http://" + ln.Addr().String(), Token: "bench", MaxReadings: batch, InFlight: inFlight,
-		FlushInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	s, err := uplink.New(st, uplink.Options{
+		Logger: slog.New(slog.DiscardHandler), Config: uplink.Config{URL: "http://" + ln.Addr().String(), Token: "bench", BatchMaxReadings: batch, InFlight: inFlight, FlushInterval: 100 * time.Millisecond}})
 	if err != nil {
 		return drainReport{}, err
 	}

@@ -10,13 +10,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"fieldgate/httpapi"
 )
 
 // TestSelfSignedTLS generates the certificate once, keeps it across
 // restarts, and serves with it.
 func TestSelfSignedTLS(t *testing.T) {
 	dir := t.TempDir()
-	cfg := &Config{DataDir: dir, API: APIConfig{TLSSelfSigned: true}}
+	cfg := &Config{DataDir: dir, API: httpapi.Config{TLSSelfSigned: true}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tc, err := apiTLS(cfg, log)
 	if err != nil || tc == nil {

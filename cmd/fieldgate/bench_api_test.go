@@ -121,7 +121,7 @@ var benchEnd = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 // fillSeries writes n readings into a new store: series of 86,400 readings
 // (a day at 1 Hz) of node-NNN/temperature, then humidity.
 func fillSeries(b *testing.B, path string, n int) {
-	st, err := store.Open(store.Options{Path: path, MaxBytes: 8 << 30})
+	st, err := store.Open(store.Options{Path: path, Config: store.Config{MaxSize: 8 << 30}})
 	if err != nil {
 		b.Fatal(err)
 	}

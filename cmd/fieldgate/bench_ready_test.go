@@ -83,7 +83,7 @@ func BenchmarkReady(b *testing.B) {
 	if err := st.Close(); err != nil { // checkpoints everything into the file
 		b.Fatal(err)
 	}
-	fillHead(b, filepath.Join(full, "fieldgate.db"), store.DefaultHeadMaxReadings-1)
+	fillHead(b, filepath.Join(full, "fieldgate.db"), store.DefaultConfig().Head.MaxReadings-1)
 	for _, c := range []struct{ name, dir string }{{"empty", ""}, {"1M+head", full}} {
 		b.Run(c.name, func(b *testing.B) {
 			var total time.Duration

@@ -17,9 +17,9 @@ import (
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
-	"gopkg.in/yaml.v3"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/internal/config"
 	"fieldgate/store"
 	"fieldgate/store/storetest"
 )
@@ -61,7 +61,7 @@ func BenchmarkSiteWrites(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			cases = append(cases, &siteCase{name: "qos1/window=" + w, qos: 1, window: Duration(window), span: pi.Head.MaxAge})
+			cases = append(cases, &siteCase{name: "qos1/window=" + w, qos: 1, window: window, span: pi.Head.MaxAge})
 		}
 	}
 	if v := os.Getenv("FIELDGATE_BENCH_SITE_DURATION"); v != "" {
@@ -70,7 +70,7 @@ func BenchmarkSiteWrites(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, sc := range cases {
-			sc.span = Duration(d)
+			sc.span = d
 		}
 	}
 	bin := filepath.Join(b.TempDir(), "fieldgate")
@@ -103,8 +103,8 @@ func BenchmarkSiteWrites(b *testing.B) {
 type siteCase struct {
 	name   string
 	qos    byte
-	window Duration // store.sync_window
-	span   Duration // measured, and store.head.max_age
+	window time.Duration // store.sync_window
+	span   time.Duration // measured, and store.head.max_age
 
 	dev       *storetest.BlockDevice
 	pid       int
@@ -160,14 +160,15 @@ func (sc *siteCase) end(b *testing.B) {
 
 // piStore is the store section of the Pi package's configuration
 // (deploy/config.yaml) over the defaults.
-func piStore(b *testing.B) StoreConfig {
-	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "config.yaml"))
+func piStore(b *testing.B) store.Config {
+	path := filepath.Join("..", "..", "deploy", "config.yaml")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg := defaultConfig(func(string) string { return "" })
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		b.Fatal(err)
+	if problems, err := config.Decode(data, path, &cfg, config.Where{}); err != nil || len(problems) > 0 {
+		b.Fatal(err, problems)
 	}
 	return cfg.Store
 }

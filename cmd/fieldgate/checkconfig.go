@@ -1,11 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"fieldgate/cmd/fieldgate/internal/config"
 )
 
 // checkConfig validates the configuration and prints the effective one, with
@@ -31,13 +30,8 @@ func renderConfig(cfg *loadedConfig) (string, error) {
 	if len(cfg.Env) > 0 {
 		out.WriteString("# overridden by " + strings.Join(cfg.Env, ", ") + "\n")
 	}
-	enc := yaml.NewEncoder(&out)
-	enc.SetIndent(2)
-	if err := enc.Encode(cfg.Config); err != nil {
-		return "", fmt.Errorf("print configuration: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return "", fmt.Errorf("print configuration: %w", err)
+	if err := config.Render(&out, &cfg.Config); err != nil {
+		return "", err
 	}
 	return out.String(), nil
 }

@@ -21,7 +21,7 @@ func newClock(cfg *Config, st *store.Store, src clock.Source, log *slog.Logger) 
 		floor = newest.Add(-floorSlack)
 	}
 	t := clock.New(src, st, clock.Options{
-		Trust: clock.Trust(cfg.Clock.Trust), Floor: floor, Hold: time.Duration(cfg.Clock.UploadHold), Logger: log,
+		Config: cfg.Clock, Floor: floor, Logger: log,
 	})
 	if s := t.State(); !s.Synced {
 		log.Info("clock not trusted yet: readings are flagged unsynced until it is", "reason", s.Reason)

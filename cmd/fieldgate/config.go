@@ -5,11 +5,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
+	"fieldgate/broker"
+	"fieldgate/cmd/fieldgate/internal/config"
+	"fieldgate/httpapi"
+	"fieldgate/sensors"
 	"fieldgate/store"
+	"fieldgate/store/clock"
+	"fieldgate/uplink"
 )
 
 // defaultConfigPath is where the daemon looks for its configuration when no
@@ -17,20 +22,23 @@ import (
 const defaultConfigPath = "/etc/fieldgate/config.yaml"
 
 // Config is fieldgate's whole configuration: loaded once at start, validated,
-// and passed down explicitly. Every field has a default (see defaultConfig).
+// and passed down explicitly. Each component's section is its own Config,
+// with its defaults and ranges (see defaultConfig and validate); the
+// daemon's own keys are the rest.
 type Config struct {
 	Gateway GatewayConfig `yaml:"gateway"`
 	// DataDir holds the store. Default $STATE_DIRECTORY (systemd), else
 	// ./fieldgate-data.
-	DataDir         string         `yaml:"data_dir"`
-	Log             LogConfig      `yaml:"log"`
-	Store           StoreConfig    `yaml:"store"`
-	Sensors         []SensorConfig `yaml:"sensors"`
-	MQTT            MQTTConfig     `yaml:"mqtt"`
-	Uplink          UplinkConfig   `yaml:"uplink"`
-	API             APIConfig      `yaml:"api"`
-	Clock           ClockConfig    `yaml:"clock"`
-	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
+	DataDir string           `yaml:"data_dir"`
+	Log     LogConfig        `yaml:"log"`
+	Store   store.Config     `yaml:"store"`
+	Sensors []sensors.Config `yaml:"sensors"`
+	MQTT    broker.Config    `yaml:"mqtt"`
+	Uplink  uplink.Config    `yaml:"uplink"`
+	API     httpapi.Config   `yaml:"api"`
+	Clock   clock.Config     `yaml:"clock"`
+	// ShutdownTimeout bounds a clean stop: past it the daemon exits anyway.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // GatewayConfig names the gateway.
@@ -46,32 +54,7 @@ type GatewayConfig struct {
 type LogConfig struct {
 	Level string `yaml:"level"`
 	// StatusInterval is how often a one-line summary is logged (0: never).
-	StatusInterval Duration `yaml:"status_interval"`
-}
-
-// StoreConfig tunes the store; see store.Options for the meaning of each.
-type StoreConfig struct {
-	CommitInterval Duration        `yaml:"commit_interval"`
-	SyncWindow     Duration        `yaml:"sync_window"`
-	Head           HeadConfig      `yaml:"head"`
-	MaxSize        ByteSize        `yaml:"max_size"`
-	FullPolicy     string          `yaml:"full_policy"`
-	Retention      RetentionConfig `yaml:"retention"`
-	CompactRatio   float64         `yaml:"compact_ratio"`
-}
-
-// HeadConfig bounds the readings held in the log and in memory before a
-// checkpoint moves them into the store file.
-type HeadConfig struct {
-	MaxReadings int      `yaml:"max_readings"`
-	MaxBytes    ByteSize `yaml:"max_bytes"`
-	MaxAge      Duration `yaml:"max_age"`
-}
-
-// RetentionConfig bounds how long uploaded readings are kept.
-type RetentionConfig struct {
-	MaxAge  Duration `yaml:"max_age"`
-	MaxSize ByteSize `yaml:"max_size"`
+	StatusInterval time.Duration `yaml:"status_interval"`
 }
 
 // defaultConfig returns the embedded defaults. getenv supplies
@@ -82,30 +65,21 @@ func defaultConfig(getenv func(string) string) Config {
 		dataDir, _, _ = strings.Cut(sd, ":") // systemd lists several dirs separated by ':'
 	}
 	return Config{
-		DataDir: dataDir,
-		Log:     LogConfig{Level: "info", StatusInterval: Duration(time.Minute)},
-		Store: StoreConfig{
-			CommitInterval: Duration(store.DefaultCommitInterval),
-			Head: HeadConfig{MaxReadings: store.DefaultHeadMaxReadings, MaxBytes: store.DefaultHeadMaxBytes,
-				MaxAge: Duration(store.DefaultCheckpointInterval)},
-			MaxSize:      store.DefaultMaxBytes,
-			FullPolicy:   string(store.FullDropOldest),
-			Retention:    RetentionConfig{MaxAge: Duration(30 * 24 * time.Hour)},
-			CompactRatio: 2,
-		},
-		MQTT:            defaultMQTT(),
-		Uplink:          defaultUplink(),
-		API:             defaultAPI(),
-		Clock:           defaultClock(),
-		ShutdownTimeout: Duration(15 * time.Second),
+		DataDir:         dataDir,
+		Log:             LogConfig{Level: "info", StatusInterval: time.Minute},
+		Store:           store.DefaultConfig(),
+		MQTT:            broker.DefaultConfig(),
+		Uplink:          uplink.DefaultConfig(),
+		API:             httpapi.DefaultConfig(),
+		Clock:           clock.DefaultConfig(),
+		ShutdownTimeout: 15 * time.Second,
 	}
 }
 
-// host is what the configuration's defaults and limits depend on.
+// host is what the configuration's defaults depend on.
 type host struct {
-	is32bit bool     // the address space limits the store's size
-	hasI2C  bool     // an I2C bus exists, so no simulated sensor by default
-	env     []string // names of the FIELDGATE_* variables set, to catch typos
+	hasI2C bool     // an I2C bus exists, so no simulated sensor by default
+	env    []string // names of the FIELDGATE_* variables set, to catch typos
 }
 
 // detectHost looks at the machine the daemon runs on.
@@ -113,34 +87,39 @@ func detectHost() host {
 	buses, _ := filepath.Glob("/dev/i2c-*") // the pattern is valid
 	var env []string
 	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, envPrefix) {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, config.EnvPrefix) {
 			env = append(env, name)
 		}
 	}
-	return host{is32bit: strconv.IntSize == 32, hasI2C: len(buses) > 0, env: env}
+	return host{hasI2C: len(buses) > 0, env: env}
 }
 
 // defaultSensors is used when the configuration lists no sensors: a
 // simulated one when the machine has no I2C bus (a laptop, CI), so that the
 // gateway shows live data anywhere.
-func defaultSensors(h host) []SensorConfig {
+func defaultSensors(h host) []sensors.Config {
 	if h.hasI2C {
 		return nil
 	}
-	return []SensorConfig{{Name: "lab", Driver: "sim", Interval: Duration(10 * time.Second)}}
+	return []sensors.Config{{Name: "lab", Driver: "sim", Interval: 10 * time.Second}}
 }
 
-var (
-	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-)
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // validate checks every value and returns one message per problem, each
 // naming the key, so that a technician can fix the file in one pass.
-func (c *Config) validate(h host) []fieldError {
+func (c *Config) validate() []fieldError {
 	var errs []fieldError
 	add := func(path, format string, args ...any) {
 		errs = append(errs, fieldError{path, fmt.Sprintf(format, args...)})
+	}
+	in := func(section string) func(key, msg string) {
+		return func(key, msg string) {
+			if !strings.HasPrefix(key, "[") {
+				key = "." + key
+			}
+			add(section+key, "%s", msg)
+		}
 	}
 	if c.Gateway.ID != "" && !idPattern.MatchString(c.Gateway.ID) {
 		add("gateway.id", "%q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Gateway.ID)
@@ -156,61 +135,44 @@ func (c *Config) validate(h host) []fieldError {
 	if c.Log.StatusInterval < 0 {
 		add("log.status_interval", "must not be negative")
 	}
-	c.storeOptions().Validate(keyed(storeKeys, add))
-	if h.is32bit && c.Store.MaxSize > 1536<<20 {
-		add("store.max_size", "%s: a 32-bit system can map at most 1.5GiB", c.Store.MaxSize)
-	}
-	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 5*time.Minute {
+	if d := c.ShutdownTimeout; d < time.Second || d > 5*time.Minute {
 		add("shutdown_timeout", "%s: want between 1s and 5m", d)
 	}
-	validateSensors(c.Sensors, add)
-	validateMQTT(c, add)
-	validateUplink(c, add)
-	validateAPI(c, add)
-	validateClock(c.Clock, add)
+	c.Store.Validate(in("store"))
+	sensors.Validate(c.Sensors, in("sensors"))
+	c.MQTT.Validate(in("mqtt"))
+	c.Uplink.Validate(in("uplink"))
+	c.API.Validate(in("api"))
+	c.Clock.Validate(in("clock"))
+	for _, l := range []struct{ key, addr string }{{"mqtt.listen", c.MQTT.Listen}, {"mqtt.tls_listen", c.MQTT.TLSListen},
+		{"mqtt.ws_listen", c.MQTT.WSListen}, {"api.listen", c.API.Listen}} {
+		checkListen(l.key, l.addr, add)
+	}
+	config.CheckFiles(c, func(key, msg string) { add(key, "%s", msg) })
 	return errs
-}
-
-// storeOptions maps the configuration onto the store's options.
-func (c *Config) storeOptions() store.Options {
-	return store.Options{
-		Path:               filepath.Join(c.DataDir, "fieldgate.db"),
-		GatewayID:          c.Gateway.ID,
-		CommitInterval:     time.Duration(c.Store.CommitInterval),
-		SyncWindow:         time.Duration(c.Store.SyncWindow),
-		HeadMaxReadings:    c.Store.Head.MaxReadings,
-		HeadMaxBytes:       int64(c.Store.Head.MaxBytes),
-		CheckpointInterval: time.Duration(c.Store.Head.MaxAge),
-		MaxBytes:           int64(c.Store.MaxSize),
-		FullPolicy:         store.FullPolicy(c.Store.FullPolicy),
-		RetainAge:          time.Duration(c.Store.Retention.MaxAge),
-		RetainBytes:        int64(c.Store.Retention.MaxSize),
-		CompactRatio:       c.Store.CompactRatio,
-		// Without an uplink nothing is ever acknowledged: retention then
-		// treats every reading as delivered.
-		LocalOnly: c.Uplink.URL == "",
-	}
-}
-
-// storeKeys names the configuration key of each store option.
-var storeKeys = map[string]string{"CommitInterval": "store.commit_interval", "SyncWindow": "store.sync_window",
-	"HeadMaxReadings": "store.head.max_readings", "HeadMaxBytes": "store.head.max_bytes", "CheckpointInterval": "store.head.max_age",
-	"MaxBytes": "store.max_size", "FullPolicy": "store.full_policy", "RetainAge": "store.retention.max_age",
-	"RetainBytes": "store.retention.max_size", "CompactRatio": "store.compact_ratio"}
-
-// keyed routes a component's problems, named by its option fields, to the
-// configuration keys they come from.
-func keyed(keys map[string]string, add func(path, format string, args ...any)) func(field, msg string) {
-	return func(field, msg string) {
-		path, ok := keys[field]
-		if !ok {
-			path = field // TestEveryOptionProblemHasAKey keeps this from happening
-		}
-		add(path, "%s", msg)
-	}
 }
 
 // fieldError is one invalid value.
 type fieldError struct {
 	Path, Msg string
+}
+
+// storeOptions are the store's section, with where the store lives and
+// whether anything will ever upload its readings (without an uplink,
+// retention treats every reading as delivered).
+func (c *Config) storeOptions() store.Options {
+	return store.Options{Config: c.Store, Path: filepath.Join(c.DataDir, "fieldgate.db"), GatewayID: c.Gateway.ID,
+		LocalOnly: c.Uplink.URL == ""}
+}
+
+// uplinkOptions are the uplink's section, with the version it reports.
+func (c *Config) uplinkOptions() uplink.Options {
+	return uplink.Options{Config: c.Uplink, Version: version}
+}
+
+// apiOptions are the API's section, with what it shows and where exports
+// go.
+func (c *Config) apiOptions() httpapi.Options {
+	return httpapi.Options{Config: c.API, Version: version, GatewayName: c.Gateway.Name,
+		ExportDir: filepath.Join(c.DataDir, "exports"), AutonomyWarning: c.Uplink.AutonomyWarning}
 }

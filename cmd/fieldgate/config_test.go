@@ -7,11 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"fieldgate/broker"
 	"fieldgate/cmd/fieldgate/daemontest"
-	"fieldgate/httpapi"
-	"fieldgate/store"
-	"fieldgate/uplink"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -21,7 +17,7 @@ func envMap(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-var laptop = host{is32bit: false, hasI2C: false}
+var laptop = host{hasI2C: false}
 
 func TestConfigGolden(t *testing.T) {
 	for _, tc := range []struct {
@@ -33,7 +29,7 @@ func TestConfigGolden(t *testing.T) {
 		{name: "empty", file: "empty.yaml", host: laptop},
 		{name: "full", file: "full.yaml", host: laptop},
 		{name: "partial", file: "partial.yaml", host: laptop},
-		{name: "missing-on-a-pi", file: "does-not-exist.yaml", host: host{is32bit: true, hasI2C: true},
+		{name: "missing-on-a-pi", file: "does-not-exist.yaml", host: host{hasI2C: true},
 			env: map[string]string{"STATE_DIRECTORY": "/var/lib/fieldgate:/var/lib/other"}},
 		{name: "env", file: "partial.yaml", host: laptop, env: map[string]string{
 			"FIELDGATE_STORE_MAX_SIZE":          "128MiB",
@@ -99,8 +95,6 @@ func TestConfigRejections(t *testing.T) {
 			want: []string{`:2: store.max_size: "lots" is not a size`}},
 		{name: "size too small", yaml: "store:\n  max_size: 512KiB\n",
 			want: []string{`:2: store.max_size: 512KiB: want at least 1MiB`}},
-		{name: "too big for 32-bit", yaml: "store:\n  max_size: 2GiB\n", host: host{is32bit: true},
-			want: []string{`store.max_size: 2GiB: a 32-bit system can map at most 1.5GiB`}},
 		{name: "full policy", yaml: "store:\n  full_policy: drop_newest\n",
 			want: []string{`:2: store.full_policy: "drop_newest": want drop_oldest or reject_new`}},
 		{name: "commit interval", yaml: "store:\n  commit_interval: 0s\n",
@@ -246,22 +240,6 @@ func TestConfigMissingFile(t *testing.T) {
 	}
 }
 
-func TestParseByteSize(t *testing.T) {
-	for in, want := range map[string]ByteSize{
-		"0": 0, "4096": 4096, "1KiB": 1024, "1.5GiB": 3 << 29, "64 MB": 64e6, "2GB": 2e9, "10B": 10, "1TiB": 1 << 40,
-	} {
-		got, err := parseByteSize(in)
-		if err != nil || got != want {
-			t.Errorf("parseByteSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1MiB", "1 PB", "1e400", "12 parsecs"} {
-		if _, err := parseByteSize(in); err == nil {
-			t.Errorf("parseByteSize(%q) succeeded", in)
-		}
-	}
-}
-
 func FuzzLoadConfig(f *testing.F) {
 	for _, name := range []string{"full.yaml", "partial.yaml"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "config", name))
@@ -280,55 +258,22 @@ func FuzzLoadConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if errs := cfg.validate(laptop); len(errs) > 0 {
+		if errs := cfg.validate(); len(errs) > 0 {
 			t.Fatalf("loadConfig accepted an invalid config: %v", errs)
 		}
 	})
 }
 
-// TestEveryOptionProblemHasAKey gives each component options wrong in
-// every way it checks: every field it names must map to a configuration
-// key, and every mapped field must be one it checks.
-func TestEveryOptionProblemHasAKey(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		keys     map[string]string
-		validate func(problem func(field, msg string))
-	}{
-		{"uplink", uplinkKeys, func(problem func(field, msg string)) {
-			uplink.Options{Token: "t", TokenFile: "f", ClientCert: "c", BacklogRate: -1, BackoffMax: -1}.Validate(problem)
-			uplink.Options{}.Validate(problem) // no token at all
-		}},
-		{"broker", mqttKeys, broker.Options{TLSListen: ":8883"}.Validate},
-		{"store", storeKeys, store.Options{FullPolicy: "x", RetainAge: -1, RetainBytes: -1, SyncWindow: -1}.Validate},
-		{"httpapi", apiKeys, httpapi.Options{CORSOrigins: []string{"x"}, TrustedProxies: []string{"x"}}.Validate},
-	} {
-		seen := map[string]bool{}
-		tc.validate(func(field, _ string) { seen[field] = true })
-		if len(seen) == 0 {
-			t.Errorf("%s reports nothing wrong with wrong options", tc.name)
-		}
-		for f := range seen {
-			if _, ok := tc.keys[f]; !ok {
-				t.Errorf("%s reports %s, which has no configuration key", tc.name, f)
-			}
-		}
-		for f := range tc.keys {
-			if !seen[f] {
-				t.Errorf("%s never reports %s, yet it has a key", tc.name, f)
-			}
-		}
+// TestDefaultsAreValid: the embedded defaults pass every check, with an
+// uplink configured too.
+func TestDefaultsAreValid(t *testing.T) {
+	cfg := defaultConfig(envMap(nil))
+	cfg.Sensors = defaultSensors(laptop)
+	for _, e := range cfg.validate() {
+		t.Errorf("default %s: %s", e.Path, e.Msg)
 	}
-}
-
-// TestDefaultOptionsAreValid: each component's defaults pass its own
-// Validate.
-func TestDefaultOptionsAreValid(t *testing.T) {
-	u := uplink.DefaultOptions()
-	u.URL, u.Token = "https://ingest.example.com", "t"
-	for name, validate := range map[string]func(func(field, msg string)){
-		"uplink": u.Validate, "broker": broker.DefaultOptions().Validate, "httpapi": httpapi.DefaultOptions().Validate,
-	} {
-		validate(func(field, msg string) { t.Errorf("%s default %s: %s", name, field, msg) })
+	cfg.Uplink.URL, cfg.Uplink.Token = "https://ingest.example.com", "t"
+	for _, e := range cfg.validate() {
+		t.Errorf("default with an uplink %s: %s", e.Path, e.Msg)
 	}
 }

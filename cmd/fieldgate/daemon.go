@@ -49,7 +49,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	var sink sensors.Sink = st
 	creds := credentials.NewChecker() // one bcrypt at a time, for the broker and the API together
 	if cfg.MQTT.Listen != "" || cfg.MQTT.TLSListen != "" || cfg.MQTT.WSListen != "" {
-		o := cfg.brokerOptions()
+		o := broker.Options{Config: cfg.MQTT}
 		o.Logger = log.With("component", "mqtt")
 		o.Credentials = creds
 		o.Stamp = clk.Stamp
@@ -97,7 +97,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	go func() { defer wg.Done(); poller.Run(runCtx) }()
 	go func() {
 		defer wg.Done()
-		logStatus(runCtx, log, st, poller, mq, sender, clk, time.Duration(cfg.Log.StatusInterval))
+		logStatus(runCtx, log, st, poller, mq, sender, clk, cfg.Log.StatusInterval)
 	}()
 	if sender != nil {
 		wg.Add(1)
@@ -147,7 +147,7 @@ func runDaemon(ctx context.Context, stopSignals func(), args []string, getenv fu
 	if err := closeBroker(mq); err != nil {
 		log.Warn("closing the mqtt broker", "err", err)
 	}
-	return errors.Join(failed, closeWithin(time.Duration(cfg.ShutdownTimeout), log, st))
+	return errors.Join(failed, closeWithin(cfg.ShutdownTimeout, log, st))
 }
 
 // closeWithin closes the store, which commits what is queued, and gives up
@@ -167,33 +167,11 @@ func closeWithin(timeout time.Duration, log *slog.Logger, st *store.Store) error
 	}
 }
 
-// sensorEntries builds the poller's entries from the configuration. I²C
-// sensors open their bus and chip lazily, so one that is missing at start
-// is reported failing and picked up when it appears.
-func sensorEntries(cfgs []SensorConfig, buses *sensors.Buses) []sensors.Entry {
+// sensorEntries builds the poller's entries from the configuration.
+func sensorEntries(cfgs []sensors.Config, buses *sensors.Buses) []sensors.Entry {
 	out := make([]sensors.Entry, 0, len(cfgs))
 	for _, c := range cfgs {
-		e := sensors.Entry{
-			Name: c.Name, Source: c.source(), Driver: c.Driver,
-			Interval: time.Duration(c.Interval), Offsets: c.Offsets,
-		}
-		d, _ := sensors.LookupDriver(c.Driver) // the configuration was validated
-		e.MinTemp, e.MaxTemp = d.MinTemp, d.MaxTemp
-		if d.Simulated {
-			source := e.Source
-			e.Open = func() (sensors.Sensor, error) { return d.OpenSimulated(source), nil }
-		} else {
-			bus, addr := c.busNum(), uint16(c.Address)
-			e.Bus = fmt.Sprintf("i2c-%d", bus)
-			e.Open = func() (sensors.Sensor, error) {
-				b, err := buses.Get(bus)
-				if err != nil {
-					return nil, err
-				}
-				return d.Open(b, addr)
-			}
-		}
-		out = append(out, e)
+		out = append(out, c.Entry(buses))
 	}
 	return out
 }
@@ -216,7 +194,7 @@ func logStatus(ctx context.Context, log *slog.Logger, st *store.Store, poller *s
 		s := st.Stats()
 		perMin := float64(s.Committed-prev.Committed) / every.Minutes()
 		attrs := []any{"readings", s.Readings, "last_seq", s.LastSeq, "per_min", fmt.Sprintf("%.1f", perMin),
-			"commits", s.Commits - prev.Commits, "used", ByteSize(s.UsedBytes), "file", ByteSize(s.FileBytes)}
+			"commits", s.Commits - prev.Commits, "used", store.FormatSize(s.UsedBytes), "file", store.FormatSize(s.FileBytes)}
 		byState := map[sensors.State]int{}
 		for _, h := range poller.Health() {
 			byState[h.State]++
@@ -296,7 +274,7 @@ func checkDescriptors(log *slog.Logger, cfg *Config) {
 	const reserve = 64 // the store's files, the log's segments, sensors, the uplink
 	need := uint64(reserve)
 	if cfg.MQTT.Listen != "" || cfg.MQTT.TLSListen != "" || cfg.MQTT.WSListen != "" {
-		need += uint64(cfg.MQTT.MaxConnections + cfg.MQTT.MaxPending)
+		need += uint64(cfg.MQTT.Limits.MaxConnections + cfg.MQTT.Limits.MaxPending)
 	}
 	if cfg.API.Listen != "" {
 		need += uint64(cfg.API.MaxConnections)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"syscall"
+
+	"fieldgate/cmd/fieldgate/internal/config"
 )
 
 // listenHint says which setting to change when a listener cannot listen
@@ -21,7 +23,7 @@ func listenHint(key, addr string, err error) error {
 		why = "this machine has no such address"
 	}
 	return fmt.Errorf("%s %q: %w: %s; set %s (or %s) to another address, or to \"\" to turn it off",
-		key, addr, err, why, key, envName(key))
+		key, addr, err, why, key, config.EnvName(key))
 }
 
 // checkListen checks a listener's address: "" (off), or host:port with a

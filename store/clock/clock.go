@@ -54,16 +54,12 @@ var _ Repairer = (*store.Store)(nil)
 
 // Options configure a Tracker.
 type Options struct {
-	// Trust is the policy. Default TrustNTP.
-	Trust Trust
+	// Config is what the configuration file sets (the clock: section).
+	Config
 	// Floor is a time the clock cannot be before when right: the build date
 	// or the newest synced reading in the store. Under TrustSystem a clock
 	// before it is unsynced.
 	Floor time.Time
-	// Hold is how long after boot the tracker waits for a sync before it
-	// gives up: pending readings are released flagged unsynced, and later
-	// ones are no longer held for repair. Default 24 h.
-	Hold time.Duration
 	// Logger receives state changes. Default: discard.
 	Logger *slog.Logger
 }
@@ -110,11 +106,12 @@ type State struct {
 // New returns a tracker over src that repairs readings in st. It evaluates
 // the clock once, so the first Stamp is already right.
 func New(src Source, st Repairer, o Options) *Tracker {
+	d := DefaultConfig()
 	if o.Trust == "" {
-		o.Trust = TrustNTP
+		o.Trust = d.Trust
 	}
-	if o.Hold == 0 {
-		o.Hold = 24 * time.Hour
+	if o.UploadHold == 0 {
+		o.UploadHold = d.UploadHold
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -147,7 +144,7 @@ func (t *Tracker) State() State {
 	s := t.state
 	t.mu.Unlock()
 	if !s.Synced && t.holding.Load() {
-		s.HoldLeft = max(0, t.o.Hold-t.src.SinceBoot())
+		s.HoldLeft = max(0, t.o.UploadHold-t.src.SinceBoot())
 	}
 	return s
 }
@@ -258,13 +255,13 @@ func (t *Tracker) trusted() (bool, string) {
 // pending readings (and stragglers, at later checks) are released.
 func (t *Tracker) unsynced(reason string) {
 	gaveUp := false
-	if t.holding.Load() && t.src.SinceBoot() >= t.o.Hold {
+	if t.holding.Load() && t.src.SinceBoot() >= t.o.UploadHold {
 		t.holding.Store(false)
 		gaveUp = true
 	}
 	if !t.holding.Load() {
 		if n := t.release(); gaveUp {
-			t.o.Logger.Warn("clock still not synchronised: readings go to the cloud flagged unsynced from now on; check NTP, or set clock.trust: system", "up_for", t.o.Hold, "released", n)
+			t.o.Logger.Warn("clock still not synchronised: readings go to the cloud flagged unsynced from now on; check NTP, or set clock.trust: system", "up_for", t.o.UploadHold, "released", n)
 		}
 	}
 	t.mu.Lock()

@@ -144,7 +144,7 @@ func TestTrustSystemUsesTheFloor(t *testing.T) {
 	// says it cannot be before November 2026.
 	src := &fakeSource{wall: time.Date(2000, 1, 1, 0, 0, 30, 0, time.UTC), since: 30 * time.Second}
 	st := openStore(t, "boot-1")
-	tr := New(src, st, Options{Trust: TrustSystem, Floor: trueBoot.Add(-time.Hour)})
+	tr := New(src, st, Options{Floor: trueBoot.Add(-time.Hour), Config: Config{Trust: TrustSystem}})
 	if tr.Synced() || !strings.Contains(tr.State().Reason, "before 2026-11-22T05:00:00Z") {
 		t.Fatalf("state = %+v", tr.State())
 	}
@@ -165,7 +165,7 @@ func TestTrustSystemUsesTheFloor(t *testing.T) {
 func TestGivingUpReleasesHeldReadingsFlagged(t *testing.T) {
 	src := &fakeSource{wall: shutdown.Add(time.Minute), since: time.Minute}
 	st := openStore(t, "boot-1")
-	tr := New(src, st, Options{Hold: time.Hour})
+	tr := New(src, st, Options{Config: Config{UploadHold: time.Hour}})
 	take(t, st, tr, 1)
 	if left := tr.State().HoldLeft; left != 59*time.Minute {
 		t.Errorf("a minute after boot: hold left %s, want 59m", left)
@@ -286,7 +286,7 @@ func TestStragglerCommittedAfterTheRepairIsRepaired(t *testing.T) {
 func TestStragglerAfterGivingUpIsReleased(t *testing.T) {
 	src := &fakeSource{wall: shutdown.Add(time.Minute), since: time.Minute}
 	st := openStore(t, "boot-1")
-	tr := New(src, st, Options{Hold: time.Hour})
+	tr := New(src, st, Options{Config: Config{UploadHold: time.Hour}})
 	at, clk, mono := tr.Stamp()
 	src.advance(time.Hour)
 	tr.Check() // gives up
