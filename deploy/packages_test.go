@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 )
 
 // TestDebianPackages builds the three .deb packages with deploy/package.sh,
@@ -20,16 +21,11 @@ import (
 // DPKG_ROOT), checking modes, owners, the user, the conffile and the unit's
 // enablement on the way.
 func TestDebianPackages(t *testing.T) {
-	daemontest.RequireLong(t, "building three packages")
+	testenv.RequireLong(t, "building three packages")
 	for _, tool := range []string{"dpkg", "dpkg-deb", "useradd", "go"} {
-		daemontest.RequireTool(t, tool)
+		testenv.Tool(t, tool)
 	}
-	if os.Geteuid() != 0 {
-		if daemontest.RequireAll() {
-			t.Fatal("installing into a scratch root needs root (FIELDGATE_REQUIRE_ALL=1)")
-		}
-		t.Skip("installing into a scratch root needs root")
-	}
+	testenv.Root(t, "installing into a scratch root")
 	out := t.TempDir()
 	cmd := exec.Command("bash", "package.sh", out, "armhf", "arm64", "amd64")
 	var stderr strings.Builder

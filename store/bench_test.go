@@ -121,10 +121,10 @@ func runAppenders(b *testing.B, callers int, add appender) {
 // from stores of 100k and 10M readings spread over 10 sensors at 1 Hz each.
 // The index makes the cost follow the result, so the two should be close.
 // The 10M store takes a few minutes to build; it runs only with
-// FIELDGATE_BENCH_LARGE=10000000 (any count of readings above 100k).
+// FIELDGATE_TEST_BENCH_LARGE=10000000 (any count of readings above 100k).
 func BenchmarkQueryLastHour(b *testing.B) {
 	sizes := []int{100_000}
-	if n, err := strconv.Atoi(os.Getenv("FIELDGATE_BENCH_LARGE")); err == nil && n > sizes[0] {
+	if n, err := strconv.Atoi(os.Getenv("FIELDGATE_TEST_BENCH_LARGE")); err == nil && n > sizes[0] {
 		sizes = append(sizes, n)
 	}
 	for _, n := range sizes {

@@ -19,7 +19,7 @@ import (
 // crashHelperEnv, when set to a store path, turns TestCrashHelper into the
 // child process of TestCrashSafety: it appends under load and prints one
 // "ACK seq value" line for every reading whose Append returned.
-const crashHelperEnv = "FIELDGATE_STORE_CRASH_HELPER"
+const crashHelperEnv = "FIELDGATE_TEST_CRASH_HELPER"
 
 func TestCrashHelper(t *testing.T) {
 	path := os.Getenv(crashHelperEnv)
@@ -169,10 +169,10 @@ func TestCrashSafety(t *testing.T) {
 }
 
 // selfCommand runs this test binary again. Under qemu-user (the ARM runs
-// set FIELDGATE_EMULATOR) the kernel cannot exec an ARM binary itself, so
+// set FIELDGATE_TEST_EMULATOR) the kernel cannot exec an ARM binary itself, so
 // the emulator runs it.
 func selfCommand(args ...string) *exec.Cmd {
-	if emu := os.Getenv("FIELDGATE_EMULATOR"); emu != "" {
+	if emu := os.Getenv("FIELDGATE_TEST_EMULATOR"); emu != "" {
 		return exec.Command(emu, append([]string{os.Args[0]}, args...)...)
 	}
 	return exec.Command(os.Args[0], args...)

@@ -18,7 +18,7 @@ import (
 // Append's latency, the commit's write and fdatasync — at 20 clients in a
 // closed loop (each appends its next reading once the last returned),
 // beside work that used to hold commits up: "readers" runs an export
-// (Walk) and a Count over one series of FIELDGATE_BENCH_SERIES readings
+// (Walk) and a Count over one series of FIELDGATE_TEST_BENCH_SERIES readings
 // (default 10M) without pause, "compaction" compacts the store without
 // pause (a compaction that would let the head fill gives way: see
 // ErrCompactionYielded); "quiet" is the same clients alone. Each reports
@@ -26,7 +26,7 @@ import (
 // the fill takes minutes.
 func BenchmarkCommitUnderMaintenance(b *testing.B) {
 	n := 10_000_000
-	if v := os.Getenv("FIELDGATE_BENCH_SERIES"); v != "" {
+	if v := os.Getenv("FIELDGATE_TEST_BENCH_SERIES"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil {
 			b.Fatal(err)

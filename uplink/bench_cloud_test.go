@@ -16,7 +16,7 @@ import (
 	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
 )
 
-// BenchmarkDrainInto drains the same backlog (FIELDGATE_BENCH_CLOUD_BACKLOG
+// BenchmarkDrainInto drains the same backlog (FIELDGATE_TEST_BENCH_CLOUD_BACKLOG
 // readings, default 200,000) into the in-memory sink and into the
 // PostgreSQL receiver (fieldgate-cloud's handler over loopback HTTP, a
 // fresh PostgreSQL with its default, durable settings), one after the
@@ -26,7 +26,7 @@ import (
 // table's. Run with -benchtime 1x.
 func BenchmarkDrainInto(b *testing.B) {
 	n := 200_000
-	if v, err := strconv.Atoi(os.Getenv("FIELDGATE_BENCH_CLOUD_BACKLOG")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("FIELDGATE_TEST_BENCH_CLOUD_BACKLOG")); err == nil && v > 0 {
 		n = v
 	}
 	b.Run("sink", func(b *testing.B) {

@@ -16,7 +16,7 @@ import (
 	"fieldgate/uplink/wire"
 )
 
-// BenchmarkDrain fills a store with a backlog (FIELDGATE_BENCH_BACKLOG
+// BenchmarkDrain fills a store with a backlog (FIELDGATE_TEST_BENCH_BACKLOG
 // readings, default 100,000) and drains it to the reference receiver over
 // loopback HTTP with the default batch size (500) and in-flight count (3),
 // no backlog rate cap. "live" also appends 1,000 readings/s while the
@@ -24,7 +24,7 @@ import (
 // Run with -benchtime 1x: one op is one whole drain.
 func BenchmarkDrain(b *testing.B) {
 	n := 100_000
-	if v, err := strconv.Atoi(os.Getenv("FIELDGATE_BENCH_BACKLOG")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("FIELDGATE_TEST_BENCH_BACKLOG")); err == nil && v > 0 {
 		n = v
 	}
 	for _, live := range []bool{false, true} {

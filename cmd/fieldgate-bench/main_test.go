@@ -13,28 +13,15 @@ import (
 	"strings"
 	"testing"
 
+	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/store"
 )
-
-// need returns the path of an external program, skipping without it unless
-// FIELDGATE_REQUIRE_ALL=1 (CI), where its absence fails the test.
-func need(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			t.Fatalf("%s is required (FIELDGATE_REQUIRE_ALL=1): %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return path
-}
 
 // buildFieldgate builds the daemon from the repository.
 func buildFieldgate(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "fieldgate")
-	build := exec.Command(need(t, "go"), "build", "-o", bin, "./cmd/fieldgate")
+	build := exec.Command(testenv.Tool(t, "go"), "build", "-o", bin, "./cmd/fieldgate")
 	build.Dir = "../.."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -125,7 +112,7 @@ func first(m map[string]bool) string {
 }
 
 func TestCompareRunsBothBrokers(t *testing.T) {
-	need(t, "mosquitto")
+	testenv.Tool(t, "mosquitto")
 	bin := buildFieldgate(t)
 	var got struct {
 		Runs   []report

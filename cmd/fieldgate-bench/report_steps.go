@@ -60,11 +60,11 @@ func reportSteps(sz sizes) []step {
 			run:  drainStep(sz.DrainReadings)},
 		{id: "live", title: "live readings' latency to the cloud while a backlog drains",
 			want: map[string][]string{"backlog+live1000": {"readings/s", "live-p50-ms", "live-p99-ms"}},
-			run: goBench("./uplink", `Drain/backlog\+live1000`, []string{"FIELDGATE_BENCH_BACKLOG=" + strconv.Itoa(sz.LiveBacklog)},
+			run: goBench("./uplink", `Drain/backlog\+live1000`, []string{"FIELDGATE_TEST_BENCH_BACKLOG=" + strconv.Itoa(sz.LiveBacklog)},
 				"-benchtime", "1x", "-timeout", "30m")},
 		{id: "cloud-drain", title: "a backlog drained into PostgreSQL through fieldgate-cloud beside the in-memory sink",
 			want: map[string][]string{"sink": {"readings/s"}, "postgres": {"readings/s", "pg-B/reading", "pg-batches-B/reading"}},
-			run: goBench("./uplink", "DrainInto", []string{"FIELDGATE_BENCH_CLOUD_BACKLOG=" + strconv.Itoa(sz.DrainReadings)},
+			run: goBench("./uplink", "DrainInto", []string{"FIELDGATE_TEST_BENCH_CLOUD_BACKLOG=" + strconv.Itoa(sz.DrainReadings)},
 				"-benchtime", "1x", "-count", "3", "-timeout", "30m")},
 		{id: "cloud-receivers", title: "10 gateways uploading at once into PostgreSQL through one fieldgate-cloud, then two",
 			want: map[string][]string{"receivers=1": {"readings/s", "p50-ms", "p99-ms"}, "receivers=2": {"readings/s", "p50-ms", "p99-ms"}},
@@ -76,14 +76,14 @@ func reportSteps(sz sizes) []step {
 			run: goBench("./store", "Append", nil, "-benchtime", sz.AppendTime)},
 		{id: "maintenance", title: "commits of 20 clients beside readers scanning a large series, and beside a compaction",
 			want: maintenanceWant(),
-			run: goBench("./store", "CommitUnderMaintenance", []string{"FIELDGATE_BENCH_SERIES=" + strconv.Itoa(sz.ScanSeries)},
+			run: goBench("./store", "CommitUnderMaintenance", []string{"FIELDGATE_TEST_BENCH_SERIES=" + strconv.Itoa(sz.ScanSeries)},
 				"-benchtime", "1x", "-timeout", "60m")},
 		{id: "site", title: "bytes a typical site's block device receives per reading: QoS 1 and QoS 0, default settings and the Pi package's",
 			want: siteWant(),
 			run:  goBench("./cmd/fieldgate", "SiteWrites", siteEnv(sz.SiteDuration), "-benchtime", "1x", "-timeout", "90m")},
 		{id: "query", title: "the last hour of a sensor from a small and a large store",
 			want: map[string][]string{"readings=100000": {"ns/op"}, fmt.Sprintf("readings=%d", sz.QueryLarge): {"ns/op"}},
-			run: goBench("./store", "QueryLastHour", []string{"FIELDGATE_BENCH_LARGE=" + strconv.Itoa(sz.QueryLarge)},
+			run: goBench("./store", "QueryLastHour", []string{"FIELDGATE_TEST_BENCH_LARGE=" + strconv.Itoa(sz.QueryLarge)},
 				"-benchtime", "300x", "-timeout", "60m")},
 		{id: "summarize", title: "a day of a 1 Hz sensor reduced to a 1000-point series",
 			want: map[string][]string{"file": {"ns/op", "allocs/op"}, "head": {"ns/op", "allocs/op"}},
@@ -93,7 +93,7 @@ func reportSteps(sz sizes) []step {
 			run:  apiStep(sz.APIReadings)},
 		{id: "api-small", title: fmt.Sprintf("REST API under wrk, %d readings stored", sz.APISmall),
 			want: map[string][]string{"status": {"req/s", "p50-ms", "p99-ms"}, "series-1000": {"req/s", "p50-ms", "p99-ms"}},
-			run: goBench("./cmd/fieldgate", "API", []string{"FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(sz.APISmall)},
+			run: goBench("./cmd/fieldgate", "API", []string{"FIELDGATE_TEST_BENCH_API_READINGS=" + strconv.Itoa(sz.APISmall)},
 				"-benchtime", "1x", "-timeout", "60m")},
 		{id: "attack", title: "a password guesser on the LAN: /healthz beside it, CONNACKs it gets, refusal time known vs unknown id",
 			want: map[string][]string{"": {"healthz-idle-p50-ms", "healthz-attack-p50-ms", "healthz-attack-p90-ms", "attack-connacks/s", "refuse-known-ms", "refuse-unknown-ms"}},
@@ -148,7 +148,7 @@ func siteEnv(span time.Duration) []string {
 	if span == 0 {
 		return nil
 	}
-	return []string{"FIELDGATE_BENCH_SITE_DURATION=" + span.String()}
+	return []string{"FIELDGATE_TEST_BENCH_SITE_DURATION=" + span.String()}
 }
 
 // siteWant lists the site run's figures per case.
@@ -203,8 +203,8 @@ func apiStep(n int) func(context.Context) (figures, error) {
 		if err := os.Mkdir(data, 0o755); err != nil {
 			return nil, err
 		}
-		readings := "FIELDGATE_BENCH_API_READINGS=" + strconv.Itoa(n)
-		env := []string{readings, "FIELDGATE_BENCH_FILL=" + filepath.Join(data, "fieldgate.db")}
+		readings := "FIELDGATE_TEST_BENCH_API_READINGS=" + strconv.Itoa(n)
+		env := []string{readings, "FIELDGATE_TEST_BENCH_FILL=" + filepath.Join(data, "fieldgate.db")}
 		for _, args := range [][]string{
 			{"test", "-run", "^$", "-bench", "^BenchmarkReportFill$", "-benchtime", "1x", "-timeout", "60m", "./cmd/fieldgate"},
 			{"build", "-tags", "nomsgpack", "-o", filepath.Join(dir, "fieldgate"), "./cmd/fieldgate"},
@@ -213,13 +213,13 @@ func apiStep(n int) func(context.Context) (figures, error) {
 				return nil, fmt.Errorf("at %s: %w", baseline, err)
 			}
 		}
-		return goBench("./cmd/fieldgate", "API", []string{readings, "FIELDGATE_BENCH_API_BEFORE=" + dir},
+		return goBench("./cmd/fieldgate", "API", []string{readings, "FIELDGATE_TEST_BENCH_API_BEFORE=" + dir},
 			"-benchtime", "1x", "-timeout", "60m")(ctx)
 	}
 }
 
 // beforeFill is added to the baseline's worktree: a benchmark that fills
-// a store at FIELDGATE_BENCH_FILL with the baseline's fillSeries, as its
+// a store at FIELDGATE_TEST_BENCH_FILL with the baseline's fillSeries, as its
 // own BenchmarkAPI does.
 const beforeFill = `package main
 
@@ -230,11 +230,11 @@ import (
 )
 
 func BenchmarkReportFill(b *testing.B) {
-	n, err := strconv.Atoi(os.Getenv("FIELDGATE_BENCH_API_READINGS"))
+	n, err := strconv.Atoi(os.Getenv("FIELDGATE_TEST_BENCH_API_READINGS"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	fillSeries(b, os.Getenv("FIELDGATE_BENCH_FILL"), n)
+	fillSeries(b, os.Getenv("FIELDGATE_TEST_BENCH_FILL"), n)
 }
 `
 

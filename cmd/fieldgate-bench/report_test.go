@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"fieldgate/cmd/fieldgate/testenv"
 )
 
 func TestParseBench(t *testing.T) {
@@ -96,7 +98,7 @@ func TestReportSteps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs benchmarks")
 	}
-	need(t, "go")
+	testenv.Tool(t, "go")
 	t.Chdir("../..")
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"fieldgate-bench", "report", "-only", "sensors,drain"}, &out, &errOut); err != nil {

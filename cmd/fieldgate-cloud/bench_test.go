@@ -22,11 +22,11 @@ import (
 // through one receiver and then through two (requests alternating), each a
 // fieldgate-cloud process. It reports the readings stored per second and
 // the batches' latency, request to answer, as the gateways see it. Each
-// gateway sends FIELDGATE_BENCH_CLOUD_BATCHES batches (default 40). Run
+// gateway sends FIELDGATE_TEST_BENCH_CLOUD_BATCHES batches (default 40). Run
 // with -benchtime 1x.
 func BenchmarkReceivers(b *testing.B) {
 	perGateway := 40
-	if v, err := strconv.Atoi(os.Getenv("FIELDGATE_BENCH_CLOUD_BATCHES")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("FIELDGATE_TEST_BENCH_CLOUD_BATCHES")); err == nil && v > 0 {
 		perGateway = v
 	}
 	const gateways, size, inFlight = 10, 500, 3

@@ -15,16 +15,17 @@ import (
 	"time"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/store"
 )
 
 // BenchmarkAPI measures the REST API under wrk (Debian's) on loopback: GET
 // /api/v1/status and a 1000-point series (one day of a 1 Hz sensor) with
-// FIELDGATE_BENCH_API_READINGS readings stored (default 10M: 116 series of
+// FIELDGATE_TEST_BENCH_API_READINGS readings stored (default 10M: 116 series of
 // 86,400 readings), while 20 MQTT nodes publish 10 QoS 1 readings/s each.
 // Run with -benchtime 1x; filling 10M readings takes a few minutes.
 //
-// FIELDGATE_BENCH_API_BEFORE names the directory of another build to
+// FIELDGATE_TEST_BENCH_API_BEFORE names the directory of another build to
 // measure beside this one: its binary "fieldgate" and "data", a data
 // directory it filled the same way. Both daemons then run at once, each
 // with its publishers, and wrk alternates between them over apiRounds
@@ -32,9 +33,9 @@ import (
 // each request reports this build's figures, the other's as before-*, and
 // now÷before, this build's requests/s ÷ the other's.
 func BenchmarkAPI(b *testing.B) {
-	wrk := daemontest.RequireTool(b, "wrk")
+	wrk := testenv.Tool(b, "wrk")
 	total := 10_000_000
-	if v := os.Getenv("FIELDGATE_BENCH_API_READINGS"); v != "" {
+	if v := os.Getenv("FIELDGATE_TEST_BENCH_API_READINGS"); v != "" {
 		var err error
 		if total, err = strconv.Atoi(v); err != nil {
 			b.Fatal(err)
@@ -47,7 +48,7 @@ func BenchmarkAPI(b *testing.B) {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	targets := []*daemontest.Daemon{apiDaemon(b, bin, dir)}
-	if before := os.Getenv("FIELDGATE_BENCH_API_BEFORE"); before != "" {
+	if before := os.Getenv("FIELDGATE_TEST_BENCH_API_BEFORE"); before != "" {
 		targets = append(targets, apiDaemon(b, filepath.Join(before, "fieldgate"), filepath.Join(before, "data")))
 	}
 	rounds, wrkTime := 1, "-d15s"

@@ -22,7 +22,7 @@ import (
 // child of BenchmarkReady that fills the store's head: it appends the
 // readings durably and waits to be killed, so that they stay in the
 // write-ahead log, not yet checkpointed.
-const readyHelperEnv = "FIELDGATE_READY_HELPER"
+const readyHelperEnv = "FIELDGATE_TEST_READY_HELPER"
 
 func TestReadyHelper(t *testing.T) {
 	path := os.Getenv(readyHelperEnv)
@@ -65,10 +65,10 @@ func appendMany(st *store.Store, n, base int) error {
 // the store file plus a head just short of its 100,000-reading bound in
 // the write-ahead log. READY waits for the log's replay: nothing is
 // accepted before every acknowledged reading is back. Run with -benchtime
-// 5x; FIELDGATE_BENCH_READY_READINGS changes the 1M.
+// 5x; FIELDGATE_TEST_BENCH_READY_READINGS changes the 1M.
 func BenchmarkReady(b *testing.B) {
 	stored := 1_000_000
-	if v := os.Getenv("FIELDGATE_BENCH_READY_READINGS"); v != "" {
+	if v := os.Getenv("FIELDGATE_TEST_BENCH_READY_READINGS"); v != "" {
 		stored, _ = strconv.Atoi(v)
 	}
 	bin := daemontest.Build(b)

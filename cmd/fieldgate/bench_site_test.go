@@ -34,7 +34,7 @@ import (
 // measured over one checkpoint interval of its configuration
 // (store.head.max_age), so exactly one checkpoint falls in it: 10 minutes
 // for the defaults, the Pi package's for its cases;
-// FIELDGATE_BENCH_SITE_DURATION sets both the span and head.max_age of
+// FIELDGATE_TEST_BENCH_SITE_DURATION sets both the span and head.max_age of
 // every case instead (quick runs). The store is a mature one, as a
 // gateway's is after its first day: it starts with 25 hours of the site's
 // readings and keeps 24 (retention), so retention's first batch deletes the
@@ -42,7 +42,7 @@ import (
 // instead of growing the file. Cases: QoS 1 and QoS 0, each with the
 // default store settings and with the Pi package's (deploy/config.yaml),
 // named qos1/default, qos1/pi, qos0/default and qos0/pi;
-// FIELDGATE_BENCH_SITE_WINDOWS (e.g. "2s,4s") adds QoS 1 cases with the
+// FIELDGATE_TEST_BENCH_SITE_WINDOWS (e.g. "2s,4s") adds QoS 1 cases with the
 // Pi package's settings and other sync windows. The cases run side by
 // side, each with its own daemon and device. Needs root (loop device); run
 // with -benchtime 1x.
@@ -55,7 +55,7 @@ func BenchmarkSiteWrites(b *testing.B) {
 		{name: "qos0/default", qos: 0, window: defaults.SyncWindow, span: defaults.Head.MaxAge},
 		{name: "qos0/pi", qos: 0, window: pi.SyncWindow, span: pi.Head.MaxAge},
 	}
-	for _, w := range strings.Split(os.Getenv("FIELDGATE_BENCH_SITE_WINDOWS"), ",") {
+	for _, w := range strings.Split(os.Getenv("FIELDGATE_TEST_BENCH_SITE_WINDOWS"), ",") {
 		if w = strings.TrimSpace(w); w != "" {
 			window, err := time.ParseDuration(w)
 			if err != nil {
@@ -64,7 +64,7 @@ func BenchmarkSiteWrites(b *testing.B) {
 			cases = append(cases, &siteCase{name: "qos1/window=" + w, qos: 1, window: window, span: pi.Head.MaxAge})
 		}
 	}
-	if v := os.Getenv("FIELDGATE_BENCH_SITE_DURATION"); v != "" {
+	if v := os.Getenv("FIELDGATE_TEST_BENCH_SITE_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			b.Fatal(err)

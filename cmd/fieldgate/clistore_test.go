@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/store"
 )
 
@@ -19,12 +20,7 @@ import (
 // the service's user: files the command created were root's, and the
 // service could not open its own store. They are handed back.
 func TestCLIAsRootLeavesTheStoreToItsOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if daemontest.RequireAll() {
-			t.Fatal("acting as root needs root (FIELDGATE_REQUIRE_ALL=1)")
-		}
-		t.Skip("acting as root needs root")
-	}
+	testenv.Root(t, "acting as root")
 	const service = 65534 // nobody, standing in for the unit's user
 	dir := filepath.Join(t.TempDir(), "fieldgate")
 	if err := os.Mkdir(dir, 0o750); err != nil {

@@ -87,7 +87,8 @@ func detectHost() host {
 	buses, _ := filepath.Glob("/dev/i2c-*") // the pattern is valid
 	var env []string
 	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, config.EnvPrefix) {
+		// FIELDGATE_TEST_* are the test suite's knobs, never settings.
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, config.EnvPrefix) && !strings.HasPrefix(name, "FIELDGATE_TEST_") {
 			env = append(env, name)
 		}
 	}

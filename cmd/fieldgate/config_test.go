@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -204,7 +205,7 @@ func TestConfigRejections(t *testing.T) {
 		{name: "environment value out of range", yaml: "", env: map[string]string{"FIELDGATE_STORE_FULL_POLICY": "keep"},
 			want: []string{`FIELDGATE_STORE_FULL_POLICY: store.full_policy: "keep": want drop_oldest or reject_new`}},
 		// A typo in a variable's name was ignored with exit 0.
-		{name: "unknown environment variable", yaml: "", host: host{env: []string{"FIELDGATE_STORE_MAX_SIZ", "FIELDGATE_CONFIG", "FIELDGATE_BENCH_LARGE", "HOME"}},
+		{name: "unknown environment variable", yaml: "", host: host{env: []string{"FIELDGATE_STORE_MAX_SIZ", "FIELDGATE_CONFIG", "FIELDGATE_REQUIRE_ALL", "HOME"}},
 			want: []string{`FIELDGATE_STORE_MAX_SIZ: not a configuration variable (did you mean FIELDGATE_STORE_MAX_SIZE?)`}},
 		// check-config reported in rounds: unknown keys, then the first
 		// value error, then the checks. Now every problem at once.
@@ -275,5 +276,16 @@ func TestDefaultsAreValid(t *testing.T) {
 	cfg.Uplink.URL, cfg.Uplink.Token = "https://ingest.example.com", "t"
 	for _, e := range cfg.validate() {
 		t.Errorf("default with an uplink %s: %s", e.Path, e.Msg)
+	}
+}
+
+// TestTestKnobsAreNotSettings: the test suite's FIELDGATE_TEST_* knobs
+// never reach the check for misspelt settings.
+func TestTestKnobsAreNotSettings(t *testing.T) {
+	t.Setenv("FIELDGATE_TEST_SOME_KNOB", "1")
+	t.Setenv("FIELDGATE_STORE_MAX_SIZ", "1GiB")
+	env := detectHost().env
+	if slices.Contains(env, "FIELDGATE_TEST_SOME_KNOB") || !slices.Contains(env, "FIELDGATE_STORE_MAX_SIZ") {
+		t.Errorf("the variables checked as settings: %v", env)
 	}
 }

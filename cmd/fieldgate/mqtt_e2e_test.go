@@ -13,6 +13,7 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/store"
 )
 
@@ -84,8 +85,8 @@ func TestPubackSurvivesSIGKILL(t *testing.T) {
 // TestMosquittoClients publishes with mosquitto_pub and receives a command
 // with mosquitto_sub, as a technician would test a gateway from a laptop.
 func TestMosquittoClients(t *testing.T) {
-	pub := daemontest.RequireTool(t, "mosquitto_pub")
-	sub := daemontest.RequireTool(t, "mosquitto_sub")
+	pub := testenv.Tool(t, "mosquitto_pub")
+	sub := testenv.Tool(t, "mosquitto_sub")
 	bin := daemontest.Build(t)
 	dir := t.TempDir()
 	cfg := mqttConfig(t, dir)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 )
 
 func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
@@ -79,7 +80,7 @@ func TestSystemdNotifyProtocol(t *testing.T) {
 // PrivateMounts= and UMask=0077; PrivateUsers= would unmap the i2c group,
 // PrivateNetwork= and an IP allow list would cut the LAN and the cloud).
 func TestUnitFile(t *testing.T) {
-	analyze := daemontest.RequireTool(t, "systemd-analyze")
+	analyze := testenv.Tool(t, "systemd-analyze")
 	bin := daemontest.Build(t)
 	unit, err := os.ReadFile("../../systemd/fieldgate.service")
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/store"
 )
 
@@ -34,7 +35,7 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	path := daemontest.RequireTool(t, "chromium")
+	path := testenv.Tool(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.WindowSize(1366, 900))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -121,11 +122,11 @@ func fillDay(t *testing.T, dir, gap string, sources ...string) {
 	}
 }
 
-// artefacts is where screenshots go: $FIELDGATE_ARTIFACTS, else a folder
+// artefacts is where screenshots go: $FIELDGATE_TEST_ARTIFACTS, else a folder
 // in the system's temp directory that outlives the test.
 func artefacts(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("FIELDGATE_ARTIFACTS")
+	dir := os.Getenv("FIELDGATE_TEST_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "fieldgate-artifacts")
 	}

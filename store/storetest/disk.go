@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"fieldgate/cmd/fieldgate/testenv"
 )
 
 // MountTmpfs mounts a tmpfs of the given size ("8m") on a fresh directory,
@@ -19,10 +21,7 @@ func MountTmpfs(tb testing.TB, size string) string {
 	tb.Helper()
 	dir := tb.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			tb.Fatalf("mount tmpfs (FIELDGATE_REQUIRE_ALL=1 needs root): %v", err)
-		}
-		tb.Skipf("cannot mount a tmpfs (needs root): %v", err)
+		testenv.Unavailable(tb, "cannot mount a tmpfs (needs root): %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {

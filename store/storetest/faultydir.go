@@ -7,12 +7,13 @@ package storetest
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"fieldgate/cmd/fieldgate/testenv"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -37,12 +38,7 @@ type FaultyDir struct {
 // FIELDGATE_REQUIRE_ALL=1.
 func MountFaultyDir(tb testing.TB) *FaultyDir {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			tb.Fatal("a FUSE mount needs root (FIELDGATE_REQUIRE_ALL=1)")
-		}
-		tb.Skip("a FUSE mount needs root")
-	}
+	testenv.Root(tb, "a FUSE mount")
 	d := &FaultyDir{Dir: tb.TempDir()}
 	root := &faultyNode{LoopbackNode: &fs.LoopbackNode{RootData: &fs.LoopbackRoot{Path: tb.TempDir()}}, d: d}
 	server, err := fs.Mount(d.Dir, root, &fs.Options{

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"fieldgate/cmd/fieldgate/testenv"
 )
 
 // BlockDevice is an ext4 file system of its own on a loop device, mounted
@@ -26,12 +28,7 @@ type BlockDevice struct {
 // FIELDGATE_REQUIRE_ALL=1.
 func MountLoop(tb testing.TB, sizeMiB int) *BlockDevice {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			tb.Fatal("a loop device needs root (FIELDGATE_REQUIRE_ALL=1)")
-		}
-		tb.Skip("a loop device needs root")
-	}
+	testenv.Root(tb, "a loop device")
 	img := filepath.Join(tb.TempDir(), "disk.img")
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
 		tb.Fatal(err)

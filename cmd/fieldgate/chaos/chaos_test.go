@@ -21,6 +21,7 @@ import (
 
 	"fieldgate/cmd/fieldgate-bench/fleet"
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/store"
 	"fieldgate/store/storetest"
 	"fieldgate/uplink/sink"
@@ -28,7 +29,7 @@ import (
 
 var (
 	chaosDuration = flag.Duration("chaos.duration", 0,
-		"how long TestChaos injects faults (default: one pass through the faults, 2m with FIELDGATE_LONG=1 as in CI; by hand: go test -run TestChaos ./cmd/fieldgate/chaos -args -chaos.duration=30m)")
+		"how long TestChaos injects faults (default: one pass through the faults, 2m with FIELDGATE_TEST_LONG=1 as in CI; by hand: go test -run TestChaos ./cmd/fieldgate/chaos -args -chaos.duration=30m)")
 	chaosSummary = flag.String("chaos.summary", "", "file to write TestChaos's summary to, as JSON (fieldgate-bench report reads it)")
 )
 
@@ -136,7 +137,7 @@ uplink:
 	r.length = *chaosDuration
 	if r.length == 0 {
 		r.length = time.Duration(len(faults)) * segment
-		if daemontest.Long() {
+		if testenv.Long() {
 			r.length = 2 * time.Minute
 		}
 	}

@@ -8,7 +8,7 @@ import (
 
 	"fieldgate/cmd/fieldgate-cloud/receiver/cloudtest"
 	"fieldgate/cmd/fieldgate-cloud/receiver/pgtest"
-	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/uplink/sink"
 	"fieldgate/uplink/wire"
 )
@@ -32,7 +32,7 @@ type chaosCloud interface {
 // newChaosCloud picks the cloud for gateway gw; its token is "tok" for the
 // sink, or what the receiver issued.
 func newChaosCloud(t *testing.T, gw string) (c chaosCloud, token string) {
-	if _, err := pgtest.BinDir(); err == nil || daemontest.RequireAll() {
+	if _, err := pgtest.BinDir(); err == nil || testenv.RequireAll() {
 		rig := cloudtest.Start(t, cloudtest.Build(t), gw, 2)
 		return &rigCloud{Rig: rig, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))}, rig.Token
 	}

@@ -11,13 +11,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"fieldgate/cmd/fieldgate/testenv"
 )
 
 // Build compiles the daemon for this machine into a temporary directory
 // and returns the binary's path.
 func Build(tb testing.TB) string {
 	tb.Helper()
-	goTool := RequireTool(tb, "go")
+	goTool := testenv.Tool(tb, "go")
 	bin := filepath.Join(tb.TempDir(), "fieldgate")
 	if out, err := exec.Command(goTool, "build", "-o", bin, "fieldgate/cmd/fieldgate").CombinedOutput(); err != nil {
 		tb.Fatalf("go build: %v\n%s", err, out)

@@ -13,6 +13,7 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"fieldgate/cmd/fieldgate/daemontest"
+	"fieldgate/cmd/fieldgate/testenv"
 )
 
 // Target is a Raspberry Pi CPU and the qemu-user emulator that runs its
@@ -32,14 +33,14 @@ var (
 // store, broker, sensors and uplink, cross-compiled for tg, run whole under
 // qemu-user; then the daemon built for tg starts under qemu, reports
 // READY=1, takes an MQTT publish and serves its status. It is a long run
-// (FIELDGATE_LONG=1).
+// (FIELDGATE_TEST_LONG=1).
 func Test(t *testing.T, tg Target) {
 	if testing.Short() {
 		t.Skip("cross-compiles and emulates four test suites")
 	}
-	daemontest.RequireLong(t, "four test suites under ARM emulation")
-	goTool := daemontest.RequireTool(t, "go")
-	qemu := daemontest.RequireTool(t, tg.Qemu)
+	testenv.RequireLong(t, "four test suites under ARM emulation")
+	goTool := testenv.Tool(t, "go")
+	qemu := testenv.Tool(t, tg.Qemu)
 	mod, err := exec.Command(goTool, "env", "GOMOD").Output()
 	if err != nil {
 		t.Fatalf("go env GOMOD: %v", err)
@@ -71,14 +72,14 @@ func goBuild(t *testing.T, dir string, env []string, goTool string, args ...stri
 // runEmulated runs a test binary under qemu in its package directory (for
 // testdata), in short mode: emulation is 10–50 times slower, so the
 // randomised suites (power cuts, the model test, crash cycles) run fewer
-// rounds. FIELDGATE_EMULATOR lets tests that re-exec themselves (the
+// rounds. FIELDGATE_TEST_EMULATOR lets tests that re-exec themselves (the
 // store's crash test) go through the emulator.
 func runEmulated(t *testing.T, tg Target, qemu, bin, dir string) {
 	t.Helper()
 	start := time.Now()
 	cmd := exec.Command(qemu, bin, "-test.short", "-test.timeout=5m")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "FIELDGATE_EMULATOR="+qemu)
+	cmd.Env = append(os.Environ(), "FIELDGATE_TEST_EMULATOR="+qemu)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s tests on %s: %v\n%s", filepath.Base(dir), tg.Name, err, tail(out, 4000))

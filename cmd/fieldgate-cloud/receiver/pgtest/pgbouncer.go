@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate/testenv"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -29,10 +31,7 @@ func (s *Server) Bouncer(tb testing.TB, db string, poolSize int) string {
 		}
 	}
 	if err != nil {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			tb.Fatal("pgtest: pgbouncer not found (apt-get install pgbouncer; FIELDGATE_REQUIRE_ALL=1)")
-		}
-		tb.Skip("pgtest: pgbouncer not found (apt-get install pgbouncer)")
+		testenv.Unavailable(tb, "pgtest: pgbouncer not found (apt-get install pgbouncer)")
 	}
 	dir, err := os.MkdirTemp("", "fieldgate-pgbouncer-")
 	if err != nil {

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"fieldgate/cmd/fieldgate/testenv"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -282,10 +284,7 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := Init("")
 	if errors.Is(err, ErrNoBinaries) {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			tb.Fatalf("%v (FIELDGATE_REQUIRE_ALL=1)", err)
-		}
-		tb.Skip(err)
+		testenv.Unavailable(tb, "%v", err)
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -334,10 +333,7 @@ func NewDB(tb testing.TB) string {
 		}
 	})
 	if errors.Is(shared.err, ErrNoBinaries) {
-		if os.Getenv("FIELDGATE_REQUIRE_ALL") == "1" {
-			tb.Fatalf("%v (FIELDGATE_REQUIRE_ALL=1)", shared.err)
-		}
-		tb.Skip(shared.err)
+		testenv.Unavailable(tb, "%v", shared.err)
 	}
 	if shared.err != nil {
 		tb.Fatal(shared.err)
