@@ -306,3 +306,71 @@ func TestARottedLastFrameKeepsItsSeqs(t *testing.T) {
 		t.Fatalf("replayed %v, info %+v: want 1-9, the log ending at 10", got, info)
 	}
 }
+
+// segmentHolding returns the path and bytes of the segment in dir whose
+// first frame holds seq first.
+func segmentHolding(t *testing.T, dir string, first uint64) (string, []byte) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "0*.wal"))
+	mustDo(t, err)
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		mustDo(t, err)
+		if binary.BigEndian.Uint64(b[48:]) == first {
+			return name, b
+		}
+	}
+	t.Fatalf("no segment in %s begins with record %d", dir, first)
+	return "", nil
+}
+
+// TestRotAfterAClaimedTearIsCorrupt: a power cut tore a process's last
+// write (11-12); the next replay claimed its seqs, so the next process
+// began above them (base 12) and wrote 13, synced it, and wrote more. A
+// bit then rotted in 13. TestFaults (seed 16978240019182537247) found the
+// loss reported as "torn" — never acknowledged — from 11 on: replay
+// expected the segment to continue at 11 and took its frames' durable
+// seqs as speaking only of seqs above their writer's base, so no frame
+// proved 13 synced. A segment's base now says where its frames begin.
+func TestRotAfterAClaimedTearIsCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	o := wal.Options{Dir: dir, SegmentSize: wal.MinSegmentSize}
+	writeSynced(t, o, 10)
+
+	l, _, _ := replayAll(t, o, 0)
+	appendN(t, l, 11, 1, 2) // 11-12, never synced
+	mustDo(t, l.Close())
+	seg, b := segmentHolding(t, dir, 11)
+	b[40+40] ^= 0x01 // the power cut tore it
+	mustDo(t, os.WriteFile(seg, b, 0o640))
+
+	l, got, info := replayAll(t, o, 0)
+	if len(got) != 10 || info.Last != 12 || info.Torn != 1 || info.Corrupt != 0 {
+		t.Fatalf("replayed %v, info %+v: want 1-10, a torn write claiming up to 12", got, info)
+	}
+	appendN(t, l, 13, 1, 1)
+	mustDo(t, l.Sync())
+	appendN(t, l, 14, 5, 1) // each records 13 as durable
+	mustDo(t, l.Sync())
+	mustDo(t, l.Close())
+	seg, b = segmentHolding(t, dir, 13)
+	b[40+40] ^= 0x08 // the card rots record 13
+	mustDo(t, os.WriteFile(seg, b, 0o640))
+
+	_, got, info = replayAll(t, o, 0)
+	if seqs := seqsOf(got); len(seqs) != 15 || seqs[13] || !seqs[18] || info.Last != 18 {
+		t.Fatalf("replayed %v, info %+v: want 1-10 and 14-18", got, info)
+	}
+	want := []wal.Damage{
+		{Kind: wal.DamageTorn, First: 11, Last: 12},
+		{Kind: wal.DamageCorrupt, First: 13, Last: 13},
+	}
+	if len(info.Damage) != len(want) {
+		t.Fatalf("damage %+v: want %+v", info.Damage, want)
+	}
+	for i, d := range info.Damage {
+		if d.Kind != want[i].Kind || d.First != want[i].First || d.Last != want[i].Last {
+			t.Errorf("damage %d is %+v: want %s %d-%d", i, d, want[i].Kind, want[i].First, want[i].Last)
+		}
+	}
+}

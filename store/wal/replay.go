@@ -210,11 +210,23 @@ func (r *replayer) segment(s *segment) (bool, error) {
 // and that process's replay had synced everything it read. Seqs up to the
 // base that this replay has not met were on the device and are gone — a
 // bit flipped in a frame's head at the end of a segment, or a segment lost
-// — unless a damaged frame claimed them or a checkpoint holds them.
+// — unless a damaged frame claimed them or a checkpoint holds them. Either
+// way the segment's frames begin above the base: a bad region at the end
+// of an earlier segment lost nothing past it, and one in this segment
+// lost seqs from base+1 on, which its later frames may prove synced.
 func (r *replayer) lostBefore(s *segment, h header) {
 	r.voidClaims(0, h.base)
 	known := max(r.prev, r.claimed(), r.after)
-	if h.legacy || h.base <= known {
+	if h.legacy {
+		return
+	}
+	if h.base <= known {
+		for i := range r.regions {
+			if rg := &r.regions[i]; rg.lost == 0 && rg.seg != s && rg.expected <= h.base {
+				rg.lost = h.base // claimed seqs, and the process that wrote s gave none of them
+			}
+		}
+		r.prev = max(r.prev, h.base)
 		return
 	}
 	if k := r.headerLoss - 1; k >= 0 && k < len(r.info.Damage) && r.info.Damage[k].First == 0 {
