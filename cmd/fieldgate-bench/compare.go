@@ -38,20 +38,36 @@ func (p *peer) stop() {
 	}
 }
 
-// ratio compares fieldgate with mosquitto at one client count.
+// Targets of compare, as their runs name them.
+const (
+	targetFieldgate = "fieldgate"
+	targetMochi     = "mochi"
+	targetMosquitto = "mosquitto"
+)
+
+// targetFigures are one broker's means over the rounds at one client count.
+type targetFigures struct {
+	// Rate is readings/s: acknowledged, or for fieldgate at QoS 0 stored.
+	Rate   float64 `json:"readings_per_second"`
+	P99    float64 `json:"p99_ms"`
+	RSSMiB float64 `json:"rss_peak_mib"`
+	// CPUus is the CPU time the broker process spent per reading.
+	CPUus float64 `json:"cpu_us_per_reading"`
+}
+
+// ratio compares fieldgate with bare mochi and with mosquitto at one
+// client count.
 type ratio struct {
-	Clients         int     `json:"clients"`
-	FieldgateRate   float64 `json:"fieldgate_readings_per_second"`
-	MosquittoRate   float64 `json:"mosquitto_readings_per_second"`
-	RateRatio       float64 `json:"rate_ratio"`
-	FieldgateP99    float64 `json:"fieldgate_p99_ms"`
-	MosquittoP99    float64 `json:"mosquitto_p99_ms"`
-	FieldgateRSSMiB float64 `json:"fieldgate_rss_peak_mib"`
-	MosquittoRSSMiB float64 `json:"mosquitto_rss_peak_mib"`
-	// CPU time each broker spent per reading, and fieldgate's ÷ mosquitto's.
-	FieldgateCPUus float64 `json:"fieldgate_cpu_us_per_reading"`
-	MosquittoCPUus float64 `json:"mosquitto_cpu_us_per_reading"`
-	CPURatio       float64 `json:"cpu_ratio"`
+	Clients int                      `json:"clients"`
+	Targets map[string]targetFigures `json:"targets"`
+	// MochiRateRatio and MochiCPURatio are fieldgate's rate and CPU per
+	// reading ÷ bare mochi's: what fieldgate's own path costs above the
+	// library's floor.
+	MochiRateRatio float64 `json:"mochi_rate_ratio"`
+	MochiCPURatio  float64 `json:"mochi_cpu_ratio"`
+	// RateRatio and CPURatio are the same ÷ mosquitto's.
+	RateRatio float64 `json:"rate_ratio"`
+	CPURatio  float64 `json:"cpu_ratio"`
 	// RawSyncRate is a bare write+fdatasync loop on the same disk, run
 	// right before and right after each round's fieldgate run (the durable
 	// limit of one client); RawRatio is the mean over rounds of fieldgate's
@@ -64,15 +80,20 @@ type ratio struct {
 	// (1 ÷ mosquitto's rate), so the ceiling is mosquitto ÷ (mosquitto +
 	// raw), averaged over rounds. Set with one publish in flight.
 	RawCeiling float64 `json:"raw_ceiling,omitempty"`
+	// CeilingRatio is fieldgate's rate ÷ that ceiling's: RawRatio ÷
+	// RawCeiling.
+	CeilingRatio float64 `json:"fieldgate_ceiling_ratio,omitempty"`
 }
 
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fieldgate-bench compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	counts := fs.String("clients", "1,10,50", "client counts to run, comma-separated")
-	rounds := fs.Int("rounds", 2, "rounds; each runs every count against both brokers, alternating which goes first")
+	rounds := fs.Int("rounds", 2, "rounds; each runs every count against the three brokers, each going first in turn")
 	bin := fs.String("fieldgate", "", "fieldgate binary (default: go build ./cmd/fieldgate, run from the repository)")
 	mosq := fs.String("mosquitto", "mosquitto", "mosquitto binary")
+	breakdownPerf := fs.String("breakdown", "", "perf binary: sample fieldgate and bare mochi with it in the first round at the last client count, and split their CPU per reading into stages")
+	self := fs.String("bare", "", "fieldgate-bench binary to serve bare mochi with (default: this program)")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	var lf loadFlags
 	lf.register(fs, 10*time.Second)
@@ -108,15 +129,19 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer mq.stop()
+	bare, err := startMochi(ctx, *self, filepath.Join(dir, "mochi"))
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
 
 	var reps []report
+	var bds []breakdown
 	var raw []float64 // per round with one client: the raw loop before and after fieldgate's run, averaged
 	for round := range *rounds {
 		for _, n := range ns {
-			order := []*peer{fg, mq}
-			if round%2 == 1 {
-				order = []*peer{mq, fg}
-			}
+			peers := []*peer{fg, bare, mq}
+			order := append(peers[round%3:], peers[:round%3]...) // each goes first in turn
 			for _, p := range order {
 				// The disk's speed drifts from minute to minute: the raw loop
 				// brackets fieldgate's run, so its ratio compares like with like.
@@ -127,11 +152,18 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 						return fmt.Errorf("raw fdatasync loop: %w", err)
 					}
 				}
-				rep, err := loadOnce(ctx, p, lf, n, fmt.Sprintf("r%d-%s-%d", round, p.name, n))
+				perf := ""
+				if *breakdownPerf != "" && round == 0 && n == ns[len(ns)-1] && p != mq {
+					perf = *breakdownPerf // mosquitto is C: its stages are not ours to name
+				}
+				rep, b, err := loadOnce(ctx, p, lf, n, fmt.Sprintf("r%d-%s-%d", round, p.name, n), perf, filepath.Join(dir, p.name+".perf"))
 				if err != nil {
 					return fmt.Errorf("%s with %d clients: %w", p.name, n, err)
 				}
 				reps = append(reps, rep)
+				if b != nil {
+					bds = append(bds, *b)
+				}
 				if bracket {
 					after, err := rawSync(ctx, dir, lf.duration)
 					if err != nil {
@@ -144,48 +176,74 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ratios := compareRatios(ns, reps, raw, lf.inflight == 1)
 	if *asJSON {
-		return writeJSON(stdout, map[string]any{"runs": reps, "ratios": ratios})
+		return writeJSON(stdout, map[string]any{"runs": reps, "ratios": ratios, "breakdowns": bds})
 	}
 	if err := printReports(stdout, reps); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout)
-	return printRatios(stdout, ratios)
+	if err := printRatios(stdout, ratios); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	return printBreakdowns(stdout, bds)
 }
 
 // loadOnce runs the fleet against p, watching p's process. For fieldgate
 // it also counts the readings stored (committed) during the run, so that a
 // QoS 0 run, which has no acknowledgement, reports what reached the store.
-func loadOnce(ctx context.Context, p *peer, lf loadFlags, clients int, prefix string) (report, error) {
+//
+// With perf set (a perf binary), the run is also sampled with perf and its
+// CPU per reading split into stages (see stageRules); profile is the data
+// file.
+func loadOnce(ctx context.Context, p *peer, lf loadFlags, clients int, prefix, perf, profile string) (report, *breakdown, error) {
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var prof *profiler
+	if perf != "" {
+		var err error
+		if prof, err = startPerf(ctx, perf, p.cmd.Process.Pid, profile); err != nil {
+			return report{}, nil, err
+		}
+	}
 	usage := watchProc(watchCtx, p.cmd.Process.Pid, 200*time.Millisecond)
 	before, err := p.committed()
 	if err != nil {
-		return report{}, err
+		return report{}, nil, err
 	}
 	c := lf.config(p.addr, fleet.Anonymous(prefix, clients))
 	res, err := fleet.Run(ctx, c, lf.duration)
 	if err != nil {
-		return report{}, err
+		return report{}, nil, err
 	}
 	cancel()
+	var shares map[string]float64
+	var samples int
+	if prof != nil {
+		if shares, samples, err = prof.stop(ctx, perf); err != nil {
+			return report{}, nil, err
+		}
+	}
 	rep := newReport(p.name, c, res)
 	u, err := usage()
 	if err != nil {
-		return report{}, err
+		return report{}, nil, err
 	}
 	rep.Process = &u
 	if p.metrics != "" {
 		time.Sleep(1500 * time.Millisecond) // queued readings wait up to commit_interval (1 s)
 		after, err := p.committed()
 		if err != nil {
-			return report{}, err
+			return report{}, nil, err
 		}
 		rep.Stored = int(after - before)
 		rep.StoredPerSec = float64(rep.Stored) / rep.Seconds
 	}
-	return rep, nil
+	if prof == nil {
+		return rep, nil, nil
+	}
+	b := newBreakdown(rep, shares, samples)
+	return rep, &b, nil
 }
 
 // committed reads fieldgate's count of committed readings (0 for a peer
@@ -217,35 +275,39 @@ func (p *peer) committed() (float64, error) {
 func compareRatios(ns []int, reps []report, raw []float64, closed bool) []ratio {
 	var out []ratio
 	for _, n := range ns {
-		r := ratio{Clients: n}
-		var fgN, mqN float64
+		r := ratio{Clients: n, Targets: map[string]targetFigures{}}
+		runs := map[string]float64{}
 		for _, rep := range reps {
 			if rep.Clients != n {
 				continue
 			}
-			rss := float64(rep.Process.RSSPeakKB) / 1024
 			rate := rep.ReadingsPerSec
-			if rep.Target == "fieldgate" && rep.QoS == 0 {
+			if rep.Target == targetFieldgate && rep.QoS == 0 {
 				rate = rep.StoredPerSec // no acknowledgement: count what reached the store
 			}
-			cpu := rep.Process.CPUPercent / 100 * 1e6 / max(rate, 1)
-			if rep.Target == "fieldgate" {
-				r.FieldgateRate, r.FieldgateP99, r.FieldgateRSSMiB, fgN = r.FieldgateRate+rate, r.FieldgateP99+rep.LatencyMs.P99, max(r.FieldgateRSSMiB, rss), fgN+1
-				r.FieldgateCPUus += cpu
-			} else {
-				r.MosquittoRate, r.MosquittoP99, r.MosquittoRSSMiB, mqN = r.MosquittoRate+rep.ReadingsPerSec, r.MosquittoP99+rep.LatencyMs.P99, max(r.MosquittoRSSMiB, rss), mqN+1
-				r.MosquittoCPUus += cpu
+			t := r.Targets[rep.Target]
+			t.Rate += rate
+			t.P99 += rep.LatencyMs.P99
+			if p := rep.Process; p != nil {
+				t.CPUus += p.CPUPercent / 100 * 1e6 / max(rate, 1)
+				t.RSSMiB = max(t.RSSMiB, float64(p.RSSPeakKB)/1024)
 			}
+			r.Targets[rep.Target] = t
+			runs[rep.Target]++
 		}
-		r.FieldgateRate, r.FieldgateP99, r.FieldgateCPUus = r.FieldgateRate/fgN, r.FieldgateP99/fgN, r.FieldgateCPUus/fgN
-		r.MosquittoRate, r.MosquittoP99, r.MosquittoCPUus = r.MosquittoRate/mqN, r.MosquittoP99/mqN, r.MosquittoCPUus/mqN
-		r.RateRatio = r.FieldgateRate / r.MosquittoRate
-		r.CPURatio = r.FieldgateCPUus / r.MosquittoCPUus
+		for name, t := range r.Targets {
+			k := runs[name]
+			t.Rate, t.P99, t.CPUus = t.Rate/k, t.P99/k, t.CPUus/k
+			r.Targets[name] = t
+		}
+		fg, bare, mq := r.Targets[targetFieldgate], r.Targets[targetMochi], r.Targets[targetMosquitto]
+		r.MochiRateRatio, r.MochiCPURatio = fg.Rate/bare.Rate, fg.CPUus/bare.CPUus
+		r.RateRatio, r.CPURatio = fg.Rate/mq.Rate, fg.CPUus/mq.CPUus
 		if n == 1 && len(raw) > 0 {
 			var ceiling float64
 			r.RawSyncRate, r.RawRatio, ceiling = rawRatio(reps, raw)
 			if closed {
-				r.RawCeiling = ceiling
+				r.RawCeiling, r.CeilingRatio = ceiling, r.RawRatio/ceiling
 			}
 		}
 		out = append(out, r)
@@ -279,17 +341,22 @@ func rawRatio(reps []report, raw []float64) (rate, ratio, ceiling float64) {
 
 func printRatios(w io.Writer, rs []ratio) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tfieldgate readings/s\tmosquitto readings/s\tratio\tfieldgate p99 ms\tmosquitto p99 ms\tfieldgate CPU µs/reading\tmosquitto CPU µs/reading\tCPU ratio\tfieldgate RSS MiB\tmosquitto RSS MiB\traw fdatasync/s\tfieldgate ÷ raw\tceiling ÷ raw\t")
+	fmt.Fprintln(tw, "clients\treadings/s fieldgate / bare mochi / mosquitto\tfieldgate ÷ mochi\t÷ mosquitto\t"+
+		"CPU µs/reading fieldgate / bare mochi / mosquitto\tfieldgate ÷ mochi\t÷ mosquitto\tp99 ms fieldgate / mochi / mosquitto\t"+
+		"RSS MiB fieldgate / mochi / mosquitto\traw fdatasync/s\tfieldgate ÷ raw\tceiling ÷ raw\tfieldgate ÷ ceiling\t")
 	for _, r := range rs {
-		rawCol, ratioCol, ceilCol := "-", "-", "-"
+		fg, bare, mq := r.Targets[targetFieldgate], r.Targets[targetMochi], r.Targets[targetMosquitto]
+		rawCol, ratioCol, ceilCol, fgCeilCol := "-", "-", "-", "-"
 		if r.RawSyncRate > 0 {
 			rawCol, ratioCol = fmt.Sprintf("%.0f", r.RawSyncRate), fmt.Sprintf("%.2f", r.RawRatio)
 		}
 		if r.RawCeiling > 0 {
-			ceilCol = fmt.Sprintf("%.2f", r.RawCeiling)
+			ceilCol, fgCeilCol = fmt.Sprintf("%.2f", r.RawCeiling), fmt.Sprintf("%.2f", r.CeilingRatio)
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%s\t%s\t%s\t\n", r.Clients, r.FieldgateRate, r.MosquittoRate, r.RateRatio,
-			r.FieldgateP99, r.MosquittoP99, r.FieldgateCPUus, r.MosquittoCPUus, r.CPURatio, r.FieldgateRSSMiB, r.MosquittoRSSMiB, rawCol, ratioCol, ceilCol)
+		fmt.Fprintf(tw, "%d\t%.0f / %.0f / %.0f\t%.2f\t%.2f\t%.1f / %.1f / %.1f\t%.2f\t%.2f\t%.2f / %.2f / %.2f\t%.1f / %.1f / %.1f\t%s\t%s\t%s\t%s\t\n",
+			r.Clients, fg.Rate, bare.Rate, mq.Rate, r.MochiRateRatio, r.RateRatio,
+			fg.CPUus, bare.CPUus, mq.CPUus, r.MochiCPURatio, r.CPURatio,
+			fg.P99, bare.P99, mq.P99, fg.RSSMiB, bare.RSSMiB, mq.RSSMiB, rawCol, ratioCol, ceilCol, fgCeilCol)
 	}
 	return tw.Flush()
 }
@@ -314,7 +381,7 @@ func startFieldgate(ctx context.Context, bin, dir string) (*peer, error) {
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startPeer(ctx, "fieldgate", port, exec.CommandContext(ctx, bin, "-config", cfg), filepath.Join(dir, "fieldgate.log"))
+	p, err := startPeer(ctx, targetFieldgate, port, exec.CommandContext(ctx, bin, "-config", cfg), filepath.Join(dir, "fieldgate.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +407,27 @@ func startMosquitto(ctx context.Context, bin, dir string) (*peer, error) {
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	return startPeer(ctx, "mosquitto", port, exec.CommandContext(ctx, bin, "-c", cfg), filepath.Join(dir, "mosquitto.log"))
+	return startPeer(ctx, targetMosquitto, port, exec.CommandContext(ctx, bin, "-c", cfg), filepath.Join(dir, "mosquitto.log"))
+}
+
+// startMochi runs bare mochi (the mochi command of bin, or of this
+// program) on loopback.
+func startMochi(ctx context.Context, bin, dir string) (*peer, error) {
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "mochi", "-listen", fmt.Sprintf("127.0.0.1:%d", port))
+	return startPeer(ctx, targetMochi, port, cmd, filepath.Join(dir, "mochi.log"))
 }
 
 // startPeer starts cmd, its output going to log, and waits until it

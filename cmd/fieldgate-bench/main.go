@@ -7,13 +7,15 @@
 //	                        [-credentials FILE] [-pid PID] [-acked FILE] [-json]
 //	fieldgate-bench compare [-clients 1,10,50] [-duration D] [-rounds N] [-fieldgate BIN] [-json]
 //	fieldgate-bench drain   [-readings N] [-json]
+//	fieldgate-bench mochi   [-listen ADDR]
 //	fieldgate-bench report  [-o docs/BENCHMARKS.md] [-quick] [-chaos D] [-only STEP,…] [-list]
 //
 // run simulates a fleet of ESP32 nodes over real MQTT and reports
 // readings/s, PUBACK latency and, for a process id, its CPU and memory.
-// compare runs the same load against fieldgate and Debian's mosquitto
-// (persistence on), both started by the command, alternating, and prints the
-// ratios. drain fills a store, starts the reference receiver and measures
+// compare runs the same load against fieldgate, the broker library it is
+// built on run bare (mochi with an allow-all hook, storing nothing: the
+// mochi command) and Debian's mosquitto (persistence on), all started by
+// the command, taking turns, and prints the ratios. drain fills a store, starts the reference receiver and measures
 // how fast the uplink empties it. report runs all of these and the
 // packages' benchmarks, and writes docs/BENCHMARKS.md.
 package main
@@ -41,7 +43,7 @@ func main() {
 	}
 }
 
-const usage = `usage: fieldgate-bench run|compare|drain|report [flags]   (-h after a command lists its flags)
+const usage = `usage: fieldgate-bench run|compare|drain|mochi|report [flags]   (-h after a command lists its flags)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, args[2:], stdout, stderr)
 	case "compare":
 		return compareCmd(ctx, args[2:], stdout, stderr)
+	case "mochi":
+		return mochiCmd(ctx, args[2:], stdout, stderr)
 	case "drain":
 		return drainCmd(ctx, args[2:], stdout, stderr)
 	case "report":

@@ -8,14 +8,32 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"fieldgate/cmd/fieldgate/testenv"
 	"fieldgate/store"
 )
+
+// TestMain lets compare start this test binary as bare mochi, as it
+// starts fieldgate-bench itself: "mochi" as the first argument runs that
+// command instead of the tests.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "mochi" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := run(ctx, append([]string{"fieldgate-bench"}, os.Args[1:]...), os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(m.Run())
+}
 
 // buildFieldgate builds the daemon from the repository.
 func buildFieldgate(t *testing.T) string {
@@ -111,7 +129,11 @@ func first(m map[string]bool) string {
 	return ""
 }
 
-func TestCompareRunsBothBrokers(t *testing.T) {
+// TestCompareRunsTheThreeBrokers runs compare's whole loop: fieldgate,
+// bare mochi (this test binary re-run as the mochi command, see TestMain)
+// and mosquitto each serve every client count, and every ratio is made of
+// real figures.
+func TestCompareRunsTheThreeBrokers(t *testing.T) {
 	testenv.Tool(t, "mosquitto")
 	bin := buildFieldgate(t)
 	var got struct {
@@ -122,14 +144,19 @@ func TestCompareRunsBothBrokers(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Runs) != 4 || len(got.Ratios) != 2 {
-		t.Fatalf("%d runs and %d ratios, want 4 and 2:\n%s", len(got.Runs), len(got.Ratios), js)
+	if len(got.Runs) != 6 || len(got.Ratios) != 2 {
+		t.Fatalf("%d runs and %d ratios, want 6 and 2:\n%s", len(got.Runs), len(got.Ratios), js)
 	}
 	for _, r := range got.Ratios {
-		if r.FieldgateRate <= 0 || r.MosquittoRate <= 0 || r.RateRatio <= 0 || r.FieldgateRSSMiB <= 0 || r.MosquittoRSSMiB <= 0 {
+		for _, name := range []string{targetFieldgate, targetMochi, targetMosquitto} {
+			if f := r.Targets[name]; f.Rate <= 0 || f.CPUus <= 0 || f.RSSMiB <= 0 {
+				t.Errorf("%d clients, %s: %+v", r.Clients, name, f)
+			}
+		}
+		if r.MochiRateRatio <= 0 || r.MochiCPURatio <= 0 || r.RateRatio <= 0 || r.CPURatio <= 0 {
 			t.Errorf("ratio %+v", r)
 		}
-		if (r.Clients == 1) != (r.RawSyncRate > 0 && r.RawRatio > 0 && r.RawCeiling > 0 && r.RawCeiling < 1) {
+		if (r.Clients == 1) != (r.RawSyncRate > 0 && r.RawRatio > 0 && r.RawCeiling > 0 && r.RawCeiling < 1 && r.CeilingRatio > 0) {
 			t.Errorf("raw loop figures with %d clients: %+v", r.Clients, r)
 		}
 	}

@@ -24,10 +24,12 @@ const pipelined = 32
 func reportSteps(sz sizes) []step {
 	clients := []string{"clients=1", "clients=10", "clients=50"}
 	loadUnits := []string{"readings/s", "p50-ms", "p99-ms", "max-ms", "cpu-%", "rss-MiB", "anon-MiB", "errors"}
-	both := func(units []string) map[string][]string {
+	all := func(units []string) map[string][]string {
 		w := map[string][]string{}
 		for _, c := range clients {
-			w["fieldgate/"+c], w["mosquitto/"+c] = units, units
+			for _, t := range []string{targetFieldgate, targetMochi, targetMosquitto} {
+				w[t+"/"+c] = units
+			}
 		}
 		return w
 	}
@@ -39,14 +41,14 @@ func reportSteps(sz sizes) []step {
 	}
 	d := func(v time.Duration) string { return v.String() }
 	return []step{
-		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside mosquitto and a raw fdatasync loop, 1/10/50 clients",
-			want: withRaw(both(append(loadUnits, "cpu-µs/reading")), "ceiling"),
+		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside bare mochi, mosquitto and a raw fdatasync loop, 1/10/50 clients",
+			want: withRaw(all(append(loadUnits, "cpu-µs/reading")), "ceiling"),
 			run:  compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(sz.CompareRounds))},
-		{id: "ingest-pipelined", title: "QoS 1, each node keeping 32 publishes in flight (a backlog replay), fieldgate beside mosquitto, 1/10/50 nodes",
-			want: withRaw(both(append(loadUnits, "cpu-µs/reading"))),
+		{id: "ingest-pipelined", title: "QoS 1, each node keeping 32 publishes in flight (a backlog replay), fieldgate beside bare mochi and mosquitto, 1/10/50 nodes",
+			want: withRaw(all(append(loadUnits, "cpu-µs/reading"))),
 			run: compareStep("-clients", "1,10,50", "-inflight", strconv.Itoa(pipelined), "-duration", d(sz.CompareDuration),
 				"-rounds", strconv.Itoa(sz.CompareRounds))},
-		{id: "ingest-qos0", title: "QoS 0 flood (1000 readings/s offered per client), fieldgate beside mosquitto",
+		{id: "ingest-qos0", title: "QoS 0 flood (1000 readings/s offered per client), fieldgate beside bare mochi and mosquitto",
 			want: qos0Want(), run: compareStep("-clients", "10,50", "-duration", d(sz.CompareDuration), "-rounds", "1", "-qos", "0", "-rate", "1000")},
 		{id: "idle", title: "memory of 200 idle MQTT clients, fieldgate beside mosquitto",
 			want: map[string][]string{"idle200": {"fieldgate-rss-MiB", "fieldgate-KiB/client", "fieldgate-anon-KiB/client",
@@ -130,6 +132,7 @@ func qos0Want() map[string][]string {
 	for _, c := range []string{"clients=10", "clients=50"} {
 		w["fieldgate/"+c] = []string{"readings/s", "stored/s", "cpu-%", "cpu-µs/reading", "anon-MiB"}
 		w["mosquitto/"+c] = []string{"readings/s", "cpu-%", "cpu-µs/reading", "anon-MiB"}
+		w["mochi/"+c] = w["mosquitto/"+c]
 	}
 	return w
 }

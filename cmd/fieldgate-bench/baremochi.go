@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// mochiCmd serves MQTT on -listen with the broker library fieldgate is
+// built on, run bare: mochi with its defaults and an allow-all hook,
+// storing nothing. It is the floor of compare's ratios: what the library
+// costs before fieldgate adds a hook, a decoder and a durable store.
+func mochiCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fieldgate-bench mochi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("listen", "127.0.0.1:1883", "address to serve MQTT on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+		return err
+	}
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "bench", Address: *addr})); err != nil {
+		return err
+	}
+	if err := s.Serve(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bare mochi serving on %s\n", *addr)
+	<-ctx.Done()
+	return s.Close()
+}
