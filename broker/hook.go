@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,14 +53,21 @@ type offlineSession struct {
 // ID names the hook.
 func (h *hook) ID() string { return "fieldgate" }
 
-// Provides lists the events the hook handles.
-func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
+// provided are the events the hook handles. mochi asks about each event
+// of every packet, so the answer is a table lookup.
+var provided = func() (t [256]bool) {
+	for _, b := range []byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnPacketEncode, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnWill, mqtt.OnWillSent,
 		mqtt.OnClientExpired, mqtt.OnQosPublish,
-	}, []byte{b})
-}
+	} {
+		t[b] = true
+	}
+	return t
+}()
+
+// Provides reports whether the hook handles event b.
+func (h *hook) Provides(b byte) bool { return provided[b] }
 
 func (h *hook) identity(cl *mqtt.Client) *identity {
 	h.mu.Lock()

@@ -129,6 +129,13 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer mq.stop()
+	if *self == "" && *breakdownPerf != "" {
+		// go run strips the symbol table perf names frames by.
+		*self = filepath.Join(dir, "fieldgate-bench.bin")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", *self, "./cmd/fieldgate-bench").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/fieldgate-bench (run compare from the repository, or give -bare): %v\n%s", err, out)
+		}
+	}
 	bare, err := startMochi(ctx, *self, filepath.Join(dir, "mochi"))
 	if err != nil {
 		return err
