@@ -26,39 +26,23 @@ func EnvName(key string) string {
 // problem for each value that does not decode.
 func ApplyEnv(dst any, getenv func(string) string, where Where) (used []string, known map[string]bool, problems []string) {
 	known = map[string]bool{}
-	var walk func(v reflect.Value, prefix string)
-	walk = func(v reflect.Value, prefix string) {
-		t := v.Type()
-		for i := range t.NumField() {
-			f, fv := t.Field(i), v.Field(i)
-			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if opts == "inline" {
-				walk(fv, prefix)
-				continue
-			}
-			if name == "" || name == "-" || fv.Kind() == reflect.Slice {
-				continue
-			}
-			p := joinPath(prefix, name)
-			if fv.Kind() == reflect.Struct {
-				walk(fv, p)
-				continue
-			}
-			env := EnvName(p)
-			known[env] = true
-			val := getenv(env)
-			if val == "" {
-				continue
-			}
-			if err := decodeScalar(val, f, fv); err != nil {
-				problems = append(problems, fmt.Sprintf("%s: %s: %q: %v", env, p, val, err))
-				continue
-			}
-			where[p] = env
-			used = append(used, env)
+	eachKey(reflect.ValueOf(dst).Elem(), "", func(p string, f reflect.StructField, fv reflect.Value) {
+		if fv.Kind() == reflect.Slice {
+			return
 		}
-	}
-	walk(reflect.ValueOf(dst).Elem(), "")
+		env := EnvName(p)
+		known[env] = true
+		val := getenv(env)
+		if val == "" {
+			return
+		}
+		if err := decodeScalar(val, f, fv); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s: %q: %v", env, p, val, err))
+			return
+		}
+		where[p] = env
+		used = append(used, env)
+	})
 	return used, known, problems
 }
 

@@ -159,6 +159,26 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	return out
 }
 
+// eachKey calls fn for every key of struct value v that holds a value
+// rather than a section, by its dotted path under prefix: the fields of
+// ",inline" structs count as their parent's, nested structs are walked.
+func eachKey(v reflect.Value, prefix string, fn func(key string, f reflect.StructField, fv reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case opts == "inline":
+			eachKey(fv, prefix, fn)
+		case name == "" || name == "-":
+		case fv.Kind() == reflect.Struct:
+			eachKey(fv, joinPath(prefix, name), fn)
+		default:
+			fn(joinPath(prefix, name), f, fv)
+		}
+	}
+}
+
 func joinPath(prefix, key string) string {
 	if prefix == "" {
 		return key

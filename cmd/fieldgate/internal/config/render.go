@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -68,24 +67,12 @@ func rewrite(n *yaml.Node, t reflect.Type) {
 // CheckFiles reports each config:"file" key of v (a pointer to a struct)
 // that is set to a path that cannot be opened, by its dotted path.
 func CheckFiles(v any, problem func(key, msg string)) {
-	var walk func(v reflect.Value, prefix string)
-	walk = func(v reflect.Value, prefix string) {
-		t := v.Type()
-		for i := range t.NumField() {
-			f, fv := t.Field(i), v.Field(i)
-			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			switch {
-			case opts == "inline":
-				walk(fv, prefix)
-			case name == "" || name == "-":
-			case fv.Kind() == reflect.Struct:
-				walk(fv, joinPath(prefix, name))
-			case f.Tag.Get("config") == "file" && fv.String() != "":
-				if _, err := os.Stat(fv.String()); err != nil {
-					problem(joinPath(prefix, name), err.Error())
-				}
-			}
+	eachKey(reflect.ValueOf(v).Elem(), "", func(key string, f reflect.StructField, fv reflect.Value) {
+		if f.Tag.Get("config") != "file" || fv.String() == "" {
+			return
 		}
-	}
-	walk(reflect.ValueOf(v).Elem(), "")
+		if _, err := os.Stat(fv.String()); err != nil {
+			problem(key, err.Error())
+		}
+	})
 }
