@@ -253,6 +253,24 @@ func loadOnce(ctx context.Context, p *peer, lf loadFlags, clients int, prefix, p
 	return rep, &b, nil
 }
 
+// rate is a run's readings/s: acknowledged, or for fieldgate at QoS 0,
+// which has no acknowledgement, what reached its store.
+func (r report) rate() float64 {
+	if r.Target == targetFieldgate && r.QoS == 0 {
+		return r.StoredPerSec
+	}
+	return r.ReadingsPerSec
+}
+
+// cpuPerReading is the CPU time, in µs, the target process spent per
+// reading (0 if its usage was not read).
+func (r report) cpuPerReading() float64 {
+	if r.Process == nil {
+		return 0
+	}
+	return r.Process.CPUPercent / 100 * 1e6 / max(r.rate(), 1)
+}
+
 // committed reads fieldgate's count of committed readings (0 for a peer
 // without metrics).
 func (p *peer) committed() (float64, error) {
@@ -288,15 +306,11 @@ func compareRatios(ns []int, reps []report, raw []float64, closed bool) []ratio 
 			if rep.Clients != n {
 				continue
 			}
-			rate := rep.ReadingsPerSec
-			if rep.Target == targetFieldgate && rep.QoS == 0 {
-				rate = rep.StoredPerSec // no acknowledgement: count what reached the store
-			}
 			t := r.Targets[rep.Target]
-			t.Rate += rate
+			t.Rate += rep.rate()
 			t.P99 += rep.LatencyMs.P99
+			t.CPUus += rep.cpuPerReading()
 			if p := rep.Process; p != nil {
-				t.CPUus += p.CPUPercent / 100 * 1e6 / max(rate, 1)
 				t.RSSMiB = max(t.RSSMiB, float64(p.RSSPeakKB)/1024)
 			}
 			r.Targets[rep.Target] = t

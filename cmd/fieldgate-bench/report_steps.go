@@ -349,15 +349,11 @@ func compareStep(args ...string) func(context.Context) (figures, error) {
 		}
 		for _, r := range res.Runs {
 			name := fmt.Sprintf("%s/clients=%d", r.Target, r.Clients)
-			rate := r.ReadingsPerSec
 			if r.Stored > 0 {
 				f.add(name, "stored/s", r.StoredPerSec)
-				if r.QoS == 0 {
-					rate = r.StoredPerSec
-				}
 			}
-			if p := r.Process; p != nil {
-				f.add(name, "cpu-µs/reading", p.CPUPercent/100*1e6/max(rate, 1))
+			if r.Process != nil {
+				f.add(name, "cpu-µs/reading", r.cpuPerReading())
 			}
 			f.add(name, "readings/s", r.ReadingsPerSec)
 			f.add(name, "p50-ms", r.LatencyMs.P50)

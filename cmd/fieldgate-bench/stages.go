@@ -173,14 +173,7 @@ type breakdown struct {
 }
 
 func newBreakdown(rep report, shares map[string]float64, samples int) breakdown {
-	rate := rep.ReadingsPerSec
-	if rep.QoS == 0 && rep.Stored > 0 {
-		rate = rep.StoredPerSec
-	}
-	b := breakdown{Target: rep.Target, Clients: rep.Clients, Samples: samples, Stages: map[string]float64{}}
-	if rep.Process != nil {
-		b.CPUus = rep.Process.CPUPercent / 100 * 1e6 / max(rate, 1)
-	}
+	b := breakdown{Target: rep.Target, Clients: rep.Clients, CPUus: rep.cpuPerReading(), Samples: samples, Stages: map[string]float64{}}
 	for s, share := range shares {
 		b.Stages[s] = share * b.CPUus
 	}

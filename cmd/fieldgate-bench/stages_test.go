@@ -61,7 +61,7 @@ func TestStageSharesChargeTheInnermostNamedFrame(t *testing.T) {
 			t.Errorf("%s: %.2f, want %.2f (all: %v)", s, shares[s], v, shares)
 		}
 	}
-	b := newBreakdown(report{Target: targetFieldgate, Clients: 50, ReadingsPerSec: 20000, Process: &procUsage{CPUPercent: 70}}, shares, n)
+	b := newBreakdown(report{Target: targetFieldgate, Clients: 50, QoS: 1, ReadingsPerSec: 20000, Process: &procUsage{CPUPercent: 70}}, shares, n)
 	if math.Abs(b.CPUus-35) > 1e-9 || math.Abs(b.Stages[stageGC]-8.75) > 1e-9 {
 		t.Errorf("breakdown %+v: want 35 µs per reading, a quarter of it GC", b)
 	}
