@@ -18,14 +18,21 @@ import (
 // once the commit holding its readings synced or failed. The writer is
 // whichever goroutine finds the oldest item done and nobody writing: the
 // connection's own read goroutine when it led the commit itself (a lone
-// client pays no hand-off), else the queue's writer goroutine. That one is
-// started when needed and lingers for ackLinger after it wrote, so that a
-// busy node's PUBACKs are handed to a parked goroutine rather than to a
-// new one each (whose stack must grow again); an idle connection costs no
-// goroutine.
+// client pays no hand-off), else the goroutine that ran the commit, as far
+// as the socket takes the PUBACKs at once: a commit answers every
+// connection it holds without waking a goroutine per reading. What it
+// cannot write without blocking (a full socket buffer, a refusal, a
+// publish to forward) goes to the queue's writer goroutine, so that no
+// peer that stops reading can hold the commit up. That one is started when
+// needed and lingers for ackLinger after it wrote, so that a busy node's
+// PUBACKs are handed to a parked goroutine rather than to a new one each
+// (whose stack must grow again); an idle connection costs no goroutine.
 type ackQueue struct {
-	finish func(*pendingAck) // writes one done item's PUBACK (or refusal)
-	wake   chan struct{}     // hands the writing to the lingering writer
+	// finish writes one done item's PUBACK (or refusal) and reports true;
+	// unless block, it may instead decline (false) what it cannot do
+	// without blocking, and the item stays first.
+	finish func(a *pendingAck, block bool) bool
+	wake   chan struct{} // hands the writing to the lingering writer
 
 	mu         sync.Mutex
 	items      []*pendingAck // arrival order; removed once written
@@ -45,12 +52,13 @@ const ackLinger = 100 * time.Millisecond
 // takes tens of thousands a second): get one with newPendingAck; the
 // queue releases it once its PUBACK is written.
 type pendingAck struct {
-	pk     packets.Packet
-	n      int       // readings stored once it is done without err
-	capErr error     // readings the quantity cap refused (the rest are stored)
-	at     time.Time // when it arrived
-	done   bool
-	err    error
+	pk      packets.Packet
+	n       int       // readings stored once it is done without err
+	capErr  error     // readings the quantity cap refused (the rest are stored)
+	at      time.Time // when it arrived
+	done    bool
+	err     error
+	counted bool // its readings were counted as stored (finish)
 
 	q        *ackQueue   // set by push
 	complete func(error) // the store's done callback: q.complete(self, err), made once
@@ -76,7 +84,7 @@ func (a *pendingAck) release() {
 	pendingAcks.Put(a)
 }
 
-func newAckQueue(finish func(*pendingAck)) *ackQueue {
+func newAckQueue(finish func(a *pendingAck, block bool) bool) *ackQueue {
 	return &ackQueue{finish: finish, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 }
 
@@ -120,27 +128,29 @@ func (q *ackQueue) submitted() {
 	mine := q.claim()
 	q.mu.Unlock()
 	if mine {
-		q.write(false)
+		q.write(true, false)
 	}
 }
 
 // complete marks a done; it runs on the goroutine that ran the commit and
-// must not block: the writing is claimed and handed to the writer
-// goroutine, unless the read goroutine is still submitting and will write
-// it.
+// must not block: it writes what the socket takes at once and hands the
+// rest to the writer goroutine, unless the read goroutine is still
+// submitting and will write it.
 func (q *ackQueue) complete(a *pendingAck, err error) {
 	q.mu.Lock()
 	a.done, a.err = true, err
 	mine := !q.submitting && q.claim()
-	wake := mine && q.lingering
-	if wake {
-		q.lingering = false
-	}
 	q.mu.Unlock()
-	switch {
-	case wake:
+	if !mine || q.write(false, false) {
+		return
+	}
+	q.mu.Lock()
+	wake := q.lingering
+	q.lingering = false
+	q.mu.Unlock()
+	if wake {
 		q.wake <- struct{}{} // never blocks: one hand-off per lingering
-	case mine:
+	} else {
 		go q.writer()
 	}
 }
@@ -161,7 +171,7 @@ func (q *ackQueue) writer() {
 	t := time.NewTimer(ackLinger)
 	defer t.Stop()
 	for {
-		q.write(true)
+		q.write(true, true)
 		select {
 		case <-q.wake:
 		case <-t.C:
@@ -179,21 +189,25 @@ func (q *ackQueue) writer() {
 }
 
 // write writes done items from the oldest until it meets one still
-// committing, then gives the writing up; the writer goroutine (linger)
-// parks on wake in the same step, so that no completion in between starts
-// a second one.
-func (q *ackQueue) write(linger bool) {
+// committing, then gives the writing up and reports true; the writer
+// goroutine (linger) parks on wake in the same step, so that no completion
+// in between starts a second one. Unless block, it stops at an item finish
+// declines and reports false: the writing is still claimed, for the caller
+// to hand over.
+func (q *ackQueue) write(block, linger bool) bool {
 	for {
 		q.mu.Lock()
 		if len(q.items) == 0 || !q.items[0].done {
 			q.writing = false
 			q.lingering = q.lingering || linger
 			q.mu.Unlock()
-			return
+			return true
 		}
 		a := q.items[0]
 		q.mu.Unlock()
-		q.finish(a)
+		if !q.finish(a, block) {
+			return false
+		}
 		q.mu.Lock()
 		q.items[0] = nil
 		q.items = q.items[1:]
@@ -206,9 +220,24 @@ func (q *ackQueue) write(linger bool) {
 	}
 }
 
-// puback is the PUBACK of a publish whose readings are on disk.
-func puback(id uint16) packets.Packet {
-	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id}
+// writePuback acknowledges publish id, whose readings are on disk, and
+// reports whether it did. The PUBACK goes straight to the socket if it
+// takes the four bytes at once (the same bytes mochi writes for a success
+// without properties, in either protocol version); else, with block, it
+// goes through mochi's writer, which waits for the socket (and closes a
+// connection whose peer reads nothing within the write deadline).
+func writePuback(server *mqtt.Server, cl *mqtt.Client, id uint16, block bool) bool {
+	if gc, ok := cl.Net.Conn.(*guardConn); ok && !cl.Closed() && gc.tryWrite([]byte{pPuback << 4, 2, byte(id >> 8), byte(id)}) {
+		atomic.AddInt64(&server.Info.BytesSent, 4)
+		atomic.AddInt64(&server.Info.PacketsSent, 1)
+		return true
+	}
+	if !block {
+		return false
+	}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id}
+	_ = cl.WritePacket(pk) // a closed connection: the device sends again
+	return true
 }
 
 // forward passes a stored publish on as mochi does once it acknowledged
@@ -220,9 +249,14 @@ func puback(id uint16) packets.Packet {
 // do: most sites have no MQTT subscriber, and mochi's path would cost
 // about a tenth of the daemon's CPU per reading to find none.
 func forward(server *mqtt.Server, inline *mqtt.Client, pk packets.Packet) {
-	if !pk.FixedHeader.Retain && atomic.LoadInt64(&server.Info.Subscriptions) == 0 {
+	if !forwards(server, pk) {
 		return // nothing to keep and nobody subscribed: mochi's path would find no one
 	}
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // resolved already
 	_ = server.InjectPacket(inline, pk)
+}
+
+// forwards reports whether forward has anything to do with pk.
+func forwards(server *mqtt.Server, pk packets.Packet) bool {
+	return pk.FixedHeader.Retain || atomic.LoadInt64(&server.Info.Subscriptions) > 0
 }

@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -241,17 +243,22 @@ func TestRetainedReadingIsKeptWithoutSubscribers(t *testing.T) {
 
 // TestAckQueueWritesEveryCompletionInOrder drives an ack queue alone:
 // bursts whose commits complete in random order on goroutines of their
-// own, some while the writer goroutine lingers and some after it ended.
-// Every item is written exactly once, in arrival order.
+// own, some while the writer goroutine lingers and some after it ended;
+// a completing goroutine finds every other item's socket full and must
+// hand it over. Every item is written exactly once, in arrival order.
 func TestAckQueueWritesEveryCompletionInOrder(t *testing.T) {
 	var mu sync.Mutex
 	var got []int
 	written := make(chan struct{}, 64)
-	q := newAckQueue(func(a *pendingAck) {
+	q := newAckQueue(func(a *pendingAck, block bool) bool {
+		if !block && a.n%2 == 0 {
+			return false // the socket would block: the writer goroutine's
+		}
 		mu.Lock()
 		got = append(got, a.n)
 		mu.Unlock()
 		written <- struct{}{}
+		return true
 	})
 	n := 0
 	for round := range 40 {
@@ -286,4 +293,100 @@ func TestAckQueueWritesEveryCompletionInOrder(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("%d written, want %d", len(got), n)
 	}
+}
+
+// TestTryWriteNeverWaitsAndKeepsPacketsWhole fills a real socket whose
+// peer reads nothing: tryWrite takes PUBACKs while the buffers do, then
+// declines at once instead of waiting; a packet written after them the
+// ordinary way waits its turn. Once the peer reads, it finds exactly the
+// PUBACKs tryWrite took, whole and in order (a tail the socket did not
+// take at first included), then the other packet.
+func TestTryWriteNeverWaitsAndKeepsPacketsWhole(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = peer.Close() }()
+	_ = peer.(*net.TCPConn).SetReadBuffer(2048)
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sc.(*net.TCPConn).SetWriteBuffer(2048)
+	gc := newGuardConn(sc, newGuard(Limits{}, func(string, error, ...any) {}), "127.0.0.1")
+	defer func() { _ = gc.Close() }()
+
+	var took []uint16
+	for id, declined := uint16(1), 0; declined < 3; id++ {
+		if id == 0 {
+			t.Fatal("the socket took 65,535 PUBACKs nobody read")
+		}
+		if gc.tryWrite([]byte{pPuback << 4, 2, byte(id >> 8), byte(id)}) {
+			took = append(took, id)
+		} else {
+			declined++
+		}
+	}
+	wrote := make(chan error, 1)
+	go func() { _, err := gc.Write([]byte{0xd0, 0}); wrote <- err }() // a PINGRESP, mochi's way
+
+	r := bufio.NewReader(peer)
+	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for _, id := range took {
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(r, b); err != nil || b[0] != 0x40 || b[1] != 2 || binary.BigEndian.Uint16(b[2:]) != id {
+			t.Fatalf("read %x, %v; want the PUBACK of %d (tryWrite took %d)", b, err, id, len(took))
+		}
+	}
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(r, b); err != nil || b[0] != 0xd0 || b[1] != 0 {
+		t.Fatalf("read %x, %v after the PUBACKs; want the PINGRESP", b, err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAPeerThatReadsNothingHoldsUpNoOtherPuback: while one node's socket
+// takes nothing (its write lock held, as by a write waiting on a full
+// socket buffer), its PUBACKs wait for it and the commits go on: another
+// node's publish is acknowledged meanwhile. Once the socket takes bytes
+// again, the first node gets every PUBACK, in order.
+func TestAPeerThatReadsNothingHoldsUpNoOtherPuback(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	c := pipe(t, b, pw)
+	var gc *guardConn
+	waitFor(t, func() bool {
+		b.hook.mu.Lock()
+		defer b.hook.mu.Unlock()
+		for cl, id := range b.hook.ids {
+			if id.device == "esp32-a" {
+				gc = cl.Net.Conn.(*guardConn)
+			}
+		}
+		return gc != nil
+	})
+	gc.wmu.Lock()
+	const n = 5
+	c.send(readingsBurst(n))
+	waitFor(t, func() bool {
+		rs, err := st.Readings(store.Query{Source: "esp32-a", Quantity: "temperature"})
+		return err == nil && len(rs) == n
+	})
+
+	other, err := v3(t, b, "esp32-b", pw["esp32-b"], "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := other.Publish("fieldgate/esp32-b/temperature", 1, false, "21.5"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("another node's publish was not acknowledged while esp32-a's socket took nothing: %v", tok.Error())
+	}
+	gc.wmu.Unlock()
+	inOrder(t, c.pubacks(n, func(uint16) {}))
 }

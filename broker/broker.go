@@ -21,11 +21,16 @@ import (
 )
 
 // Per-client sizes given to mochi: the outbound packets queued for one
-// client (more are dropped for QoS 0 and held in flight for QoS 1/2), and
-// its read and write buffers (larger packets are read and written through).
+// client (more are dropped for QoS 0 and held in flight for QoS 1/2), its
+// read buffer (larger packets are read through), and its write buffer.
+// That one is a byte: mochi then writes every packet as it comes, and
+// holds none back while more publishes are queued for the client, where a
+// PUBACK the commit writes straight to the socket (writePuback) would
+// overtake an earlier one mochi wrote (MQTT-4.6.0-2).
 const (
-	clientWritesPending = 128
-	clientBufferSize    = 512
+	clientWritesPending  = 128
+	clientReadBufferSize = 512
+	clientWriteBuffer    = 1
 )
 
 // Store is what the broker needs of the store.
@@ -182,7 +187,7 @@ func New(st Store, o Options) (*Broker, error) {
 	// buffers cost ~70 KB for every idle client.
 	caps.MaximumClientWritesPending = clientWritesPending
 	b.server = mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: newMochiLog(o.Logger),
-		ClientNetReadBufferSize: clientBufferSize, ClientNetWriteBufferSize: clientBufferSize})
+		ClientNetReadBufferSize: clientReadBufferSize, ClientNetWriteBufferSize: clientWriteBuffer})
 	b.inline, _ = b.server.Clients.Get(mqtt.InlineClientId) // made by mqtt.New with InlineClient
 	b.limits = newDevLimits(o)
 	b.quantities = &quantities{max: o.MaxQuantitiesPerDevice, series: st.Series, devs: map[string]map[string]bool{}}

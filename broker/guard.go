@@ -5,11 +5,13 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/sys/unix"
 )
 
 // Limits protect the broker from sockets that never become clients and
@@ -206,7 +208,7 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 			_ = c.Close() // refused: nothing to report to the peer
 			return nil
 		}
-		gc := &guardConn{Conn: c, g: g, addr: addr, fc: frameChecker{maxSize: g.lim.MaxPacketSize, maxKeep: uint16(g.lim.MaxKeepalive / time.Second)}}
+		gc := newGuardConn(c, g, addr)
 		_ = c.SetDeadline(time.Now().Add(g.lim.ConnectTimeout)) // mochi sets its own after CONNECT
 		err := establish(id, gc)
 		gc.finish()
@@ -235,14 +237,87 @@ type guardConn struct {
 	state    int // 0 pending, 1 active, 2 done
 	bad      atomic.Bool
 	mu       sync.Mutex // guards state against finish racing the reader
-	wmu      sync.Mutex // one writer at a time: mochi's, or reject's DISCONNECT
+
+	wmu    sync.Mutex // one writer at a time: mochi's, tryWrite's, or reject's DISCONNECT
+	unsent []byte     // the tail of a packet tryWrite began; written before anything else
+	// raw is the plain TCP socket's, for tryWrite (nil for TLS and
+	// WebSocket, which frame what they send); write is its callback,
+	// writing p into n, made once. Both under wmu.
+	raw   syscall.RawConn
+	write func(fd uintptr) bool
+	p     []byte
+	n     int
+}
+
+// newGuardConn wraps c, a connection from addr, which holds a pending slot.
+func newGuardConn(c net.Conn, g *guard, addr string) *guardConn {
+	gc := &guardConn{Conn: c, g: g, addr: addr, fc: frameChecker{maxSize: g.lim.MaxPacketSize, maxKeep: uint16(g.lim.MaxKeepalive / time.Second)}}
+	if tc, ok := c.(*net.TCPConn); ok {
+		gc.raw, _ = tc.SyscallConn() // nil on an error: tryWrite declines
+		gc.write = func(fd uintptr) bool {
+			gc.n, _ = unix.Write(int(fd), gc.p) // the socket is non-blocking: EAGAIN when full
+			return true                         // never wait for it
+		}
+	}
+	return gc
 }
 
 // Write writes what mochi sends.
 func (c *guardConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.flushUnsent(); err != nil {
+		return 0, err
+	}
 	return c.Conn.Write(p)
+}
+
+// flushUnsent writes what tryWrite left, waiting for the socket. If that
+// fails the connection is closed: the packet begun cannot be finished, and
+// nothing may follow its head. c.wmu is held.
+func (c *guardConn) flushUnsent() error {
+	if len(c.unsent) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.unsent)
+	c.unsent = c.unsent[:0]
+	if err != nil {
+		_ = c.Conn.Close()
+	}
+	return err
+}
+
+// tryWrite writes the packet p if that cannot block, and reports whether
+// it did: nobody else is writing, the connection is a plain TCP socket
+// (TLS and WebSocket frame what they send), and the socket buffer takes
+// some of p at once. A tail the buffer did not take is written by a
+// goroutine of its own, waiting for the socket, before anything else is.
+// Used by a goroutine that must not wait on one peer (the commit's,
+// acknowledging every connection it holds).
+func (c *guardConn) tryWrite(p []byte) bool {
+	if c.raw == nil || !c.wmu.TryLock() {
+		return false
+	}
+	defer c.wmu.Unlock()
+	if len(c.unsent) > 0 {
+		return false
+	}
+	c.p, c.n = p, 0
+	err := c.raw.Write(c.write)
+	n := c.n
+	c.p = nil
+	if err != nil || n <= 0 {
+		return false
+	}
+	if n < len(p) {
+		c.unsent = append(c.unsent, p[n:]...)
+		go func() {
+			c.wmu.Lock()
+			defer c.wmu.Unlock()
+			_ = c.flushUnsent()
+		}()
+	}
+	return true
 }
 
 // Read returns validated bytes only.
@@ -327,7 +402,9 @@ func (c *guardConn) disconnect(err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Conn.Write([]byte{pDisconnect << 4, 1, reason}) // best effort: the connection closes anyway
+	if c.flushUnsent() == nil {
+		_, _ = c.Conn.Write([]byte{pDisconnect << 4, 1, reason}) // best effort: the connection closes anyway
+	}
 }
 
 // promote moves the connection from pending to active once CONNECT passed.

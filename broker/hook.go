@@ -300,7 +300,7 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 // refused and the connection is being closed.
 func (h *hook) storeThen(cl *mqtt.Client, id *identity, a *pendingAck, rs []store.Reading) error {
 	if id.acks == nil {
-		id.acks = newAckQueue(func(a *pendingAck) { h.finish(cl, id.device, a) })
+		id.acks = newAckQueue(func(a *pendingAck, block bool) bool { return h.finish(cl, id.device, a, block) })
 	}
 	q := id.acks
 	if !q.waitFor(int(h.b.o.ReceiveMaximum)-1, h.b.o.CommitTimeout) {
@@ -343,22 +343,34 @@ func morePending(cl *mqtt.Client) bool {
 }
 
 // finish acknowledges a committed publish, or refuses it if its commit
-// failed, and forwards what was stored.
-func (h *hook) finish(cl *mqtt.Client, device string, a *pendingAck) {
+// failed, and forwards what was stored (see ackQueue.finish). Unless block,
+// it does only what cannot block: a PUBACK the socket takes at once, with
+// nothing to forward.
+func (h *hook) finish(cl *mqtt.Client, device string, a *pendingAck, block bool) bool {
 	switch {
 	case a.err != nil && cl.Closed():
 		h.b.count(&h.b.stats.StoreFailures) // logged with the first of its connection's
-		return
+		return true
+	case a.err != nil && !block:
+		return false // closing the connection writes a DISCONNECT
 	case a.err != nil:
 		h.storeFailed(cl, device, a.err)
-		return
+		return true
+	case h.b.closed.Load():
+		h.stored(device, a.n, a.capErr, a.at)
+		return true
+	case !block && forwards(h.b.server, a.pk):
+		return false
 	}
-	h.stored(device, a.n, a.capErr, a.at)
-	if h.b.closed.Load() {
-		return
+	if !a.counted { // before the PUBACK: a device that has it finds its readings counted
+		h.stored(device, a.n, a.capErr, a.at)
+		a.counted = true
 	}
-	_ = cl.WritePacket(puback(a.pk.PacketID)) // a closed connection: the device sends again
+	if !writePuback(h.b.server, cl, a.pk.PacketID, block) {
+		return false
+	}
 	forward(h.b.server, h.b.inline, a.pk)
+	return true
 }
 
 // stored counts readings a commit took.
