@@ -241,12 +241,19 @@ type guardConn struct {
 	wmu    sync.Mutex // one writer at a time: mochi's, tryWrite's, or reject's DISCONNECT
 	unsent []byte     // the tail of a packet tryWrite began; written before anything else
 	// raw is the plain TCP socket's, for tryWrite (nil for TLS and
-	// WebSocket, which frame what they send); write is its callback,
-	// writing p into n, made once. Both under wmu.
+	// WebSocket, which frame what they send); write is rawWrite, made
+	// once. All under wmu.
 	raw   syscall.RawConn
 	write func(fd uintptr) bool
 	p     []byte
 	n     int
+}
+
+// rawWrite writes c.p to the socket fd once, without waiting, and notes
+// in c.n how much it took. c.wmu is held.
+func (c *guardConn) rawWrite(fd uintptr) bool {
+	c.n, _ = unix.Write(int(fd), c.p) // the socket is non-blocking: EAGAIN when full
+	return true                       // never wait for it
 }
 
 // newGuardConn wraps c, a connection from addr, which holds a pending slot.
@@ -254,10 +261,7 @@ func newGuardConn(c net.Conn, g *guard, addr string) *guardConn {
 	gc := &guardConn{Conn: c, g: g, addr: addr, fc: frameChecker{maxSize: g.lim.MaxPacketSize, maxKeep: uint16(g.lim.MaxKeepalive / time.Second)}}
 	if tc, ok := c.(*net.TCPConn); ok {
 		gc.raw, _ = tc.SyscallConn() // nil on an error: tryWrite declines
-		gc.write = func(fd uintptr) bool {
-			gc.n, _ = unix.Write(int(fd), gc.p) // the socket is non-blocking: EAGAIN when full
-			return true                         // never wait for it
-		}
+		gc.write = gc.rawWrite
 	}
 	return gc
 }

@@ -26,7 +26,7 @@ type stageRule struct {
 // order for each frame, so a specific rule comes before a general one
 // (wal's Sync before the rest of wal).
 var stageRules = []stageRule{
-	{"PUBACK hand-off and write", []string{"mochi-mqtt/server/v2.(*Client).WritePacket", "broker.(*guardConn).Write", "broker.(*ackQueue)", "broker.(*hook).finish", "broker.writePuback", "broker.(*guardConn).tryWrite", "broker.(*guardConn).flushUnsent"}},
+	{"PUBACK hand-off and write", []string{"mochi-mqtt/server/v2.(*Client).WritePacket", "broker.(*guardConn).Write", "broker.(*ackQueue)", "broker.(*hook).finish", "broker.writePuback", "broker.(*guardConn).tryWrite", "broker.(*guardConn).rawWrite", "broker.(*guardConn).flushUnsent"}},
 	{"mochi: read, decode, dispatch", []string{"github.com/mochi-mqtt/server/v2", "broker.(*guardConn)"}},
 	{"payload decode and validation", []string{"fieldgate/broker/payload.", "broker.(*hook).decode", "broker.(*hook).clock", "broker.(*quantities)", "fieldgate/store.(*Reading).Validate"}},
 	{"activity and per-device limits", []string{"broker.(*activity)", "broker.(*devActivity)", "broker.(*devLimits)"}},

@@ -84,7 +84,7 @@ func TestStageOfChargesSyscallsToTheirStage(t *testing.T) {
 			"net.(*conn).Read+0x45", "fieldgate/broker.(*guardConn).next+0x94", "fieldgate/broker.(*guardConn).Read+0x56",
 			"bufio.(*Reader).fill+0x103", "github.com/mochi-mqtt/server/v2.(*Client).ReadFixedHeader+0x3b"}},
 		{"PUBACK hand-off and write", []string{"tcp_sendmsg+0x2b", "syscall.Syscall+0x46", "golang.org/x/sys/unix.write+0x45",
-			"fieldgate/broker.(*guardConn).tryWrite.func1+0x28", "internal/poll.(*FD).RawWrite+0x106",
+			"fieldgate/broker.(*guardConn).rawWrite+0x28", "internal/poll.(*FD).RawWrite+0x106",
 			"net.(*rawConn).Write+0x36", "fieldgate/broker.(*guardConn).tryWrite+0x18c", "fieldgate/broker.writePuback+0x105",
 			"fieldgate/broker.(*hook).finish+0x274", "fieldgate/broker.(*ackQueue).complete+0x115",
 			"fieldgate/store.(*committer).commit+0xc1f"}},
