@@ -57,10 +57,11 @@ func renderPage(w io.Writer, d pageData) error {
 			}
 			return a / b
 		},
-		"mul":  func(a, b float64) float64 { return a * b },
-		"add":  func(a, b float64) float64 { return a + b },
-		"int":  func(n int) float64 { return float64(n) },
-		"list": func(s ...string) []string { return s },
+		"mul":    func(a, b float64) float64 { return a * b },
+		"add":    func(a, b float64) float64 { return a + b },
+		"int":    func(n int) float64 { return float64(n) },
+		"list":   func(s ...string) []string { return s },
+		"stages": stageNames,
 	}
 	t, err := template.New("BENCHMARKS.md").Funcs(funcs).Option("missingkey=error").Parse(pageTemplate)
 	if err != nil {

@@ -50,6 +50,8 @@ func reportSteps(sz sizes) []step {
 				"-rounds", strconv.Itoa(sz.CompareRounds))},
 		{id: "ingest-qos0", title: "QoS 0 flood (1000 readings/s offered per client), fieldgate beside bare mochi and mosquitto",
 			want: qos0Want(), run: compareStep("-clients", "10,50", "-duration", d(sz.CompareDuration), "-rounds", "1", "-qos", "0", "-rate", "1000")},
+		{id: "breakdown", title: "CPU per QoS 1 reading at 50 clients split into stages with perf, fieldgate beside bare mochi",
+			want: breakdownWant(), run: breakdownStep("-clients", "50", "-duration", d(sz.CompareDuration), "-rounds", "1")},
 		{id: "idle", title: "memory of 200 idle MQTT clients, fieldgate beside mosquitto",
 			want: map[string][]string{"idle200": {"fieldgate-rss-MiB", "fieldgate-KiB/client", "fieldgate-anon-KiB/client",
 				"mosquitto-rss-MiB", "mosquitto-KiB/client", "mosquitto-anon-KiB/client"}},
@@ -135,6 +137,42 @@ func qos0Want() map[string][]string {
 		w["mochi/"+c] = w["mosquitto/"+c]
 	}
 	return w
+}
+
+// breakdownWant lists the breakdown's figures: each stage's CPU µs per
+// reading, and the whole, for fieldgate and bare mochi.
+func breakdownWant() map[string][]string {
+	units := append(stageNames(), "total", "samples")
+	return map[string][]string{targetFieldgate: units, targetMochi: units}
+}
+
+// breakdownStep runs compare with args, sampling fieldgate and bare mochi
+// with perf (Debian's linux-perf), and turns the breakdowns into figures
+// named by target, one per stage.
+func breakdownStep(args ...string) func(context.Context) (figures, error) {
+	return func(ctx context.Context) (figures, error) {
+		perf, err := exec.LookPath("perf")
+		if err != nil {
+			return nil, fmt.Errorf("the breakdown needs perf (apt install linux-perf): %w", err)
+		}
+		var out, errOut bytes.Buffer
+		if err := compareCmd(ctx, append(args, "-breakdown", perf, "-json"), &out, &errOut); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
+		}
+		var res struct{ Breakdowns []breakdown }
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			return nil, err
+		}
+		f := figures{}
+		for _, b := range res.Breakdowns {
+			for _, s := range stageNames() {
+				f.add(b.Target, s, b.Stages[s])
+			}
+			f.add(b.Target, "total", b.CPUus)
+			f.add(b.Target, "samples", float64(b.Samples))
+		}
+		return f, nil
+	}
 }
 
 // maintenanceWant lists the figures of commits beside readers and maintenance.
