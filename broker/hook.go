@@ -356,15 +356,15 @@ func (h *hook) finish(cl *mqtt.Client, device string, a *pendingAck, block bool)
 	case a.err != nil:
 		h.storeFailed(cl, device, a.err)
 		return true
-	case h.b.closed.Load():
-		h.stored(device, a.n, a.capErr, a.at)
-		return true
 	case !block && forwards(h.b.server, a.pk):
 		return false
 	}
 	if !a.counted { // before the PUBACK: a device that has it finds its readings counted
 		h.stored(device, a.n, a.capErr, a.at)
 		a.counted = true
+	}
+	if h.b.closed.Load() {
+		return true
 	}
 	if !writePuback(h.b.server, cl, a.pk.PacketID, block) {
 		return false
