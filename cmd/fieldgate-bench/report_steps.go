@@ -155,12 +155,8 @@ func breakdownStep(args ...string) func(context.Context) (figures, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the breakdown needs perf (apt install linux-perf): %w", err)
 		}
-		var out, errOut bytes.Buffer
-		if err := compareCmd(ctx, append(args, "-breakdown", perf, "-json"), &out, &errOut); err != nil {
-			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
-		}
-		var res struct{ Breakdowns []breakdown }
-		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		res, err := runCompare(ctx, append(args, "-breakdown", perf))
+		if err != nil {
 			return nil, err
 		}
 		f := figures{}
@@ -360,19 +356,30 @@ func parseBench(out []byte) figures {
 	return f
 }
 
+// compared is what compare -json prints.
+type compared struct {
+	Runs       []report
+	Ratios     []ratio
+	Breakdowns []breakdown
+}
+
+// runCompare runs compare with args in-process and decodes its JSON.
+func runCompare(ctx context.Context, args []string) (compared, error) {
+	var out, errOut bytes.Buffer
+	if err := compareCmd(ctx, append(args, "-json"), &out, &errOut); err != nil {
+		return compared{}, fmt.Errorf("%w\n%s", err, errOut.String())
+	}
+	var res compared
+	err := json.Unmarshal(out.Bytes(), &res)
+	return res, err
+}
+
 // compareStep runs compare with args and turns its runs into figures named
 // "target/clients=N".
 func compareStep(args ...string) func(context.Context) (figures, error) {
 	return func(ctx context.Context) (figures, error) {
-		var out, errOut bytes.Buffer
-		if err := compareCmd(ctx, append(args, "-json"), &out, &errOut); err != nil {
-			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
-		}
-		var res struct {
-			Runs   []report
-			Ratios []ratio
-		}
-		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		res, err := runCompare(ctx, args)
+		if err != nil {
 			return nil, err
 		}
 		f := figures{}
