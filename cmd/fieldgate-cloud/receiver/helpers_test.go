@@ -188,3 +188,19 @@ func (r *receiver) metric(prefix string) string {
 	r.t.Fatalf("no metric %s", prefix)
 	return ""
 }
+
+// holdBatches locks the batches table, which every batch needs, until
+// the test ends or the returned func is called.
+func (r *receiver) holdBatches() (release func()) {
+	r.t.Helper()
+	tx, err := r.db.pool.Begin(r.t.Context())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := tx.Exec(r.t.Context(), "LOCK TABLE batches IN ACCESS EXCLUSIVE MODE"); err != nil {
+		r.t.Fatal(err)
+	}
+	release = func() { _ = tx.Rollback(r.t.Context()) }
+	r.t.Cleanup(release)
+	return release
+}

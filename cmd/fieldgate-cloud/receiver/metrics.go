@@ -19,6 +19,7 @@ type metrics struct {
 	busy       prometheus.Counter
 	latency    prometheus.Histogram
 	inFlight   prometheus.Gauge
+	queued     prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -35,17 +36,19 @@ func newMetrics() *metrics {
 		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldgate_cloud_database_errors_total",
 			Help: "Requests answered 503 because the database failed or was too slow."}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldgate_cloud_busy_total",
-			Help: "Requests answered 503 at once because max-in-flight batches were being handled."}),
+			Help: "Requests answered 503 because max-in-flight batches were being handled and the queue was full or the request waited queue-wait."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldgate_cloud_batch_seconds",
 			Help:    "Time from request to commit of stored batches.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fieldgate_cloud_requests_in_flight",
 			Help: "Batch requests being handled now."}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fieldgate_cloud_requests_queued",
+			Help: "Requests waiting for one of max-in-flight's slots now."}),
 	}
 	for _, o := range []string{"stored", "replay", "conflict"} {
 		m.batches.WithLabelValues(o) // present at zero
 	}
-	m.reg.MustRegister(m.requests, m.batches, m.readings, m.duplicates, m.dbErrors, m.busy, m.latency, m.inFlight,
+	m.reg.MustRegister(m.requests, m.batches, m.readings, m.duplicates, m.dbErrors, m.busy, m.latency, m.inFlight, m.queued,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

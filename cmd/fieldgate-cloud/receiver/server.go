@@ -34,10 +34,17 @@ type Options struct {
 	// below it.
 	Timeout time.Duration
 	// MaxInFlight is how many batches are handled at once; beyond it a
-	// request is answered 503 at once, before its body is read. Default:
-	// the database pool's size, so neither authentication nor a crowd of
-	// slow uploads can take every connection.
+	// request waits for its turn, before its body is read. Default: the
+	// database pool's size, so neither authentication nor a crowd of slow
+	// uploads can take every connection.
 	MaxInFlight int
+	// MaxQueued is how many requests may wait for their turn; beyond it a
+	// request is answered 503 at once. Default 16 × MaxInFlight.
+	MaxQueued int
+	// QueueWait is the longest a request waits for its turn before it is
+	// answered 503. Default 2 s: keep QueueWait + Timeout below the
+	// gateways' uplink.timeout.
+	QueueWait time.Duration
 	// RetryAfter is sent with every 503. Default 5 s.
 	RetryAfter time.Duration
 	// SeparateOps serves /healthz, /readyz and /metrics only on Ops(),
@@ -50,12 +57,12 @@ type Options struct {
 // Server is the receiver's HTTP handler: batch PUTs, /healthz, /readyz and
 // /metrics.
 type Server struct {
-	db   *DB
-	opt  Options
-	m    *metrics
-	mux  *http.ServeMux
-	ops  *http.ServeMux
-	slot chan struct{} // admission: one per batch handled
+	db  *DB
+	opt Options
+	m   *metrics
+	mux *http.ServeMux
+	ops *http.ServeMux
+	adm *admission
 	// warn rate-limits the log lines of refusals and database errors.
 	warn rate.Sometimes
 }
@@ -74,14 +81,21 @@ func NewServer(db *DB, opt Options) *Server {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = db.MaxConns()
 	}
+	if opt.MaxQueued <= 0 {
+		opt.MaxQueued = 16 * opt.MaxInFlight
+	}
+	if opt.QueueWait <= 0 {
+		opt.QueueWait = 2 * time.Second
+	}
 	if opt.RetryAfter <= 0 {
 		opt.RetryAfter = 5 * time.Second
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{db: db, opt: opt, m: newMetrics(), mux: http.NewServeMux(), ops: http.NewServeMux(),
-		slot: make(chan struct{}, opt.MaxInFlight), warn: rate.Sometimes{First: 10, Interval: time.Second}}
+	m := newMetrics()
+	s := &Server{db: db, opt: opt, m: m, mux: http.NewServeMux(), ops: http.NewServeMux(),
+		adm: newAdmission(opt.MaxInFlight, opt.MaxQueued, opt.QueueWait, m.queued), warn: rate.Sometimes{First: 10, Interval: time.Second}}
 	s.mux.HandleFunc("/v1/gateways/{gateway}/batches/{bounds}", s.putBatch)
 	s.mux.HandleFunc("/v1/gateways/{gateway}/status", s.putStatus)
 	s.ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -143,13 +157,11 @@ func (s *Server) putBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, "no such resource: PUT /v1/gateways/{gateway}/batches/{first}-{last}")
 		return
 	}
-	select {
-	case s.slot <- struct{}{}:
-		defer func() { <-s.slot }()
-	default:
+	if !s.adm.enter(r) {
 		s.busy(w, r)
 		return
 	}
+	defer s.adm.release()
 	if !s.authenticate(w, r, gw) {
 		return
 	}
@@ -236,13 +248,11 @@ func (s *Server) putStatus(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, "no such resource: PUT /v1/gateways/{gateway}/status")
 		return
 	}
-	select {
-	case s.slot <- struct{}{}:
-		defer func() { <-s.slot }()
-	default:
+	if !s.adm.enter(r) {
 		s.busy(w, r)
 		return
 	}
+	defer s.adm.release()
 	if !s.authenticate(w, r, gw) {
 		return
 	}
@@ -303,8 +313,8 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 	s.warn.Do(func() { s.opt.Logger.Warn("database error", "path", r.URL.Path, "err", err) })
 }
 
-// busy answers 503 with Retry-After at once: MaxInFlight batches are
-// being handled.
+// busy answers 503 with Retry-After: MaxInFlight batches are being
+// handled, and MaxQueued wait already or the request waited QueueWait.
 func (s *Server) busy(w http.ResponseWriter, r *http.Request) {
 	s.m.busy.Inc()
 	s.retryLater(w)

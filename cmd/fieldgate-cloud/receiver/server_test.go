@@ -261,17 +261,9 @@ func get(h http.Handler, path string) *httptest.ResponseRecorder {
 // than the server's timeout: the answer is 503, and nothing is stored.
 func TestSlowDatabaseIs503(t *testing.T) {
 	r := newReceiver(t, Options{Timeout: 300 * time.Millisecond, RetryAfter: 2 * time.Second})
-	tx, err := r.db.pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE batches IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := r.holdBatches()
 	a := r.put(r.tokens["gw-a"], batch("gw-a", 1, 1), nil)
-	if err := tx.Rollback(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if a.status != http.StatusServiceUnavailable || a.retryAfter != "2" {
 		t.Fatalf("database slower than the timeout: %+v, want 503 with Retry-After 2", a)
 	}
@@ -335,14 +327,7 @@ func TestALockWaitEndsOnTheServer(t *testing.T) {
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))
 	r := newReceiverWith(t, Options{Timeout: time.Minute, RetryAfter: time.Second, Logger: logger}, DBOptions{LockTimeout: 200 * time.Millisecond})
-	tx, err := r.db.pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(t.Context())
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE batches IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	r.holdBatches()
 	for i := range 5 {
 		if a := r.put(r.tokens["gw-a"], batch("gw-a", uint64(i+1), 1), nil); a.status != http.StatusServiceUnavailable {
 			t.Fatalf("batch %d behind a lock: %+v, want 503", i, a)
@@ -393,13 +378,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // gateway's retry finds it stored instead of starting over.
 func TestACommitThatBeganFinishes(t *testing.T) {
 	r := newReceiver(t, Options{Timeout: 5 * time.Second})
-	tx, err := r.db.pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE batches IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := r.holdBatches()
 	ctx, hangUp := context.WithCancel(t.Context())
 	done := make(chan answer, 1)
 	go func() {
@@ -407,9 +386,7 @@ func TestACommitThatBeganFinishes(t *testing.T) {
 	}()
 	waitUntil(t, func() bool { return r.waitingOnLocks() == 1 }) // the batch's statement waits
 	hangUp()
-	if err := tx.Rollback(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	<-done
 	if n := r.count("SELECT count(*) FROM readings"); n != 2 {
 		t.Fatalf("%d readings stored after the gateway hung up, want the batch's 2", n)
