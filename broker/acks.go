@@ -210,7 +210,11 @@ func (q *ackQueue) write(block, linger bool) bool {
 		}
 		q.mu.Lock()
 		q.items[0] = nil
-		q.items = q.items[1:]
+		if len(q.items) == 1 {
+			q.items = q.items[:0] // the next push reuses the array
+		} else {
+			q.items = q.items[1:]
+		}
 		q.mu.Unlock()
 		a.release()
 		select {

@@ -333,7 +333,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		c.err = c.next()
 	}
 	n := copy(p, c.out)
-	c.out = c.out[n:]
+	if n == len(c.out) {
+		c.out = c.out[:0] // the next packet reuses the buffer
+	} else {
+		c.out = c.out[n:]
+	}
 	return n, nil
 }
 

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,7 +26,15 @@ type identity struct {
 	// acks, made on its first QoS 1 publish of readings, is used only by
 	// the connection's read goroutine (the writers hold their own pointer).
 	acks *ackQueue
+	// wait bounds each publish's store call, and readings holds its
+	// decoded readings until the store copied them: the read goroutine's.
+	wait     commitWait
+	readings []store.Reading
 }
+
+// keptReadings is the most readings a connection keeps room for between
+// publishes (a SenML pack may hold more; its array is not kept).
+const keptReadings = 16
 
 // hook is fieldgate's mochi hook: authentication and limits at CONNECT
 // (connect.go), ACL, online state, and the ingest of every publish.
@@ -263,7 +270,10 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		b.count(&b.stats.Unmatched)
 		return pk, nil // allowed but not a reading: acknowledged, not stored
 	}
-	rs, err := h.decode(t, pk.Payload, now, id.device)
+	rs, err := h.decode(id.readings[:0], t, pk.Payload, now, id.device)
+	if cap(rs) <= keptReadings {
+		id.readings = rs[:0] // the store copies them: the next publish reuses the array
+	}
 	if err != nil {
 		b.count(&b.stats.Rejected)
 		b.activity.message(id.device, now, 0, err)
@@ -285,7 +295,7 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		}
 		return taken(pk), nil
 	}
-	if err := h.store(pk.FixedHeader.Qos, rs); err != nil {
+	if err := h.store(id, pk.FixedHeader.Qos, rs); err != nil {
 		h.storeFailed(cl, id.device, err)
 		return pk, packets.ErrRejectPacket
 	}
@@ -308,8 +318,8 @@ func (h *hook) storeThen(cl *mqtt.Client, id *identity, a *pendingAck, rs []stor
 		h.storeFailed(cl, id.device, errCommitTimeout)
 		return packets.ErrRejectPacket
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.CommitTimeout)
-	defer cancel()
+	ctx := id.wait.start(h.b.o.CommitTimeout)
+	defer id.wait.stop()
 	q.push(a)
 	lead := store.LeadIfIdle // a lone client in a closed loop: no hand-off
 	if morePending(cl) {
@@ -404,15 +414,15 @@ func refuse(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
 	return packets.CodeSuccessIgnore
 }
 
-// decode turns a payload into readings of device.
-func (h *hook) decode(t Topic, p []byte, now time.Time, device string) ([]store.Reading, error) {
+// decode turns a payload into readings of device, appended to dst.
+func (h *hook) decode(dst []store.Reading, t Topic, p []byte, now time.Time, device string) ([]store.Reading, error) {
+	var one [1]payload.Value // a plain number's, without an allocation
 	var vs []payload.Value
 	var err error
 	switch t.Kind {
-	case KindPlain:
-		vs, err = payload.Plain(payload.Quantity(t.Name), p)
-	case KindESPHome:
-		vs, err = payload.Plain(payload.Quantity(t.Name), p)
+	case KindPlain, KindESPHome:
+		one[0], err = payload.Number(payload.Quantity(t.Name), p)
+		vs = one[:]
 	case KindSenML:
 		vs, err = payload.SenML(p, now)
 	case KindTasmota:
@@ -421,7 +431,7 @@ func (h *hook) decode(t Topic, p []byte, now time.Time, device string) ([]store.
 	if err != nil {
 		return nil, err
 	}
-	rs := make([]store.Reading, 0, len(vs))
+	rs := dst
 	at, clk, mono := h.b.o.Stamp()
 	for _, v := range vs {
 		r := store.Reading{Source: device, Quantity: v.Quantity, Value: v.Value, Unit: v.Unit, Time: v.Time}
@@ -459,9 +469,9 @@ func (h *hook) clock(device string, t, now time.Time) store.Clock {
 }
 
 // store commits QoS 2 readings durably before returning, and queues QoS 0.
-func (h *hook) store(qos byte, rs []store.Reading) error {
-	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.CommitTimeout)
-	defer cancel()
+func (h *hook) store(id *identity, qos byte, rs []store.Reading) error {
+	ctx := id.wait.start(h.b.o.CommitTimeout)
+	defer id.wait.stop()
 	if qos == 0 {
 		return h.b.st.Enqueue(ctx, rs...)
 	}

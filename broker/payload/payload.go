@@ -7,6 +7,7 @@
 package payload
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -36,18 +37,19 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// Plain decodes a payload that is just a number, such as "21.5" from
+// Number decodes a payload that is just a number, such as "21.5" from
 // PubSubClient firmware or an ESPHome state topic. The unit is the one
 // conventional for the quantity (see DefaultUnit); "nan" (what ESPHome sends
-// for a failed read) is rejected.
-func Plain(quantity string, p []byte) ([]Value, error) {
-	s := strings.TrimSpace(string(p))
-	v, err := strconv.ParseFloat(s, 64)
+// for a failed read) is rejected. It allocates nothing for a valid payload:
+// it is every plain publish's path.
+func Number(quantity string, p []byte) (Value, error) {
+	b := bytes.TrimSpace(p)
+	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil, invalid("%q is not a number", truncate(s))
+		return Value{}, invalid("%q is not a number", truncate(string(b)))
 	}
 	unit, v := Normalize(quantity, DefaultUnit(quantity), v)
-	return []Value{{Quantity: quantity, Value: v, Unit: unit}}, nil
+	return Value{Quantity: quantity, Value: v, Unit: unit}, nil
 }
 
 // canonical maps common quantity names and abbreviations to fieldgate's.

@@ -68,7 +68,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func TestPlain(t *testing.T) {
+func TestNumber(t *testing.T) {
 	for _, tc := range []struct {
 		quantity, payload string
 		want              Value
@@ -85,14 +85,14 @@ func TestPlain(t *testing.T) {
 		{"power", "12.5", Value{Quantity: "power", Value: 12.5, Unit: "W"}},
 		{"pm25", "8", Value{Quantity: "pm25", Value: 8, Unit: "ug/m3"}},
 	} {
-		got, err := Plain(tc.quantity, []byte(tc.payload))
-		if err != nil || len(got) != 1 || got[0] != tc.want {
-			t.Errorf("Plain(%q, %q) = %+v, %v; want %+v", tc.quantity, tc.payload, got, err, tc.want)
+		got, err := Number(tc.quantity, []byte(tc.payload))
+		if err != nil || got != tc.want {
+			t.Errorf("Number(%q, %q) = %+v, %v; want %+v", tc.quantity, tc.payload, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"", "nan", "NaN", "inf", "21,5", "twenty", "21.5 C", "{\"v\":1}"} {
-		if _, err := Plain("temperature", []byte(bad)); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Plain(%q): %v, want ErrInvalid", bad, err)
+		if _, err := Number("temperature", []byte(bad)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Number(%q): %v, want ErrInvalid", bad, err)
 		}
 	}
 }
@@ -141,11 +141,15 @@ func FuzzTasmota(f *testing.F) {
 	})
 }
 
-func FuzzPlain(f *testing.F) {
+func FuzzNumber(f *testing.F) {
 	f.Add("temperature", []byte("21.5"))
 	f.Fuzz(func(t *testing.T, q string, p []byte) {
-		vs, err := Plain(q, p)
-		checkValues(t, vs, err)
+		v, err := Number(q, p)
+		if err != nil {
+			checkValues(t, nil, err)
+			return
+		}
+		checkValues(t, []Value{v}, nil)
 	})
 }
 
@@ -166,5 +170,17 @@ func checkValues(t *testing.T, vs []Value, err error) {
 		if v.Value != v.Value || v.Value > 1e308 || v.Value < -1e308 {
 			t.Fatalf("non-finite value %+v", v)
 		}
+	}
+}
+
+// TestNumberAllocatesNothing: every plain publish takes this path.
+func TestNumberAllocatesNothing(t *testing.T) {
+	p := []byte(" 21.5\n")
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := Number("temperature", p); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per plain payload, want none", n)
 	}
 }
