@@ -115,7 +115,12 @@ func newRequest(rs []Reading, wait bool) (*request, error) {
 			return nil, fmt.Errorf("reading %d of %d: %w", i+1, len(rs), err)
 		}
 	}
-	req := &request{rs: make([]Reading, len(rs))}
+	req := &request{}
+	if len(rs) == 1 {
+		req.rs = req.one[:]
+	} else {
+		req.rs = make([]Reading, len(rs))
+	}
 	for i, r := range rs {
 		r.Time = r.Time.UTC()
 		req.rs[i] = r

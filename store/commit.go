@@ -196,24 +196,33 @@ func (c *committer) commit(batch []*request) {
 }
 
 // append adds rs to the log's buffer, split into records that fit a
-// segment comfortably.
+// segment comfortably. Each record is encoded into c.record, which the log
+// copies: a commit of the usual size allocates nothing for it.
 func (c *committer) append(rs []Reading) error {
 	limit := int(c.s.logOpts.SegmentSize / 4)
-	var buf []byte
 	for start := 0; start < len(rs); {
 		end, size := start, 1
 		for end < len(rs) && (end == start || size+logRecordSize(&rs[end]) <= limit) {
 			size += logRecordSize(&rs[end])
 			end++
 		}
-		buf = encodeLogRecord(buf[:0], rs[start:end])
-		if err := c.log.Append(rs[start].Seq, rs[end-1].Seq, buf); err != nil {
+		if cap(c.record) < size {
+			c.record = make([]byte, 0, size)
+		}
+		c.record = encodeLogRecord(c.record[:0], rs[start:end])
+		if err := c.log.Append(rs[start].Seq, rs[end-1].Seq, c.record); err != nil {
 			return err
 		}
 		start = end
 	}
+	if cap(c.record) > keptRecord {
+		c.record = nil // a burst's record is not kept for ever
+	}
 	return nil
 }
+
+// keptRecord is the largest record buffer a commit leaves for the next.
+const keptRecord = 64 << 10
 
 // answer sends res to the waiters among reqs.
 func (c *committer) answer(reqs []*request, res result) {

@@ -22,6 +22,8 @@ type request struct {
 	// Under committer.mu:
 	abandoned bool // the caller gave up waiting (its context ended)
 	handed    bool // it was told to lead
+
+	one [1]Reading // rs's array when it holds one reading: one allocation, not two
 }
 
 // waits says whether someone is told the request's result: its caller
@@ -92,7 +94,8 @@ type committer struct {
 	carry     []Reading     // queued readings whose write failed, retried next
 	retryAt   time.Time     // when carry (or a broken log's recovery) may be retried
 	backoff   time.Duration
-	logBroken bool // a write or sync failed: Recover before the next commit
+	logBroken bool   // a write or sync failed: Recover before the next commit
+	record    []byte // the log record being encoded, kept for the next commit
 
 	kick chan struct{} // wakes the flusher
 	quit chan struct{}
