@@ -43,7 +43,7 @@ func main() {
 	}
 }
 
-const usage = `usage: fieldgate-bench run|compare|drain|mochi|report [flags]   (-h after a command lists its flags)
+const usage = `usage: fieldgate-bench run|compare|ab|drain|mochi|report [flags]   (-h after a command lists its flags)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -56,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, args[2:], stdout, stderr)
 	case "compare":
 		return compareCmd(ctx, args[2:], stdout, stderr)
+	case "ab":
+		return abCmd(ctx, args[2:], stdout, stderr)
 	case "mochi":
 		return mochiCmd(ctx, args[2:], stdout, stderr)
 	case "drain":

@@ -162,6 +162,32 @@ func TestCompareRunsTheThreeBrokers(t *testing.T) {
 	}
 }
 
+// TestABRunsBothBuildsAtOnce: ab runs a fieldgate build beside bare mochi
+// in every round, under the same fixed load, and each ratio is made of the
+// two runs' real figures.
+func TestABRunsBothBuildsAtOnce(t *testing.T) {
+	bin := buildFieldgate(t)
+	var got abSummary
+	js := bench(t, "ab", "-a", "mochi", "-b", bin, "-rate", "100", "-clients", "10", "-duration", "2s", "-rounds", "2", "-json")
+	if err := json.Unmarshal([]byte(js), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rounds) != 2 {
+		t.Fatalf("%d rounds, want 2:\n%s", len(got.Rounds), js)
+	}
+	for i, r := range got.Rounds {
+		if r.A.Target != targetMochi || r.B.Target != targetFieldgate || r.A.cpuPerReading() <= 0 || r.B.cpuPerReading() <= 0 {
+			t.Errorf("round %d: A %+v, B %+v", i+1, r.A, r.B)
+		}
+		if want := r.B.cpuPerReading() / r.A.cpuPerReading(); r.Ratio != want {
+			t.Errorf("round %d: ratio %v, want %v", i+1, r.Ratio, want)
+		}
+	}
+	if got.Min > got.Mean || got.Mean > got.Max || got.Lower > 2 {
+		t.Errorf("summary %+v", got)
+	}
+}
+
 // TestRawRatioPairsEachRoundWithItsBrackets: fieldgate's one-client rate
 // of each round is divided by that round's raw rate, not by the mean, and
 // so is the ceiling made of mosquitto's round trip and the raw sync.
@@ -202,6 +228,8 @@ func TestBadInvocations(t *testing.T) {
 		{"run", "-shape", "xml", "-duration", "10ms", "-broker", "127.0.0.1:1"},
 		{"run", "-qos", "0", "-rate", "0", "-duration", "10ms", "-broker", "127.0.0.1:1"},
 		{"compare", "-clients", "ten"},
+		{"ab", "-a", "mochi", "-rate", "10"},
+		{"ab", "-a", "mochi", "-b", "mochi"},
 		{"drain", "-readings", "0"},
 	} {
 		var out, errOut bytes.Buffer
