@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -149,4 +151,50 @@ func (s *abSummary) print(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "\nA = %s\nB = %s\nCPU per reading, B ÷ A: mean %.3f (min %.3f, max %.3f); B lower in %d of %d rounds\n",
 		s.A, s.B, s.Mean, s.Min, s.Max, s.Lower, len(s.Rounds))
 	return err
+}
+
+// sideBySideWant lists the figures of the report's side-by-side step.
+func sideBySideWant() map[string][]string {
+	return map[string][]string{"": {"fieldgate-cpu-µs/reading", "mochi-cpu-µs/reading", "readings/s", "ratio", "ratio-min", "ratio-max", "rounds"}}
+}
+
+// sideBySideStep builds fieldgate and runs ab with bare mochi as A and
+// it as B, args added: the report's CPU per reading above the library's
+// floor at one load.
+func sideBySideStep(args ...string) func(context.Context) (figures, error) {
+	return func(ctx context.Context) (figures, error) {
+		dir, err := os.MkdirTemp("", "fieldgate-ab-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		bin := filepath.Join(dir, "fieldgate")
+		if _, err := goTool(ctx, nil, "build", "-tags", "nomsgpack", "-o", bin, "./cmd/fieldgate"); err != nil {
+			return nil, err
+		}
+		var out, errOut bytes.Buffer
+		if err := abCmd(ctx, append([]string{"-a", targetMochi, "-b", bin, "-json"}, args...), &out, &errOut); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
+		}
+		var s abSummary
+		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+			return nil, err
+		}
+		f := figures{}
+		n := float64(len(s.Rounds))
+		var mochi, fg, rate float64
+		for _, r := range s.Rounds {
+			mochi += r.A.cpuPerReading() / n
+			fg += r.B.cpuPerReading() / n
+			rate += r.B.rate() / n
+		}
+		f.add("", "mochi-cpu-µs/reading", mochi)
+		f.add("", "fieldgate-cpu-µs/reading", fg)
+		f.add("", "readings/s", rate)
+		f.add("", "ratio", s.Mean)
+		f.add("", "ratio-min", s.Min)
+		f.add("", "ratio-max", s.Max)
+		f.add("", "rounds", n)
+		return f, nil
+	}
 }

@@ -50,6 +50,8 @@ func reportSteps(sz sizes) []step {
 				"-rounds", strconv.Itoa(sz.CompareRounds))},
 		{id: "ingest-qos0", title: "QoS 0 flood (1000 readings/s offered per client), fieldgate beside bare mochi and mosquitto",
 			want: qos0Want(), run: compareStep("-clients", "10,50", "-duration", d(sz.CompareDuration), "-rounds", "1", "-qos", "0", "-rate", "1000")},
+		{id: "ingest-cpu", title: "CPU per QoS 1 reading at one fixed load (50 clients × 200 readings/s), fieldgate and bare mochi side by side",
+			want: sideBySideWant(), run: sideBySideStep("-clients", "50", "-rate", "200", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(2*sz.CompareRounds))},
 		{id: "breakdown", title: "CPU per QoS 1 reading at 50 clients split into stages with perf, fieldgate beside bare mochi",
 			want: breakdownWant(), run: breakdownStep("-clients", "50", "-duration", d(sz.CompareDuration), "-rounds", "1")},
 		{id: "idle", title: "memory of 200 idle MQTT clients, fieldgate beside mosquitto",
