@@ -169,7 +169,7 @@ func sideBySideStep(args ...string) func(context.Context) (figures, error) {
 		}
 		defer os.RemoveAll(dir)
 		bin := filepath.Join(dir, "fieldgate")
-		if _, err := goTool(ctx, nil, "build", "-tags", "nomsgpack", "-o", bin, "./cmd/fieldgate"); err != nil {
+		if err := buildDaemon(ctx, bin); err != nil {
 			return nil, err
 		}
 		var out, errOut bytes.Buffer

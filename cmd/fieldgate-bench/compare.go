@@ -115,8 +115,8 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer os.RemoveAll(dir)
 	if *bin == "" {
 		*bin = filepath.Join(dir, "fieldgate.bin")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-tags", "nomsgpack", "-o", *bin, "./cmd/fieldgate").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/fieldgate (run compare from the repository, or give -fieldgate): %v\n%s", err, out)
+		if err := buildDaemon(ctx, *bin); err != nil {
+			return fmt.Errorf("%w (run compare from the repository, or give -fieldgate)", err)
 		}
 	}
 	fg, err := startFieldgate(ctx, *bin, filepath.Join(dir, "fieldgate"))
@@ -380,6 +380,15 @@ func printRatios(w io.Writer, rs []ratio) error {
 			fg.P99, bare.P99, mq.P99, fg.RSSMiB, bare.RSSMiB, mq.RSSMiB, rawCol, ratioCol, ceilCol, fgCeilCol)
 	}
 	return tw.Flush()
+}
+
+// buildDaemon builds fieldgate, as its package does, into bin; run from
+// the repository.
+func buildDaemon(ctx context.Context, bin string) error {
+	if out, err := exec.CommandContext(ctx, "go", "build", "-tags", "nomsgpack", "-o", bin, "./cmd/fieldgate").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/fieldgate: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // startFieldgate runs the daemon with an anonymous loopback broker, no
