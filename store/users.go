@@ -19,8 +19,13 @@ type User struct {
 	// may do.
 	Role string `json:"role"`
 	// PasswordHash is the bcrypt hash of the password.
-	PasswordHash []byte    `json:"password_hash,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
+	PasswordHash []byte `json:"password_hash,omitempty"`
+	// InitialHash is the hash of the password the gateway generated for
+	// the first admin and left in a file for the technician. While it
+	// equals PasswordHash that password still opens the account, which a
+	// start can tell without running bcrypt.
+	InitialHash []byte    `json:"initial_hash,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // Token is a bearer token of the REST API. Only a hash of its secret is

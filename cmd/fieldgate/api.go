@@ -138,7 +138,7 @@ func ensureAdmin(st *store.Store, dataDir string, log *slog.Logger) error {
 	if err := writeSecret(path, []byte(password+"\n")); err != nil {
 		return fmt.Errorf("api: write the first admin password: %w", err)
 	}
-	if _, err := st.PutUser(store.User{Name: "admin", Role: "admin", PasswordHash: hash, CreatedAt: time.Now().UTC()}); err != nil {
+	if _, err := st.PutUser(store.User{Name: "admin", Role: "admin", PasswordHash: hash, InitialHash: hash, CreatedAt: time.Now().UTC()}); err != nil {
 		return err
 	}
 	log.Info("api: created user admin; its password is in "+path+" — log in and change it", "file", path)
