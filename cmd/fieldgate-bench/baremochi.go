@@ -15,17 +15,29 @@ import (
 // mochiCmd serves MQTT on -listen with the broker library fieldgate is
 // built on, run bare: mochi with its defaults and an allow-all hook,
 // storing nothing. It is the floor of compare's ratios: what the library
-// costs before fieldgate adds a hook, a decoder and a durable store.
+// costs before fieldgate adds a hook, a decoder and a durable store. With
+// -sync it syncs each publish before its PUBACK (see syncHook).
 func mochiCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fieldgate-bench mochi", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("listen", "127.0.0.1:1883", "address to serve MQTT on")
+	syncDir := fs.String("sync", "", "directory: write and fdatasync each QoS 1 or 2 publish in a file there before its PUBACK, one at a time (the library's own floor for a durable broker)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		return err
+	}
+	if *syncDir != "" {
+		h, err := newSyncHook(*syncDir)
+		if err != nil {
+			return err
+		}
+		defer h.close()
+		if err := s.AddHook(h, nil); err != nil {
+			return err
+		}
 	}
 	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "bench", Address: *addr})); err != nil {
 		return err

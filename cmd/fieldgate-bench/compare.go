@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -43,6 +44,9 @@ const (
 	targetFieldgate = "fieldgate"
 	targetMochi     = "mochi"
 	targetMosquitto = "mosquitto"
+	// targetSyncMochi is bare mochi syncing each publish before its PUBACK:
+	// run with one client in a closed loop, beside fieldgate.
+	targetSyncMochi = "mochi-sync"
 )
 
 // targetFigures are one broker's means over the rounds at one client count.
@@ -83,6 +87,11 @@ type ratio struct {
 	// CeilingRatio is fieldgate's rate ÷ that ceiling's: RawRatio ÷
 	// RawCeiling.
 	CeilingRatio float64 `json:"fieldgate_ceiling_ratio,omitempty"`
+	// SyncMochiRatio is fieldgate's rate ÷ that of bare mochi syncing each
+	// publish before its PUBACK: the library's own rate when it pays what
+	// the ceiling charges, measured rather than summed. Set for one client
+	// in a closed loop.
+	SyncMochiRatio float64 `json:"fieldgate_sync_mochi_ratio,omitempty"`
 }
 
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -141,6 +150,16 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer bare.stop()
+	// One client in a closed loop waits out each sync: bare mochi syncing
+	// each publish shows what that costs the library itself.
+	closedOne := lf.qos == 1 && lf.rate == 0 && lf.inflight == 1
+	var synced *peer
+	if closedOne && slices.Contains(ns, 1) {
+		if synced, err = startSyncMochi(ctx, *self, filepath.Join(dir, "mochi-sync")); err != nil {
+			return err
+		}
+		defer synced.stop()
+	}
 
 	var reps []report
 	var bds []breakdown
@@ -148,7 +167,10 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for round := range *rounds {
 		for _, n := range ns {
 			peers := []*peer{fg, bare, mq}
-			order := append(peers[round%3:], peers[:round%3]...) // each goes first in turn
+			if n == 1 && synced != nil {
+				peers = append(peers, synced)
+			}
+			order := append(peers[round%len(peers):], peers[:round%len(peers)]...) // each goes first in turn
 			for _, p := range order {
 				// The disk's speed drifts from minute to minute: the raw loop
 				// brackets fieldgate's run, so its ratio compares like with like.
@@ -324,6 +346,9 @@ func compareRatios(ns []int, reps []report, raw []float64, closed bool) []ratio 
 		fg, bare, mq := r.Targets[targetFieldgate], r.Targets[targetMochi], r.Targets[targetMosquitto]
 		r.MochiRateRatio, r.MochiCPURatio = fg.Rate/bare.Rate, fg.CPUus/bare.CPUus
 		r.RateRatio, r.CPURatio = fg.Rate/mq.Rate, fg.CPUus/mq.CPUus
+		if ms, ok := r.Targets[targetSyncMochi]; ok && n == 1 {
+			r.SyncMochiRatio = fg.Rate / ms.Rate
+		}
 		if n == 1 && len(raw) > 0 {
 			var ceiling float64
 			r.RawSyncRate, r.RawRatio, ceiling = rawRatio(reps, raw)
@@ -364,7 +389,7 @@ func printRatios(w io.Writer, rs []ratio) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\treadings/s fieldgate / bare mochi / mosquitto\tfieldgate ÷ mochi\t÷ mosquitto\t"+
 		"CPU µs/reading fieldgate / bare mochi / mosquitto\tfieldgate ÷ mochi\t÷ mosquitto\tp99 ms fieldgate / mochi / mosquitto\t"+
-		"RSS MiB fieldgate / mochi / mosquitto\traw fdatasync/s\tfieldgate ÷ raw\tceiling ÷ raw\tfieldgate ÷ ceiling\t")
+		"RSS MiB fieldgate / mochi / mosquitto\traw fdatasync/s\tfieldgate ÷ raw\tceiling ÷ raw\tfieldgate ÷ ceiling\tmochi-sync readings/s\tfieldgate ÷ mochi-sync\t")
 	for _, r := range rs {
 		fg, bare, mq := r.Targets[targetFieldgate], r.Targets[targetMochi], r.Targets[targetMosquitto]
 		rawCol, ratioCol, ceilCol, fgCeilCol := "-", "-", "-", "-"
@@ -374,10 +399,14 @@ func printRatios(w io.Writer, rs []ratio) error {
 		if r.RawCeiling > 0 {
 			ceilCol, fgCeilCol = fmt.Sprintf("%.2f", r.RawCeiling), fmt.Sprintf("%.2f", r.CeilingRatio)
 		}
-		fmt.Fprintf(tw, "%d\t%.0f / %.0f / %.0f\t%.2f\t%.2f\t%.1f / %.1f / %.1f\t%.2f\t%.2f\t%.2f / %.2f / %.2f\t%.1f / %.1f / %.1f\t%s\t%s\t%s\t%s\t\n",
+		syncCol, fgSyncCol := "-", "-"
+		if r.SyncMochiRatio > 0 {
+			syncCol, fgSyncCol = fmt.Sprintf("%.0f", r.Targets[targetSyncMochi].Rate), fmt.Sprintf("%.2f", r.SyncMochiRatio)
+		}
+		fmt.Fprintf(tw, "%d\t%.0f / %.0f / %.0f\t%.2f\t%.2f\t%.1f / %.1f / %.1f\t%.2f\t%.2f\t%.2f / %.2f / %.2f\t%.1f / %.1f / %.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Clients, fg.Rate, bare.Rate, mq.Rate, r.MochiRateRatio, r.RateRatio,
 			fg.CPUus, bare.CPUus, mq.CPUus, r.MochiCPURatio, r.CPURatio,
-			fg.P99, bare.P99, mq.P99, fg.RSSMiB, bare.RSSMiB, mq.RSSMiB, rawCol, ratioCol, ceilCol, fgCeilCol)
+			fg.P99, bare.P99, mq.P99, fg.RSSMiB, bare.RSSMiB, mq.RSSMiB, rawCol, ratioCol, ceilCol, fgCeilCol, syncCol, fgSyncCol)
 	}
 	return tw.Flush()
 }
@@ -443,6 +472,17 @@ func startMosquitto(ctx context.Context, bin, dir string) (*peer, error) {
 // startMochi runs bare mochi (the mochi command of bin, or of this
 // program) on loopback.
 func startMochi(ctx context.Context, bin, dir string) (*peer, error) {
+	return startMochiAs(ctx, targetMochi, bin, dir)
+}
+
+// startSyncMochi runs bare mochi that syncs each publish to a file in dir
+// before its PUBACK (mochi -sync).
+func startSyncMochi(ctx context.Context, bin, dir string) (*peer, error) {
+	return startMochiAs(ctx, targetSyncMochi, bin, dir, "-sync", dir)
+}
+
+// startMochiAs runs bin's mochi command with args, under name.
+func startMochiAs(ctx context.Context, name, bin, dir string, args ...string) (*peer, error) {
 	if bin == "" {
 		var err error
 		if bin, err = os.Executable(); err != nil {
@@ -456,8 +496,8 @@ func startMochi(ctx context.Context, bin, dir string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "mochi", "-listen", fmt.Sprintf("127.0.0.1:%d", port))
-	return startPeer(ctx, targetMochi, port, cmd, filepath.Join(dir, "mochi.log"))
+	cmd := exec.CommandContext(ctx, bin, append([]string{"mochi", "-listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
+	return startPeer(ctx, name, port, cmd, filepath.Join(dir, "mochi.log"))
 }
 
 // startPeer starts cmd, its output going to log, and waits until it

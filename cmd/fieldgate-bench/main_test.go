@@ -129,11 +129,11 @@ func first(m map[string]bool) string {
 	return ""
 }
 
-// TestCompareRunsTheThreeBrokers runs compare's whole loop: fieldgate,
-// bare mochi (this test binary re-run as the mochi command, see TestMain)
-// and mosquitto each serve every client count, and every ratio is made of
-// real figures.
-func TestCompareRunsTheThreeBrokers(t *testing.T) {
+// TestCompareRunsTheBrokers runs compare's whole loop: fieldgate, bare
+// mochi (this test binary re-run as the mochi command, see TestMain) and
+// mosquitto each serve every client count, bare mochi syncing each publish
+// serves the one client, and every ratio is made of real figures.
+func TestCompareRunsTheBrokers(t *testing.T) {
 	testenv.Tool(t, "mosquitto")
 	bin := buildFieldgate(t)
 	var got struct {
@@ -144,12 +144,19 @@ func TestCompareRunsTheThreeBrokers(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Runs) != 6 || len(got.Ratios) != 2 {
-		t.Fatalf("%d runs and %d ratios, want 6 and 2:\n%s", len(got.Runs), len(got.Ratios), js)
+	if len(got.Runs) != 7 || len(got.Ratios) != 2 {
+		t.Fatalf("%d runs and %d ratios, want 7 and 2:\n%s", len(got.Runs), len(got.Ratios), js)
 	}
 	for _, r := range got.Ratios {
-		for _, name := range []string{targetFieldgate, targetMochi, targetMosquitto} {
-			if f := r.Targets[name]; f.Rate <= 0 || f.CPUus <= 0 || f.RSSMiB <= 0 {
+		for _, name := range []string{targetFieldgate, targetMochi, targetMosquitto, targetSyncMochi} {
+			f, ok := r.Targets[name]
+			if name == targetSyncMochi && r.Clients != 1 {
+				if ok {
+					t.Errorf("%d clients: bare mochi syncing each publish ran: %+v", r.Clients, f)
+				}
+				continue
+			}
+			if f.Rate <= 0 || f.CPUus <= 0 || f.RSSMiB <= 0 {
 				t.Errorf("%d clients, %s: %+v", r.Clients, name, f)
 			}
 		}
@@ -158,6 +165,9 @@ func TestCompareRunsTheThreeBrokers(t *testing.T) {
 		}
 		if (r.Clients == 1) != (r.RawSyncRate > 0 && r.RawRatio > 0 && r.RawCeiling > 0 && r.RawCeiling < 1 && r.CeilingRatio > 0) {
 			t.Errorf("raw loop figures with %d clients: %+v", r.Clients, r)
+		}
+		if want := r.Targets[targetFieldgate].Rate / r.Targets[targetSyncMochi].Rate; r.Clients == 1 && r.SyncMochiRatio != want {
+			t.Errorf("fieldgate ÷ mochi-sync %v, want %v", r.SyncMochiRatio, want)
 		}
 	}
 }

@@ -41,8 +41,8 @@ func reportSteps(sz sizes) []step {
 	}
 	d := func(v time.Duration) string { return v.String() }
 	return []step{
-		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside bare mochi, mosquitto and a raw fdatasync loop, 1/10/50 clients",
-			want: withRaw(all(append(loadUnits, "cpu-µs/reading")), "ceiling"),
+		{id: "ingest", title: "QoS 1 closed loop, fieldgate beside bare mochi, mosquitto, bare mochi syncing each publish and a raw fdatasync loop, 1/10/50 clients",
+			want: withSyncMochi(withRaw(all(append(loadUnits, "cpu-µs/reading")), "ceiling"), append(loadUnits, "cpu-µs/reading")),
 			run:  compareStep("-clients", "1,10,50", "-duration", d(sz.CompareDuration), "-rounds", strconv.Itoa(sz.CompareRounds))},
 		{id: "ingest-pipelined", title: "QoS 1, each node keeping 32 publishes in flight (a backlog replay), fieldgate beside bare mochi and mosquitto, 1/10/50 nodes",
 			want: withRaw(all(append(loadUnits, "cpu-µs/reading"))),
@@ -122,6 +122,14 @@ func reportSteps(sz sizes) []step {
 // baseline is the last commit before the write-ahead log: the API's
 // figures are measured on it too, in the same run.
 const baseline = "84d5f75"
+
+// withSyncMochi adds bare mochi syncing each publish, which serves the one
+// client, in units, and fieldgate's rate ÷ its rate.
+func withSyncMochi(w map[string][]string, units []string) map[string][]string {
+	w[targetSyncMochi+"/clients=1"] = units
+	w["raw"] = append(w["raw"], "fieldgate÷mochi-sync")
+	return w
+}
 
 // withRaw adds the raw fdatasync loop's figures, and more of its units
 // (the closed loop's ceiling), to an ingest step's.
@@ -392,6 +400,9 @@ func compareStep(args ...string) func(context.Context) (figures, error) {
 			}
 			if r.RawCeiling > 0 {
 				f.add("raw", "ceiling", r.RawCeiling)
+			}
+			if r.SyncMochiRatio > 0 {
+				f.add("raw", "fieldgate÷mochi-sync", r.SyncMochiRatio)
 			}
 		}
 		for _, r := range res.Runs {
