@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"fieldgate/store"
 )
 
 // login logs user in (password user+"-password") and returns its bearer.
@@ -184,4 +187,33 @@ func TestExportsBelongToTheirCreator(t *testing.T) {
 	if r := e.do(req{method: "GET", path: "/api/v1/exports/" + j.ID, role: RoleAdmin}); r.StatusCode != http.StatusOK {
 		t.Errorf("an admin: %d", r.StatusCode)
 	}
+}
+
+// TestPutKeepsTheGeneratedPasswordMark: replacing a user without a new
+// password keeps the mark that its password is the generated one (so a
+// start need not compare it again); a new password leaves the mark stale.
+func TestPutKeepsTheGeneratedPasswordMark(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.addUser("ada", RoleAdmin)
+	if err := e.st.UpdateUser("ada", func(u *store.User) error { u.InitialHash = u.PasswordHash; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, marked bool) {
+		t.Helper()
+		u, err := e.st.User("ada")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(u.InitialHash) > 0 && bytes.Equal(u.InitialHash, u.PasswordHash); got != marked {
+			t.Errorf("%s: the password marked as the generated one: %v, want %v", what, got, marked)
+		}
+	}
+	if r := e.do(req{method: "PUT", path: "/api/v1/users/ada", body: map[string]string{"role": "admin"}, role: RoleAdmin}); r.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.StatusCode, r.body)
+	}
+	check("a PUT without a password", true)
+	if r := e.do(req{method: "PUT", path: "/api/v1/users/ada", body: map[string]string{"role": "admin", "password": "a much longer new password"}, role: RoleAdmin}); r.StatusCode != http.StatusOK {
+		t.Fatalf("PUT with a password: %d %s", r.StatusCode, r.body)
+	}
+	check("a PUT with a new password", false)
 }

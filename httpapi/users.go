@@ -122,7 +122,9 @@ func (s *Server) putUser(c *gin.Context) {
 	}
 	u := store.User{Name: name, Role: role.String(), CreatedAt: s.opts.Now().UTC()}
 	if old, err := s.st.User(name); err == nil {
-		u.CreatedAt, u.PasswordHash = old.CreatedAt, old.PasswordHash
+		// What the request does not set stays: the creation time, the
+		// password, and with it the mark that it is still the generated one.
+		u.CreatedAt, u.PasswordHash, u.InitialHash = old.CreatedAt, old.PasswordHash, old.InitialHash
 	}
 	_, shown, hash, err := password(req.Password, u.PasswordHash == nil)
 	if err != nil {
