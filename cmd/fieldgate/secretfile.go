@@ -54,6 +54,7 @@ func forgetInitialAdmin(st *store.Store, dataDir string, log *slog.Logger) {
 	u, err := st.User("admin")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		// admin was removed: the password opens nothing, the file goes
 	case err != nil:
 		log.Warn("api: could not tell whether the first admin's password is still in use", "file", path, "err", err)
 		return
