@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -45,8 +46,8 @@ type abSummary struct {
 func abCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fieldgate-bench ab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	a := fs.String("a", "", "the baseline: a fieldgate binary, or mochi (bare mochi, served by this program)")
-	b := fs.String("b", "", "the candidate: a fieldgate binary, or mochi")
+	a := fs.String("a", "", "the baseline: a fieldgate binary, mochi (bare mochi, served by this program), or nosync:BIN (the binary under nosync: its syncs answered at once)")
+	b := fs.String("b", "", "the candidate: a fieldgate binary, mochi, or nosync:BIN")
 	rounds := fs.Int("rounds", 6, "rounds; A and B start in turn")
 	clients := fs.Int("clients", 50, "clients of each build")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -117,10 +118,18 @@ func abOnce(ctx context.Context, bins [2]string, dir string, bFirst bool, lf loa
 	return abRound{A: reps[0], B: reps[1], Ratio: reps[1].cpuPerReading() / reps[0].cpuPerReading()}, nil
 }
 
-// startBuild starts a fieldgate binary, or bare mochi for "mochi".
+// startBuild starts a fieldgate binary, bare mochi for "mochi", or a
+// fieldgate binary under nosync for "nosync:BIN".
 func startBuild(ctx context.Context, bin, dir string) (*peer, error) {
 	if bin == targetMochi {
 		return startMochi(ctx, "", dir)
+	}
+	if b, ok := strings.CutPrefix(bin, nosyncPrefix); ok {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		return startFieldgateAs(ctx, []string{self, "nosync", b}, dir)
 	}
 	return startFieldgate(ctx, bin, dir)
 }
@@ -155,12 +164,16 @@ func (s *abSummary) print(w io.Writer) error {
 
 // sideBySideWant lists the figures of the report's side-by-side step.
 func sideBySideWant() map[string][]string {
-	return map[string][]string{"": {"fieldgate-cpu-µs/reading", "mochi-cpu-µs/reading", "readings/s", "ratio", "ratio-min", "ratio-max", "rounds"}}
+	return map[string][]string{
+		"":       {"fieldgate-cpu-µs/reading", "mochi-cpu-µs/reading", "readings/s", "ratio", "ratio-min", "ratio-max", "rounds"},
+		"nosync": {"fieldgate-cpu-µs/reading", "mochi-cpu-µs/reading", "ratio", "ratio-min", "ratio-max"},
+	}
 }
 
 // sideBySideStep builds fieldgate and runs ab with bare mochi as A and
 // it as B, args added: the report's CPU per reading above the library's
-// floor at one load.
+// floor at one load. It runs ab again with fieldgate under nosync as B:
+// how much of that is fieldgate's own path, and how much its syncs.
 func sideBySideStep(args ...string) func(context.Context) (figures, error) {
 	return func(ctx context.Context) (figures, error) {
 		dir, err := os.MkdirTemp("", "fieldgate-ab-")
@@ -172,29 +185,40 @@ func sideBySideStep(args ...string) func(context.Context) (figures, error) {
 		if err := buildDaemon(ctx, bin); err != nil {
 			return nil, err
 		}
-		var out, errOut bytes.Buffer
-		if err := abCmd(ctx, append([]string{"-a", targetMochi, "-b", bin, "-json"}, args...), &out, &errOut); err != nil {
-			return nil, fmt.Errorf("%w\n%s", err, errOut.String())
-		}
-		var s abSummary
-		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
-			return nil, err
-		}
 		f := figures{}
-		n := float64(len(s.Rounds))
-		var mochi, fg, rate float64
-		for _, r := range s.Rounds {
-			mochi += r.A.cpuPerReading() / n
-			fg += r.B.cpuPerReading() / n
-			rate += r.B.rate() / n
+		for _, side := range []struct{ key, b string }{{"", bin}, {"nosync", nosyncPrefix + bin}} {
+			s, err := abSideBySide(ctx, side.b, args)
+			if err != nil {
+				return nil, err
+			}
+			n := float64(len(s.Rounds))
+			var mochi, fg, rate float64
+			for _, r := range s.Rounds {
+				mochi += r.A.cpuPerReading() / n
+				fg += r.B.cpuPerReading() / n
+				rate += r.B.rate() / n
+			}
+			f.add(side.key, "mochi-cpu-µs/reading", mochi)
+			f.add(side.key, "fieldgate-cpu-µs/reading", fg)
+			f.add(side.key, "ratio", s.Mean)
+			f.add(side.key, "ratio-min", s.Min)
+			f.add(side.key, "ratio-max", s.Max)
+			if side.key == "" {
+				f.add("", "readings/s", rate)
+				f.add("", "rounds", n)
+			}
 		}
-		f.add("", "mochi-cpu-µs/reading", mochi)
-		f.add("", "fieldgate-cpu-µs/reading", fg)
-		f.add("", "readings/s", rate)
-		f.add("", "ratio", s.Mean)
-		f.add("", "ratio-min", s.Min)
-		f.add("", "ratio-max", s.Max)
-		f.add("", "rounds", n)
 		return f, nil
 	}
+}
+
+// abSideBySide runs ab with bare mochi as A and b as B.
+func abSideBySide(ctx context.Context, b string, args []string) (abSummary, error) {
+	var out, errOut bytes.Buffer
+	var s abSummary
+	if err := abCmd(ctx, append([]string{"-a", targetMochi, "-b", b, "-json"}, args...), &out, &errOut); err != nil {
+		return s, fmt.Errorf("%w\n%s", err, errOut.String())
+	}
+	err := json.Unmarshal(out.Bytes(), &s)
+	return s, err
 }

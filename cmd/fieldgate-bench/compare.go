@@ -424,6 +424,12 @@ func buildDaemon(ctx context.Context, bin string) error {
 // sensors, no API, and its store in dir: every QoS 1 reading fsync'd before
 // its PUBACK.
 func startFieldgate(ctx context.Context, bin, dir string) (*peer, error) {
+	return startFieldgateAs(ctx, []string{bin}, dir)
+}
+
+// startFieldgateAs is startFieldgate running the command argv, which is
+// given -config (nosync's: the daemon under the fieldgate-bench nosync).
+func startFieldgateAs(ctx context.Context, argv []string, dir string) (*peer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -440,7 +446,7 @@ func startFieldgate(ctx context.Context, bin, dir string) (*peer, error) {
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startPeer(ctx, targetFieldgate, port, exec.CommandContext(ctx, bin, "-config", cfg), filepath.Join(dir, "fieldgate.log"))
+	p, err := startPeer(ctx, targetFieldgate, port, exec.CommandContext(ctx, argv[0], append(argv[1:], "-config", cfg)...), filepath.Join(dir, "fieldgate.log"))
 	if err != nil {
 		return nil, err
 	}

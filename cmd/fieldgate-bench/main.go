@@ -8,6 +8,7 @@
 //	fieldgate-bench compare [-clients 1,10,50] [-duration D] [-rounds N] [-fieldgate BIN] [-json]
 //	fieldgate-bench drain   [-readings N] [-json]
 //	fieldgate-bench mochi   [-listen ADDR]
+//	fieldgate-bench nosync  PROGRAM [ARG…]
 //	fieldgate-bench report  [-o docs/BENCHMARKS.md] [-quick] [-chaos D] [-only STEP,…] [-list]
 //
 // run simulates a fleet of ESP32 nodes over real MQTT and reports
@@ -43,7 +44,7 @@ func main() {
 	}
 }
 
-const usage = `usage: fieldgate-bench run|compare|ab|drain|mochi|report [flags]   (-h after a command lists its flags)
+const usage = `usage: fieldgate-bench run|compare|ab|drain|mochi|nosync|report [flags]   (-h after a command lists its flags)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return drainCmd(ctx, args[2:], stdout, stderr)
 	case "report":
 		return reportCmd(ctx, args[2:], stdout, stderr)
+	case "nosync":
+		return nosyncCmd(args[2:], stderr)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)
 		return err

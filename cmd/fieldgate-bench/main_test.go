@@ -19,11 +19,16 @@ import (
 	"fieldgate/store"
 )
 
-// TestMain lets compare start this test binary as bare mochi, as it
-// starts fieldgate-bench itself: "mochi" as the first argument runs that
-// command instead of the tests.
+// TestMain lets compare and ab start this test binary as bare mochi, or
+// run a daemon under nosync, as they start fieldgate-bench itself: "mochi"
+// or "nosync" as the first argument runs that command instead of the
+// tests; "syncprobe" runs syncProbe.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "mochi" {
+	if len(os.Args) > 1 && os.Args[1] == "syncprobe" {
+		syncProbe()
+		return
+	}
+	if len(os.Args) > 1 && (os.Args[1] == "mochi" || os.Args[1] == "nosync") {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if err := run(ctx, append([]string{"fieldgate-bench"}, os.Args[1:]...), os.Stdout, os.Stderr); err != nil {
