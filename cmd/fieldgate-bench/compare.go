@@ -427,8 +427,8 @@ func startFieldgate(ctx context.Context, bin, dir string) (*peer, error) {
 	return startFieldgateAs(ctx, []string{bin}, dir)
 }
 
-// startFieldgateAs is startFieldgate running the command argv, which is
-// given -config (nosync's: the daemon under the fieldgate-bench nosync).
+// startFieldgateAs is startFieldgate running the command argv with
+// -config added: the daemon itself, or fieldgate-bench nosync DAEMON.
 func startFieldgateAs(ctx context.Context, argv []string, dir string) (*peer, error) {
 	port, err := freePort()
 	if err != nil {

@@ -17,7 +17,9 @@
 // built on run bare (mochi with an allow-all hook, storing nothing: the
 // mochi command) and Debian's mosquitto (persistence on), all started by
 // the command, taking turns, and prints the ratios. drain fills a store, starts the reference receiver and measures
-// how fast the uplink empties it. report runs all of these and the
+// how fast the uplink empties it. nosync runs a program whose fsync and
+// fdatasync calls return at once, unperformed: a daemon's CPU without
+// the price of its syncs, for measuring only. report runs all of these and the
 // packages' benchmarks, and writes docs/BENCHMARKS.md.
 package main
 
