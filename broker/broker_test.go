@@ -267,11 +267,22 @@ func TestACLOverMQTT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its own topic first: the connection remembers what the ACL allowed,
+	// which must not carry over to another topic.
+	if rc, err := publish5(t, c, "fieldgate/esp32-a/temperature", "20"); err != nil || rc != 0 {
+		t.Errorf("publish to its own topic: reason %#x, %v", rc, err)
+	}
 	if rc, err := publish5(t, c, "fieldgate/esp32-b/temperature", "21"); err != nil || rc != 0x87 {
 		t.Errorf("publish to another device's topic: reason %#x, %v; want 0x87", rc, err)
 	}
+	if rc, err := publish5(t, c, "fieldgate/esp32-a/temperature", "22"); err != nil || rc != 0 {
+		t.Errorf("publish to its own topic after a refusal: reason %#x, %v", rc, err)
+	}
 	if rs := readings(t, st, "esp32-b", "temperature"); len(rs) != 0 {
 		t.Errorf("a foreign publish was stored: %v", rs)
+	}
+	if rs := readings(t, st, "esp32-a", "temperature"); len(rs) != 2 {
+		t.Errorf("own readings %v, want both", rs)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -43,7 +43,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.ServerKeepalive = true // MQTT 5: the CONNACK says which keepalive holds
 	}
 	h.mu.Lock()
-	h.ids[cl] = id
+	h.remember(cl, id)
 	h.mu.Unlock()
 	return nil
 }

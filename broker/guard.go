@@ -236,7 +236,8 @@ type guardConn struct {
 	err      error
 	state    int // 0 pending, 1 active, 2 done
 	bad      atomic.Bool
-	mu       sync.Mutex // guards state against finish racing the reader
+	id       atomic.Pointer[identity] // the admitted client's (see hook.identity)
+	mu       sync.Mutex               // guards state against finish racing the reader
 
 	wmu    sync.Mutex // one writer at a time: mochi's, tryWrite's, or reject's DISCONNECT
 	unsent []byte     // the tail of a packet tryWrite began; written before anything else

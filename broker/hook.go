@@ -30,6 +30,10 @@ type identity struct {
 	// decoded readings until the store copied them: the read goroutine's.
 	wait     commitWait
 	readings []store.Reading
+
+	// What the read goroutine learned on earlier publishes, so that the
+	// next one of the same kind costs no shared lock (see publishCache).
+	cache publishCache
 }
 
 // keptReadings is the most readings a connection keeps room for between
@@ -76,7 +80,13 @@ var provided = func() (t [256]bool) {
 // Provides reports whether the hook handles event b.
 func (h *hook) Provides(b byte) bool { return provided[b] }
 
+// identity is the client's, or nil once it disconnected. A TCP
+// connection carries it (set and cleared under h.mu with the table), so
+// that each publish finds it without the lock.
 func (h *hook) identity(cl *mqtt.Client) *identity {
+	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		return gc.id.Load()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.ids[cl]
@@ -94,9 +104,15 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if id == nil {
 		return false
 	}
+	if write && id.cache.allowed(topic) {
+		return true
+	}
 	ok := CanSubscribe(id.device, id.admin, topic)
 	if write {
 		ok = CanPublish(id.device, id.admin, topic)
+	}
+	if ok && write {
+		id.cache.allow(topic)
 	}
 	if !ok {
 		h.b.count(&h.b.stats.ACLDenied)
@@ -129,12 +145,28 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := h.ids[cl]
-	delete(h.ids, cl)
+	h.forget(cl)
 	if id != nil && id.established {
 		h.b.activity.sessionEnded(id.device, h.b.o.Now())
 	}
 	if id != nil && id.established && !expire && h.current(cl) {
 		h.offline[cl.ID] = offlineSession{cl: cl, device: id.device, anonymous: id.anonymous}
+	}
+}
+
+// remember enters an admitted client's identity. h.mu is held.
+func (h *hook) remember(cl *mqtt.Client, id *identity) {
+	h.ids[cl] = id
+	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		gc.id.Store(id)
+	}
+}
+
+// forget removes a client's identity. h.mu is held.
+func (h *hook) forget(cl *mqtt.Client) {
+	delete(h.ids, cl)
+	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		gc.id.Store(nil)
 	}
 }
 
@@ -190,7 +222,7 @@ func (h *hook) sweep(now time.Time) {
 	defer h.mu.Unlock()
 	for cl, id := range h.ids {
 		if !id.established && cl.Closed() && now.Unix()-cl.StopTime() > 60 {
-			delete(h.ids, cl)
+			h.forget(cl)
 		}
 	}
 	for cid, s := range h.offline {
@@ -239,7 +271,7 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 	b, now := h.b, h.b.o.Now()
 	b.count(&b.stats.Messages)
 	v5 := cl.Properties.ProtocolVersion == 5
-	if !b.limits.publish(id.device, now) {
+	if !b.limits.publish(&id.cache.limit, id.device, now) {
 		b.count(&b.stats.RateLimited)
 		b.log.Warn("mqtt: publish rate exceeded", "device", id.device)
 		if !v5 && pk.FixedHeader.Qos > 0 {
@@ -260,7 +292,7 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		pk.FixedHeader.Retain = false // delivered, not kept: the device's share (or the cap) bounds memory
 		b.count(&b.stats.RetainDropped)
 	}
-	t := ParseTopic(pk.TopicName)
+	t := id.cache.topic(pk.TopicName)
 	if t.Kind == KindAvailability {
 		online := strings.EqualFold(strings.TrimSpace(string(pk.Payload)), "online")
 		b.activity.reported(t.Device, online, now)
@@ -280,7 +312,7 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		b.log.Warn("mqtt: payload rejected", "device", id.device, "topic", pk.TopicName, "err", err)
 		return pk, refuse(cl, pk, packets.ErrPayloadFormatInvalid) // resending cannot fix it
 	}
-	rs, capErr := b.quantities.admit(id.device, rs)
+	rs, capErr := id.cache.admit(b.quantities, id.device, rs)
 	if capErr != nil {
 		b.count(&b.stats.QuantityCapped)
 		b.log.Warn("mqtt: readings refused", "device", id.device, "err", capErr)
