@@ -246,6 +246,66 @@ func TestOpensOnAFullDisk(t *testing.T) {
 	}
 }
 
+// TestAPreparationAFlushFailedIsRetried: a Flush that must prepare the
+// next segment itself and finds the disk full leaves the retry to the
+// background preparer, so that a spare is ready once there is room. The
+// preparer used to skip a retry that came while a Flush was preparing;
+// when that preparation failed, no retry was left, and the log reported
+// no spare until the next Flush (the cause of a CI failure of
+// TestOpensOnAFullDisk). Here the preparer's one-second retry is made to
+// come while the Flush's preparation is held.
+func TestAPreparationAFlushFailedIsRetried(t *testing.T) {
+	fs := storetest.NewCrashFS(rand.New(rand.NewPCG(5, 5)))
+	o := wal.Options{Dir: "/wal", SegmentSize: wal.MinSegmentSize, MaxFree: 1, FS: fs}
+	l, _, _ := replayAll(t, o, 0)
+	waitFor(t, func() bool { return l.Stats().Spare })
+	var full, hold atomic.Bool
+	tried, release := make(chan struct{}, 1), make(chan struct{})
+	fs.SetFault(func(op, _ string) error {
+		if op != "create" || !full.Load() {
+			return nil
+		}
+		select {
+		case tried <- struct{}{}:
+		default:
+		}
+		if hold.Load() {
+			<-release
+		}
+		return syscall.ENOSPC
+	})
+	full.Store(true)
+	// The first rotation takes the spare; the preparer, woken, fails to
+	// make the next and will retry in a second.
+	next := uint64(1)
+	for segs := l.Stats().Segments; l.Stats().Segments == segs; next++ {
+		mustDo(t, l.Append(next, next, payload(next, next)))
+		mustDo(t, l.Flush())
+	}
+	<-tried
+	// The next rotation prepares in the Flush, held past that retry.
+	hold.Store(true)
+	flushed := make(chan error, 1)
+	go func() {
+		var err error
+		for ; err == nil; next++ {
+			if err = l.Append(next, next, payload(next, next)); err == nil {
+				err = l.Flush()
+			}
+		}
+		flushed <- err
+	}()
+	<-tried
+	time.Sleep(1500 * time.Millisecond) // the preparer's retry comes meanwhile
+	close(release)
+	if err := <-flushed; !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Flush on a full disk: %v, want ENOSPC", err)
+	}
+	full.Store(false)
+	waitFor(t, func() bool { return l.Stats().Spare })
+	mustDo(t, l.Flush())
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {

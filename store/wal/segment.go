@@ -123,7 +123,9 @@ func (l *Log) zeroFill(f File, sl salt) error {
 
 // ensureSpares makes sure the next n segments are prepared, preparing them
 // now if the background preparer has not. l.mu is held; it is released
-// while preparing.
+// while preparing. A failed preparation (a full disk) wakes the preparer,
+// which retries until one succeeds: its own retry may have come, and been
+// skipped, while this one ran.
 func (l *Log) ensureSpares(n int) error {
 	for len(l.spares) < n {
 		for l.preparing {
@@ -133,6 +135,7 @@ func (l *Log) ensureSpares(n int) error {
 			break
 		}
 		if err := l.prepareLocked(); err != nil {
+			l.wakePreparer()
 			return err
 		}
 	}
@@ -182,7 +185,8 @@ func (l *Log) wakePreparer() {
 
 // preparer keeps a spare segment ready in the background, so that a
 // rotation costs the writer nothing. After a failure (a full disk) it tries
-// again when woken or after a second.
+// again when woken or after a second. A wake that comes while a Flush is
+// preparing is dropped: if that preparation fails, the Flush wakes it again.
 func (l *Log) preparer() {
 	defer close(l.prepDone)
 	retry := time.NewTimer(time.Hour)
