@@ -8,40 +8,62 @@ import (
 )
 
 // publishCache holds what one connection's read goroutine learned from its
-// earlier publishes: the topic the ACL last allowed, parsed; the device's
-// rate buckets; quantities the device may store. A node sends the same
-// topic and quantity publish after publish, so each one then costs neither
-// a parse nor a shared lock. Only the read goroutine uses it.
+// earlier publishes: the topics the ACL allowed, parsed; the device's rate
+// buckets; quantities the device may store. A node sends the same few
+// topics and quantities publish after publish (an SHT3x node two, an
+// ESPHome node one per sensor), so each one then costs neither a parse
+// nor a shared lock. Only the read goroutine uses it.
 type publishCache struct {
-	pubTopic string // the last topic the ACL allowed this connection to publish to
-	parsed   Topic  // pubTopic, parsed
-	limit    *devLimit
-	known    []string // quantities the device may store (some of them)
+	topics []allowedTopic // topics the ACL allowed this connection to publish to
+	limit  *devLimit
+	known  []string // quantities the device may store (some of them)
 }
 
-// knownQuantities bounds publishCache.known: a SenML node with more
-// quantities has the rest checked by quantities.admit, as without it.
-const knownQuantities = 16
+// allowedTopic is a topic the ACL allowed, and its parse.
+type allowedTopic struct {
+	name   string
+	parsed Topic
+}
 
-// allowed reports whether the ACL allowed topic for this connection's
-// last publish to it. The decision depends on the topic and the
-// connection's identity alone, so it holds for the next one.
+// knownTopics and knownQuantities bound what a connection remembers: a
+// node with more topics or quantities has the others checked as without
+// the cache, with nothing copied for them.
+const (
+	knownTopics     = 16
+	knownQuantities = 16
+)
+
+// allowed reports whether the ACL allowed this connection to publish to
+// topic before. The decision depends on the topic and the connection's
+// identity alone, so it holds for every later publish.
 func (c *publishCache) allowed(topic string) bool {
-	return topic != "" && topic == c.pubTopic
+	_, ok := c.find(topic)
+	return ok
 }
 
-// allow notes that the ACL allowed topic.
+// allow notes that the ACL allowed topic, while there is room.
 func (c *publishCache) allow(topic string) {
-	c.pubTopic = strings.Clone(topic) // mochi's topic names share the packet's buffer
-	c.parsed = ParseTopic(c.pubTopic)
+	if len(c.topics) < knownTopics {
+		name := strings.Clone(topic) // mochi's topic names share the packet's buffer
+		c.topics = append(c.topics, allowedTopic{name, ParseTopic(name)})
+	}
 }
 
-// topic is ParseTopic(name), from the cache when it is the allowed topic.
+// topic is ParseTopic(name), from the cache when the name is in it.
 func (c *publishCache) topic(name string) Topic {
-	if name != "" && name == c.pubTopic {
-		return c.parsed
+	if t, ok := c.find(name); ok {
+		return t
 	}
 	return ParseTopic(name)
+}
+
+func (c *publishCache) find(name string) (Topic, bool) {
+	for i := range c.topics {
+		if c.topics[i].name == name {
+			return c.topics[i].parsed, true
+		}
+	}
+	return Topic{}, false
 }
 
 // admit is q.admit, skipped when every reading is of a quantity this
