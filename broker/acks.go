@@ -20,7 +20,9 @@ import (
 // connection's own read goroutine when it led the commit itself (a lone
 // client pays no hand-off), else the goroutine that ran the commit, as far
 // as the socket takes the PUBACKs at once: a commit answers every
-// connection it holds without waking a goroutine per reading. What it
+// connection it holds without waking a goroutine per reading, and it marks
+// every item it held done before it writes (flush), so that a node with
+// many publishes in one sync gets their PUBACKs in one write. What it
 // cannot write without blocking (a full socket buffer, a refusal, a
 // publish to forward) goes to the queue's writer goroutine, so that no
 // peer that stops reading can hold the commit up. That one is started when
@@ -28,11 +30,15 @@ import (
 // PUBACKs are handed to a parked goroutine rather than to a new one each
 // (whose stack must grow again); an idle connection costs no goroutine.
 type ackQueue struct {
-	// finish writes one done item's PUBACK (or refusal) and reports true;
-	// unless block, it may instead decline (false) what it cannot do
-	// without blocking, and the item stays first.
-	finish func(a *pendingAck, block bool) bool
+	// finish writes the PUBACKs (or a refusal) of done items, oldest first,
+	// and reports how many it did (at least one if block); unless block,
+	// it may decline (0) what it cannot do without blocking, and the items
+	// stay.
+	finish func(as []*pendingAck, block bool) int
 	wake   chan struct{} // hands the writing to the lingering writer
+	// flushFunc is q.flush, made once: every AppendThen is given it.
+	flushFunc func()
+	batch     []*pendingAck // the done items being written: whoever writes owns it
 
 	mu         sync.Mutex
 	items      []*pendingAck // arrival order; removed once written
@@ -84,8 +90,10 @@ func (a *pendingAck) release() {
 	pendingAcks.Put(a)
 }
 
-func newAckQueue(finish func(a *pendingAck, block bool) bool) *ackQueue {
-	return &ackQueue{finish: finish, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+func newAckQueue(finish func(as []*pendingAck, block bool) int) *ackQueue {
+	q := &ackQueue{finish: finish, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	q.flushFunc = q.flush
+	return q
 }
 
 // waitFor blocks until at most n items are unwritten, or timeout passes;
@@ -132,13 +140,22 @@ func (q *ackQueue) submitted() {
 	}
 }
 
-// complete marks a done; it runs on the goroutine that ran the commit and
-// must not block: it writes what the socket takes at once and hands the
-// rest to the writer goroutine, unless the read goroutine is still
-// submitting and will write it.
+// complete marks a done: the commit calls it for each item it held, then
+// flushes once it marked them all (AppendThen's caller, for a publish the
+// store refused, then submits).
 func (q *ackQueue) complete(a *pendingAck, err error) {
 	q.mu.Lock()
 	a.done, a.err = true, err
+	q.mu.Unlock()
+}
+
+// flush writes what the commit that just completed items made ready; it
+// runs on the goroutine that ran the commit and must not block: it writes
+// what the socket takes at once and hands the rest to the writer
+// goroutine, unless the read goroutine is still submitting and will write
+// it.
+func (q *ackQueue) flush() {
+	q.mu.Lock()
 	mine := !q.submitting && q.claim()
 	q.mu.Unlock()
 	if !mine || q.write(false, false) {
@@ -191,32 +208,42 @@ func (q *ackQueue) writer() {
 // write writes done items from the oldest until it meets one still
 // committing, then gives the writing up and reports true; the writer
 // goroutine (linger) parks on wake in the same step, so that no completion
-// in between starts a second one. Unless block, it stops at an item finish
-// declines and reports false: the writing is still claimed, for the caller
-// to hand over.
+// in between starts a second one. The done items are handed to finish
+// together, so that their PUBACKs can go out in one write. Unless block,
+// it stops at what finish declines and reports false: the writing is
+// still claimed, for the caller to hand over.
 func (q *ackQueue) write(block, linger bool) bool {
 	for {
 		q.mu.Lock()
-		if len(q.items) == 0 || !q.items[0].done {
+		n := 0
+		for n < len(q.items) && q.items[n].done {
+			n++
+		}
+		if n == 0 {
 			q.writing = false
 			q.lingering = q.lingering || linger
 			q.mu.Unlock()
 			return true
 		}
-		a := q.items[0]
+		q.batch = append(q.batch[:0], q.items[:n]...)
 		q.mu.Unlock()
-		if !q.finish(a, block) {
+		k := q.finish(q.batch, block)
+		if k == 0 {
+			clear(q.batch)
 			return false
 		}
 		q.mu.Lock()
-		q.items[0] = nil
-		if len(q.items) == 1 {
+		clear(q.items[:k])
+		if len(q.items) == k {
 			q.items = q.items[:0] // the next push reuses the array
 		} else {
-			q.items = q.items[1:]
+			q.items = q.items[k:]
 		}
 		q.mu.Unlock()
-		a.release()
+		for _, a := range q.batch[:k] {
+			a.release()
+		}
+		clear(q.batch)
 		select {
 		case q.room <- struct{}{}:
 		default:
@@ -231,9 +258,7 @@ func (q *ackQueue) write(block, linger bool) bool {
 // goes through mochi's writer, which waits for the socket (and closes a
 // connection whose peer reads nothing within the write deadline).
 func writePuback(server *mqtt.Server, cl *mqtt.Client, id uint16, block bool) bool {
-	if gc, ok := cl.Net.Conn.(*guardConn); ok && !cl.Closed() && gc.tryWrite([]byte{pPuback << 4, 2, byte(id >> 8), byte(id)}) {
-		atomic.AddInt64(&server.Info.BytesSent, 4)
-		atomic.AddInt64(&server.Info.PacketsSent, 1)
+	if tryPubacks(server, cl, appendPuback(nil, id), 1) {
 		return true
 	}
 	if !block {
@@ -241,6 +266,25 @@ func writePuback(server *mqtt.Server, cl *mqtt.Client, id uint16, block bool) bo
 	}
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id}
 	_ = cl.WritePacket(pk) // a closed connection: the device sends again
+	return true
+}
+
+// appendPuback appends the PUBACK of publish id: the same bytes mochi
+// writes for a success without properties, in either protocol version.
+func appendPuback(p []byte, id uint16) []byte {
+	return append(p, pPuback<<4, 2, byte(id>>8), byte(id))
+}
+
+// tryPubacks writes p, n whole PUBACKs, straight to the socket if the
+// connection is open and the socket takes them at once, and reports
+// whether it did.
+func tryPubacks(server *mqtt.Server, cl *mqtt.Client, p []byte, n int) bool {
+	gc, ok := cl.Net.Conn.(*guardConn)
+	if !ok || cl.Closed() || !gc.tryWrite(p) {
+		return false
+	}
+	atomic.AddInt64(&server.Info.BytesSent, int64(len(p)))
+	atomic.AddInt64(&server.Info.PacketsSent, int64(n))
 	return true
 }
 

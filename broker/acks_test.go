@@ -14,6 +14,7 @@ import (
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"fieldgate/store"
@@ -27,10 +28,13 @@ type gatedStore struct {
 	calls atomic.Int32
 	gate  chan struct{}
 
-	mu    sync.Mutex
-	dones []func()
+	mu      sync.Mutex
+	dones   []func()
+	flushes []func()
 }
 
+// newGatedStore holds the dones and flushes of commits until the gate is
+// closed; then it calls the dones held, newest first, and the flushes.
 func newGatedStore(st *store.Store) *gatedStore {
 	g := &gatedStore{Store: st, gate: make(chan struct{})}
 	go func() {
@@ -40,12 +44,15 @@ func newGatedStore(st *store.Store) *gatedStore {
 		for i := len(g.dones) - 1; i >= 0; i-- {
 			g.dones[i]()
 		}
-		g.dones = nil
+		for _, f := range g.flushes {
+			f()
+		}
+		g.dones, g.flushes = nil, nil
 	}()
 	return g
 }
 
-func (g *gatedStore) AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error)) error {
+func (g *gatedStore) AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error), flush func()) error {
 	g.calls.Add(1)
 	return g.Store.AppendThen(ctx, rs, lead, func(err error) {
 		g.mu.Lock()
@@ -55,6 +62,15 @@ func (g *gatedStore) AppendThen(ctx context.Context, rs []store.Reading, lead st
 			done(err)
 		default:
 			g.dones = append(g.dones, func() { done(err) })
+		}
+	}, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		select {
+		case <-g.gate:
+			flush()
+		default:
+			g.flushes = append(g.flushes, flush)
 		}
 	})
 }
@@ -250,15 +266,19 @@ func TestAckQueueWritesEveryCompletionInOrder(t *testing.T) {
 	var mu sync.Mutex
 	var got []int
 	written := make(chan struct{}, 64)
-	q := newAckQueue(func(a *pendingAck, block bool) bool {
-		if !block && a.n%2 == 0 {
-			return false // the socket would block: the writer goroutine's
+	q := newAckQueue(func(as []*pendingAck, block bool) int {
+		k := 0
+		for _, a := range as {
+			if !block && a.n%2 == 0 {
+				break // the socket would block: the writer goroutine's
+			}
+			mu.Lock()
+			got = append(got, a.n)
+			mu.Unlock()
+			written <- struct{}{}
+			k++
 		}
-		mu.Lock()
-		got = append(got, a.n)
-		mu.Unlock()
-		written <- struct{}{}
-		return true
+		return k
 	})
 	n := 0
 	for round := range 40 {
@@ -270,7 +290,10 @@ func TestAckQueueWritesEveryCompletionInOrder(t *testing.T) {
 		}
 		q.submitted()
 		for _, i := range rand.Perm(len(burst)) {
-			go burst[i].complete(nil)
+			go func() {
+				burst[i].complete(nil)
+				q.flush()
+			}()
 		}
 		for range burst {
 			select {
@@ -391,5 +414,93 @@ func TestAPeerThatReadsNothingHoldsUpNoOtherPuback(t *testing.T) {
 	inOrder(t, c.pubacks(n, func(uint16) {}))
 	if s := b.Stats(); s.Readings != n+1 {
 		t.Errorf("%d readings counted, want %d: each once, however its PUBACK went out", s.Readings, n+1)
+	}
+}
+
+// TestAFlushHandsItsCommitsItemsOverTogether: completing items only marks
+// them; the flush that follows a commit hands every item it made ready
+// to finish in one call, oldest first, so that their PUBACKs can go out
+// in one write.
+func TestAFlushHandsItsCommitsItemsOverTogether(t *testing.T) {
+	var calls [][]int
+	q := newAckQueue(func(as []*pendingAck, _ bool) int {
+		var ns []int
+		for _, a := range as {
+			ns = append(ns, a.n)
+		}
+		calls = append(calls, ns)
+		return len(as)
+	})
+	const n = 10
+	items := make([]*pendingAck, n)
+	for i := range items {
+		items[i] = newPendingAck(packets.Packet{}, i+1, nil, time.Time{})
+		q.push(items[i])
+	}
+	q.submitted()
+	for _, i := range rand.Perm(n) {
+		items[i].complete(nil)
+	}
+	if len(calls) != 0 {
+		t.Fatalf("finish called with %v before the flush", calls)
+	}
+	q.flush()
+	if len(calls) != 1 || len(calls[0]) != n {
+		t.Fatalf("finish called with %v, want one call with items 1 to %d", calls, n)
+	}
+	for i, v := range calls[0] {
+		if v != i+1 {
+			t.Fatalf("finish called with %v, want items 1 to %d in order", calls[0], n)
+		}
+	}
+	if !q.waitFor(0, time.Second) {
+		t.Error("items left in the queue once finish took them all")
+	}
+}
+
+// TestFinishWritesTheRunOfPubacksInOneWrite: the hook's finish, given
+// the done publishes of one connection, writes all their PUBACKs in one
+// write that cannot block; while the socket is busy it writes none, and
+// whatever way they go out, each reading is counted once.
+func TestFinishWritesTheRunOfPubacksInOneWrite(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{})
+	c := pipe(t, b, pw)
+	var cl *mqtt.Client
+	var id *identity
+	waitFor(t, func() bool {
+		b.hook.mu.Lock()
+		defer b.hook.mu.Unlock()
+		for k, v := range b.hook.ids {
+			if v.device == "esp32-a" {
+				cl, id = k, v
+			}
+		}
+		return cl != nil
+	})
+	const n = 12
+	as := make([]*pendingAck, n)
+	for i := range as {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "fieldgate/esp32-a/temperature", PacketID: uint16(100 + i)}
+		as[i] = newPendingAck(pk, 1, nil, time.Now())
+		as[i].done = true
+	}
+	gc := cl.Net.Conn.(*guardConn)
+	gc.wmu.Lock() // a write in progress: nothing may wait for it
+	if got := b.hook.finish(cl, id, as, false); got != 0 {
+		t.Fatalf("finish wrote %d while the socket was busy, want 0", got)
+	}
+	gc.wmu.Unlock()
+	if got := b.hook.finish(cl, id, as, false); got != n {
+		t.Fatalf("finish wrote %d of %d done PUBACKs in its one write", got, n)
+	}
+	ids := c.pubacks(n, func(uint16) {})
+	for i, v := range ids {
+		if v != uint16(100+i) {
+			t.Fatalf("PUBACKs %v, want 100 to %d in order", ids, 100+n-1)
+		}
+	}
+	if s := b.Stats(); s.Readings != n {
+		t.Errorf("%d readings counted, want %d: each once, though the first try wrote nothing", s.Readings, n)
 	}
 }

@@ -38,7 +38,7 @@ type Store interface {
 	DeviceStore
 	DeviceUpdater
 	Append(ctx context.Context, rs ...store.Reading) error
-	AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error)) error
+	AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error), flush func()) error
 	Enqueue(ctx context.Context, rs ...store.Reading) error
 	Series() []store.SeriesKey
 }

@@ -335,8 +335,11 @@ func (failingStore) Append(context.Context, ...store.Reading) error {
 }
 
 // AppendThen fails as a commit does: later, on another goroutine.
-func (failingStore) AppendThen(_ context.Context, _ []store.Reading, _ store.Lead, done func(error)) error {
-	go done(errors.New("store: commit: input/output error"))
+func (failingStore) AppendThen(_ context.Context, _ []store.Reading, _ store.Lead, done func(error), flush func()) error {
+	go func() {
+		done(errors.New("store: commit: input/output error"))
+		flush()
+	}()
 	return nil
 }
 

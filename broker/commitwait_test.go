@@ -62,11 +62,11 @@ func (f *fullStore) wait(ctx context.Context) error {
 	}
 }
 
-func (f *fullStore) AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error)) error {
+func (f *fullStore) AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error), flush func()) error {
 	if f.full.Load() {
 		return f.wait(ctx)
 	}
-	return f.Store.AppendThen(ctx, rs, lead, done)
+	return f.Store.AppendThen(ctx, rs, lead, done, flush)
 }
 
 func (f *fullStore) Enqueue(ctx context.Context, rs ...store.Reading) error {

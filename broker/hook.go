@@ -24,8 +24,10 @@ type identity struct {
 	established bool // counted as one of the device's sessions
 
 	// acks, made on its first QoS 1 publish of readings, is used only by
-	// the connection's read goroutine (the writers hold their own pointer).
-	acks *ackQueue
+	// the connection's read goroutine (the writers hold their own pointer);
+	// pubacks holds the PUBACKs being written, by whoever holds its writing.
+	acks    *ackQueue
+	pubacks []byte
 	// wait bounds each publish's store call, and readings holds its
 	// decoded readings until the store copied them: the read goroutine's.
 	wait     commitWait
@@ -342,7 +344,7 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 // refused and the connection is being closed.
 func (h *hook) storeThen(cl *mqtt.Client, id *identity, a *pendingAck, rs []store.Reading) error {
 	if id.acks == nil {
-		id.acks = newAckQueue(func(a *pendingAck, block bool) bool { return h.finish(cl, id.device, a, block) })
+		id.acks = newAckQueue(func(as []*pendingAck, block bool) int { return h.finish(cl, id, as, block) })
 	}
 	q := id.acks
 	if !q.waitFor(int(h.b.o.ReceiveMaximum)-1, h.b.o.CommitTimeout) {
@@ -357,7 +359,7 @@ func (h *hook) storeThen(cl *mqtt.Client, id *identity, a *pendingAck, rs []stor
 	if morePending(cl) {
 		lead = store.FlusherCommits // read the next publishes while the sync runs
 	}
-	if err := h.b.st.AppendThen(ctx, rs, lead, a.complete); err != nil {
+	if err := h.b.st.AppendThen(ctx, rs, lead, a.complete, q.flushFunc); err != nil {
 		a.complete(err)
 	}
 	q.submitted()
@@ -384,11 +386,53 @@ func morePending(cl *mqtt.Client) bool {
 	return ok && len(gc.in) > 0
 }
 
-// finish acknowledges a committed publish, or refuses it if its commit
-// failed, and forwards what was stored (see ackQueue.finish). Unless block,
-// it does only what cannot block: a PUBACK the socket takes at once, with
-// nothing to forward.
-func (h *hook) finish(cl *mqtt.Client, device string, a *pendingAck, block bool) bool {
+// finish acknowledges committed publishes, oldest first, or refuses one
+// whose commit failed, and forwards what was stored (see ackQueue.finish);
+// it reports how many of as it did. Unless block, it does only what cannot
+// block: PUBACKs the socket takes at once, with nothing to forward.
+func (h *hook) finish(cl *mqtt.Client, id *identity, as []*pendingAck, block bool) int {
+	if n := h.pubacks(cl, id, as); n > 0 {
+		return n
+	}
+	if h.finishOne(cl, id.device, as[0], block) {
+		return 1
+	}
+	return 0
+}
+
+// pubacks acknowledges, in one write that cannot block, the publishes at
+// the head of as that need nothing but their PUBACK (stored, nothing to
+// forward, the connection and the broker open), and reports how many: none
+// if the socket would not take them at once, which leaves them to
+// finishOne.
+func (h *hook) pubacks(cl *mqtt.Client, id *identity, as []*pendingAck) int {
+	if cl.Closed() || h.b.closed.Load() {
+		return 0
+	}
+	buf := id.pubacks[:0]
+	n := 0
+	for _, a := range as {
+		if a.err != nil || forwards(h.b.server, a.pk) {
+			break
+		}
+		if !a.counted { // before the PUBACK: a device that has it finds its readings counted
+			h.stored(id.device, a.n, a.capErr, a.at)
+			a.counted = true
+		}
+		buf = appendPuback(buf, a.pk.PacketID)
+		n++
+	}
+	id.pubacks = buf
+	if n == 0 || !tryPubacks(h.b.server, cl, buf, n) {
+		return 0
+	}
+	return n
+}
+
+// finishOne acknowledges one committed publish, or refuses it if its
+// commit failed, and forwards what was stored; unless block, only if that
+// cannot block.
+func (h *hook) finishOne(cl *mqtt.Client, device string, a *pendingAck, block bool) bool {
 	switch {
 	case a.err != nil && cl.Closed():
 		h.b.count(&h.b.stats.StoreFailures) // logged with the first of its connection's

@@ -53,17 +53,21 @@ func (s *Store) Append(ctx context.Context, rs ...Reading) error {
 // once the log record holding them is on disk (fdatasync'd), with nil, or
 // with the error that kept them from it, exactly once. Calls are committed
 // in the order they were made, so the dones of one caller come in that
-// order too. done runs on the goroutine of the commit and must not block.
+// order too. Then flush, unless nil, is called once the commit has called
+// the done of every request it held: a caller that answers many requests
+// at once does so there (a connection's PUBACKs, in one write however
+// many of its publishes one sync held). done and flush run on the
+// goroutine of the commit and must not block.
 //
 // lead says who commits (see Lead). If AppendThen returns an error —
 // invalid readings, the queue full until ctx ended, a closed store — the
-// readings were not queued and done is never called.
-func (s *Store) AppendThen(ctx context.Context, rs []Reading, lead Lead, done func(error)) error {
+// readings were not queued and neither done nor flush is ever called.
+func (s *Store) AppendThen(ctx context.Context, rs []Reading, lead Lead, done func(error), flush func()) error {
 	req, err := newRequest(rs, false)
 	if err != nil {
 		return err
 	}
-	req.done, req.noLead = done, lead == FlusherCommits
+	req.done, req.flush, req.noLead = done, flush, lead == FlusherCommits
 	mustLead, err := s.c.send(ctx, req)
 	if err != nil {
 		return fmt.Errorf("store: append %d readings: %w", len(rs), err)

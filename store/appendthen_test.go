@@ -15,7 +15,8 @@ import (
 // TestAppendThenPipelines: AppendThen returns while a sync hangs, so one
 // caller keeps many readings in flight; each done comes only after the sync
 // that holds its reading, in the order of the calls, and everything that
-// queued during a sync goes into the next one.
+// queued during a sync goes into the next one. Each call's flush comes
+// once its commit called every done it held.
 func TestAppendThenPipelines(t *testing.T) {
 	fs, wedge := wedgeableFS(t)
 	s := mustOpen(t, Options{LogFS: fs})
@@ -42,14 +43,20 @@ func TestAppendThenPipelines(t *testing.T) {
 			}
 		}
 	}
+	var flushedAt []int // dones run when each flush ran
+	flush := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		flushedAt = append(flushedAt, len(order))
+	}
 	before := s.c.commits.Load()
 	led := make(chan error, 1)
 	go func() {
-		led <- s.AppendThen(context.Background(), []Reading{reading("a", "temperature", 0, 0)}, LeadIfIdle, then(0))
+		led <- s.AppendThen(context.Background(), []Reading{reading("a", "temperature", 0, 0)}, LeadIfIdle, then(0), flush)
 	}()
 	<-entered // no commit ran: the caller leads, and its sync hangs
 	for i := 1; i <= n; i++ {
-		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, float64(i))}, Lead(i%2 == 0), then(i)); err != nil {
+		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, float64(i))}, Lead(i%2 == 0), then(i), flush); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -74,6 +81,14 @@ func TestAppendThenPipelines(t *testing.T) {
 			t.Errorf("done %d ran after %d commits, want 2: the readings queued during a sync share the next", i+1, c-before)
 		}
 	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(flushedAt) == n+1 })
+	mu.Lock()
+	for i, got := range flushedAt {
+		if want := map[bool]int{true: 1, false: n + 1}[i == 0]; got != want {
+			t.Errorf("flush %d ran after %d dones, want %d: after every done of its commit", i, got, want)
+		}
+	}
+	mu.Unlock()
 	if rs, err := s.Readings(Query{Source: "a", Quantity: "temperature"}); err != nil || len(rs) != n+1 {
 		t.Errorf("%d readings stored (%v), want %d", len(rs), err, n+1)
 	}
@@ -95,8 +110,10 @@ func TestAppendThenReportsAFailedSync(t *testing.T) {
 		return nil
 	})
 	got := make(chan error, 1)
+	flushed := make(chan struct{}, 1)
 	for i := range 2 {
-		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, 0)}, Lead(i == 0), func(err error) { got <- err }); err != nil {
+		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, 0)}, Lead(i == 0),
+			func(err error) { got <- err }, func() { flushed <- struct{}{} }); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -106,6 +123,11 @@ func TestAppendThenReportsAFailedSync(t *testing.T) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatalf("call %d: done never ran", i+1)
+		}
+		select {
+		case <-flushed:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("call %d: flush never ran after the failed commit's done", i+1)
 		}
 		failing.Store(false)
 	}
@@ -123,7 +145,7 @@ func TestAppendThenWithoutLeadCommitsAtOnce(t *testing.T) {
 	got := make(chan error, 1)
 	var returned atomic.Bool
 	go func() {
-		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", 0, 0)}, false, func(err error) { got <- err }); err != nil {
+		if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", 0, 0)}, false, func(err error) { got <- err }, nil); err != nil {
 			t.Error(err)
 		}
 		returned.Store(true)

@@ -182,6 +182,7 @@ func (c *committer) commit(batch []*request) {
 		r.reply(result{first: r.first})
 	}
 	c.answer(pings, result{})
+	flush(reqs)
 	c.answered = 0
 	for _, r := range reqs {
 		if r.waits() {
@@ -224,11 +225,12 @@ func (c *committer) append(rs []Reading) error {
 // keptRecord is the largest record buffer a commit leaves for the next.
 const keptRecord = 64 << 10
 
-// answer sends res to the waiters among reqs.
+// answer sends res to the waiters among reqs, then calls their flushes.
 func (c *committer) answer(reqs []*request, res result) {
 	for _, r := range reqs {
 		r.reply(res)
 	}
+	flush(reqs)
 }
 
 // refuse answers the waiters of a batch the store will not take (reject_new

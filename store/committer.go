@@ -15,6 +15,7 @@ type request struct {
 	rs     []Reading
 	ch     chan signal // the waiting caller's (Append, Ping); nil if nobody waits
 	done   func(error) // AppendThen's: called by the leader once done
+	flush  func()      // AppendThen's: called once the commit told all its requests
 	noLead bool        // AppendThen's caller leaves the commit to the flusher
 	at     time.Time   // when it was queued
 	first  uint64      // seq of rs[0], set when written
@@ -30,6 +31,16 @@ type request struct {
 // waits (Append, Ping) or gave a callback (AppendThen). The others
 // (Enqueue) ride along; their readings are carried or dropped on failure.
 func (r *request) waits() bool { return r.ch != nil || r.done != nil }
+
+// flush calls the flush of each of reqs that has one: the commit that
+// held them told every one its result.
+func flush(reqs []*request) {
+	for _, r := range reqs {
+		if r.flush != nil {
+			r.flush()
+		}
+	}
+}
 
 // reply tells whoever waits the request's result.
 func (r *request) reply(res result) {

@@ -32,7 +32,7 @@ func TestGatherWaitsForEveryAnsweredClient(t *testing.T) {
 			})
 			queue := func(i int) {
 				t.Helper()
-				if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, 1)}, FlusherCommits, func(error) {}); err != nil {
+				if err := s.AppendThen(context.Background(), []Reading{reading("a", "temperature", i, 1)}, FlusherCommits, func(error) {}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -362,7 +362,7 @@ func TestModel(t *testing.T) {
 						t.Errorf("step %d: AppendThen: %v", step, err)
 					}
 					dones <- i
-				}))
+				}, nil))
 			}
 			for i := range calls {
 				if got := <-dones; got != i {
