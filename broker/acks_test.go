@@ -113,6 +113,25 @@ func watch(t *testing.T, b *Broker, pw map[string]string, got func(paho3.Message
 	}
 }
 
+// connOf waits until device is connected and returns its mochi client
+// and identity.
+func connOf(t *testing.T, b *Broker, device string) (*mqtt.Client, *identity) {
+	t.Helper()
+	var cl *mqtt.Client
+	var id *identity
+	waitFor(t, func() bool {
+		b.hook.mu.Lock()
+		defer b.hook.mu.Unlock()
+		for k, v := range b.hook.ids {
+			if v.device == device {
+				cl, id = k, v
+			}
+		}
+		return cl != nil
+	})
+	return cl, id
+}
+
 // pubacks reads n PUBACKs and returns their packet ids in order; after
 // each it calls check with the id.
 func (c *rawClient) pubacks(n int, check func(id uint16)) []uint16 {
@@ -386,17 +405,8 @@ func TestAPeerThatReadsNothingHoldsUpNoOtherPuback(t *testing.T) {
 	g := newGatedStore(st)
 	b := startBroker(t, g, Options{})
 	c := pipe(t, b, pw)
-	var gc *guardConn
-	waitFor(t, func() bool {
-		b.hook.mu.Lock()
-		defer b.hook.mu.Unlock()
-		for cl, id := range b.hook.ids {
-			if id.device == "esp32-a" {
-				gc = cl.Net.Conn.(*guardConn)
-			}
-		}
-		return gc != nil
-	})
+	cl, _ := connOf(t, b, "esp32-a")
+	gc := cl.Net.Conn.(*guardConn)
 	gc.wmu.Lock()
 	const n = 5
 	c.send(readingsBurst(n))
@@ -466,18 +476,7 @@ func TestFinishWritesTheRunOfPubacksInOneWrite(t *testing.T) {
 	st, pw := testStore(t)
 	b := startBroker(t, st, Options{})
 	c := pipe(t, b, pw)
-	var cl *mqtt.Client
-	var id *identity
-	waitFor(t, func() bool {
-		b.hook.mu.Lock()
-		defer b.hook.mu.Unlock()
-		for k, v := range b.hook.ids {
-			if v.device == "esp32-a" {
-				cl, id = k, v
-			}
-		}
-		return cl != nil
-	})
+	cl, id := connOf(t, b, "esp32-a")
 	const n = 12
 	as := make([]*pendingAck, n)
 	for i := range as {

@@ -81,10 +81,18 @@ func TestAppendThenPipelines(t *testing.T) {
 			t.Errorf("done %d ran after %d commits, want 2: the readings queued during a sync share the next", i+1, c-before)
 		}
 	}
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(flushedAt) == n+1 })
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(flushedAt) == n+1
+	})
 	mu.Lock()
 	for i, got := range flushedAt {
-		if want := map[bool]int{true: 1, false: n + 1}[i == 0]; got != want {
+		want := n + 1 // the second commit held calls 1 to n: all n+1 dones ran before its flushes
+		if i == 0 {
+			want = 1 // the first held call 0 alone
+		}
+		if got != want {
 			t.Errorf("flush %d ran after %d dones, want %d: after every done of its commit", i, got, want)
 		}
 	}
