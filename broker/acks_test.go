@@ -28,9 +28,10 @@ type gatedStore struct {
 	calls atomic.Int32
 	gate  chan struct{}
 
-	mu      sync.Mutex
-	dones   []func()
-	flushes []func()
+	mu       sync.Mutex
+	released bool // the gate opened and what it held was delivered
+	dones    []func()
+	flushes  []func()
 }
 
 // newGatedStore holds the dones and flushes of commits until the gate is
@@ -47,7 +48,7 @@ func newGatedStore(st *store.Store) *gatedStore {
 		for _, f := range g.flushes {
 			f()
 		}
-		g.dones, g.flushes = nil, nil
+		g.dones, g.flushes, g.released = nil, nil, true
 	}()
 	return g
 }
@@ -55,24 +56,24 @@ func newGatedStore(st *store.Store) *gatedStore {
 func (g *gatedStore) AppendThen(ctx context.Context, rs []store.Reading, lead store.Lead, done func(error), flush func()) error {
 	g.calls.Add(1)
 	return g.Store.AppendThen(ctx, rs, lead, func(err error) {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		select {
-		case <-g.gate:
-			done(err)
-		default:
-			g.dones = append(g.dones, func() { done(err) })
-		}
+		g.hold(&g.dones, func() { done(err) })
 	}, func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		select {
-		case <-g.gate:
-			flush()
-		default:
-			g.flushes = append(g.flushes, flush)
-		}
+		g.hold(&g.flushes, flush)
 	})
+}
+
+// hold calls f at once if the gate's news was delivered, else adds it to
+// held. Deciding on released, not on the gate, keeps the store's promise
+// that a commit's flush comes after its done: a done held when the gate
+// opens is delivered before any flush that comes later.
+func (g *gatedStore) hold(held *[]func(), f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.released {
+		f()
+		return
+	}
+	*held = append(*held, f)
 }
 
 // qos1 is a QoS 1 PUBLISH.
