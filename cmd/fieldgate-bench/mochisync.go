@@ -20,29 +20,18 @@ import (
 // ceiling of compare's table is a sum of two separate measures.
 type syncHook struct {
 	mqtt.HookBase
-	mu  sync.Mutex
-	f   *os.File
-	off int64
-	rec []byte
+	mu   sync.Mutex
+	file *syncFile
+	rec  []byte
 }
 
-// syncFileSize is the preallocated file's size; records wrap around in it.
-const syncFileSize = 8 << 20
-
-// newSyncHook preallocates its file in dir (zeros, synced, as fieldgate's
-// log segments are), so that each sync flushes data only.
+// newSyncHook preallocates its file in dir (see newSyncFile).
 func newSyncHook(dir string) (*syncHook, error) {
-	f, err := os.CreateTemp(dir, "mochi-sync-*")
+	f, err := newSyncFile(dir, "mochi-sync-*")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Write(make([]byte, syncFileSize)); err != nil {
-		return nil, fmt.Errorf("preallocate %s: %w", f.Name(), err)
-	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return nil, fmt.Errorf("fdatasync %s: %w", f.Name(), err)
-	}
-	return &syncHook{f: f}, nil
+	return &syncHook{file: f}, nil
 }
 
 // ID implements mqtt.Hook.
@@ -60,20 +49,61 @@ func (h *syncHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.rec = append(append(h.rec[:0], pk.TopicName...), pk.Payload...)
-	if h.off+int64(len(h.rec)) > syncFileSize {
-		h.off = 0
+	err := h.file.write(h.rec)
+	if err == nil {
+		err = h.file.sync()
 	}
-	if _, err := h.f.WriteAt(h.rec, h.off); err != nil {
-		return pk, packets.ErrRejectPacket
-	}
-	if err := unix.Fdatasync(int(h.f.Fd())); err != nil {
-		return pk, packets.ErrRejectPacket
-	}
-	h.off += int64(len(h.rec))
-	return pk, nil
+	return pk, rejectOn(err)
 }
 
 // close removes the file.
-func (h *syncHook) close() error {
-	return errors.Join(h.f.Close(), os.Remove(h.f.Name()))
+func (h *syncHook) close() error { return h.file.close() }
+
+// syncFile is a preallocated file that records are written to one after
+// another, wrapping around at its end. Its callers serialize its use.
+type syncFile struct {
+	f         *os.File
+	off       int64
+	fdatasync func(fd int) error // unix.Fdatasync; tests stall or fail it
+}
+
+// syncFileSize is the preallocated file's size.
+const syncFileSize = 8 << 20
+
+// newSyncFile creates a file named by pattern in dir and preallocates it
+// (zeros, synced, as fieldgate's log segments are), so that each sync
+// flushes data only.
+func newSyncFile(dir, pattern string) (*syncFile, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(make([]byte, syncFileSize)); err != nil {
+		return nil, errors.Join(fmt.Errorf("preallocate %s: %w", f.Name(), err), f.Close(), os.Remove(f.Name()))
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return nil, errors.Join(fmt.Errorf("fdatasync %s: %w", f.Name(), err), f.Close(), os.Remove(f.Name()))
+	}
+	return &syncFile{f: f, fdatasync: unix.Fdatasync}, nil
+}
+
+// write writes rec after the last record, or at the file's start if it
+// would not fit before its end.
+func (sf *syncFile) write(rec []byte) error {
+	if sf.off+int64(len(rec)) > syncFileSize {
+		sf.off = 0
+	}
+	if _, err := sf.f.WriteAt(rec, sf.off); err != nil {
+		return err
+	}
+	sf.off += int64(len(rec))
+	return nil
+}
+
+// sync fdatasyncs what was written.
+func (sf *syncFile) sync() error { return sf.fdatasync(int(sf.f.Fd())) }
+
+// close closes and removes the file.
+func (sf *syncFile) close() error {
+	return errors.Join(sf.f.Close(), os.Remove(sf.f.Name()))
 }

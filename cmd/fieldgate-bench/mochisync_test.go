@@ -26,7 +26,7 @@ func TestSyncHookWritesEachAcknowledgedPublish(t *testing.T) {
 	pub(1, "a/b", "21.5")
 	pub(0, "c/d", "ignored")
 	pub(1, "e/f", "22")
-	got, err := os.ReadFile(h.f.Name())
+	got, err := os.ReadFile(h.file.f.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
