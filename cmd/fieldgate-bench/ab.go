@@ -46,8 +46,8 @@ type abSummary struct {
 func abCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fieldgate-bench ab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	a := fs.String("a", "", "the baseline: a fieldgate binary, mochi (bare mochi, served by this program), or nosync:BIN (the binary under nosync: its syncs answered at once)")
-	b := fs.String("b", "", "the candidate: a fieldgate binary, mochi, or nosync:BIN")
+	a := fs.String("a", "", "the baseline: a fieldgate binary, mochi (bare mochi, served by this program), mochi-sync or mochi-group (bare mochi syncing each publish before its PUBACK, one at a time or in group commits), or nosync:BIN (the binary under nosync: its syncs answered at once)")
+	b := fs.String("b", "", "the candidate: a fieldgate binary, mochi, mochi-sync, mochi-group, or nosync:BIN")
 	rounds := fs.Int("rounds", 6, "rounds; A and B start in turn")
 	clients := fs.Int("clients", 50, "clients of each build")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -118,11 +118,17 @@ func abOnce(ctx context.Context, bins [2]string, dir string, bFirst bool, lf loa
 	return abRound{A: reps[0], B: reps[1], Ratio: reps[1].cpuPerReading() / reps[0].cpuPerReading()}, nil
 }
 
-// startBuild starts a fieldgate binary, bare mochi for "mochi", or a
+// startBuild starts a fieldgate binary, bare mochi for "mochi" (syncing
+// each publish for "mochi-sync", in group commits for "mochi-group"), or a
 // fieldgate binary under nosync for "nosync:BIN".
 func startBuild(ctx context.Context, bin, dir string) (*peer, error) {
-	if bin == targetMochi {
+	switch bin {
+	case targetMochi:
 		return startMochi(ctx, "", dir)
+	case targetSyncMochi:
+		return startSyncMochi(ctx, "", dir)
+	case targetGroupMochi:
+		return startGroupMochi(ctx, "", dir)
 	}
 	if b, ok := strings.CutPrefix(bin, nosyncPrefix); ok {
 		self, err := os.Executable()
@@ -162,18 +168,43 @@ func (s *abSummary) print(w io.Writer) error {
 	return err
 }
 
+// abSide is one ab run of the report's side-by-side step: the key its
+// figures are filed under, the builds, and the names their CPU figures
+// carry.
+type abSide struct {
+	key, a, b, aName, bName string
+}
+
+// abSides are the report's side-by-side runs of fieldgate binary bin:
+// beside bare mochi; the same under nosync; bare mochi syncing in group
+// commits beside bare mochi (the library's floor for a durable broker);
+// and fieldgate beside that floor.
+func abSides(bin string) []abSide {
+	return []abSide{
+		{"", targetMochi, bin, "mochi", "fieldgate"},
+		{"nosync", targetMochi, nosyncPrefix + bin, "mochi", "fieldgate"},
+		{"group", targetMochi, targetGroupMochi, "mochi", "group"},
+		{"above-group", targetGroupMochi, bin, "group", "fieldgate"},
+	}
+}
+
 // sideBySideWant lists the figures of the report's side-by-side step.
 func sideBySideWant() map[string][]string {
-	return map[string][]string{
-		"":       {"fieldgate-cpu-µs/reading", "mochi-cpu-µs/reading", "readings/s", "ratio", "ratio-min", "ratio-max", "rounds"},
-		"nosync": {"fieldgate-cpu-µs/reading", "mochi-cpu-µs/reading", "ratio", "ratio-min", "ratio-max"},
+	w := map[string][]string{}
+	for _, side := range abSides("") {
+		w[side.key] = []string{side.aName + "-cpu-µs/reading", side.bName + "-cpu-µs/reading", "ratio", "ratio-min", "ratio-max"}
 	}
+	w[""] = append(w[""], "readings/s", "rounds")
+	return w
 }
 
 // sideBySideStep builds fieldgate and runs ab with bare mochi as A and
 // it as B, args added: the report's CPU per reading above the library's
 // floor at one load. It runs ab again with fieldgate under nosync as B:
-// how much of that is fieldgate's own path, and how much its syncs.
+// how much of that is fieldgate's own path, and how much its syncs. And
+// it sets both beside bare mochi syncing in group commits: what any
+// broker on the library pays to sync before its PUBACKs, and what
+// fieldgate pays above that.
 func sideBySideStep(args ...string) func(context.Context) (figures, error) {
 	return func(ctx context.Context) (figures, error) {
 		dir, err := os.MkdirTemp("", "fieldgate-ab-")
@@ -186,20 +217,20 @@ func sideBySideStep(args ...string) func(context.Context) (figures, error) {
 			return nil, err
 		}
 		f := figures{}
-		for _, side := range []struct{ key, b string }{{"", bin}, {"nosync", nosyncPrefix + bin}} {
-			s, err := abSideBySide(ctx, side.b, args)
+		for _, side := range abSides(bin) {
+			s, err := abSideBySide(ctx, side.a, side.b, args)
 			if err != nil {
 				return nil, err
 			}
 			n := float64(len(s.Rounds))
-			var mochi, fg, rate float64
+			var a, b, rate float64
 			for _, r := range s.Rounds {
-				mochi += r.A.cpuPerReading() / n
-				fg += r.B.cpuPerReading() / n
+				a += r.A.cpuPerReading() / n
+				b += r.B.cpuPerReading() / n
 				rate += r.B.rate() / n
 			}
-			f.add(side.key, "mochi-cpu-µs/reading", mochi)
-			f.add(side.key, "fieldgate-cpu-µs/reading", fg)
+			f.add(side.key, side.aName+"-cpu-µs/reading", a)
+			f.add(side.key, side.bName+"-cpu-µs/reading", b)
 			f.add(side.key, "ratio", s.Mean)
 			f.add(side.key, "ratio-min", s.Min)
 			f.add(side.key, "ratio-max", s.Max)
@@ -212,11 +243,11 @@ func sideBySideStep(args ...string) func(context.Context) (figures, error) {
 	}
 }
 
-// abSideBySide runs ab with bare mochi as A and b as B.
-func abSideBySide(ctx context.Context, b string, args []string) (abSummary, error) {
+// abSideBySide runs ab with a as A and b as B.
+func abSideBySide(ctx context.Context, a, b string, args []string) (abSummary, error) {
 	var out, errOut bytes.Buffer
 	var s abSummary
-	if err := abCmd(ctx, append([]string{"-a", targetMochi, "-b", b, "-json"}, args...), &out, &errOut); err != nil {
+	if err := abCmd(ctx, append([]string{"-a", a, "-b", b, "-json"}, args...), &out, &errOut); err != nil {
 		return s, fmt.Errorf("%w\n%s", err, errOut.String())
 	}
 	err := json.Unmarshal(out.Bytes(), &s)

@@ -47,6 +47,10 @@ const (
 	// targetSyncMochi is bare mochi syncing each publish before its PUBACK:
 	// run with one client in a closed loop, beside fieldgate.
 	targetSyncMochi = "mochi-sync"
+	// targetGroupMochi is bare mochi syncing publishes in group commits
+	// before their PUBACKs: ab's floor for a durable broker with many
+	// clients.
+	targetGroupMochi = "mochi-group"
 )
 
 // targetFigures are one broker's means over the rounds at one client count.
@@ -92,6 +96,12 @@ type ratio struct {
 	// the ceiling charges, measured rather than summed. Set for one client
 	// in a closed loop.
 	SyncMochiRatio float64 `json:"fieldgate_sync_mochi_ratio,omitempty"`
+	// GroupRateRatio and GroupCPURatio are fieldgate's rate and CPU per
+	// reading ÷ those of bare mochi syncing publishes in group commits:
+	// what fieldgate costs above the library's own floor for a durable
+	// broker. Set for more than one client in a closed loop.
+	GroupRateRatio float64 `json:"fieldgate_group_mochi_rate_ratio,omitempty"`
+	GroupCPURatio  float64 `json:"fieldgate_group_mochi_cpu_ratio,omitempty"`
 }
 
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -150,15 +160,22 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer bare.stop()
-	// One client in a closed loop waits out each sync: bare mochi syncing
-	// each publish shows what that costs the library itself.
-	closedOne := lf.qos == 1 && lf.rate == 0 && lf.inflight == 1
-	var synced *peer
-	if closedOne && slices.Contains(ns, 1) {
+	// A closed loop waits out each sync: bare mochi syncing each publish
+	// (one client), or syncing publishes in group commits (more), shows
+	// what that costs the library itself.
+	closed := lf.qos == 1 && lf.rate == 0 && lf.inflight == 1
+	var synced, grouped *peer
+	if closed && slices.Contains(ns, 1) {
 		if synced, err = startSyncMochi(ctx, *self, filepath.Join(dir, "mochi-sync")); err != nil {
 			return err
 		}
 		defer synced.stop()
+	}
+	if closed && slices.ContainsFunc(ns, func(n int) bool { return n > 1 }) {
+		if grouped, err = startGroupMochi(ctx, *self, filepath.Join(dir, "mochi-group")); err != nil {
+			return err
+		}
+		defer grouped.stop()
 	}
 
 	var reps []report
@@ -167,8 +184,11 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for round := range *rounds {
 		for _, n := range ns {
 			peers := []*peer{fg, bare, mq}
-			if n == 1 && synced != nil {
+			switch {
+			case n == 1 && synced != nil:
 				peers = append(peers, synced)
+			case n > 1 && grouped != nil:
+				peers = append(peers, grouped)
 			}
 			order := append(peers[round%len(peers):], peers[:round%len(peers)]...) // each goes first in turn
 			for _, p := range order {
@@ -349,6 +369,9 @@ func compareRatios(ns []int, reps []report, raw []float64, closed bool) []ratio 
 		if ms, ok := r.Targets[targetSyncMochi]; ok && n == 1 {
 			r.SyncMochiRatio = fg.Rate / ms.Rate
 		}
+		if mg, ok := r.Targets[targetGroupMochi]; ok && n > 1 {
+			r.GroupRateRatio, r.GroupCPURatio = fg.Rate/mg.Rate, fg.CPUus/mg.CPUus
+		}
 		if n == 1 && len(raw) > 0 {
 			var ceiling float64
 			r.RawSyncRate, r.RawRatio, ceiling = rawRatio(reps, raw)
@@ -389,7 +412,8 @@ func printRatios(w io.Writer, rs []ratio) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\treadings/s fieldgate / bare mochi / mosquitto\tfieldgate ÷ mochi\t÷ mosquitto\t"+
 		"CPU µs/reading fieldgate / bare mochi / mosquitto\tfieldgate ÷ mochi\t÷ mosquitto\tp99 ms fieldgate / mochi / mosquitto\t"+
-		"RSS MiB fieldgate / mochi / mosquitto\traw fdatasync/s\tfieldgate ÷ raw\tceiling ÷ raw\tfieldgate ÷ ceiling\tmochi-sync readings/s\tfieldgate ÷ mochi-sync\t")
+		"RSS MiB fieldgate / mochi / mosquitto\traw fdatasync/s\tfieldgate ÷ raw\tceiling ÷ raw\tfieldgate ÷ ceiling\tmochi-sync readings/s\tfieldgate ÷ mochi-sync\t"+
+		"mochi-group readings/s / CPU µs/reading\tfieldgate ÷ mochi-group, rate / CPU\t")
 	for _, r := range rs {
 		fg, bare, mq := r.Targets[targetFieldgate], r.Targets[targetMochi], r.Targets[targetMosquitto]
 		rawCol, ratioCol, ceilCol, fgCeilCol := "-", "-", "-", "-"
@@ -403,10 +427,15 @@ func printRatios(w io.Writer, rs []ratio) error {
 		if r.SyncMochiRatio > 0 {
 			syncCol, fgSyncCol = fmt.Sprintf("%.0f", r.Targets[targetSyncMochi].Rate), fmt.Sprintf("%.2f", r.SyncMochiRatio)
 		}
-		fmt.Fprintf(tw, "%d\t%.0f / %.0f / %.0f\t%.2f\t%.2f\t%.1f / %.1f / %.1f\t%.2f\t%.2f\t%.2f / %.2f / %.2f\t%.1f / %.1f / %.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		groupCol, fgGroupCol := "-", "-"
+		if r.GroupCPURatio > 0 {
+			mg := r.Targets[targetGroupMochi]
+			groupCol, fgGroupCol = fmt.Sprintf("%.0f / %.1f", mg.Rate, mg.CPUus), fmt.Sprintf("%.2f / %.2f", r.GroupRateRatio, r.GroupCPURatio)
+		}
+		fmt.Fprintf(tw, "%d\t%.0f / %.0f / %.0f\t%.2f\t%.2f\t%.1f / %.1f / %.1f\t%.2f\t%.2f\t%.2f / %.2f / %.2f\t%.1f / %.1f / %.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Clients, fg.Rate, bare.Rate, mq.Rate, r.MochiRateRatio, r.RateRatio,
 			fg.CPUus, bare.CPUus, mq.CPUus, r.MochiCPURatio, r.CPURatio,
-			fg.P99, bare.P99, mq.P99, fg.RSSMiB, bare.RSSMiB, mq.RSSMiB, rawCol, ratioCol, ceilCol, fgCeilCol, syncCol, fgSyncCol)
+			fg.P99, bare.P99, mq.P99, fg.RSSMiB, bare.RSSMiB, mq.RSSMiB, rawCol, ratioCol, ceilCol, fgCeilCol, syncCol, fgSyncCol, groupCol, fgGroupCol)
 	}
 	return tw.Flush()
 }
@@ -485,6 +514,12 @@ func startMochi(ctx context.Context, bin, dir string) (*peer, error) {
 // before its PUBACK (mochi -sync).
 func startSyncMochi(ctx context.Context, bin, dir string) (*peer, error) {
 	return startMochiAs(ctx, targetSyncMochi, bin, dir, "-sync", dir)
+}
+
+// startGroupMochi runs bare mochi that syncs publishes to a file in dir in
+// group commits before their PUBACKs (mochi -sync -group).
+func startGroupMochi(ctx context.Context, bin, dir string) (*peer, error) {
+	return startMochiAs(ctx, targetGroupMochi, bin, dir, "-sync", dir, "-group")
 }
 
 // startMochiAs runs bin's mochi command with args, under name.

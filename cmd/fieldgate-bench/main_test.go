@@ -137,7 +137,8 @@ func first(m map[string]bool) string {
 // TestCompareRunsTheBrokers runs compare's whole loop: fieldgate, bare
 // mochi (this test binary re-run as the mochi command, see TestMain) and
 // mosquitto each serve every client count, bare mochi syncing each publish
-// serves the one client, and every ratio is made of real figures.
+// serves the one client, bare mochi syncing in group commits the three,
+// and every ratio is made of real figures.
 func TestCompareRunsTheBrokers(t *testing.T) {
 	testenv.Tool(t, "mosquitto")
 	bin := buildFieldgate(t)
@@ -149,15 +150,15 @@ func TestCompareRunsTheBrokers(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Runs) != 7 || len(got.Ratios) != 2 {
-		t.Fatalf("%d runs and %d ratios, want 7 and 2:\n%s", len(got.Runs), len(got.Ratios), js)
+	if len(got.Runs) != 8 || len(got.Ratios) != 2 {
+		t.Fatalf("%d runs and %d ratios, want 8 and 2:\n%s", len(got.Runs), len(got.Ratios), js)
 	}
 	for _, r := range got.Ratios {
-		for _, name := range []string{targetFieldgate, targetMochi, targetMosquitto, targetSyncMochi} {
+		for _, name := range []string{targetFieldgate, targetMochi, targetMosquitto, targetSyncMochi, targetGroupMochi} {
 			f, ok := r.Targets[name]
-			if name == targetSyncMochi && r.Clients != 1 {
+			if (name == targetSyncMochi && r.Clients != 1) || (name == targetGroupMochi && r.Clients == 1) {
 				if ok {
-					t.Errorf("%d clients: bare mochi syncing each publish ran: %+v", r.Clients, f)
+					t.Errorf("%d clients: %s ran: %+v", r.Clients, name, f)
 				}
 				continue
 			}
@@ -173,6 +174,10 @@ func TestCompareRunsTheBrokers(t *testing.T) {
 		}
 		if want := r.Targets[targetFieldgate].Rate / r.Targets[targetSyncMochi].Rate; r.Clients == 1 && r.SyncMochiRatio != want {
 			t.Errorf("fieldgate ÷ mochi-sync %v, want %v", r.SyncMochiRatio, want)
+		}
+		fg, mg := r.Targets[targetFieldgate], r.Targets[targetGroupMochi]
+		if r.Clients > 1 && (r.GroupRateRatio != fg.Rate/mg.Rate || r.GroupCPURatio != fg.CPUus/mg.CPUus) {
+			t.Errorf("fieldgate ÷ mochi-group %v / %v, want %v / %v", r.GroupRateRatio, r.GroupCPURatio, fg.Rate/mg.Rate, fg.CPUus/mg.CPUus)
 		}
 	}
 }
@@ -200,6 +205,23 @@ func TestABRunsBothBuildsAtOnce(t *testing.T) {
 	}
 	if got.Min > got.Mean || got.Mean > got.Max || got.Lower > 2 {
 		t.Errorf("summary %+v", got)
+	}
+}
+
+// TestABRunsTheLibraryDurable: ab serves bare mochi syncing each publish
+// and syncing in group commits, and both acknowledge the load.
+func TestABRunsTheLibraryDurable(t *testing.T) {
+	var got abSummary
+	js := bench(t, "ab", "-a", "mochi-sync", "-b", "mochi-group", "-rate", "100", "-clients", "10", "-duration", "2s", "-rounds", "1", "-json")
+	if err := json.Unmarshal([]byte(js), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rounds) != 1 {
+		t.Fatalf("%d rounds, want 1:\n%s", len(got.Rounds), js)
+	}
+	r := got.Rounds[0]
+	if r.A.Target != targetSyncMochi || r.B.Target != targetGroupMochi || r.A.ReadingsPerSec <= 0 || r.B.ReadingsPerSec <= 0 || r.A.Errors+r.B.Errors > 0 {
+		t.Errorf("A %+v, B %+v", r.A, r.B)
 	}
 }
 
