@@ -23,7 +23,7 @@ func mochiCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("fieldgate-bench mochi", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("listen", "127.0.0.1:1883", "address to serve MQTT on")
-	syncDir := fs.String("sync", "", "directory: write and fdatasync each QoS 1 or 2 publish in a file there before its PUBACK, one at a time (the library's own floor for a durable broker)")
+	syncDir := fs.String("sync", "", "directory: write and fdatasync each QoS 1 or 2 publish in a file there before its PUBACK, one at a time (the library's own floor for one durable client), or with -group in group commits")
 	group := fs.Bool("group", false, "with -sync: publishes that arrive while a sync runs share the next one (a group commit: the library's own floor for a durable broker with many clients)")
 	if err := fs.Parse(args); err != nil {
 		return err
