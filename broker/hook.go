@@ -290,18 +290,16 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 		b.log.Warn("mqtt: publish refused: its response topic is not the device's own", "device", id.device, "topic", rt)
 		return pk, refuse(cl, pk, packets.ErrNotAuthorized)
 	}
-	if pk.FixedHeader.Retain && len(pk.Payload) > 0 && !b.retained.allow(id.device, id.admin, pk.TopicName) {
-		pk.FixedHeader.Retain = false // delivered, not kept: the device's share (or the cap) bounds memory
-		b.count(&b.stats.RetainDropped)
-	}
 	t := id.cache.topic(pk.TopicName)
 	if t.Kind == KindAvailability {
 		online := strings.EqualFold(strings.TrimSpace(string(pk.Payload)), "online")
 		b.activity.reported(t.Device, online, now)
+		b.retain(id.device, id.admin, &pk)
 		return pk, nil
 	}
 	if t.Kind == KindNone {
 		b.count(&b.stats.Unmatched)
+		b.retain(id.device, id.admin, &pk)
 		return pk, nil // allowed but not a reading: acknowledged, not stored
 	}
 	rs, err := h.decode(id.readings[:0], t, pk.Payload, now, id.device)
@@ -323,6 +321,7 @@ func (h *hook) publish(cl *mqtt.Client, id *identity, pk packets.Packet) (packet
 			return pk, refuse(cl, pk, packets.ErrQuotaExceeded)
 		}
 	}
+	b.retain(id.device, id.admin, &pk) // decided once the payload passed: a refused one takes no slot
 	if pk.FixedHeader.Qos == 1 {
 		if err := h.storeThen(cl, id, newPendingAck(pk, len(rs), capErr, now), rs); err != nil {
 			return pk, err

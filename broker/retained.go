@@ -11,8 +11,13 @@ import (
 // broker: MaxRetained in all, each device's share of them, and room kept
 // for admins and for command topics (fieldgate/{device}/cmd/…), so that
 // one device cannot spend the budget the gateway's configuration needs.
-// What is held is learnt from mochi's retain and expiry hooks — publishes
-// and wills alike — so a slot frees when the library drops the message.
+// A slot is taken when the broker decides to keep a message (take), not
+// when mochi reports it kept: publishes and wills of one device decide on
+// several connections at once, and a book that waited for mochi let each
+// of them fit in the same last slot (twelve wills held where four may
+// be). mochi's retain and expiry hooks then keep the book true — a
+// cleared or expired message frees its slot — for publishes and wills
+// alike, and for readings the gateway's own client retains once stored.
 type retainedBook struct {
 	max, perDevice, reserve int
 
@@ -29,10 +34,14 @@ func newRetainedBook(capacity int) *retainedBook {
 		owner: map[string]string{}, held: map[string]int{}}
 }
 
-// allow reports whether device may retain a message on topic now: a
-// topic it already holds always, a new one within its share and the
-// budget (admins and command topics may use the reserve).
-func (r *retainedBook) allow(device string, admin bool, topic string) bool {
+// take reports whether device may retain a message on topic, and if so
+// holds the topic's slot for it from now: a topic it already holds
+// always, a new one within its share and the budget (admins and command
+// topics may use the reserve). A message that is then not kept after all
+// (its store failed, its delayed will was dropped) leaves the slot held
+// until the device's next message on that topic, or its removal: it
+// spends only the device's own share.
+func (r *retainedBook) take(device string, admin bool, topic string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.owner[topic]; ok {
@@ -42,7 +51,12 @@ func (r *retainedBook) allow(device string, admin bool, topic string) bool {
 	if admin || isCommandTopic(topic, deviceSegment(topic)) {
 		room = r.max
 	}
-	return len(r.owner) < room && (admin || r.held[device] < r.perDevice)
+	if len(r.owner) >= room || (!admin && r.held[device] >= r.perDevice) {
+		return false
+	}
+	r.owner[topic] = device
+	r.held[device]++
+	return true
 }
 
 // set records that device's message on topic is retained.
@@ -111,6 +125,16 @@ func (h *hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 		device = deviceOfClientID(cl.ID) // a will sent after the connection went
 	}
 	h.b.retained.set(pk.TopicName, device)
+}
+
+// retain decides whether device's publish pk, if it asks to be retained,
+// is kept: within the device's share (or the cap) it takes a slot, past it
+// its retain flag is cleared (delivered, not kept), and counted.
+func (b *Broker) retain(device string, admin bool, pk *packets.Packet) {
+	if pk.FixedHeader.Retain && len(pk.Payload) > 0 && !b.retained.take(device, admin, pk.TopicName) {
+		pk.FixedHeader.Retain = false
+		b.count(&b.stats.RetainDropped)
+	}
 }
 
 // OnRetainedExpired frees the slot of a retained message mochi expired.

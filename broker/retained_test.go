@@ -174,3 +174,58 @@ func TestResponseTopicStaysWithTheDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestRetainedReadingsKeepTheShare: a QoS 1 reading is retained once it
+// is stored, through the gateway's own client; it used to skip the
+// device's share (ten topics held where four may be).
+func TestRetainedReadingsKeepTheShare(t *testing.T) {
+	st, pw := testStore(t)
+	b := startBroker(t, st, Options{Config: Config{MaxRetained: 64}})
+	a, err := v3(t, b, "esp32-a", pw["esp32-a"], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if tok := a.Publish("esp32-a/sensor/probe"+strconv.Itoa(i)+"/state", 1, true, "21.5"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	if s := b.Stats(); s.Readings != 10 || s.Retained != 4 || s.RetainDropped != 6 {
+		t.Errorf("stats: %d readings, %d retained, %d retain flags dropped; want 10, 4 and 6", s.Readings, s.Retained, s.RetainDropped)
+	}
+	waitFor(t, func() bool { return retainedOn(b, "esp32-a/") >= 4 }) // each is retained after its PUBACK
+	if n := retainedOn(b, "esp32-a/"); n != 4 {
+		t.Errorf("one device holds %d retained readings, want its share of 4", n)
+	}
+}
+
+// TestRetainedSlotsAreTakenWhenDecided: the book counts a slot when the
+// broker decides to keep a message, before mochi reports it kept, so that
+// a device's connections deciding at once cannot all fit in its last slot
+// (this is what let twelve wills of one device be kept where four may).
+func TestRetainedSlotsAreTakenWhenDecided(t *testing.T) {
+	r := newRetainedBook(64)
+	var kept []string
+	for i := range 10 {
+		topic := "esp32-a/status/" + strconv.Itoa(i)
+		if r.take("esp32-a", false, topic) {
+			kept = append(kept, topic)
+		}
+	}
+	if len(kept) != 4 || r.count() != 4 {
+		t.Fatalf("took %d slots (the book counts %d) before any was confirmed, want the share of 4", len(kept), r.count())
+	}
+	if !r.take("esp32-a", false, kept[0]) {
+		t.Error("a topic the device holds was refused: replacing takes no new slot")
+	}
+	for _, topic := range kept { // mochi reports them kept: no second count
+		r.set(topic, "esp32-a")
+	}
+	r.clear(kept[1])
+	if !r.take("esp32-a", false, "esp32-a/status/new") || r.count() != 4 {
+		t.Errorf("a cleared slot did not come back: %d held", r.count())
+	}
+	if !r.take("ops", true, "fieldgate/esp32-a/cmd/interval") {
+		t.Error("an admin's command topic was refused")
+	}
+}

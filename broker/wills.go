@@ -101,7 +101,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	if id := h.identity(cl); id != nil {
 		device, admin = id.device, id.admin
 	}
-	if will.Retain && len(will.Payload) > 0 && !h.b.retained.allow(device, admin, will.TopicName) {
+	if will.Retain && len(will.Payload) > 0 && !h.b.retained.take(device, admin, will.TopicName) {
 		will.Retain = false // delivered, not kept
 		h.b.count(&h.b.stats.RetainDropped)
 	}
