@@ -49,13 +49,16 @@ func Test(t *testing.T, tg Target) {
 	host := daemontest.Build(t) // registers the device the emulated daemon admits
 	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+tg.GOARCH, "GOARM="+tg.GOARM)
 	out := t.TempDir()
+	// Built as deploy/build.sh builds the release (-trimpath, nomsgpack):
+	// the daemon under test is the one shipped, and its packages come from
+	// the build cache CI's cross-build filled.
 	for _, pkg := range []string{"store", "broker", "sensors", "uplink"} {
 		bin := filepath.Join(out, pkg+".test")
-		goBuild(t, root, env, goTool, "test", "-c", "-o", bin, "./"+pkg)
+		goBuild(t, root, env, goTool, "test", "-trimpath", "-tags", "nomsgpack", "-c", "-o", bin, "./"+pkg)
 		runEmulated(t, tg, qemu, bin, filepath.Join(root, pkg))
 	}
 	bin := filepath.Join(out, "fieldgate")
-	goBuild(t, root, env, goTool, "build", "-tags", "nomsgpack", "-o", bin, "./cmd/fieldgate")
+	goBuild(t, root, env, goTool, "build", "-trimpath", "-tags", "nomsgpack", "-o", bin, "./cmd/fieldgate")
 	daemonOnARM(t, qemu, bin, host)
 }
 
