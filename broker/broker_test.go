@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -451,19 +449,8 @@ func TestRetainedMessagesAreCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 10 {
-		tok := c.Publish("esp32-a/extra/"+strconv.Itoa(i), 1, true, "x")
-		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-	}
-	kept := 0
-	for topic := range b.server.Topics.Retained.GetAll() {
-		if strings.HasPrefix(topic, "esp32-a/") {
-			kept++
-		}
-	}
-	if kept != 3 {
+	publishRetained(t, c, "esp32-a/extra/%d", "x", 10)
+	if kept := retainedOn(b, "esp32-a/"); kept != 3 {
 		t.Errorf("%d retained messages, want the cap of 3", kept)
 	}
 	if s := b.Stats(); s.RetainDropped != 7 || s.Unmatched != 10 {

@@ -128,13 +128,23 @@ func (h *hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 }
 
 // retain decides whether device's publish pk, if it asks to be retained,
-// is kept: within the device's share (or the cap) it takes a slot, past it
-// its retain flag is cleared (delivered, not kept), and counted.
+// is kept (see keepRetained); if not, its retain flag is cleared.
 func (b *Broker) retain(device string, admin bool, pk *packets.Packet) {
-	if pk.FixedHeader.Retain && len(pk.Payload) > 0 && !b.retained.take(device, admin, pk.TopicName) {
-		pk.FixedHeader.Retain = false
-		b.count(&b.stats.RetainDropped)
+	if pk.FixedHeader.Retain {
+		pk.FixedHeader.Retain = b.keepRetained(device, admin, pk.TopicName, pk.Payload)
 	}
+}
+
+// keepRetained decides whether device's retained message (a publish or a
+// will) on topic is kept: within the device's share (or the cap) it takes
+// a slot; past it the message is delivered but not kept, and counted. An
+// empty payload clears a topic and takes nothing.
+func (b *Broker) keepRetained(device string, admin bool, topic string, payload []byte) bool {
+	if len(payload) == 0 || b.retained.take(device, admin, topic) {
+		return true
+	}
+	b.count(&b.stats.RetainDropped)
+	return false
 }
 
 // OnRetainedExpired frees the slot of a retained message mochi expired.

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +48,18 @@ func dropWith(t *testing.T, b *Broker, connect []byte) byte {
 	return head[3]
 }
 
+// publishRetained publishes payload retained at QoS 1 on n topics, the
+// format's %d numbered from 0, each acknowledged before the next.
+func publishRetained(t *testing.T, c paho3.Client, format, payload string, n int) {
+	t.Helper()
+	for i := range n {
+		if tok := c.Publish(fmt.Sprintf(format, i), 1, true, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+}
+
+// retainedOn counts the retained messages mochi holds under prefix.
 func retainedOn(b *Broker, prefix string) int {
 	n := 0
 	for topic := range b.server.Topics.Retained.GetAll() {
@@ -127,11 +140,7 @@ func TestRetainedShares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 10 {
-		if tok := a.Publish("esp32-a/config/"+strconv.Itoa(i), 1, true, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-	}
+	publishRetained(t, a, "esp32-a/config/%d", "x", 10)
 	if n := retainedOn(b, "esp32-a/"); n != 4 {
 		t.Errorf("one device holds %d retained messages, want its share of 4", n)
 	}
@@ -185,11 +194,7 @@ func TestRetainedReadingsKeepTheShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 10 {
-		if tok := a.Publish("esp32-a/sensor/probe"+strconv.Itoa(i)+"/state", 1, true, "21.5"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-	}
+	publishRetained(t, a, "esp32-a/sensor/probe%d/state", "21.5", 10)
 	if s := b.Stats(); s.Readings != 10 || s.Retained != 4 || s.RetainDropped != 6 {
 		t.Errorf("stats: %d readings, %d retained, %d retain flags dropped; want 10, 4 and 6", s.Readings, s.Retained, s.RetainDropped)
 	}

@@ -101,9 +101,8 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	if id := h.identity(cl); id != nil {
 		device, admin = id.device, id.admin
 	}
-	if will.Retain && len(will.Payload) > 0 && !h.b.retained.take(device, admin, will.TopicName) {
-		will.Retain = false // delivered, not kept
-		h.b.count(&h.b.stats.RetainDropped)
+	if will.Retain {
+		will.Retain = h.b.keepRetained(device, admin, will.TopicName, will.Payload)
 	}
 	if cl.Properties.Will.WillDelayInterval > 0 && !h.b.wills.add(cl.ID, device) {
 		cl.Properties.Will.WillDelayInterval = 0 // sent now: too many wait already
